@@ -1,0 +1,2 @@
+//! The `copy-offload` binary: thin subcommands over the library crates.
+fn main() {}

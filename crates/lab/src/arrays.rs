@@ -1,0 +1,1 @@
+//! Storage-array REST facades over the shared SAN model, one module per vendor.

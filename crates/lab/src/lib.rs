@@ -1,0 +1,12 @@
+//! The lab: simulated vCenter/ESXi and storage arrays that speak the real wire protocols, for the
+//! demo, the integration tests and the benchmarks. Product crates never depend on this crate.
+
+pub mod arrays;
+pub mod esxcli;
+pub mod faults;
+pub mod lab;
+pub mod san;
+pub mod scenario;
+pub mod ssh;
+pub mod vcenter;
+pub mod vmkfstools;

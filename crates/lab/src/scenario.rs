@@ -1,0 +1,1 @@
+//! The lab inventory (hosts, datastores, VMs, disks, arrays) from a small YAML scenario file.

@@ -1,0 +1,1 @@
+//! The embedded ESXi SSH endpoint enforcing the restricted-key semantics.

@@ -1,0 +1,1 @@
+//! The simulated vCenter/ESXi VIM SOAP endpoint and `/folder` file transfer.

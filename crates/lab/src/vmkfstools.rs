@@ -1,0 +1,1 @@
+//! The simulated `vmkfstools` clone engine: VMDK descriptors in, bytes onto the target volume.
