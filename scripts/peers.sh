@@ -6,7 +6,7 @@
 #              started once by `start` and shared by all tests
 #   pyvmomi    a Python venv with pyvmomi, for cross-checking our SOAP client against VMware's own bindings
 #
-# Usage: scripts/peers.sh install [all|vcsim|sshd|kube|pyvmomi]...
+# Usage: scripts/peers.sh install [all|vcsim|sshd|kube|pyvmomi|esxi-tools]...
 #        scripts/peers.sh start | stop | status | env
 #
 # Needs root for apt-get (only when packages are missing) and for the default cache directory.
@@ -35,6 +35,9 @@ APT_VCSIM=(golang-go golang-github-vmware-govmomi-dev golang-github-google-uuid-
 APT_SSHD=(openssh-server openssh-client)
 APT_KUBE=(golang-go golang-github-modern-go-reflect2-dev etcd-server rsync jq dpkg-dev make curl openssl ca-certificates)
 APT_PYVMOMI=(python3 python3-venv python3-pip)
+# The ESXi-side tests run the real wrapper scripts under dash and busybox, verify the VIB with binutils' ar,
+# measure the wrapper's peak RSS with /usr/bin/time and syntax-check the Ansible playbook.
+APT_ESXI_TOOLS=(busybox time binutils python3 python3-venv)
 
 log() { printf '[peers %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() {
@@ -228,6 +231,27 @@ install_pyvmomi() {
     log "pyvmomi: installed $dir/venv"
 }
 
+# ---------------------------------------------------------------------------------------------------- esxi tools
+
+install_esxi_tools() {
+    ensure_packages "${APT_ESXI_TOOLS[@]}"
+    local dir=$CACHE/ansible-core-$ANSIBLE_CORE_VERSION
+    if [ ! -f "$dir/venv/.complete" ]; then
+        rm -rf "$dir/venv"
+        mkdir -p "$dir"
+        timed "ansible: python3 -m venv" python3 -m venv "$dir/venv"
+        timed "ansible: pip install ansible-core==$ANSIBLE_CORE_VERSION" \
+            "$dir/venv/bin/python" -m pip install -q --disable-pip-version-check "ansible-core==$ANSIBLE_CORE_VERSION"
+        touch "$dir/venv/.complete"
+    fi
+    # The tests call ansible-playbook from PATH, as an administrator would.
+    local tool
+    for tool in ansible-playbook ansible-inventory; do
+        ln -sfn "$dir/venv/bin/$tool" "/usr/local/bin/$tool"
+    done
+    log "esxi tools: busybox, /usr/bin/time, ar, ansible-core $ANSIBLE_CORE_VERSION ready"
+}
+
 cmd_install() {
     local targets=("$@")
     [ ${#targets[@]} -eq 0 ] && targets=(all)
@@ -238,13 +262,15 @@ cmd_install() {
             install_vcsim
             install_sshd
             install_pyvmomi
+            install_esxi_tools
             install_kube
             ;;
+        esxi-tools) install_esxi_tools ;;
         vcsim) install_vcsim ;;
         sshd) install_sshd ;;
         kube) install_kube ;;
         pyvmomi) install_pyvmomi ;;
-        *) die "unknown install target '$t' (expected all, vcsim, sshd, kube or pyvmomi)" ;;
+        *) die "unknown install target '$t' (expected all, vcsim, sshd, kube, pyvmomi or esxi-tools)" ;;
         esac
     done
 }
@@ -430,7 +456,7 @@ main() {
     status) cmd_status ;;
     env) cmd_env ;;
     *)
-        echo "usage: $0 install [all|vcsim|sshd|kube|pyvmomi]... | start | stop | status | env" >&2
+        echo "usage: $0 install [all|vcsim|sshd|kube|pyvmomi|esxi-tools]... | start | stop | status | env" >&2
         exit 2
         ;;
     esac

@@ -1,0 +1,94 @@
+//! Errors of the ESXi side, with messages an administrator can act on.
+
+use crate::protocol::ProtocolError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EsxiError {
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error("ESXi wrapper operation {operation} failed with status {status}: {message}")]
+    OperationFailed {
+        operation: &'static str,
+        status: i32,
+        message: String,
+    },
+    #[error("clone task {task_id} failed with exit code {exit_code}, stderr: {std_err}")]
+    CloneFailed {
+        task_id: String,
+        exit_code: i32,
+        std_err: String,
+    },
+    #[error("clone task {task_id} cancelled; the clone was aborted on the host")]
+    Cancelled { task_id: String },
+    #[error("refusing to send {what} {value:?} to ESXi: {reason}")]
+    InvalidArgument {
+        what: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    #[error("esxcli {command} failed on host {host}: {message}")]
+    Esxcli {
+        host: String,
+        command: String,
+        message: String,
+    },
+    #[error(
+        "manual SSH key configuration required for ESXi host {host}: the copy-offload key was not \
+         accepted; the log contains the exact authorized_keys line for datastore {datastore} and the steps"
+    )]
+    KeyNotAccepted { host: String, datastore: String },
+    #[error(
+        "SSH host key of {host} does not match the pinned key (expected {expected}, got {actual}); \
+         if the host was reinstalled, update the pinned key, otherwise investigate a possible \
+         man-in-the-middle"
+    )]
+    HostKeyMismatch {
+        host: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("vCenter inventory lookup failed ({what}): {message}")]
+    Inventory { what: &'static str, message: String },
+    #[error("SSH key authentication as root was rejected by {host}")]
+    AuthRejected { host: String },
+    #[error("SSH to {host} failed: {message}")]
+    Ssh { host: String, message: String },
+    #[error("{what} on {host} timed out after {seconds} s (SSH_TIMEOUT_SECONDS)")]
+    Timeout {
+        host: String,
+        what: String,
+        seconds: u64,
+    },
+    #[error("invalid SSH configuration: {0}")]
+    SshConfig(String),
+    #[error(
+        "the wrapper script on datastore {datastore} could not be verified (sha-256 {actual}, \
+         expected {expected}) even after uploading it; check datastore permissions and free space"
+    )]
+    ScriptUnverified {
+        datastore: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("datastore file transfer failed for [{datastore}] {path}: {message}")]
+    DatastoreTransfer {
+        datastore: String,
+        path: String,
+        message: String,
+    },
+    #[error(
+        "ESXi host {host} runs wrapper version {found}, expected {expected}: its key line points at \
+         another script; replace the line with: {key_line}"
+    )]
+    WrapperVersionMismatch {
+        host: String,
+        found: String,
+        expected: &'static str,
+        key_line: String,
+    },
+    #[error(
+        "the host answers {reply:?} instead of the wrapper envelope: an old copy-offload key line \
+         (DS=…;CMD=… routing) is installed; replace it with: {key_line}"
+    )]
+    LegacyKeyLine { reply: String, key_line: String },
+}

@@ -1,0 +1,87 @@
+//! What an ESXi administrator is told to do for the SSH method: the restricted `authorized_keys`
+//! line and the numbered manual steps. Shared by the SSH executor, preflight and the controller.
+
+use crate::assets::SSH_WRAPPER_FILE_NAME;
+
+/// ESXi's authorized_keys file for root.
+pub const ESXI_ROOT_AUTHORIZED_KEYS: &str = "/etc/ssh/keys-root/authorized_keys";
+
+/// Path of the SSH wrapper on `datastore`.
+pub fn ssh_wrapper_path(datastore: &str) -> String {
+    format!("/vmfs/volumes/{datastore}/{SSH_WRAPPER_FILE_NAME}")
+}
+
+/// The `authorized_keys` line that lets `public_key` run only the wrapper on `datastore`.
+///
+/// Identical to the seed's line for plain datastore names; a name with spaces or shell
+/// metacharacters is single-quoted for the shell sshd runs the command with, and `"` is written
+/// as `\"`, the only escape sshd's option parser undoes.
+pub fn restricted_key_line(datastore: &str, public_key: &str) -> String {
+    let command = format!(
+        "python {}",
+        crate::protocol::shell_quote(&ssh_wrapper_path(datastore))
+    );
+    let option_value = command.replace('"', "\\\"");
+    format!(
+        "command=\"{option_value}\",no-port-forwarding,no-agent-forwarding,no-X11-forwarding {}",
+        public_key.trim()
+    )
+}
+
+/// The numbered steps to install the key on `host`, with the exact line to append.
+pub fn manual_key_instructions(host: &str, datastore: &str, public_key: &str) -> String {
+    let line = restricted_key_line(datastore, public_key);
+    format!(
+        "The copy-offload SSH key is not accepted by ESXi host {host}. Install it once per host:\n\
+         1. Enable SSH on the host: in the ESXi shell run `vim-cmd hostsvc/enable_ssh` and \
+         `vim-cmd hostsvc/start_ssh` (or Host > Configure > Services > SSH > Start).\n\
+         2. Log in as root: `ssh root@{host}`.\n\
+         3. Append this single line to {ESXI_ROOT_AUTHORIZED_KEYS} (for example with `vi`):\n\
+         {line}\n\
+         4. Save the file; no restart is needed. Then retry the migration.\n\
+         The key can only run {wrapper}; copy-offload uploads and verifies that script itself.",
+        wrapper = ssh_wrapper_path(datastore),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "ssh-rsa AAAAB3NzaC1yc2E copy-offload\n";
+
+    #[test]
+    fn plain_datastore_gives_the_seed_line() {
+        assert_eq!(
+            restricted_key_line("datastore1", KEY),
+            "command=\"python /vmfs/volumes/datastore1/secure-vmkfstools-wrapper.py\",\
+             no-port-forwarding,no-agent-forwarding,no-X11-forwarding ssh-rsa AAAAB3NzaC1yc2E copy-offload"
+        );
+    }
+
+    #[test]
+    fn awkward_datastore_names_are_quoted() {
+        assert!(
+            restricted_key_line("ds 1", KEY).starts_with(
+                "command=\"python '/vmfs/volumes/ds 1/secure-vmkfstools-wrapper.py'\","
+            )
+        );
+        assert!(restricted_key_line("a\"b'c", KEY).starts_with(
+            r#"command="python '/vmfs/volumes/a\"b'\''c/secure-vmkfstools-wrapper.py'","#
+        ));
+    }
+
+    #[test]
+    fn instructions_name_host_steps_and_line() {
+        let text = manual_key_instructions("10.0.0.5", "ds1", KEY);
+        for needle in [
+            "10.0.0.5",
+            "vim-cmd hostsvc/enable_ssh",
+            "vim-cmd hostsvc/start_ssh",
+            ESXI_ROOT_AUTHORIZED_KEYS,
+            &restricted_key_line("ds1", KEY),
+        ] {
+            assert!(text.contains(needle), "missing {needle}");
+        }
+    }
+}

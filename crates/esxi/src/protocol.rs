@@ -1,0 +1,714 @@
+//! The ESXi wrapper wire format, and the only code that knows it: the esxcli-style XML envelope
+//! (`status`, `message`), the JSON task documents carried in `message`, the operation names, the
+//! SSH command line (direct form and the upstream `DS=<ds>;CMD=<op>` framing) and progress parsing.
+//!
+//! Both wrappers (the VIB's shell script and the SSH Python script) and every populator, old and
+//! new, exchange exactly these shapes, so they are pinned by tests. No I/O happens here: the lab
+//! uses this module to play the wrapper in-process.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// XML namespace of the esxcli output envelope.
+pub const ESXCLI_OUTPUT_NAMESPACE: &str = "http://www.vmware.com/Products/ESX/5.0/esxcli/";
+
+/// Reply of the legacy connectivity probe (`DS=;CMD=…`) and of `--probe`.
+pub const PROBE_REPLY: &str = "SSH_OK";
+
+/// Errors decoding what a wrapper sent back, or a request a wrapper must refuse.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProtocolError {
+    #[error(
+        "the ESXi wrapper reply is not the expected XML envelope ({reason}); got: {excerpt:?}. \
+         The wrapper on the host may be an old or foreign script: reinstall it"
+    )]
+    MalformedEnvelope { reason: String, excerpt: String },
+    #[error("the ESXi wrapper reply has no `{0}` field")]
+    MissingField(&'static str),
+    #[error("the ESXi wrapper returned an unreadable JSON document ({reason}): {message:?}")]
+    MalformedJson { reason: String, message: String },
+    #[error("unsupported wrapper command: {0}")]
+    UnsupportedCommand(String),
+    #[error("wrapper command quoting is invalid: {0}")]
+    InvalidQuoting(&'static str),
+}
+
+/// The envelope every wrapper operation prints: a numeric status (0 = success) and a message
+/// that is either a JSON document, plain text, or empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrapperReply {
+    pub status: i32,
+    pub message: String,
+}
+
+impl WrapperReply {
+    pub fn ok(message: impl Into<String>) -> Self {
+        Self {
+            status: 0,
+            message: message.into(),
+        }
+    }
+
+    pub fn failed(status: i32, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn is_success(&self) -> bool {
+        self.status == 0
+    }
+
+    /// The envelope as the wrappers print it (message escaped, so any JSON is well-formed XML).
+    pub fn to_xml(&self) -> String {
+        format!(
+            "<?xml version=\"1.0\" ?>\n<output xmlns=\"{ESXCLI_OUTPUT_NAMESPACE}\">\n    \
+             <structure typeName=\"result\">\n        \
+             <field name=\"status\"><string>{}</string></field>\n        \
+             <field name=\"message\"><string>{}</string></field>\n    \
+             </structure>\n</output>\n",
+            self.status,
+            quick_xml::escape::escape(self.message.as_str())
+        )
+    }
+
+    /// Parses an envelope. Text around the XML (an SSH banner, a stray log line) is ignored.
+    pub fn from_xml(text: &str) -> Result<Self, ProtocolError> {
+        use quick_xml::events::Event;
+
+        let malformed = |reason: String| ProtocolError::MalformedEnvelope {
+            reason,
+            excerpt: text.chars().take(200).collect(),
+        };
+        let start = text
+            .find("<?xml")
+            .or_else(|| text.find("<output"))
+            .ok_or_else(|| malformed("no XML document".into()))?;
+        let mut reader = quick_xml::Reader::from_str(&text[start..]);
+        let mut field: Option<String> = None;
+        let mut in_string = false;
+        let mut status: Option<String> = None;
+        let mut message: Option<String> = None;
+        loop {
+            match reader
+                .read_event()
+                .map_err(|err| malformed(err.to_string()))?
+            {
+                Event::Start(tag) if tag.local_name().as_ref() == "field" => {
+                    field = tag
+                        .try_get_attribute("name")
+                        .map_err(|err| malformed(err.to_string()))?
+                        .map(|attr| attr.value.into_owned());
+                }
+                Event::End(tag) if tag.local_name().as_ref() == "field" => field = None,
+                Event::Start(tag) if tag.local_name().as_ref() == "string" => {
+                    in_string = true;
+                    let slot = match field.as_deref() {
+                        Some("status") => &mut status,
+                        Some("message") => &mut message,
+                        _ => continue,
+                    };
+                    slot.get_or_insert_with(String::new);
+                }
+                Event::Empty(tag) if tag.local_name().as_ref() == "string" => {
+                    match field.as_deref() {
+                        Some("status") => status.get_or_insert_with(String::new),
+                        Some("message") => message.get_or_insert_with(String::new),
+                        _ => continue,
+                    };
+                }
+                Event::End(tag) if tag.local_name().as_ref() == "string" => in_string = false,
+                Event::Text(content) if in_string => {
+                    let decoded = content.xml10_content();
+                    append_field(field.as_deref(), &mut status, &mut message, &decoded);
+                }
+                Event::GeneralRef(reference) if in_string => {
+                    let name: &str = &reference;
+                    let resolved = quick_xml::escape::unescape(&format!("&{name};"))
+                        .map_err(|err| malformed(err.to_string()))?
+                        .into_owned();
+                    append_field(field.as_deref(), &mut status, &mut message, &resolved);
+                }
+                Event::CData(content) if in_string => {
+                    let decoded = content.xml10_content().into_owned();
+                    append_field(field.as_deref(), &mut status, &mut message, &decoded);
+                }
+                Event::Eof => break,
+                _ => {}
+            }
+        }
+        let status = status.ok_or(ProtocolError::MissingField("status"))?;
+        let message = message.ok_or(ProtocolError::MissingField("message"))?;
+        let status = status
+            .trim()
+            .parse()
+            .map_err(|_| malformed(format!("status {status:?} is not a number")))?;
+        Ok(Self { status, message })
+    }
+}
+
+fn append_field(
+    field: Option<&str>,
+    status: &mut Option<String>,
+    message: &mut Option<String>,
+    text: &str,
+) {
+    match field {
+        Some("status") => status.get_or_insert_with(String::new).push_str(text),
+        Some("message") => message.get_or_insert_with(String::new).push_str(text),
+        _ => {}
+    }
+}
+
+/// `message` of a successful clone start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloneStarted {
+    pub task_id: String,
+    pub pid: i64,
+    #[serde(default, deserialize_with = "null_as_false")]
+    pub xcopy_used: bool,
+}
+
+/// `message` of task-get and task-abort.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStatus {
+    #[serde(default)]
+    pub task_id: String,
+    #[serde(default)]
+    pub pid: i64,
+    /// `None` while the clone runs (the wire carries `""`).
+    #[serde(default, with = "exit_code_text")]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub last_line: String,
+    /// `None` when the host cannot tell (no VAAI statistics for the device).
+    #[serde(default)]
+    pub xcopy_used: Option<bool>,
+    #[serde(default)]
+    pub std_err: String,
+}
+
+impl TaskStatus {
+    pub fn is_finished(&self) -> bool {
+        self.exit_code.is_some()
+    }
+
+    pub fn progress_percent(&self) -> Option<u8> {
+        progress_percent(&self.last_line)
+    }
+}
+
+/// `message` of the version operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub version: String,
+}
+
+fn null_as_false<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(deserializer)?.unwrap_or(false))
+}
+
+mod exit_code_text {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(code: &Option<i32>, serializer: S) -> Result<S::Ok, S::Error> {
+        match code {
+            Some(code) => serializer.serialize_str(&code.to_string()),
+            None => serializer.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<i32>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Text(String),
+            Number(i32),
+            Null(()),
+        }
+        match Wire::deserialize(deserializer)? {
+            Wire::Text(text) if text.trim().is_empty() => Ok(None),
+            Wire::Text(text) => text
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| D::Error::custom(format!("exitCode {text:?} is not a number"))),
+            Wire::Number(code) => Ok(Some(code)),
+            Wire::Null(()) => Ok(None),
+        }
+    }
+}
+
+/// Decodes the JSON document in a reply's message.
+pub fn decode_message<T: serde::de::DeserializeOwned>(message: &str) -> Result<T, ProtocolError> {
+    serde_json::from_str(message).map_err(|err| ProtocolError::MalformedJson {
+        reason: err.to_string(),
+        message: message.chars().take(500).collect(),
+    })
+}
+
+/// Encodes a JSON document for a reply's message.
+pub fn encode_message<T: Serialize>(document: &T) -> String {
+    // Serialising these plain structs cannot fail.
+    serde_json::to_string(document).unwrap_or_default()
+}
+
+/// The percentage in a vmkfstools progress line such as `Clone: 45% done.`: the last `NN%` whose
+/// value is 0–100. Anything else is `None`, never a sentinel value.
+pub fn progress_percent(last_line: &str) -> Option<u8> {
+    let bytes = last_line.as_bytes();
+    let mut found = None;
+    for (index, byte) in bytes.iter().enumerate() {
+        if *byte != b'%' {
+            continue;
+        }
+        let digits_start = bytes[..index]
+            .iter()
+            .rposition(|b| !b.is_ascii_digit())
+            .map_or(0, |position| position + 1);
+        let digits = &last_line[digits_start..index];
+        let negative = digits_start > 0 && bytes[digits_start - 1] == b'-';
+        if !negative
+            && (1..=3).contains(&digits.len())
+            && let Ok(value) = digits.parse::<u8>()
+            && value <= 100
+        {
+            found = Some(value);
+        }
+    }
+    found
+}
+
+/// One wrapper operation, as typed values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WrapperCommand {
+    Probe,
+    Version,
+    Clone {
+        source_vmdk: String,
+        target_device: String,
+    },
+    TaskGet {
+        task_id: String,
+    },
+    TaskAbort {
+        task_id: String,
+    },
+    TaskClean {
+        task_id: String,
+    },
+}
+
+impl WrapperCommand {
+    /// Wrapper argv (`--clone -s <src> -t <dev>`, …), shared by both wrappers.
+    pub fn wrapper_args(&self) -> Vec<&str> {
+        match self {
+            Self::Probe => vec!["--probe"],
+            Self::Version => vec!["--version"],
+            Self::Clone {
+                source_vmdk,
+                target_device,
+            } => {
+                vec!["--clone", "-s", source_vmdk, "-t", target_device]
+            }
+            Self::TaskGet { task_id } => vec!["--task-get", "-i", task_id],
+            Self::TaskAbort { task_id } => vec!["--task-abort", "-i", task_id],
+            Self::TaskClean { task_id } => vec!["--task-clean", "-i", task_id],
+        }
+    }
+
+    /// esxcli argv for the VIB's `vmkfstools` namespace.
+    pub fn esxcli_args(&self) -> Vec<&str> {
+        match self {
+            Self::Probe | Self::Version => vec!["vmkfstools", "version"],
+            Self::Clone {
+                source_vmdk,
+                target_device,
+            } => {
+                vec![
+                    "vmkfstools",
+                    "clone",
+                    "-s",
+                    source_vmdk,
+                    "-t",
+                    target_device,
+                ]
+            }
+            Self::TaskGet { task_id } => vec!["vmkfstools", "taskGet", "-i", task_id],
+            Self::TaskAbort { task_id } => vec!["vmkfstools", "taskAbort", "-i", task_id],
+            Self::TaskClean { task_id } => vec!["vmkfstools", "taskClean", "-i", task_id],
+        }
+    }
+
+    /// The SSH command for the seed's key line (`command="python …/secure-vmkfstools-wrapper.py"`),
+    /// every word POSIX-quoted so names with spaces survive.
+    pub fn to_ssh_command(&self) -> String {
+        self.wrapper_args()
+            .iter()
+            .map(|word| shell_quote(word))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The upstream framing `DS=<datastore>;CMD=<operation>` (an empty datastore is the probe).
+    pub fn to_legacy_frame(&self, datastore: &str) -> String {
+        match self {
+            Self::Probe => "DS=;CMD=status test-task-id".to_owned(),
+            _ => format!("DS={datastore};CMD={}", self.to_ssh_command()),
+        }
+    }
+
+    /// Parses an SSH command in either form; returns the datastore named by a legacy frame.
+    /// Path validation is the wrapper's job; this only recognises the operation and its words.
+    pub fn parse_ssh_command(line: &str) -> Result<(Option<String>, Self), ProtocolError> {
+        let mut rest = line;
+        let mut datastore = None;
+        if let Some(frame) = line.strip_prefix("DS=")
+            && let Some((ds, command)) = frame.split_once(";CMD=")
+        {
+            if ds.is_empty() {
+                return Ok((None, Self::Probe));
+            }
+            datastore = Some(ds.to_owned());
+            rest = command;
+        }
+        let words = split_shell_words(rest)?;
+        let unsupported = || ProtocolError::UnsupportedCommand(line.chars().take(120).collect());
+        let (operation, options) = words.split_first().ok_or_else(unsupported)?;
+        let mut values = std::collections::BTreeMap::new();
+        for pair in options.chunks(2) {
+            let [option, value] = pair else {
+                return Err(unsupported());
+            };
+            let name = match option.as_str() {
+                "-s" | "--source-vmdk" => "source",
+                "-t" | "--target-lun" => "target",
+                "-i" | "--task-id" => "id",
+                _ => return Err(unsupported()),
+            };
+            if values.insert(name, value.clone()).is_some() {
+                return Err(unsupported());
+            }
+        }
+        let mut take = |name| values.remove(name).ok_or_else(unsupported);
+        let command = match operation.as_str() {
+            "--probe" => Self::Probe,
+            "--version" | "-v" => Self::Version,
+            "--clone" => Self::Clone {
+                source_vmdk: take("source")?,
+                target_device: take("target")?,
+            },
+            "--task-get" => Self::TaskGet {
+                task_id: take("id")?,
+            },
+            "--task-abort" => Self::TaskAbort {
+                task_id: take("id")?,
+            },
+            "--task-clean" => Self::TaskClean {
+                task_id: take("id")?,
+            },
+            _ => return Err(unsupported()),
+        };
+        if !values.is_empty() {
+            return Err(unsupported());
+        }
+        Ok((datastore, command))
+    }
+}
+
+/// Quotes one word for a POSIX shell (single quotes; embedded `'` as `'\''`).
+pub fn shell_quote(word: &str) -> String {
+    let safe = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
+    if safe {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// Splits a command line into words with POSIX shell quoting rules (the subset `shlex.split`
+/// implements: single quotes, double quotes with `\` escapes, bare `\`).
+pub fn split_shell_words(line: &str) -> Result<Vec<String>, ProtocolError> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' => {
+                if let Some(done) = word.take() {
+                    words.push(done);
+                }
+            }
+            '\'' => {
+                let current = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(inner) => current.push(inner),
+                        None => {
+                            return Err(ProtocolError::InvalidQuoting("unterminated single quote"));
+                        }
+                    }
+                }
+            }
+            '"' => {
+                let current = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(escaped @ ('"' | '\\' | '$' | '`')) => current.push(escaped),
+                            Some(other) => {
+                                current.push('\\');
+                                current.push(other);
+                            }
+                            None => {
+                                return Err(ProtocolError::InvalidQuoting(
+                                    "unterminated double quote",
+                                ));
+                            }
+                        },
+                        Some(inner) => current.push(inner),
+                        None => {
+                            return Err(ProtocolError::InvalidQuoting("unterminated double quote"));
+                        }
+                    }
+                }
+            }
+            '\\' => match chars.next() {
+                Some(escaped) => word.get_or_insert_with(String::new).push(escaped),
+                None => return Err(ProtocolError::InvalidQuoting("trailing backslash")),
+            },
+            other => word.get_or_insert_with(String::new).push(other),
+        }
+    }
+    words.extend(word);
+    Ok(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Byte-for-byte what upstream's shell wrapper prints (core.md §6.4); old populators parse it.
+    const UPSTREAM_CLONE_REPLY: &str = "<?xml version=\"1.0\" ?>\n\
+<output xmlns=\"http://www.vmware.com/Products/ESX/5.0/esxcli/\">\n    \
+<structure typeName=\"result\">\n        \
+<field name=\"status\"><string>0</string></field>\n        \
+<field name=\"message\"><string>{\"taskId\": \"3f1c0c56-1f7e-4f59-a9c2-8d1b6c3e0a11\", \"pid\": 4242, \"xcopyUsed\": false}</string></field>\n    \
+</structure>\n</output>\n";
+
+    #[test]
+    fn envelope_matches_upstream_bytes() {
+        let reply = WrapperReply::ok(
+            r#"{"taskId": "3f1c0c56-1f7e-4f59-a9c2-8d1b6c3e0a11", "pid": 4242, "xcopyUsed": false}"#,
+        );
+        // Upstream does not escape quotes; an escaped `"` decodes identically, so compare decoded.
+        assert_eq!(WrapperReply::from_xml(UPSTREAM_CLONE_REPLY).unwrap(), reply);
+        assert_eq!(WrapperReply::from_xml(&reply.to_xml()).unwrap(), reply);
+        let started: CloneStarted = decode_message(&reply.message).unwrap();
+        assert_eq!(started.task_id, "3f1c0c56-1f7e-4f59-a9c2-8d1b6c3e0a11");
+        assert_eq!(started.pid, 4242);
+        assert!(!started.xcopy_used);
+    }
+
+    #[test]
+    fn envelope_round_trips_markup_in_the_message() {
+        let reply = WrapperReply::failed(1, "path </string> & <field> \"quoted\"");
+        assert_eq!(WrapperReply::from_xml(&reply.to_xml()).unwrap(), reply);
+    }
+
+    #[test]
+    fn envelope_tolerates_surrounding_noise_and_empty_message() {
+        let xml = WrapperReply::ok("").to_xml();
+        let noisy = format!("Welcome to ESXi\n{xml}trailing");
+        assert_eq!(
+            WrapperReply::from_xml(&noisy).unwrap(),
+            WrapperReply::ok("")
+        );
+        let self_closing = "<output><structure><field name=\"status\"><string>0</string></field>\
+                            <field name=\"message\"><string/></field></structure></output>";
+        assert_eq!(
+            WrapperReply::from_xml(self_closing).unwrap(),
+            WrapperReply::ok("")
+        );
+    }
+
+    #[test]
+    fn envelope_errors_say_what_is_missing() {
+        assert!(matches!(
+            WrapperReply::from_xml("SSH_OK\n"),
+            Err(ProtocolError::MalformedEnvelope { .. })
+        ));
+        let no_message = "<output><field name=\"status\"><string>0</string></field></output>";
+        assert_eq!(
+            WrapperReply::from_xml(no_message),
+            Err(ProtocolError::MissingField("message"))
+        );
+        let no_status = "<output><field name=\"message\"><string>x</string></field></output>";
+        assert_eq!(
+            WrapperReply::from_xml(no_status),
+            Err(ProtocolError::MissingField("status"))
+        );
+    }
+
+    #[test]
+    fn task_status_reads_running_finished_and_error_documents() {
+        let running: TaskStatus = decode_message(
+            r#"{"taskId": "t", "pid": 7, "exitCode": "", "lastLine": "Clone: 12% done.", "xcopyUsed": null, "stdErr": ""}"#,
+        )
+        .unwrap();
+        assert_eq!(running.exit_code, None);
+        assert_eq!(running.xcopy_used, None);
+        assert_eq!(running.progress_percent(), Some(12));
+        let finished: TaskStatus = decode_message(
+            r#"{"taskId": "t", "pid": 7, "exitCode": "3", "lastLine": "", "xcopyUsed": true, "stdErr": "boom"}"#,
+        )
+        .unwrap();
+        assert_eq!(finished.exit_code, Some(3));
+        assert_eq!(finished.xcopy_used, Some(true));
+        // Upstream error replies carry only stdErr.
+        let error_only: TaskStatus = decode_message(r#"{"stdErr": "Failed to read PID"}"#).unwrap();
+        assert_eq!(error_only.std_err, "Failed to read PID");
+        assert!(decode_message::<TaskStatus>(r#"{"exitCode": "x"}"#).is_err());
+    }
+
+    #[test]
+    fn task_status_json_field_names_are_the_contract() {
+        let status = TaskStatus {
+            task_id: "t".into(),
+            pid: 1,
+            exit_code: None,
+            last_line: "l".into(),
+            xcopy_used: None,
+            std_err: "e".into(),
+        };
+        assert_eq!(
+            encode_message(&status),
+            r#"{"taskId":"t","pid":1,"exitCode":"","lastLine":"l","xcopyUsed":null,"stdErr":"e"}"#
+        );
+        let started = CloneStarted {
+            task_id: "t".into(),
+            pid: 2,
+            xcopy_used: false,
+        };
+        assert_eq!(
+            encode_message(&started),
+            r#"{"taskId":"t","pid":2,"xcopyUsed":false}"#
+        );
+    }
+
+    #[test]
+    fn progress_never_reports_a_bogus_value() {
+        assert_eq!(progress_percent("Clone: 45% done."), Some(45));
+        assert_eq!(progress_percent("Clone: 0% done."), Some(0));
+        assert_eq!(progress_percent("Clone: 100% done."), Some(100));
+        assert_eq!(progress_percent("Clone: 5% done. Clone: 7% done."), Some(7));
+        assert_eq!(progress_percent(""), None);
+        assert_eq!(
+            progress_percent("Destination disk format: VMFS thin-provisioned"),
+            None
+        );
+        assert_eq!(progress_percent("Clone: -1% done."), None);
+        assert_eq!(progress_percent("Clone: 101% done."), None);
+        assert_eq!(progress_percent("Clone: 4294967295% done."), None);
+        assert_eq!(progress_percent("%"), None);
+    }
+
+    #[test]
+    fn ssh_commands_quote_every_word_and_parse_back() {
+        let clone = WrapperCommand::Clone {
+            source_vmdk: "/vmfs/volumes/ds 1/vm's/vm.vmdk".into(),
+            target_device: "/vmfs/devices/disks/naa.600a".into(),
+        };
+        let line = clone.to_ssh_command();
+        assert_eq!(
+            line,
+            r"--clone -s '/vmfs/volumes/ds 1/vm'\''s/vm.vmdk' -t /vmfs/devices/disks/naa.600a"
+        );
+        assert_eq!(
+            WrapperCommand::parse_ssh_command(&line).unwrap(),
+            (None, clone.clone())
+        );
+        let framed = clone.to_legacy_frame("ds 1");
+        assert_eq!(
+            WrapperCommand::parse_ssh_command(&framed).unwrap(),
+            (Some("ds 1".to_owned()), clone)
+        );
+    }
+
+    #[test]
+    fn upstream_framing_is_understood() {
+        assert_eq!(
+            WrapperCommand::parse_ssh_command("DS=;CMD=status test-task-id").unwrap(),
+            (None, WrapperCommand::Probe)
+        );
+        assert_eq!(
+            WrapperCommand::parse_ssh_command("DS=ds1;CMD=--task-get -i abc").unwrap(),
+            (
+                Some("ds1".into()),
+                WrapperCommand::TaskGet {
+                    task_id: "abc".into()
+                }
+            )
+        );
+        assert_eq!(
+            WrapperCommand::Probe.to_legacy_frame("x"),
+            "DS=;CMD=status test-task-id"
+        );
+    }
+
+    #[test]
+    fn unknown_or_incomplete_commands_are_refused() {
+        for line in [
+            "",
+            "id",
+            "--clone -s /a",
+            "--clone -s /a -t /b -x y",
+            "--task-get -i a -i b",
+            "--version extra",
+            "--task-get 'unterminated",
+        ] {
+            assert!(
+                WrapperCommand::parse_ssh_command(line).is_err(),
+                "{line:?} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn esxcli_argv_uses_the_vib_namespace() {
+        let get = WrapperCommand::TaskGet {
+            task_id: "t".into(),
+        };
+        assert_eq!(get.esxcli_args(), ["vmkfstools", "taskGet", "-i", "t"]);
+        assert_eq!(
+            WrapperCommand::Version.esxcli_args(),
+            ["vmkfstools", "version"]
+        );
+        assert_eq!(
+            WrapperCommand::TaskClean {
+                task_id: "t".into()
+            }
+            .wrapper_args(),
+            ["--task-clean", "-i", "t"]
+        );
+    }
+
+    #[test]
+    fn shell_words_follow_posix_rules() {
+        assert_eq!(
+            split_shell_words(r#"a "b c" 'd e' f\ g "h\"i""#).unwrap(),
+            ["a", "b c", "d e", "f g", "h\"i"]
+        );
+        assert_eq!(split_shell_words("''").unwrap(), [""]);
+        assert!(split_shell_words("\"open").is_err());
+    }
+}

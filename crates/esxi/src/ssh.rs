@@ -1,0 +1,677 @@
+//! The SSH clone method: one russh connection to ESXi root with the restricted copy-offload key,
+//! whose forced command is `secure-vmkfstools-wrapper.py` on the datastore. Covers key loading
+//! (`SSH_PRIVATE_KEY`, `SSH_TIMEOUT_SECONDS`), host-key pinning (given or trust-on-first-use),
+//! the "key not installed" guidance, and putting a verified wrapper on the datastore.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use russh::ChannelMsg;
+use russh::client::{self, AuthResult, Handle};
+use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use tracing::{debug, error, info, warn};
+
+use crate::assets::{
+    SSH_WRAPPER, SSH_WRAPPER_FILE_NAME, WRAPPER_VERSION, sha256_hex, ssh_wrapper_sha256,
+};
+use crate::error::EsxiError;
+use crate::executor::{CloneExecutor, check_clone_arguments};
+use crate::guidance::{manual_key_instructions, restricted_key_line};
+use crate::protocol::{
+    CloneStarted, PROBE_REPLY, TaskStatus, VersionInfo, WrapperCommand, WrapperReply,
+    decode_message,
+};
+
+/// Env var holding the base64-encoded PEM private key.
+pub const SSH_PRIVATE_KEY_ENV: &str = "SSH_PRIVATE_KEY";
+/// Env var holding the per-operation SSH timeout in seconds.
+pub const SSH_TIMEOUT_SECONDS_ENV: &str = "SSH_TIMEOUT_SECONDS";
+/// Default for [`SSH_TIMEOUT_SECONDS_ENV`].
+pub const DEFAULT_SSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the ESXi host key is trusted.
+#[derive(Debug, Clone)]
+pub enum HostKeyPolicy {
+    /// Only this key is accepted.
+    Pinned(PublicKey),
+    /// The first key seen for `host:port` is recorded in this OpenSSH known_hosts file and every
+    /// later connection must present the same key.
+    TrustOnFirstUse { known_hosts: PathBuf },
+}
+
+/// Everything needed to open the SSH connection.
+#[derive(Clone)]
+pub struct SshSettings {
+    pub private_key: Arc<PrivateKey>,
+    pub host_key: HostKeyPolicy,
+    /// Bounds connect + authentication and every wrapper call.
+    pub timeout: Duration,
+    pub port: u16,
+    pub user: String,
+}
+
+impl std::fmt::Debug for SshSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshSettings")
+            .field("private_key", &"<redacted>")
+            .field("host_key", &self.host_key)
+            .field("timeout", &self.timeout)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+impl SshSettings {
+    /// Settings from a base64-encoded PEM key (the `SSH_PRIVATE_KEY` format), root on port 22.
+    pub fn from_base64_pem(encoded: &str, host_key: HostKeyPolicy) -> Result<Self, EsxiError> {
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|err| {
+                EsxiError::SshConfig(format!("{SSH_PRIVATE_KEY_ENV} is not valid base64: {err}"))
+            })?;
+        let pem = String::from_utf8(pem).map_err(|_| {
+            EsxiError::SshConfig(format!("{SSH_PRIVATE_KEY_ENV} does not decode to PEM text"))
+        })?;
+        if pem.trim().is_empty() {
+            return Err(EsxiError::SshConfig(
+                "ssh key material must be non-empty".into(),
+            ));
+        }
+        let key = russh::keys::decode_secret_key(&pem, None).map_err(|err| {
+            EsxiError::SshConfig(format!(
+                "{SSH_PRIVATE_KEY_ENV} is not a usable private key: {err}"
+            ))
+        })?;
+        Ok(Self {
+            private_key: Arc::new(key),
+            host_key,
+            timeout: DEFAULT_SSH_TIMEOUT,
+            port: 22,
+            user: "root".into(),
+        })
+    }
+
+    /// Settings from `SSH_PRIVATE_KEY` and `SSH_TIMEOUT_SECONDS`.
+    pub fn from_env(host_key: HostKeyPolicy) -> Result<Self, EsxiError> {
+        let key = std::env::var(SSH_PRIVATE_KEY_ENV)
+            .map_err(|_| EsxiError::SshConfig(format!("{SSH_PRIVATE_KEY_ENV} is not set")))?;
+        let mut settings = Self::from_base64_pem(&key, host_key)?;
+        settings.timeout = parse_timeout(std::env::var(SSH_TIMEOUT_SECONDS_ENV).ok().as_deref())?;
+        Ok(settings)
+    }
+
+    /// The public half, in authorized_keys format.
+    pub fn public_key_openssh(&self) -> String {
+        self.private_key
+            .public_key()
+            .to_openssh()
+            .unwrap_or_default()
+    }
+}
+
+/// Parses `SSH_TIMEOUT_SECONDS` (unset or empty = 30 s).
+pub fn parse_timeout(value: Option<&str>) -> Result<Duration, EsxiError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(DEFAULT_SSH_TIMEOUT),
+        Some(text) => match text.parse::<u64>() {
+            Ok(seconds) if seconds > 0 => Ok(Duration::from_secs(seconds)),
+            _ => Err(EsxiError::SshConfig(format!(
+                "{SSH_TIMEOUT_SECONDS_ENV}={text:?} must be a positive number of seconds"
+            ))),
+        },
+    }
+}
+
+/// What the host-key check saw, reported back from russh's handler.
+#[derive(Default)]
+struct HostKeyVerdict {
+    mismatch: Option<(String, String)>,
+    failure: Option<String>,
+}
+
+struct HostKeyCheck {
+    host: String,
+    port: u16,
+    policy: HostKeyPolicy,
+    verdict: Arc<Mutex<HostKeyVerdict>>,
+}
+
+fn fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+impl HostKeyCheck {
+    fn verify(&self, key: &PublicKey) -> Result<bool, String> {
+        match &self.policy {
+            HostKeyPolicy::Pinned(pinned) => {
+                if pinned.key_data() == key.key_data() {
+                    Ok(true)
+                } else {
+                    self.record_mismatch(fingerprint(pinned), fingerprint(key));
+                    Ok(false)
+                }
+            }
+            HostKeyPolicy::TrustOnFirstUse { known_hosts } => {
+                let recorded = if known_hosts.exists() {
+                    russh::keys::known_hosts::known_host_keys_path(
+                        &self.host,
+                        self.port,
+                        known_hosts,
+                    )
+                    .map_err(|err| format!("cannot read {}: {err}", known_hosts.display()))?
+                } else {
+                    Vec::new()
+                };
+                if recorded.is_empty() {
+                    info!(host = %self.host, fingerprint = %fingerprint(key), "recording ESXi host key on first use");
+                    return russh::keys::known_hosts::learn_known_hosts_path(
+                        &self.host,
+                        self.port,
+                        key,
+                        known_hosts,
+                    )
+                    .map(|()| true)
+                    .map_err(|err| {
+                        format!(
+                            "cannot record the host key in {}: {err}",
+                            known_hosts.display()
+                        )
+                    });
+                }
+                // Any recorded key binds the host: a different key, even of another algorithm, is refused.
+                if recorded
+                    .iter()
+                    .any(|(_, known)| known.key_data() == key.key_data())
+                {
+                    return Ok(true);
+                }
+                let expected = recorded
+                    .iter()
+                    .map(|(_, known)| fingerprint(known))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.record_mismatch(expected, fingerprint(key));
+                Ok(false)
+            }
+        }
+    }
+
+    fn record_mismatch(&self, expected: String, actual: String) {
+        if let Ok(mut verdict) = self.verdict.lock() {
+            verdict.mismatch = Some((expected, actual));
+        }
+    }
+}
+
+impl client::Handler for HostKeyCheck {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        server_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = server_key else {
+            return Ok(false);
+        };
+        match self.verify(key) {
+            Ok(accepted) => Ok(accepted),
+            Err(message) => {
+                if let Ok(mut verdict) = self.verdict.lock() {
+                    verdict.failure = Some(message);
+                }
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// Files on a datastore, as the vSphere `/folder` endpoint offers them. Implemented over
+/// `co_vsphere::Client` by the caller; a seam so the executor can be tested without vCenter.
+#[async_trait]
+pub trait DatastoreFiles: Send + Sync {
+    /// The file's bytes, or `None` when it does not exist.
+    async fn download(&self, datastore: &str, path: &str) -> Result<Option<Vec<u8>>, EsxiError>;
+    async fn upload(&self, datastore: &str, path: &str, body: Vec<u8>) -> Result<(), EsxiError>;
+}
+
+/// What [`ensure_wrapper_script`] had to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptPlacement {
+    AlreadyCurrent,
+    Uploaded,
+}
+
+/// Makes sure the datastore holds exactly this crate's wrapper before anything runs it: the
+/// file is read back through the datastore API and its SHA-256 compared with the embedded
+/// script; a missing, older or altered script is replaced and verified again.
+pub async fn ensure_wrapper_script(
+    files: &dyn DatastoreFiles,
+    datastore: &str,
+) -> Result<ScriptPlacement, EsxiError> {
+    let expected = ssh_wrapper_sha256();
+    let current = files.download(datastore, SSH_WRAPPER_FILE_NAME).await?;
+    if current.as_deref().map(sha256_hex).as_deref() == Some(expected.as_str()) {
+        debug!(datastore, "wrapper script verified, upload skipped");
+        return Ok(ScriptPlacement::AlreadyCurrent);
+    }
+    info!(
+        datastore,
+        present = current.is_some(),
+        version = WRAPPER_VERSION,
+        "uploading the wrapper script"
+    );
+    files
+        .upload(
+            datastore,
+            SSH_WRAPPER_FILE_NAME,
+            SSH_WRAPPER.as_bytes().to_vec(),
+        )
+        .await?;
+    let written = files.download(datastore, SSH_WRAPPER_FILE_NAME).await?;
+    let actual = written
+        .as_deref()
+        .map(sha256_hex)
+        .unwrap_or_else(|| "<missing>".into());
+    if actual != expected {
+        return Err(EsxiError::ScriptUnverified {
+            datastore: datastore.to_owned(),
+            expected,
+            actual,
+        });
+    }
+    Ok(ScriptPlacement::Uploaded)
+}
+
+/// Output of one SSH command.
+#[derive(Debug, Default)]
+pub struct CommandOutput {
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_status: Option<u32>,
+}
+
+/// One authenticated SSH connection to an ESXi host; every command opens a channel on it.
+pub struct SshSession {
+    host: String,
+    timeout: Duration,
+    handle: Handle<HostKeyCheck>,
+}
+
+impl SshSession {
+    /// Connects and authenticates with `settings`, verifying the host key by its policy.
+    pub async fn connect(host: &str, settings: &SshSettings) -> Result<Self, EsxiError> {
+        let verdict = Arc::new(Mutex::new(HostKeyVerdict::default()));
+        let check = HostKeyCheck {
+            host: host.to_owned(),
+            port: settings.port,
+            policy: settings.host_key.clone(),
+            verdict: verdict.clone(),
+        };
+        let config = Arc::new(client::Config {
+            inactivity_timeout: None,
+            keepalive_interval: Some(Duration::from_secs(15)),
+            keepalive_max: 4,
+            ..Default::default()
+        });
+        let ssh_error = |message: String| EsxiError::Ssh {
+            host: host.to_owned(),
+            message,
+        };
+        let timed_out = |what: &str| EsxiError::Timeout {
+            host: host.to_owned(),
+            what: what.to_owned(),
+            seconds: settings.timeout.as_secs(),
+        };
+        let connected = tokio::time::timeout(
+            settings.timeout,
+            client::connect(config, (host, settings.port), check),
+        )
+        .await;
+        let mut handle = match connected {
+            Err(_) => return Err(timed_out("SSH connect")),
+            Ok(Ok(handle)) => handle,
+            Ok(Err(err)) => {
+                let verdict = verdict
+                    .lock()
+                    .map(|v| (v.mismatch.clone(), v.failure.clone()))
+                    .unwrap_or_default();
+                return Err(match verdict {
+                    (Some((expected, actual)), _) => EsxiError::HostKeyMismatch {
+                        host: host.to_owned(),
+                        expected,
+                        actual,
+                    },
+                    (None, Some(failure)) => ssh_error(failure),
+                    (None, None) => ssh_error(err.to_string()),
+                });
+            }
+        };
+        let auth = async {
+            // Never fall back to SHA-1 `ssh-rsa`: ESXi 8 and OpenSSH >= 8.8 refuse it.
+            let hash = handle
+                .best_supported_rsa_hash()
+                .await?
+                .flatten()
+                .or(Some(HashAlg::Sha512));
+            let key = PrivateKeyWithHashAlg::new(settings.private_key.clone(), hash);
+            handle
+                .authenticate_publickey(settings.user.clone(), key)
+                .await
+        };
+        match tokio::time::timeout(settings.timeout, auth).await {
+            Err(_) => Err(timed_out("SSH authentication")),
+            Ok(Err(err)) => Err(ssh_error(format!("authentication failed: {err}"))),
+            Ok(Ok(AuthResult::Failure { .. })) => Err(EsxiError::AuthRejected {
+                host: host.to_owned(),
+            }),
+            Ok(Ok(AuthResult::Success)) => Ok(Self {
+                host: host.to_owned(),
+                timeout: settings.timeout,
+                handle,
+            }),
+        }
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Runs `command` (with `stdin` fed to it when given), bounded by the session timeout.
+    pub async fn run(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<CommandOutput, EsxiError> {
+        self.run_with_timeout(command, stdin, self.timeout).await
+    }
+
+    /// Like [`Self::run`] with an explicit bound (uploads of large files).
+    pub async fn run_with_timeout(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<CommandOutput, EsxiError> {
+        let ssh_error = |err: russh::Error| EsxiError::Ssh {
+            host: self.host.clone(),
+            message: err.to_string(),
+        };
+        let exchange = async {
+            let mut channel = self
+                .handle
+                .channel_open_session()
+                .await
+                .map_err(ssh_error)?;
+            channel.exec(true, command).await.map_err(ssh_error)?;
+            if let Some(input) = stdin {
+                channel.data(input).await.map_err(ssh_error)?;
+            }
+            channel.eof().await.map_err(ssh_error)?;
+            let mut stdout = Vec::new();
+            let mut stderr = Vec::new();
+            let mut output = CommandOutput::default();
+            while let Some(message) = channel.wait().await {
+                match message {
+                    ChannelMsg::Data { data } => stdout.extend_from_slice(&data),
+                    ChannelMsg::ExtendedData { data, .. } => stderr.extend_from_slice(&data),
+                    ChannelMsg::ExitStatus { exit_status } => {
+                        output.exit_status = Some(exit_status)
+                    }
+                    _ => {}
+                }
+            }
+            output.stdout = String::from_utf8_lossy(&stdout).into_owned();
+            output.stderr = String::from_utf8_lossy(&stderr).into_owned();
+            Ok(output)
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| EsxiError::Timeout {
+                host: self.host.clone(),
+                what: format!("command {}", command.split(' ').next().unwrap_or_default()),
+                seconds: timeout.as_secs(),
+            })?
+    }
+
+    /// Closes the connection.
+    pub async fn disconnect(&self) {
+        if let Err(err) = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await
+        {
+            debug!(host = %self.host, error = %err, "SSH disconnect");
+        }
+    }
+}
+
+/// A clone executor speaking to the SSH wrapper over one authenticated connection.
+pub struct SshExecutor {
+    session: SshSession,
+    datastore: String,
+    public_key: String,
+}
+
+impl SshExecutor {
+    /// Connects and authenticates. When the key is refused, the exact restricted line for
+    /// `datastore` and the installation steps are logged, and [`EsxiError::KeyNotAccepted`] returned.
+    pub async fn connect(
+        host: &str,
+        datastore: &str,
+        settings: &SshSettings,
+    ) -> Result<Self, EsxiError> {
+        let public_key = settings.public_key_openssh();
+        match SshSession::connect(host, settings).await {
+            Ok(session) => {
+                info!(host, datastore, "SSH connection to ESXi established");
+                Ok(Self {
+                    session,
+                    datastore: datastore.to_owned(),
+                    public_key,
+                })
+            }
+            Err(EsxiError::AuthRejected { .. }) => {
+                error!(
+                    host,
+                    datastore,
+                    instructions = %manual_key_instructions(host, datastore, &public_key),
+                    "SSH key setup required"
+                );
+                Err(EsxiError::KeyNotAccepted {
+                    host: host.to_owned(),
+                    datastore: datastore.to_owned(),
+                })
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The whole SSH preparation for one host: put the verified wrapper on `datastore` (through
+    /// `files`, only when it differs), connect, and check the key line runs that wrapper.
+    pub async fn prepare(
+        host: &str,
+        datastore: &str,
+        settings: &SshSettings,
+        files: &dyn DatastoreFiles,
+    ) -> Result<Self, EsxiError> {
+        ensure_wrapper_script(files, datastore).await?;
+        let executor = Self::connect(host, datastore, settings).await?;
+        executor.check_wrapper_version().await?;
+        Ok(executor)
+    }
+
+    /// Runs the connectivity probe (`--probe` → `SSH_OK`).
+    pub async fn probe(&self) -> Result<(), EsxiError> {
+        let output = self
+            .session
+            .run(&WrapperCommand::Probe.to_ssh_command(), None)
+            .await?;
+        if output.stdout.trim() == PROBE_REPLY {
+            Ok(())
+        } else {
+            Err(EsxiError::Ssh {
+                host: self.session.host.clone(),
+                message: format!("unexpected probe reply {:?}", output.stdout),
+            })
+        }
+    }
+
+    /// Checks the host runs this crate's wrapper version through the current key line.
+    pub async fn check_wrapper_version(&self) -> Result<(), EsxiError> {
+        let version = self.version().await?;
+        if version == WRAPPER_VERSION {
+            Ok(())
+        } else {
+            Err(EsxiError::WrapperVersionMismatch {
+                host: self.session.host.clone(),
+                found: version,
+                expected: WRAPPER_VERSION,
+                key_line: restricted_key_line(&self.datastore, &self.public_key),
+            })
+        }
+    }
+
+    /// Closes the connection.
+    pub async fn disconnect(&self) {
+        self.session.disconnect().await;
+    }
+
+    fn reply(&self, operation: &'static str, output: CommandOutput) -> Result<String, EsxiError> {
+        let reply = WrapperReply::from_xml(&output.stdout).inspect_err(|_| {
+            if !output.stderr.is_empty() {
+                warn!(host = %self.session.host, operation, stderr = %output.stderr.trim(), "wrapper wrote to stderr");
+            }
+        })?;
+        if reply.is_success() {
+            Ok(reply.message)
+        } else {
+            Err(EsxiError::OperationFailed {
+                operation,
+                status: reply.status,
+                message: reply.message,
+            })
+        }
+    }
+
+    async fn call(
+        &self,
+        operation: &'static str,
+        command: WrapperCommand,
+    ) -> Result<String, EsxiError> {
+        let output = self.session.run(&command.to_ssh_command(), None).await?;
+        self.reply(operation, output)
+    }
+}
+
+#[async_trait]
+impl CloneExecutor for SshExecutor {
+    async fn version(&self) -> Result<String, EsxiError> {
+        let output = self
+            .session
+            .run(&WrapperCommand::Version.to_ssh_command(), None)
+            .await?;
+        if output.stdout.trim() == PROBE_REPLY {
+            return Err(EsxiError::LegacyKeyLine {
+                reply: PROBE_REPLY.into(),
+                key_line: restricted_key_line(&self.datastore, &self.public_key),
+            });
+        }
+        let reply = self.reply("version", output)?;
+        Ok(decode_message::<VersionInfo>(&reply)?.version)
+    }
+
+    async fn start_clone(
+        &self,
+        source_vmdk: &str,
+        target_device: &str,
+    ) -> Result<CloneStarted, EsxiError> {
+        check_clone_arguments(source_vmdk, target_device)?;
+        let command = WrapperCommand::Clone {
+            source_vmdk: source_vmdk.to_owned(),
+            target_device: target_device.to_owned(),
+        };
+        Ok(decode_message(&self.call("clone", command).await?)?)
+    }
+
+    async fn task_status(&self, task_id: &str) -> Result<TaskStatus, EsxiError> {
+        let message = self
+            .call(
+                "task-get",
+                WrapperCommand::TaskGet {
+                    task_id: task_id.to_owned(),
+                },
+            )
+            .await?;
+        Ok(decode_message(&message)?)
+    }
+
+    async fn abort(&self, task_id: &str) -> Result<TaskStatus, EsxiError> {
+        let message = self
+            .call(
+                "task-abort",
+                WrapperCommand::TaskAbort {
+                    task_id: task_id.to_owned(),
+                },
+            )
+            .await?;
+        Ok(decode_message(&message)?)
+    }
+
+    async fn clean(&self, task_id: &str) -> Result<(), EsxiError> {
+        self.call(
+            "task-clean",
+            WrapperCommand::TaskClean {
+                task_id: task_id.to_owned(),
+            },
+        )
+        .await
+        .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_defaults_to_30_seconds_and_rejects_nonsense() {
+        assert_eq!(parse_timeout(None).unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_timeout(Some(" ")).unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_timeout(Some("60")).unwrap(), Duration::from_secs(60));
+        for bad in ["0", "-5", "ten"] {
+            assert!(
+                parse_timeout(Some(bad))
+                    .unwrap_err()
+                    .to_string()
+                    .contains("SSH_TIMEOUT_SECONDS")
+            );
+        }
+    }
+
+    #[test]
+    fn key_material_errors_are_actionable() {
+        let policy = HostKeyPolicy::TrustOnFirstUse {
+            known_hosts: "/nonexistent".into(),
+        };
+        let empty = SshSettings::from_base64_pem("", policy.clone()).unwrap_err();
+        assert!(
+            empty
+                .to_string()
+                .contains("ssh key material must be non-empty"),
+            "{empty}"
+        );
+        let not_base64 = SshSettings::from_base64_pem("***", policy.clone()).unwrap_err();
+        assert!(not_base64.to_string().contains("not valid base64"));
+        let not_key = base64::engine::general_purpose::STANDARD.encode("hello");
+        assert!(
+            SshSettings::from_base64_pem(&not_key, policy)
+                .unwrap_err()
+                .to_string()
+                .contains("not a usable")
+        );
+    }
+}

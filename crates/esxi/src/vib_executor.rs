@@ -1,0 +1,166 @@
+//! The VIB clone method: the wrapper's operations as esxcli commands in the `vmkfstools`
+//! namespace, one vSphere API round trip per call. The esxcli transport is a seam
+//! ([`EsxcliRunner`]) implemented for a host over `co_vsphere` by the caller.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use crate::error::EsxiError;
+use crate::executor::{CloneExecutor, check_clone_arguments};
+use crate::protocol::{
+    CloneStarted, TaskStatus, VersionInfo, WrapperCommand, WrapperReply, decode_message,
+};
+
+/// One esxcli output structure: field name → values.
+pub type EsxcliRecord = BTreeMap<String, Vec<String>>;
+
+/// Runs an esxcli command on one ESXi host.
+#[async_trait]
+pub trait EsxcliRunner: Send + Sync {
+    /// Host name for messages.
+    fn host(&self) -> &str;
+    async fn esxcli(&self, argv: &[&str]) -> Result<Vec<EsxcliRecord>, EsxiError>;
+}
+
+/// Folds esxcli records into the wrapper reply: the first non-zero `status` wins, and the
+/// `message` values of all records are concatenated (esxcli may split a long string).
+pub fn reply_from_records(records: &[EsxcliRecord]) -> Result<WrapperReply, EsxiError> {
+    let mut status = None;
+    let mut message = String::new();
+    for record in records {
+        if let Some(value) = record.get("status") {
+            let text = value.concat();
+            let parsed: i32 = text.trim().parse().map_err(|_| {
+                crate::protocol::ProtocolError::MalformedEnvelope {
+                    reason: format!("esxcli status {text:?} is not a number"),
+                    excerpt: String::new(),
+                }
+            })?;
+            if status.is_none_or(|s| s == 0) {
+                status = Some(parsed);
+            }
+        }
+        if let Some(value) = record.get("message") {
+            message.push_str(&value.concat());
+        }
+    }
+    let status = status.ok_or(crate::protocol::ProtocolError::MissingField("status"))?;
+    Ok(WrapperReply { status, message })
+}
+
+/// Clone executor over esxcli `vmkfstools …`.
+pub struct VibExecutor<R> {
+    runner: R,
+}
+
+impl<R: EsxcliRunner> VibExecutor<R> {
+    pub fn new(runner: R) -> Self {
+        Self { runner }
+    }
+
+    async fn call(
+        &self,
+        operation: &'static str,
+        command: WrapperCommand,
+    ) -> Result<String, EsxiError> {
+        let argv = command.esxcli_args();
+        let records = self.runner.esxcli(&argv).await?;
+        let reply = reply_from_records(&records)?;
+        if reply.is_success() {
+            Ok(reply.message)
+        } else {
+            Err(EsxiError::OperationFailed {
+                operation,
+                status: reply.status,
+                message: reply.message,
+            })
+        }
+    }
+}
+
+#[async_trait]
+impl<R: EsxcliRunner> CloneExecutor for VibExecutor<R> {
+    async fn version(&self) -> Result<String, EsxiError> {
+        Ok(
+            decode_message::<VersionInfo>(&self.call("version", WrapperCommand::Version).await?)?
+                .version,
+        )
+    }
+
+    async fn start_clone(
+        &self,
+        source_vmdk: &str,
+        target_device: &str,
+    ) -> Result<CloneStarted, EsxiError> {
+        check_clone_arguments(source_vmdk, target_device)?;
+        let command = WrapperCommand::Clone {
+            source_vmdk: source_vmdk.to_owned(),
+            target_device: target_device.to_owned(),
+        };
+        Ok(decode_message(&self.call("clone", command).await?)?)
+    }
+
+    async fn task_status(&self, task_id: &str) -> Result<TaskStatus, EsxiError> {
+        Ok(decode_message(
+            &self
+                .call(
+                    "taskGet",
+                    WrapperCommand::TaskGet {
+                        task_id: task_id.to_owned(),
+                    },
+                )
+                .await?,
+        )?)
+    }
+
+    async fn abort(&self, task_id: &str) -> Result<TaskStatus, EsxiError> {
+        Ok(decode_message(
+            &self
+                .call(
+                    "taskAbort",
+                    WrapperCommand::TaskAbort {
+                        task_id: task_id.to_owned(),
+                    },
+                )
+                .await?,
+        )?)
+    }
+
+    async fn clean(&self, task_id: &str) -> Result<(), EsxiError> {
+        self.call(
+            "taskClean",
+            WrapperCommand::TaskClean {
+                task_id: task_id.to_owned(),
+            },
+        )
+        .await
+        .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(pairs: &[(&str, &str)]) -> EsxcliRecord {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
+            .collect()
+    }
+
+    #[test]
+    fn records_fold_into_one_reply() {
+        let reply = reply_from_records(&[
+            record(&[("status", "0"), ("message", "{\"taskId\": \"a\",")]),
+            record(&[("message", " \"pid\": 1}")]),
+        ])
+        .unwrap();
+        assert_eq!(reply, WrapperReply::ok("{\"taskId\": \"a\", \"pid\": 1}"));
+        let failed =
+            reply_from_records(&[record(&[("status", "28"), ("message", "low space")])]).unwrap();
+        assert_eq!(failed, WrapperReply::failed(28, "low space"));
+        assert!(reply_from_records(&[record(&[("message", "x")])]).is_err());
+    }
+}

@@ -1,0 +1,155 @@
+//! The executors' two vSphere seams implemented over `co_vsphere::Client`: esxcli on one host
+//! (the VIB method) and datastore files through the `/folder` endpoint (placing the SSH wrapper).
+
+use async_trait::async_trait;
+use co_vsphere::{Client, ManagedObjectReference};
+use futures::TryStreamExt as _;
+
+use crate::error::EsxiError;
+use crate::ssh::DatastoreFiles;
+use crate::vib_executor::{EsxcliRecord, EsxcliRunner};
+
+/// esxcli on one ESXi host, through vCenter.
+pub struct HostEsxcli {
+    client: Client,
+    host: ManagedObjectReference,
+    host_name: String,
+}
+
+impl HostEsxcli {
+    pub fn new(client: Client, host: ManagedObjectReference, host_name: impl Into<String>) -> Self {
+        Self {
+            client,
+            host,
+            host_name: host_name.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl EsxcliRunner for HostEsxcli {
+    fn host(&self) -> &str {
+        &self.host_name
+    }
+
+    async fn esxcli(&self, argv: &[&str]) -> Result<Vec<EsxcliRecord>, EsxiError> {
+        match self.client.esxcli(&self.host, argv).await {
+            Ok(response) => Ok(response.records),
+            Err(err) => Err(EsxiError::Esxcli {
+                host: self.host_name.clone(),
+                command: argv.join(" "),
+                message: format!(
+                    "{err}; is the vmkfstools-wrapper VIB installed (copy-offload vib install)?"
+                ),
+            }),
+        }
+    }
+}
+
+/// Files on the datastores of one datacenter.
+pub struct DatacenterFiles {
+    client: Client,
+    datacenter: String,
+}
+
+impl DatacenterFiles {
+    /// `datacenter` is the inventory path the `/folder` endpoint expects (`dcPath`).
+    pub fn new(client: Client, datacenter: impl Into<String>) -> Self {
+        Self {
+            client,
+            datacenter: datacenter.into(),
+        }
+    }
+
+    fn transfer_error(datastore: &str, path: &str, err: impl std::fmt::Display) -> EsxiError {
+        EsxiError::DatastoreTransfer {
+            datastore: datastore.to_owned(),
+            path: path.to_owned(),
+            message: err.to_string(),
+        }
+    }
+}
+
+#[async_trait]
+impl DatastoreFiles for DatacenterFiles {
+    async fn download(&self, datastore: &str, path: &str) -> Result<Option<Vec<u8>>, EsxiError> {
+        let stream = match self
+            .client
+            .download_file(&self.datacenter, datastore, path)
+            .await
+        {
+            Ok(stream) => stream,
+            // The /folder endpoint answers a missing file with HTTP 404.
+            Err(co_vsphere::Error::File { reason, .. }) if reason.starts_with("HTTP 404") => {
+                return Ok(None);
+            }
+            Err(err) => return Err(Self::transfer_error(datastore, path, err)),
+        };
+        let chunks: Vec<_> = stream
+            .try_collect()
+            .await
+            .map_err(|err| Self::transfer_error(datastore, path, err))?;
+        Ok(Some(chunks.concat()))
+    }
+
+    async fn upload(&self, datastore: &str, path: &str, body: Vec<u8>) -> Result<(), EsxiError> {
+        let len = body.len() as u64;
+        self.client
+            .upload_file(
+                &self.datacenter,
+                datastore,
+                path,
+                reqwest::Body::from(body),
+                len,
+            )
+            .await
+            .map_err(|err| Self::transfer_error(datastore, path, err))
+    }
+}
+
+/// The SSH address of every ESXi host of a vCenter (optionally one datacenter): each host's first
+/// management IP, or its inventory name when it reports none. Feeds `vib::install`.
+pub async fn discover_hosts(
+    client: &Client,
+    datacenter: Option<&str>,
+) -> Result<Vec<String>, EsxiError> {
+    use co_vsphere::property::{ObjectSpec, PropertySpec};
+
+    let inventory_error = |err: co_vsphere::Error| EsxiError::Inventory {
+        what: "listing ESXi hosts",
+        message: err.to_string(),
+    };
+    let root = match datacenter {
+        Some(name) => {
+            client
+                .find_datacenter(name)
+                .await
+                .map_err(inventory_error)?
+                .moref
+        }
+        None => client.service_content().root_folder.clone(),
+    };
+    let hosts = client
+        .retrieve(
+            &ObjectSpec::inventory(&root),
+            &[PropertySpec::new("HostSystem", &["name"])],
+        )
+        .await
+        .map_err(inventory_error)?;
+    let mut addresses = Vec::with_capacity(hosts.len());
+    for host in hosts
+        .iter()
+        .filter(|content| content.obj.kind == "HostSystem")
+    {
+        let name = host.text("name").unwrap_or_default().to_owned();
+        let address = match client.host_management_ips(&host.obj).await {
+            Ok(ips) => ips.into_iter().next().unwrap_or(name),
+            Err(err) => {
+                tracing::debug!(host = %name, error = %err, "no management IP, using the host name");
+                name
+            }
+        };
+        addresses.push(address);
+    }
+    Ok(addresses)
+}

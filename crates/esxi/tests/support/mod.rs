@@ -1,0 +1,362 @@
+//! Test fixtures: a fake ESXi file system (datastores, devices, task root) under a temp dir, the
+//! real wrapper scripts installed there with only their ESXi constants substituted, and the
+//! stand-in `vmkfstools`/`vsish` executables the wrappers run.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+/// The interpreter ESXi calls `python`; the tests run the wrapper with Debian's python3.
+pub const PYTHON: &str = "/usr/bin/python3";
+const BUSYBOX: &str = "/usr/bin/busybox";
+/// Shebang interpreter for the wrapper under busybox.
+const BUSYBOX_SH: &str = "/usr/bin/busybox sh";
+
+/// The shell the VIB wrapper runs under: Debian's dash, or busybox with only its applets on PATH
+/// (what ESXi has).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shell {
+    Dash,
+    Busybox,
+}
+
+/// A fake ESXi host's file system.
+pub struct FakeEsxi {
+    dir: TempDir,
+    pub datastore: String,
+}
+
+impl FakeEsxi {
+    pub fn new(datastore: &str) -> Self {
+        assert!(
+            Path::new(PYTHON).is_file(),
+            "{PYTHON} is missing: run `scripts/peers.sh install` (apt-get install -y python3)"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("fake-esxi-")
+            .tempdir()
+            .unwrap();
+        let esxi = Self {
+            dir,
+            datastore: datastore.to_owned(),
+        };
+        std::fs::create_dir_all(esxi.fs_root().join("vmfs/volumes").join(datastore)).unwrap();
+        std::fs::create_dir_all(esxi.fs_root().join("vmfs/devices/disks")).unwrap();
+        std::fs::create_dir_all(esxi.bin().join("counters")).unwrap();
+        for stand_in in ["vmkfstools", "vsish"] {
+            let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(stand_in);
+            let text = std::fs::read_to_string(source).unwrap().replacen(
+                "#!/usr/bin/python3",
+                &format!("#!{PYTHON}"),
+                1,
+            );
+            write_executable(&esxi.bin().join(stand_in), &text);
+        }
+        std::fs::write(esxi.bin().join("invocations.log"), "").unwrap();
+        esxi
+    }
+
+    /// FS_ROOT: `/vmfs/...` paths live below it.
+    pub fn fs_root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn bin(&self) -> PathBuf {
+        self.dir.path().join("bin")
+    }
+
+    pub fn task_root(&self) -> PathBuf {
+        self.dir.path().join("tasks")
+    }
+
+    pub fn datastore_dir(&self) -> PathBuf {
+        self.fs_root().join("vmfs/volumes").join(&self.datastore)
+    }
+
+    /// The SSH wrapper with its ESXi constants pointed into this fake host.
+    pub fn ssh_wrapper_source(&self) -> String {
+        substitute(
+            co_esxi::assets::SSH_WRAPPER,
+            &[
+                (
+                    "VMKFSTOOLS = ",
+                    format!("{:?}", self.bin().join("vmkfstools").display().to_string()),
+                ),
+                (
+                    "VSISH = ",
+                    format!("{:?}", self.bin().join("vsish").display().to_string()),
+                ),
+                (
+                    "TASK_ROOT = ",
+                    format!("{:?}", self.task_root().display().to_string()),
+                ),
+                (
+                    "FS_ROOT = ",
+                    format!("{:?}", self.fs_root().display().to_string()),
+                ),
+            ],
+        )
+    }
+
+    /// The VIB's shell wrapper with its ESXi constants pointed into this fake host.
+    pub fn vib_wrapper_source(&self, shell: Shell) -> String {
+        let quoted = |path: PathBuf| format!("{:?}", path.display().to_string());
+        let mut constants = vec![
+            ("VMKFSTOOLS=", quoted(self.bin().join("vmkfstools"))),
+            ("VSISH=", quoted(self.bin().join("vsish"))),
+            ("TASK_ROOT=", quoted(self.task_root())),
+            ("FS_ROOT=", quoted(self.fs_root())),
+        ];
+        if shell == Shell::Busybox {
+            constants.push(("PATH=", self.busybox_applets().display().to_string()));
+        }
+        let source = substitute(co_esxi::assets::VIB_WRAPPER, &constants);
+        match shell {
+            Shell::Dash => source,
+            Shell::Busybox => source.replacen("#!/bin/sh", &format!("#!{BUSYBOX_SH}"), 1),
+        }
+    }
+
+    /// A directory of busybox applets, the only tools on ESXi's shell PATH.
+    fn busybox_applets(&self) -> PathBuf {
+        let dir = self.dir.path().join("busybox");
+        if !dir.exists() {
+            assert!(
+                Path::new(BUSYBOX).is_file(),
+                "{BUSYBOX} is missing (ESXi's shell): run `scripts/peers.sh install` (apt-get install -y busybox)"
+            );
+            std::fs::create_dir_all(&dir).unwrap();
+            for applet in [
+                "sh", "sed", "awk", "od", "tr", "cut", "find", "setsid", "logger", "mv", "rm",
+                "mkdir", "chmod", "cat", "tail", "grep", "head", "date", "sleep", "kill", "printf",
+            ] {
+                std::os::unix::fs::symlink(BUSYBOX, dir.join(applet)).unwrap();
+            }
+        }
+        dir
+    }
+
+    /// Installs the SSH wrapper at the datastore root, as the populator would.
+    pub fn install_ssh_wrapper(&self) -> PathBuf {
+        let path = self
+            .datastore_dir()
+            .join(co_esxi::assets::SSH_WRAPPER_FILE_NAME);
+        std::fs::write(&path, self.ssh_wrapper_source()).unwrap();
+        path
+    }
+
+    /// Installs the VIB wrapper (as `/opt/redhat/vmkfstools-wrapper` would be) and returns its path.
+    pub fn install_vib_wrapper(&self, shell: Shell) -> PathBuf {
+        let source = self.vib_wrapper_source(shell);
+        let path = self.dir.path().join("opt/redhat/vmkfstools-wrapper");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        write_executable(&path, &source);
+        path
+    }
+
+    /// The restricted key line as the product prints it, with `python /vmfs/...` mapped to this
+    /// fake host (interpreter path and FS_ROOT prefix); everything else, quoting included, is kept.
+    pub fn restricted_key_line(&self, public_key: &str) -> String {
+        let line = co_esxi::restricted_key_line(&self.datastore, public_key);
+        let mapped = line.replacen(
+            "python '/vmfs/",
+            &format!("{PYTHON} '{}/vmfs/", self.fs_root().display()),
+            1,
+        );
+        let mapped = mapped.replacen(
+            "python /vmfs/",
+            &format!("{PYTHON} {}/vmfs/", self.fs_root().display()),
+            1,
+        );
+        assert_ne!(
+            mapped, line,
+            "key line did not contain the python command: {line}"
+        );
+        mapped
+    }
+
+    /// Creates a source "VMDK" whose content is the stand-in vmkfstools' JSON scenario;
+    /// returns its ESXi path.
+    pub fn add_vmdk(&self, relative: &str, scenario: &str) -> String {
+        let path = self.datastore_dir().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, scenario).unwrap();
+        format!("/vmfs/volumes/{}/{relative}", self.datastore)
+    }
+
+    /// Creates a device node; with a counter, vsish reports VAAI clone statistics for it.
+    pub fn add_device(&self, name: &str, clone_write_ops: Option<u64>) -> String {
+        std::fs::write(self.fs_root().join("vmfs/devices/disks").join(name), "").unwrap();
+        if let Some(value) = clone_write_ops {
+            std::fs::write(
+                self.bin().join("counters").join(name),
+                format!("{value:#x}"),
+            )
+            .unwrap();
+        }
+        format!("/vmfs/devices/disks/{name}")
+    }
+
+    /// argv of every vmkfstools run (JSON arrays), in order.
+    pub fn vmkfstools_runs(&self) -> Vec<String> {
+        std::fs::read_to_string(self.bin().join("invocations.log"))
+            .unwrap()
+            .lines()
+            .filter(|line| line.starts_with('['))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Task directories present in the task root.
+    pub fn task_dirs(&self) -> Vec<String> {
+        match std::fs::read_dir(self.task_root()) {
+            Ok(entries) => entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Files in the datastore (relative paths), for checking RDM descriptors come and go.
+    pub fn datastore_files(&self) -> Vec<String> {
+        fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, base, out);
+                } else {
+                    out.push(path.strip_prefix(base).unwrap().display().to_string());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.datastore_dir(), &self.datastore_dir(), &mut out);
+        out.sort();
+        out
+    }
+
+    /// Runs the SSH wrapper directly with `SSH_ORIGINAL_COMMAND` (no sshd), returning stdout.
+    pub fn run_ssh_wrapper_directly(&self, original_command: Option<&str>) -> (String, i32) {
+        let script = self
+            .datastore_dir()
+            .join(co_esxi::assets::SSH_WRAPPER_FILE_NAME);
+        let mut command = Command::new(PYTHON);
+        command.arg(script).env_clear().env("PATH", "/usr/bin:/bin");
+        if let Some(original) = original_command {
+            command.env("SSH_ORIGINAL_COMMAND", original);
+        }
+        let output = command.output().unwrap();
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            output.status.code().unwrap_or(-1),
+        )
+    }
+}
+
+fn substitute(script: &str, constants: &[(&str, String)]) -> String {
+    let mut lines: Vec<String> = script.lines().map(str::to_owned).collect();
+    for (prefix, value) in constants {
+        let line = lines
+            .iter_mut()
+            .find(|line| line.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no constant {prefix}"));
+        *line = format!("{prefix}{value}");
+    }
+    lines.join("\n") + "\n"
+}
+
+fn write_executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// An RSA client key as the provider generates it: PEM ("RSA PRIVATE KEY") and authorized_keys form.
+pub struct ClientKey {
+    pub private_pem: String,
+    pub public_openssh: String,
+}
+
+impl ClientKey {
+    pub fn generate() -> Self {
+        Self::generate_with(&["-t", "rsa", "-b", "2048", "-m", "PEM"])
+    }
+
+    pub fn generate_ed25519() -> Self {
+        Self::generate_with(&["-t", "ed25519"])
+    }
+
+    /// `type base64` without the comment, as derived from the private key.
+    pub fn public_key_without_comment(&self) -> String {
+        self.public_openssh
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn generate_with(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("id_key");
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-N", ""])
+            .args(args)
+            .arg("-f")
+            .arg(&path)
+            .status()
+            .expect("ssh-keygen is missing: run `scripts/peers.sh install` (apt-get install -y openssh-client)");
+        assert!(status.success());
+        Self {
+            private_pem: std::fs::read_to_string(&path).unwrap(),
+            public_openssh: std::fs::read_to_string(path.with_extension("pub"))
+                .unwrap()
+                .trim()
+                .to_owned(),
+        }
+    }
+
+    /// The `SSH_PRIVATE_KEY` env value.
+    pub fn base64_pem(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(&self.private_pem)
+    }
+}
+
+/// Collects tracing output of the current thread, for asserting on logged guidance.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(self.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
+    type Writer = CapturedLogs;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}

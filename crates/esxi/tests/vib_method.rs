@@ -1,0 +1,178 @@
+//! The VIB method: the real esxcli plugin XML and shell wrapper behind the VIB executor. The
+//! esxcli transport is the seam: a test runner reads the plugin's `<execute>` template, fills in
+//! the values as esxcli does and runs it with `/bin/sh`, like hostd's esxcli plugin host.
+
+mod support;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use co_esxi::executor::{CloneExecutor, CloneTask, PollSchedule};
+use co_esxi::vib_executor::{EsxcliRecord, EsxcliRunner, VibExecutor};
+use co_esxi::{EsxiError, protocol::WrapperReply};
+use support::{FakeEsxi, Shell};
+use tokio_util::sync::CancellationToken;
+
+const FAST: PollSchedule = PollSchedule {
+    first: Duration::from_millis(50),
+    max: Duration::from_millis(200),
+};
+
+/// Runs esxcli `vmkfstools` commands from the plugin XML against the installed shell wrapper.
+struct PluginHost {
+    wrapper: std::path::PathBuf,
+}
+
+impl PluginHost {
+    fn execute_line(&self, argv: &[&str]) -> String {
+        let plugin = co_esxi::assets::ESXCLI_PLUGIN;
+        let (namespace, command) = (argv[0], argv[1]);
+        let start = plugin
+            .find(&format!("<command path=\"{namespace}.{command}\">"))
+            .expect("command in plugin");
+        let block = &plugin[start..start + plugin[start..].find("</command>").unwrap()];
+        let mut line = between(block, "<execute>", "</execute>").to_owned();
+        for pair in argv[2..].chunks(2) {
+            let short = pair[0].trim_start_matches('-');
+            let name_at = block
+                .find(&format!("shortname=\"{short}\""))
+                .expect("option in plugin");
+            let name = between(
+                &block[block[..name_at].rfind("<parameter").unwrap()..],
+                "name=\"",
+                "\"",
+            );
+            line = line.replace(&format!("$val{{{name}}}"), pair[1]);
+        }
+        line.replace(
+            "/opt/redhat/vmkfstools-wrapper",
+            &self.wrapper.display().to_string(),
+        )
+    }
+}
+
+fn between<'a>(text: &'a str, open: &str, close: &str) -> &'a str {
+    let from = text.find(open).unwrap() + open.len();
+    &text[from..from + text[from..].find(close).unwrap()]
+}
+
+#[async_trait]
+impl EsxcliRunner for PluginHost {
+    fn host(&self) -> &str {
+        "esxi-test"
+    }
+
+    async fn esxcli(&self, argv: &[&str]) -> Result<Vec<EsxcliRecord>, EsxiError> {
+        let line = self.execute_line(argv);
+        let output = tokio::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&line)
+            .output()
+            .await
+            .unwrap();
+        let reply = WrapperReply::from_xml(&String::from_utf8_lossy(&output.stdout))?;
+        let record = [
+            ("status", reply.status.to_string()),
+            ("message", reply.message),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), vec![value]))
+        .collect();
+        Ok(vec![record])
+    }
+}
+
+fn rig(shell: Shell) -> (FakeEsxi, VibExecutor<PluginHost>) {
+    let esxi = FakeEsxi::new("ds 1");
+    let wrapper = esxi.install_vib_wrapper(shell);
+    (esxi, VibExecutor::new(PluginHost { wrapper }))
+}
+
+#[tokio::test]
+async fn clone_through_esxcli_streams_progress_and_cleans() {
+    for shell in [Shell::Dash, Shell::Busybox] {
+        clone_streams_progress_and_cleans_under(shell).await;
+    }
+}
+
+async fn clone_streams_progress_and_cleans_under(shell: Shell) {
+    let (esxi, executor) = rig(shell);
+    assert_eq!(
+        executor.version().await.unwrap(),
+        co_esxi::assets::WRAPPER_VERSION
+    );
+    let source = esxi.add_vmdk(
+        "my vm/my vm.vmdk",
+        r#"{"steps": 5, "interval": 0.05, "xcopy": true}"#,
+    );
+    let device = esxi.add_device("naa.600a", Some(7));
+    let mut percents = Vec::new();
+    let outcome = CloneTask::new(&executor)
+        .with_schedule(FAST)
+        .run(&source, &device, &CancellationToken::new(), |p| {
+            percents.push(p.percent)
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome.xcopy_used, Some(true));
+    assert_eq!(percents.last(), Some(&100));
+    let argv: Vec<String> = serde_json::from_str(&esxi.vmkfstools_runs()[0]).unwrap();
+    assert_eq!(
+        argv[1],
+        format!(
+            "{}/vmfs/volumes/ds 1/my vm/my vm.vmdk",
+            esxi.fs_root().display()
+        )
+    );
+    assert!(esxi.task_dirs().is_empty());
+    assert_eq!(esxi.datastore_files(), ["my vm/my vm.vmdk"]);
+}
+
+#[tokio::test]
+async fn failure_and_abort_through_esxcli() {
+    for shell in [Shell::Dash, Shell::Busybox] {
+        failure_and_abort_under(shell).await;
+    }
+}
+
+async fn failure_and_abort_under(shell: Shell) {
+    let (esxi, executor) = rig(shell);
+    let device = esxi.add_device("naa.1", None);
+    let failing = esxi.add_vmdk(
+        "vm/a.vmdk",
+        r#"{"steps": 1, "exit": 4, "stderr": "Failed to clone disk: I/O error"}"#,
+    );
+    let err = CloneTask::new(&executor)
+        .with_schedule(FAST)
+        .run(&failing, &device, &CancellationToken::new(), |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, EsxiError::CloneFailed { exit_code: 4, std_err, .. } if std_err == "Failed to clone disk: I/O error"),
+        "{err}"
+    );
+
+    let hanging = esxi.add_vmdk("vm/b.vmdk", r#"{"steps": 1, "hang": true}"#);
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    let err = CloneTask::new(&executor)
+        .with_schedule(FAST)
+        .run(&hanging, &device, &cancel, move |_| trigger.cancel())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EsxiError::Cancelled { .. }), "{err}");
+    assert!(esxi.task_dirs().is_empty());
+    assert_eq!(esxi.datastore_files(), ["vm/a.vmdk", "vm/b.vmdk"]);
+}
+
+#[tokio::test]
+async fn quotes_never_reach_the_esxcli_execute_line() {
+    let (esxi, executor) = rig(Shell::Dash);
+    let device = esxi.add_device("naa.1", None);
+    let err = executor
+        .start_clone("/vmfs/volumes/ds 1/x'; reboot; '.vmdk", &device)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EsxiError::InvalidArgument { .. }), "{err}");
+    assert!(esxi.vmkfstools_runs().is_empty());
+}
