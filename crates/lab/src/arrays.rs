@@ -1,1 +1,84 @@
 //! Storage-array REST facades over the shared SAN model, one module per vendor.
+//!
+//! A facade owns only its vendor's wire shapes (paths, JSON fields, error bodies, auth); every state
+//! change goes through [`crate::san::San`], so all vendors agree on what a host can see. To add a
+//! vendor: add its identity rules to `san::ArrayVendor`, write `arrays/<vendor>.rs` exposing
+//! `router(san, array, …) -> axum::Router`, and list it here. Latency and fault injection wrap the
+//! returned router as a layer (`Router::layer`), so facades stay free of it.
+
+pub mod ontap;
+
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+/// HTTP Basic credentials an array accepts.
+#[derive(Clone)]
+pub(crate) struct BasicCredentials {
+    username: String,
+    password: String,
+}
+
+impl std::fmt::Debug for BasicCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicCredentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BasicCredentials {
+    pub fn new(username: &str, password: &str) -> BasicCredentials {
+        BasicCredentials {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        }
+    }
+
+    /// Whether the request's `Authorization: Basic …` header carries these credentials.
+    pub fn admits(&self, headers: &HeaderMap) -> bool {
+        let Some(encoded) = headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Basic ")
+                    .or_else(|| v.strip_prefix("basic "))
+            })
+        else {
+            return false;
+        };
+        let Ok(decoded) = STANDARD.decode(encoded.trim()) else {
+            return false;
+        };
+        let Ok(text) = std::str::from_utf8(&decoded) else {
+            return false;
+        };
+        text.split_once(':')
+            .is_some_and(|(user, password)| user == self.username && password == self.password)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        map.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        map
+    }
+
+    #[test]
+    fn basic_credentials_must_match_exactly() {
+        let creds = BasicCredentials::new("admin", "p:ss");
+        let good = format!("Basic {}", STANDARD.encode("admin:p:ss"));
+        assert!(creds.admits(&headers(&good)));
+        let wrong = format!("Basic {}", STANDARD.encode("admin:nope"));
+        assert!(!creds.admits(&headers(&wrong)));
+        assert!(!creds.admits(&headers("Bearer abc")));
+        assert!(!creds.admits(&HeaderMap::new()));
+        assert!(!format!("{creds:?}").contains("p:ss"), "no secret in Debug");
+    }
+}

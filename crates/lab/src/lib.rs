@@ -4,9 +4,11 @@
 pub mod arrays;
 pub mod esxcli;
 pub mod faults;
+pub mod host;
 pub mod lab;
 pub mod san;
 pub mod scenario;
 pub mod ssh;
 pub mod vcenter;
 pub mod vmkfstools;
+pub mod wrapper;

@@ -1,1 +1,303 @@
 //! The lab inventory (hosts, datastores, VMs, disks, arrays) from a small YAML scenario file.
+//!
+//! Everything has a default so a scenario only names what differs; [`Scenario::default_embedded`] is
+//! the inventory `copy-offload lab serve` uses without `--scenario`.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::faults::FaultRule;
+
+const DEFAULT_SCENARIO: &str = include_str!("../scenarios/default.yaml");
+
+/// A lab inventory.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    #[serde(default = "default_datacenter")]
+    pub datacenter: String,
+    #[serde(default)]
+    pub vcenter: VcenterSpec,
+    pub arrays: Vec<ArraySpec>,
+    pub hosts: Vec<HostSpec>,
+    pub datastores: Vec<DatastoreSpec>,
+    #[serde(default)]
+    pub vms: Vec<VmSpec>,
+    /// Faults active from the start; more can be set at runtime through [`crate::faults::FaultPlan`].
+    #[serde(default)]
+    pub faults: Vec<FaultRule>,
+}
+
+/// vCenter login.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VcenterSpec {
+    pub username: String,
+    pub password: String,
+}
+
+impl Default for VcenterSpec {
+    fn default() -> Self {
+        VcenterSpec {
+            username: "administrator@vsphere.local".into(),
+            password: "lab-Passw0rd".into(),
+        }
+    }
+}
+
+/// Storage vendor of a simulated array.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VendorSpec {
+    Ontap,
+}
+
+/// A simulated storage array and the credentials of its REST API.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ArraySpec {
+    pub name: String,
+    pub vendor: VendorSpec,
+    #[serde(default = "default_svm")]
+    pub svm: String,
+    #[serde(default = "default_array_user")]
+    pub username: String,
+    #[serde(default = "default_password")]
+    pub password: String,
+}
+
+/// Kind of storage adapter a host uses to reach the SAN.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AdapterKind {
+    #[default]
+    Iscsi,
+    Fc,
+}
+
+/// A simulated ESXi host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HostSpec {
+    pub name: String,
+    #[serde(default)]
+    pub adapter: AdapterKind,
+    /// Address reported as the management vmk IP (the SSH endpoint listens there).
+    #[serde(default = "default_management_ip")]
+    pub management_ip: String,
+    /// Whether the `vmkfstools` esxcli namespace (the VIB) is installed.
+    #[serde(default)]
+    pub vib_installed: bool,
+    /// authorized_keys lines for root (OpenSSH format, options allowed).
+    #[serde(default)]
+    pub authorized_keys: Vec<String>,
+    #[serde(default = "default_esxi_version")]
+    pub esxi_version: String,
+    /// Kernel modules reported by `QueryModules` (name → option string), e.g. `scini` for PowerFlex.
+    #[serde(default)]
+    pub kernel_modules: Vec<KernelModuleSpec>,
+}
+
+/// A loaded kernel module.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KernelModuleSpec {
+    pub name: String,
+    #[serde(default)]
+    pub options: String,
+}
+
+/// A VMFS datastore backed by a SAN volume `ds-<name>` on `array`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DatastoreSpec {
+    pub name: String,
+    pub array: String,
+    #[serde(default = "default_capacity_gib")]
+    pub capacity_gib: u64,
+}
+
+/// A VM registered on a host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VmSpec {
+    pub name: String,
+    pub host: String,
+    #[serde(default)]
+    pub disks: Vec<DiskSpec>,
+}
+
+/// A virtual disk `[<datastore>] <vm>/<vm>[_N].vmdk` filled with the lab's known pattern: a flat
+/// extent on the datastore, or (with `rdm_array`) a physical-mode RDM of a new volume on that array.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DiskSpec {
+    pub datastore: String,
+    pub size_mib: u64,
+    #[serde(default)]
+    pub rdm_array: Option<String>,
+}
+
+fn default_datacenter() -> String {
+    "DC0".into()
+}
+fn default_svm() -> String {
+    "svm0".into()
+}
+fn default_array_user() -> String {
+    "admin".into()
+}
+fn default_password() -> String {
+    "lab-Passw0rd".into()
+}
+fn default_management_ip() -> String {
+    "127.0.0.1".into()
+}
+fn default_esxi_version() -> String {
+    "8.0.3".into()
+}
+fn default_capacity_gib() -> u64 {
+    64
+}
+
+/// A scenario file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("scenario is not valid YAML for the lab schema: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("scenario is inconsistent: {0}; fix the scenario file")]
+    Inconsistent(String),
+}
+
+impl Scenario {
+    /// The built-in default inventory.
+    pub fn default_embedded() -> Scenario {
+        // The embedded file is validated by a unit test, so this cannot fail at runtime.
+        Scenario::from_yaml(DEFAULT_SCENARIO)
+            .unwrap_or_else(|e| unreachable!("embedded scenario invalid: {e}"))
+    }
+
+    /// Parses and validates a scenario.
+    pub fn from_yaml(text: &str) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario = serde_yaml::from_str(text)?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    fn validate(&self) -> Result<(), ScenarioError> {
+        let bad = |m: String| Err(ScenarioError::Inconsistent(m));
+        let unique = |names: Vec<&str>, what: &str| -> Result<(), ScenarioError> {
+            let mut seen = BTreeSet::new();
+            for n in names {
+                if !seen.insert(n) {
+                    return Err(ScenarioError::Inconsistent(format!(
+                        "{what} name {n:?} is used twice"
+                    )));
+                }
+            }
+            Ok(())
+        };
+        unique(
+            self.arrays.iter().map(|a| a.name.as_str()).collect(),
+            "array",
+        )?;
+        unique(self.hosts.iter().map(|h| h.name.as_str()).collect(), "host")?;
+        unique(
+            self.datastores.iter().map(|d| d.name.as_str()).collect(),
+            "datastore",
+        )?;
+        unique(self.vms.iter().map(|v| v.name.as_str()).collect(), "VM")?;
+        if self.hosts.is_empty() {
+            return bad("at least one host is required".into());
+        }
+        for ds in &self.datastores {
+            if !self.arrays.iter().any(|a| a.name == ds.array) {
+                return bad(format!(
+                    "datastore {:?} names unknown array {:?}",
+                    ds.name, ds.array
+                ));
+            }
+            if ds.name.is_empty() || ds.name.contains(['/', '\\']) || ds.name.starts_with('.') {
+                return bad(format!(
+                    "datastore name {:?} must be a plain directory name",
+                    ds.name
+                ));
+            }
+        }
+        for vm in &self.vms {
+            if !self.hosts.iter().any(|h| h.name == vm.host) {
+                return bad(format!("VM {:?} names unknown host {:?}", vm.name, vm.host));
+            }
+            if vm.name.is_empty() || vm.name.contains(['/', '\\']) || vm.name.starts_with('.') {
+                return bad(format!(
+                    "VM name {:?} must be a plain directory name",
+                    vm.name
+                ));
+            }
+            for disk in &vm.disks {
+                if !self.datastores.iter().any(|d| d.name == disk.datastore) {
+                    return bad(format!(
+                        "VM {:?} has a disk on unknown datastore {:?}",
+                        vm.name, disk.datastore
+                    ));
+                }
+                if let Some(array) = &disk.rdm_array
+                    && !self.arrays.iter().any(|a| &a.name == array)
+                {
+                    return bad(format!(
+                        "VM {:?} has an RDM disk on unknown array {array:?}",
+                        vm.name
+                    ));
+                }
+                if disk.size_mib == 0 {
+                    return bad(format!("VM {:?} has a zero-sized disk", vm.name));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_matches_the_documented_shape() {
+        let s = Scenario::default_embedded();
+        assert_eq!(s.datacenter, "DC0");
+        assert_eq!(s.hosts.len(), 2);
+        assert!(s.hosts[0].vib_installed && !s.hosts[1].vib_installed);
+        assert_eq!(s.arrays[0].vendor, VendorSpec::Ontap);
+        assert_eq!(s.datastores[0].array, s.arrays[0].name);
+        assert_eq!(s.vms[0].disks[0].size_mib, 64);
+        assert!(s.hosts.iter().all(|h| h.adapter == AdapterKind::Iscsi));
+    }
+
+    #[test]
+    fn minimal_scenario_fills_defaults() {
+        let s = Scenario::from_yaml(
+            "arrays: [{name: a, vendor: ontap}]\nhosts: [{name: h}]\ndatastores: [{name: d, array: a}]\n",
+        )
+        .unwrap();
+        assert_eq!(s.vcenter, VcenterSpec::default());
+        assert_eq!(s.hosts[0].management_ip, "127.0.0.1");
+        assert!(s.vms.is_empty());
+    }
+
+    #[test]
+    fn rejects_dangling_references_and_unknown_fields() {
+        let dangling = "arrays: [{name: a, vendor: ontap}]\nhosts: [{name: h}]\ndatastores: [{name: d, array: b}]\n";
+        assert!(
+            matches!(Scenario::from_yaml(dangling), Err(ScenarioError::Inconsistent(m)) if m.contains("\"b\""))
+        );
+        let typo = "arrays: []\nhosts: [{name: h, vib: true}]\ndatastores: []\n";
+        assert!(matches!(
+            Scenario::from_yaml(typo),
+            Err(ScenarioError::Yaml(_))
+        ));
+        let traversal = "arrays: [{name: a, vendor: ontap}]\nhosts: [{name: h}]\ndatastores: [{name: ../x, array: a}]\n";
+        assert!(Scenario::from_yaml(traversal).is_err());
+    }
+}

@@ -1,0 +1,129 @@
+//! Datastore: `info` (a `VmfsDatastoreInfo` whose extent is the datastore's SAN volume), `summary`, host
+//! mounts and VMs.
+
+use std::path::Path;
+
+use super::inventory::{DATASTORE_FOLDER, Inventory};
+use super::value::{Moref, Value, s};
+
+/// Bytes the files under `dir` occupy (allocated blocks, so sparse disks count as thin).
+pub(crate) fn used_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => stack.push(entry.path()),
+                Ok(m) => total += m.blocks() * 512,
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+pub(super) fn properties(inv: &Inventory, obj: &Moref) -> Option<Vec<(&'static str, Value)>> {
+    let ds = inv.datastore(&obj.value)?;
+    let url = format!("ds:///vmfs/volumes/{}/", ds.name);
+    let free = ds
+        .capacity_bytes
+        .saturating_sub(used_bytes(&inv.paths.dir(&ds.name))) as i64;
+    let capacity = ds.capacity_bytes as i64;
+    let vmfs = Value::obj(
+        "HostVmfsVolume",
+        vec![
+            ("type", s("VMFS")),
+            ("name", s(ds.name.clone())),
+            ("capacity", Value::Long(capacity)),
+            ("blockSizeMb", Value::Int(1)),
+            ("blockSize", Value::Int(1024)),
+            ("maxBlocks", Value::Int(63_963_136)),
+            ("majorVersion", Value::Int(6)),
+            ("version", s("6.82")),
+            ("uuid", s(format!("lab-{}", ds.moid))),
+            (
+                "extent",
+                Value::array(
+                    "HostScsiDiskPartition",
+                    vec![Value::obj(
+                        "HostScsiDiskPartition",
+                        vec![
+                            ("diskName", s(ds.naa.clone())),
+                            ("partition", Value::Int(1)),
+                        ],
+                    )],
+                ),
+            ),
+            ("vmfsUpgradable", Value::Bool(false)),
+            ("ssd", Value::Bool(true)),
+            ("local", Value::Bool(false)),
+        ],
+    );
+    let info = Value::obj(
+        "VmfsDatastoreInfo",
+        vec![
+            ("name", s(ds.name.clone())),
+            ("url", s(url.clone())),
+            ("freeSpace", Value::Long(free)),
+            ("maxFileSize", Value::Long(70_368_744_177_664)),
+            ("maxVirtualDiskCapacity", Value::Long(68_169_720_922_112)),
+            ("maxMemoryFileSize", Value::Long(70_368_744_177_664)),
+            ("containerId", s(format!("lab-{}", ds.moid))),
+            ("vmfs", vmfs),
+        ],
+    );
+    let summary = Value::obj(
+        "DatastoreSummary",
+        vec![
+            ("datastore", Value::Ref(obj.clone())),
+            ("name", s(ds.name.clone())),
+            ("url", s(url)),
+            ("capacity", Value::Long(capacity)),
+            ("freeSpace", Value::Long(free)),
+            ("accessible", Value::Bool(true)),
+            ("multipleHostAccess", Value::Bool(inv.hosts.len() > 1)),
+            ("type", s("VMFS")),
+            ("maintenanceMode", s("normal")),
+        ],
+    );
+    let mounts = (0..inv.hosts.len())
+        .map(|i| {
+            Value::obj(
+                "DatastoreHostMount",
+                vec![
+                    ("key", Value::Ref(inv.host_ref(i))),
+                    (
+                        "mountInfo",
+                        Value::obj(
+                            "HostMountInfo",
+                            vec![
+                                ("path", s(format!("/vmfs/volumes/{}", ds.name))),
+                                ("accessMode", s("readWrite")),
+                                ("mounted", Value::Bool(true)),
+                                ("accessible", Value::Bool(true)),
+                            ],
+                        ),
+                    ),
+                ],
+            )
+        })
+        .collect();
+    let vms = inv
+        .vms
+        .iter()
+        .filter(|v| v.disks.iter().any(|d| d.datastore == ds.name))
+        .map(|v| v.moid.clone());
+    Some(vec![
+        ("name", s(ds.name.clone())),
+        ("parent", Value::Ref(Moref::new("Folder", DATASTORE_FOLDER))),
+        ("overallStatus", s("green")),
+        ("info", info),
+        ("summary", summary),
+        ("host", Value::array("DatastoreHostMount", mounts)),
+        ("vm", Value::refs("VirtualMachine", vms)),
+    ])
+}

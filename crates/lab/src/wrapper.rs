@@ -1,0 +1,97 @@
+//! The in-process vmkfstools wrapper: the operations of `vmkfstools-wrapper` (VIB) and
+//! `secure-vmkfstools-wrapper` (SSH) answered from a [`SimHost`]'s task table. The wire shapes (XML
+//! envelope, JSON task documents, command parsing) come from [`co_esxi::protocol`], the module the
+//! product's executors use, so the lab cannot drift from the real wrappers. Both the esxcli
+//! `vmkfstools` namespace and the SSH endpoint dispatch here.
+
+use co_esxi::protocol::{VersionInfo, WrapperCommand, WrapperReply, encode_message};
+
+use crate::host::{SimHost, WRAPPER_VERSION, WrapperError};
+
+/// Fault-injection name of an operation (`ssh:<name>`).
+pub fn operation_name(command: &WrapperCommand) -> &'static str {
+    match command {
+        WrapperCommand::Probe => "probe",
+        WrapperCommand::Version => "version",
+        WrapperCommand::Clone { .. } => "clone",
+        WrapperCommand::TaskGet { .. } => "task-get",
+        WrapperCommand::TaskAbort { .. } => "task-abort",
+        WrapperCommand::TaskClean { .. } => "task-clean",
+    }
+}
+
+fn failed(error: WrapperError) -> WrapperReply {
+    WrapperReply::failed(error.status, error.message)
+}
+
+/// Runs one operation against a host and answers as the wrapper would.
+pub async fn run(host: &SimHost, command: WrapperCommand) -> WrapperReply {
+    match command {
+        WrapperCommand::Probe => WrapperReply::ok(co_esxi::protocol::PROBE_REPLY),
+        WrapperCommand::Version => WrapperReply::ok(encode_message(&VersionInfo {
+            version: WRAPPER_VERSION.to_owned(),
+        })),
+        WrapperCommand::Clone {
+            source_vmdk,
+            target_device,
+        } => match host.start_clone(&source_vmdk, &target_device) {
+            Ok(started) => WrapperReply::ok(encode_message(&started)),
+            Err(e) => failed(e),
+        },
+        WrapperCommand::TaskGet { task_id } => match host.task_status(&task_id) {
+            Ok(status) => WrapperReply::ok(encode_message(&status)),
+            Err(e) => WrapperReply::failed(
+                e.status,
+                encode_message(&serde_json::json!({ "taskId": task_id, "stdErr": e.message })),
+            ),
+        },
+        WrapperCommand::TaskClean { task_id } => match host.clean_task(&task_id).await {
+            Ok(()) => WrapperReply::ok(""),
+            Err(e) => failed(e),
+        },
+        WrapperCommand::TaskAbort { task_id } => match host.abort_task(&task_id) {
+            Ok(status) => WrapperReply::ok(encode_message(&status)),
+            Err(e) => failed(e),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_names_are_the_fault_sites_the_docs_list() {
+        let names: Vec<_> = [
+            WrapperCommand::Probe,
+            WrapperCommand::Version,
+            WrapperCommand::Clone {
+                source_vmdk: String::new(),
+                target_device: String::new(),
+            },
+            WrapperCommand::TaskGet {
+                task_id: String::new(),
+            },
+            WrapperCommand::TaskAbort {
+                task_id: String::new(),
+            },
+            WrapperCommand::TaskClean {
+                task_id: String::new(),
+            },
+        ]
+        .iter()
+        .map(operation_name)
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "probe",
+                "version",
+                "clone",
+                "task-get",
+                "task-abort",
+                "task-clean"
+            ]
+        );
+    }
+}
