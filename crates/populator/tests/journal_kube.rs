@@ -1,0 +1,302 @@
+//! The Kubernetes-backed journal against the real kube-apiserver peer (`scripts/peers.sh install kube
+//! && scripts/peers.sh start`): the annotation on the `VSphereXcopyVolumePopulator` CR (or the target
+//! PVC), optimistic concurrency that tolerates other writers of the object but refuses a second
+//! journal writer, and a clear error when the object is gone.
+
+mod kube_support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use co_api::{VSphereXcopyVolumePopulator, VSphereXcopyVolumePopulatorSpec};
+use co_populator::journal::{
+    CleanupStep, JOURNAL_ANNOTATION, Journal, JournalEntry, JournalError, KubeJournalStore, Outcome,
+};
+use k8s_openapi::api::core::v1::{
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements,
+};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, Client, CustomResourceExt, Resource};
+use kube_support::ScratchNamespace;
+use tokio::time::Instant;
+
+/// Installs the CRD (if no other test did) and waits until the apiserver serves it.
+async fn ensure_crd(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = VSphereXcopyVolumePopulator::crd();
+    let name = crd.metadata.name.clone().unwrap();
+    match crds.create(&PostParams::default(), &crd).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.is_already_exists() => {}
+        Err(error) => panic!("cannot install the CRD: {error}"),
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let established = crds
+            .get(&name)
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.conditions)
+            .is_some_and(|conditions| {
+                conditions
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            });
+        if established {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "CRD {name} never became established"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn create_cr(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Api<VSphereXcopyVolumePopulator> {
+    ensure_crd(client).await;
+    let api: Api<VSphereXcopyVolumePopulator> = Api::namespaced(client.clone(), namespace);
+    let spec = VSphereXcopyVolumePopulatorSpec {
+        vm_id: Some("vm-42".into()),
+        vmdk_path: "[datastore1] vm-42/vm-42.vmdk".into(),
+        secret_name: Some("storage-secret".into()),
+        storage_vendor_product: "ontap".into(),
+        ..Default::default()
+    };
+    let cr = VSphereXcopyVolumePopulator::new(name, spec);
+    // The CRD may have been installed a moment ago: the first creates can race its serving.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match api.create(&PostParams::default(), &cr).await {
+            Ok(_) => return api,
+            Err(_) if Instant::now() < deadline => tokio::task::yield_now().await,
+            Err(error) => panic!("cannot create the CR: {error}"),
+        }
+    }
+}
+
+fn annotation<K: Resource>(object: &K) -> Option<String> {
+    object
+        .meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(JOURNAL_ANNOTATION).cloned())
+}
+
+fn mapped() -> JournalEntry {
+    JournalEntry::VolumeMapped {
+        volume: "trident_pvc_1".into(),
+        group: "xcopy-hostsystem-host-7".into(),
+        lun: Some("3".into()),
+    }
+}
+
+#[tokio::test]
+async fn the_journal_lives_in_an_annotation_on_the_cr() {
+    let client = kube_support::client().await;
+    let ns = ScratchNamespace::new(&client, "journal-cr").await;
+    let api = create_cr(&client, &ns.name, "disk-1").await;
+
+    let (mut journal, recovery) = Journal::load(KubeJournalStore::on_populator_cr(
+        client.clone(),
+        &ns.name,
+        "disk-1",
+    ))
+    .await
+    .unwrap();
+    assert!(recovery.is_clean());
+    journal
+        .record(JournalEntry::OriginalMappings {
+            volume: "trident_pvc_1".into(),
+            groups: vec![],
+        })
+        .await
+        .unwrap();
+    journal.record(mapped()).await.unwrap();
+    journal
+        .record(JournalEntry::CloneRequested {
+            host: "host-7".into(),
+            device: "naa.600a098038304437".into(),
+        })
+        .await
+        .unwrap();
+    let run = journal.run_id().to_owned();
+
+    let stored = annotation(&api.get("disk-1").await.unwrap()).expect("journal annotation missing");
+    let document: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(document["version"], 1);
+    let kinds: Vec<&str> = document["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["originalMappings", "volumeMapped", "cloneRequested"]
+    );
+
+    let (_, recovery) = Journal::load(KubeJournalStore::on_populator_cr(
+        client.clone(),
+        &ns.name,
+        "disk-1",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(recovery.previous_run.as_deref(), Some(run.as_str()));
+    assert!(
+        recovery.clone_may_be_running().is_some(),
+        "a requested clone without an end may still run"
+    );
+    assert_eq!(
+        recovery.outstanding,
+        vec![CleanupStep::UnmapVolume {
+            volume: "trident_pvc_1".into(),
+            group: "xcopy-hostsystem-host-7".into()
+        }]
+    );
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn other_writers_of_the_object_do_not_disturb_the_journal() {
+    let client = kube_support::client().await;
+    let ns = ScratchNamespace::new(&client, "journal-rv").await;
+    let api = create_cr(&client, &ns.name, "disk-2").await;
+    let (mut journal, _) = Journal::load(KubeJournalStore::on_populator_cr(
+        client.clone(),
+        &ns.name,
+        "disk-2",
+    ))
+    .await
+    .unwrap();
+    journal.record(mapped()).await.unwrap();
+
+    // The controller changes the object between two journal writes (new resourceVersion).
+    let labels = serde_json::json!({ "metadata": { "labels": { "forklift.konveyor.io/offload-completed": "false" } } });
+    api.patch("disk-2", &PatchParams::default(), &Patch::Merge(&labels))
+        .await
+        .unwrap();
+
+    journal
+        .record(JournalEntry::RunFinished {
+            outcome: Outcome::Succeeded,
+        })
+        .await
+        .unwrap();
+    let object = api.get("disk-2").await.unwrap();
+    let labels: BTreeMap<String, String> = object.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("forklift.konveyor.io/offload-completed")
+            .map(String::as_str),
+        Some("false")
+    );
+    let (reread, recovery) = Journal::load(KubeJournalStore::on_populator_cr(
+        client.clone(),
+        &ns.name,
+        "disk-2",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(reread.records().len(), 2);
+    assert_eq!(recovery.previous_outcome, Some(Outcome::Succeeded));
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_second_journal_writer_is_refused() {
+    let client = kube_support::client().await;
+    let ns = ScratchNamespace::new(&client, "journal-two").await;
+    create_cr(&client, &ns.name, "disk-3").await;
+    let store = || KubeJournalStore::on_populator_cr(client.clone(), &ns.name, "disk-3");
+    let (mut one, _) = Journal::load(store()).await.unwrap();
+    let (mut two, _) = Journal::load(store()).await.unwrap();
+    one.record(mapped()).await.unwrap();
+    let err = two
+        .record(JournalEntry::CloneRequested {
+            host: "h".into(),
+            device: "naa.1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, JournalError::ConcurrentWriter { .. }),
+        "{err}"
+    );
+    assert!(two.records().is_empty());
+    let (reread, _) = Journal::load(store()).await.unwrap();
+    assert_eq!(reread.records().len(), 1);
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn without_a_cr_the_journal_goes_on_the_target_pvc() {
+    let client = kube_support::client().await;
+    let ns = ScratchNamespace::new(&client, "journal-pvc").await;
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns.name);
+    let pvc = PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some("target".into()),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            volume_mode: Some("Block".into()),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_owned(),
+                    Quantity("1Gi".into()),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    pvcs.create(&PostParams::default(), &pvc).await.unwrap();
+    let (mut journal, _) =
+        Journal::load(KubeJournalStore::on_pvc(client.clone(), &ns.name, "target"))
+            .await
+            .unwrap();
+    journal
+        .record(JournalEntry::DeviceDiscovered {
+            host: "host-1".into(),
+            naa: "naa.6".into(),
+        })
+        .await
+        .unwrap();
+    let stored = annotation(&pvcs.get("target").await.unwrap())
+        .expect("journal annotation missing on the PVC");
+    assert!(stored.contains("deviceDiscovered"), "{stored}");
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_missing_object_is_named_in_the_error() {
+    let client = kube_support::client().await;
+    let ns = ScratchNamespace::new(&client, "journal-missing").await;
+    ensure_crd(&client).await;
+    let err = Journal::load(KubeJournalStore::on_populator_cr(
+        client.clone(),
+        &ns.name,
+        "never-created",
+    ))
+    .await
+    .err()
+    .unwrap();
+    assert!(matches!(err, JournalError::Missing { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("VSphereXcopyVolumePopulator") && text.contains("never-created"),
+        "{text}"
+    );
+    ns.delete().await;
+}
