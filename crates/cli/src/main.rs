@@ -1,2 +1,150 @@
-//! The `copy-offload` binary: thin subcommands over the library crates.
-fn main() {}
+//! The `copy-offload` binary: thin subcommands over the library crates. It parses arguments,
+//! sets up logging and TLS, and maps outcomes to the exit codes of `co_populator::exit`.
+
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::process::ExitCode as ProcessExitCode;
+
+use clap::{Parser, Subcommand};
+use co_populator::args::{PopulateArgs, requests_version, version_text};
+use co_populator::exit::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+/// Copy VMware vSphere disks into Kubernetes volumes by offloading the copy to the storage array.
+#[derive(Debug, Parser)]
+#[command(name = "copy-offload", version, propagate_version = false)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Copy one disk (the populator pod's entrypoint).
+    Populate(Box<PopulateArgs>),
+    /// Run the Kubernetes controllers (volume populator, provider SSH keys, offload planner).
+    Controller,
+    /// Simulated vCenter, ESXi and storage arrays for demos and tests.
+    Lab {
+        #[command(subcommand)]
+        command: LabCommand,
+    },
+    /// Check an environment before a migration and predict the copy path of each disk.
+    Preflight,
+    /// Build or install the vmkfstools-wrapper VIB for ESXi hosts.
+    Vib {
+        #[command(subcommand)]
+        command: VibCommand,
+    },
+    /// Print the CustomResourceDefinitions copy-offload ships, as YAML.
+    Crd,
+}
+
+#[derive(Debug, Subcommand)]
+enum LabCommand {
+    /// Serve the simulated vCenter, ESXi hosts and arrays.
+    Serve,
+    /// Run a complete copy against the lab.
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+enum VibCommand {
+    /// Build the vmkfstools-wrapper VIB.
+    Build,
+    /// Install the VIB on ESXi hosts.
+    Install,
+}
+
+fn main() -> ProcessExitCode {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    if wants_version(&argv) {
+        print!("{}", version_text());
+        return ExitCode::Success.into();
+    }
+    let cli = Cli::parse_from(argv);
+    init_logging();
+    // kube, reqwest and russh all use rustls; ring is the one crypto provider of the build.
+    // An error only means a provider is already installed, which is the state we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    match cli.command {
+        Command::Populate(args) => populate(&args),
+        Command::Crd => {
+            print!("{}", co_api::crds_yaml());
+            ExitCode::Success
+        }
+        Command::Controller => not_built("controller"),
+        Command::Preflight => not_built("preflight"),
+        Command::Lab {
+            command: LabCommand::Serve,
+        } => not_built("lab serve"),
+        Command::Lab {
+            command: LabCommand::Demo,
+        } => not_built("lab demo"),
+        Command::Vib {
+            command: VibCommand::Build,
+        } => not_built("vib build"),
+        Command::Vib {
+            command: VibCommand::Install,
+        } => not_built("vib install"),
+    }
+    .into()
+}
+
+/// `copy-offload --version` and `copy-offload populate --version` print before any parsing, so
+/// they succeed whatever else is on the command line (the populator controller's contract).
+fn wants_version(argv: &[OsString]) -> bool {
+    match argv.get(1).and_then(|arg| arg.to_str()) {
+        Some("--version" | "-V") => true,
+        Some("populate") => requests_version(&argv[2..]),
+        _ => false,
+    }
+}
+
+fn populate(args: &PopulateArgs) -> ExitCode {
+    let config = match args.validate() {
+        Ok(config) => config,
+        Err(problems) => {
+            eprint!("{problems}");
+            eprintln!(
+                "Run `copy-offload populate --help` for every flag and its environment variable."
+            );
+            return ExitCode::BadArguments;
+        }
+    };
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    tracing::info!(?config, "arguments validated");
+    not_built("populate (the copy engine)")
+}
+
+fn not_built(what: &str) -> ExitCode {
+    let mut stderr = std::io::stderr().lock();
+    // Nothing useful can be done if stderr is gone; the exit code still tells the story.
+    let _ = writeln!(
+        stderr,
+        "copy-offload {what}: not built yet in this version; nothing was done."
+    );
+    ExitCode::Internal
+}
+
+/// JSON lines in a pod (or when `COPY_OFFLOAD_LOG_FORMAT=json`), human-readable otherwise;
+/// `COPY_OFFLOAD_LOG_FORMAT=text` forces the latter. Level from `RUST_LOG` (default `info`).
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match std::env::var("COPY_OFFLOAD_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") => false,
+        _ => std::env::var_os("KUBERNETES_SERVICE_HOST").is_some(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,56 @@
+//! `Secret`: a credential value (password, token, private key) that can be passed around and
+//! logged as part of a larger structure without its content ever reaching a log line or an error
+//! message. Reading the value requires an explicit [`Secret::expose`].
+
+use std::fmt;
+
+/// A string whose `Debug` and `Display` print `***` instead of the value.
+///
+/// It deliberately implements neither `Serialize` nor `Deref<Target = str>`, so the value cannot
+/// leak through a status object, a JSON log field or an accidental `format!("{}", &*s)`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a credential value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The credential itself; call only where it is sent to its peer.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formatting_never_shows_the_value() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret}"), "***");
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
+        assert_eq!(format!("{:?}", Some(&secret)), "Some(Secret(***))");
+        assert_eq!(secret.expose(), "hunter2");
+    }
+}

@@ -1,0 +1,1047 @@
+//! `copy-offload lab demo`: the project's main job end to end on an in-process lab.
+//!
+//! The demo only sets the stage and checks the result: it starts the lab with a VM whose disks
+//! hold a known pattern, creates the target volumes on the simulated array (mapped to a worker
+//! node, as a PVC's volume is while its populator runs) and checksums the source. The copy itself
+//! is the real `populate` code path, talking SOAP to the lab's vCenter (certificate pinned by
+//! thumbprint), REST to the lab's array and esxcli or SSH to the lab's ESXi host over loopback.
+//! Afterwards the demo checksums the targets, checks that nothing the copy created is left on the
+//! array or the hosts, and prints a summary. SIGINT/SIGTERM cancel the copies (their cleanup still
+//! runs) and shut the lab down.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{IsTerminal as _, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use co_api::CloneMethod;
+use co_esxi::ssh::HostKeyPolicy;
+use co_lab::arrays::ontap::{create_trident_volume, trident_lun_path};
+use co_lab::faults::FaultRule;
+use co_lab::host::SimHost;
+use co_lab::lab::{Lab, RunningLab};
+use co_lab::san::GroupSpec;
+use co_lab::scenario::{DiskSpec, Scenario};
+use co_populator::args::PopulateArgs;
+use co_populator::cleanup::describe;
+use co_populator::copy::{CopyReport, Phase, PhaseObserver};
+use co_populator::exit::ExitCode;
+use co_populator::journal::{CleanupStep, FileJournalStore, Journal, JournalEntry};
+use co_populator::run::{RunOptions, RunSummary, run_with};
+use co_vsphere::TlsTrust;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::lab_cmd::{LabDir, connection_details, parse_latency, write_certificate};
+
+const MIB: u64 = 1024 * 1024;
+const GIB: u64 = 1024 * MIB;
+/// The worker node the target volumes are attached to before the copy (what the prime PVC's
+/// volume looks like to the array while the populator runs); cleanup must leave exactly this.
+const WORKER_GROUP: &str = "demo-worker-1";
+const WORKER_IQN: &str = "iqn.2020-01.io.openshift:demo-worker-1";
+/// Prefix of the initiator groups the copy creates for ESXi hosts.
+const COPY_GROUP_PREFIX: &str = "xcopy-";
+
+/// Storage vendor of the simulated array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoVendor {
+    /// NetApp ONTAP (REST API, Trident `ontap-san` volumes).
+    Ontap,
+}
+
+/// How the populator reaches vmkfstools on the lab's ESXi host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoMethod {
+    /// esxcli through vCenter (the vmkfstools-wrapper VIB is installed on the VM's host).
+    Vib,
+    /// A command-restricted SSH key the demo installs on the host.
+    Ssh,
+}
+
+impl From<DemoMethod> for CloneMethod {
+    fn from(method: DemoMethod) -> Self {
+        match method {
+            DemoMethod::Vib => CloneMethod::Vib,
+            DemoMethod::Ssh => CloneMethod::Ssh,
+        }
+    }
+}
+
+/// Backing of the source disks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiskType {
+    /// A flat VMDK on a VMFS datastore.
+    Vmdk,
+    /// A physical-mode raw device mapping of a volume on the array.
+    Rdm,
+    /// A vVol (the lab has no vVol datastore yet; refused).
+    Vvol,
+}
+
+/// Arguments of `copy-offload lab demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Storage vendor of the simulated array.
+    #[arg(long, value_enum, default_value = "ontap")]
+    pub vendor: DemoVendor,
+    /// Clone method: `vib` (esxcli through vCenter) or `ssh` (restricted key on the host).
+    #[arg(long, value_enum, default_value = "vib")]
+    pub method: DemoMethod,
+    /// Backing of the source disks.
+    #[arg(long, value_enum, default_value = "vmdk")]
+    pub disk_type: DiskType,
+    /// Number of disks, copied in parallel (one populate run each).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub disks: u16,
+    /// Size of each disk: bytes or a quantity such as 64MiB, 1GiB, 1Gi (whole MiB). The disks are
+    /// sparse, with a 4 KiB pattern block at the start of every MiB.
+    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+    pub size: u64,
+    /// Leave the lab running after the copy and print its endpoints and credentials; stop with
+    /// Ctrl-C.
+    #[arg(long)]
+    pub keep: bool,
+    /// Directory for the lab's datastores, volumes and copy journals; kept on exit. Default: a
+    /// temporary directory, removed on exit.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Delay every call at a lab call site, e.g. `soap:RetrieveProperties=20` or
+    /// `esxcli:vmkfstools taskGet=2000` (milliseconds; a trailing `*` in the site matches a prefix).
+    #[arg(long, value_name = "SITE=MS", value_parser = parse_latency)]
+    pub lab_latency: Vec<FaultRule>,
+}
+
+/// Parses a disk size: bytes, or a quantity with a binary (`Mi`, `MiB`, `Gi`, `GiB`, …) or
+/// decimal suffix; the result must be a positive whole number of MiB.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let quantity = trimmed
+        .strip_suffix("iB")
+        .map(|stem| format!("{stem}i"))
+        .unwrap_or_else(|| trimmed.to_owned());
+    let bytes = co_populator::args::parse_quantity(&quantity)
+        .map_err(|e| format!("{text:?}: {e} (e.g. 64MiB, 1GiB)"))?;
+    if bytes == 0 || bytes % MIB != 0 {
+        return Err(format!(
+            "{text:?} is {bytes} bytes; a lab disk is a positive whole number of MiB (e.g. 64MiB, 1GiB)"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// One source disk and the volume it is copied into.
+#[derive(Debug, Clone)]
+struct DemoDisk {
+    index: usize,
+    /// `[ds1] vm-1/vm-1_1.vmdk`
+    vmdk: String,
+    /// The file holding the disk's bytes: the flat extent, or the RDM volume's backing file.
+    source_file: PathBuf,
+    /// Trident `internalName` of the target volume.
+    flexvol: String,
+    /// ONTAP LUN path of the target volume.
+    target_lun: String,
+    target_file: PathBuf,
+    target_naa: String,
+    size: u64,
+}
+
+/// The demo's own steps, timed for the summary.
+#[derive(Debug, Default)]
+struct StepClock {
+    steps: Vec<(&'static str, Duration)>,
+}
+
+impl StepClock {
+    fn record(&mut self, name: &'static str, since: Instant) {
+        self.steps.push((name, since.elapsed()));
+    }
+}
+
+/// Runs `copy-offload lab demo`; `cancel` is fired by SIGINT/SIGTERM.
+pub async fn run(args: DemoArgs, cancel: CancellationToken) -> ExitCode {
+    if args.disk_type == DiskType::Vvol {
+        eprintln!(
+            "copy-offload lab demo: --disk-type vvol is not available: the lab has no vVol datastore \
+             yet (and ONTAP has no vVol array copy); use --disk-type vmdk or rdm"
+        );
+        return ExitCode::BadArguments;
+    }
+    let dir = match LabDir::new(args.data_dir.as_deref()) {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("cannot create the lab data directory: {e}; pass a writable --data-dir");
+            return ExitCode::Permanent;
+        }
+    };
+    let ssh_key = match args.method {
+        DemoMethod::Ssh => match ClientKey::generate() {
+            Ok(key) => Some(key),
+            Err(e) => {
+                eprintln!("cannot generate the demo's SSH key: {e}");
+                return ExitCode::Internal;
+            }
+        },
+        DemoMethod::Vib => None,
+    };
+    let scenario = scenario(&args, ssh_key.as_ref());
+    let mut clock = StepClock::default();
+    println!(
+        "copy-offload lab demo: {} disk(s) of {} ({}), vendor {}, method {}, lab in {}",
+        args.disks,
+        human_bytes(args.size),
+        match args.disk_type {
+            DiskType::Vmdk => "flat VMDK",
+            DiskType::Rdm => "physical RDM",
+            DiskType::Vvol => "vVol",
+        },
+        format!("{:?}", args.vendor).to_lowercase(),
+        CloneMethod::from(args.method),
+        dir.path().display()
+    );
+
+    let started = Instant::now();
+    let lab = match Lab::start(scenario, dir.path()).await {
+        Ok(lab) => lab,
+        Err(e) => {
+            eprintln!("the lab did not start: {e}");
+            return ExitCode::Permanent;
+        }
+    };
+    clock.record("lab start", started);
+    if let Err(e) = write_certificate(&lab) {
+        tracing::warn!(error = %e, "could not write the lab certificate file");
+    }
+
+    let code = run_on_lab(&args, &lab, ssh_key.as_ref(), &cancel, &mut clock).await;
+    if code == ExitCode::Success && args.keep {
+        print!("\nThe lab keeps running; point populate, pyvmomi or govc at it:\n\n{}", connection_details(&lab));
+        if let Some(key) = &ssh_key {
+            println!("ssh key     {} (restricted to the wrapper on ds1)", key.path(dir.path()).display());
+        }
+        println!("\nPress Ctrl-C to stop the lab.");
+        let _ = std::io::stdout().flush();
+        cancel.cancelled().await;
+    }
+    let stopping = Instant::now();
+    lab.shutdown().await;
+    if code == ExitCode::Success {
+        println!("lab stopped in {}", human_duration(stopping.elapsed()));
+    } else {
+        eprintln!("lab stopped; nothing is left running");
+    }
+    code
+}
+
+/// The embedded scenario with the VM's disks replaced by `args.disks` disks of `args.size`, and
+/// (SSH method) the demo's restricted key installed on every host.
+fn scenario(args: &DemoArgs, ssh_key: Option<&ClientKey>) -> Scenario {
+    let mut scenario = Scenario::default_embedded();
+    let array = scenario.arrays[0].name.clone();
+    let datastore = scenario.datastores[0].name.clone();
+    let total_gib = (args.size * u64::from(args.disks)).div_ceil(GIB);
+    scenario.datastores[0].capacity_gib = scenario.datastores[0].capacity_gib.max(total_gib + 1);
+    let size_mib = args.size / MIB;
+    scenario.vms[0].disks = (0..args.disks)
+        .map(|_| DiskSpec {
+            datastore: datastore.clone(),
+            size_mib,
+            rdm_array: (args.disk_type == DiskType::Rdm).then(|| array.clone()),
+        })
+        .collect();
+    if let Some(key) = ssh_key {
+        let line = co_esxi::restricted_key_line(&datastore, &key.public_openssh);
+        for host in &mut scenario.hosts {
+            host.authorized_keys.push(line.clone());
+        }
+    }
+    scenario.faults.extend(args.lab_latency.iter().cloned());
+    scenario
+}
+
+async fn run_on_lab(
+    args: &DemoArgs,
+    lab: &RunningLab,
+    ssh_key: Option<&ClientKey>,
+    cancel: &CancellationToken,
+    clock: &mut StepClock,
+) -> ExitCode {
+    let disks = match prepare_disks(args, lab) {
+        Ok(disks) => disks,
+        Err(e) => {
+            eprintln!("preparing the demo disks failed: {e}");
+            return ExitCode::Internal;
+        }
+    };
+    if cancel.is_cancelled() {
+        return ExitCode::Cancelled;
+    }
+
+    let started = Instant::now();
+    let sources = match checksums(disks.iter().map(|d| (d.source_file.clone(), d.size))).await {
+        Ok(sums) => sums,
+        Err(e) => {
+            eprintln!("reading the source disks failed: {e}");
+            return ExitCode::Internal;
+        }
+    };
+    clock.record("source checksum", started);
+    if cancel.is_cancelled() {
+        return ExitCode::Cancelled;
+    }
+
+    let started = Instant::now();
+    let summaries = populate_all(args, lab, &disks, ssh_key, cancel).await;
+    let populate_time = started.elapsed();
+    clock.record("populate (copy + cleanup)", started);
+
+    let mut worst = ExitCode::Success;
+    for (disk, summary) in disks.iter().zip(&summaries) {
+        if summary.exit_code != ExitCode::Success {
+            match &summary.error {
+                Some(error) => eprintln!("disk {}: populate failed: {error}", disk.index),
+                None => eprintln!("disk {}: populate ended with {}", disk.index, summary.exit_code),
+            }
+            if worst == ExitCode::Success || summary.exit_code == ExitCode::Cancelled {
+                worst = summary.exit_code;
+            }
+        }
+    }
+    let cleanups = cleanup_records(lab, &disks).await;
+    let leftovers = leftovers(lab, &disks);
+    if worst != ExitCode::Success {
+        print_phases(&disks, &summaries);
+        print_cleanup(&disks, &cleanups, &leftovers);
+        if !leftovers.is_empty() {
+            return ExitCode::Internal;
+        }
+        return worst;
+    }
+
+    let started = Instant::now();
+    let targets = match checksums(disks.iter().map(|d| (d.target_file.clone(), d.size))).await {
+        Ok(sums) => sums,
+        Err(e) => {
+            eprintln!("reading the target volumes failed: {e}");
+            return ExitCode::Internal;
+        }
+    };
+    clock.record("target checksum", started);
+
+    print_phases(&disks, &summaries);
+    println!();
+    println!("{:<28} {:>10}", "demo step", "duration");
+    for (name, took) in &clock.steps {
+        println!("{name:<28} {:>10}", human_duration(*took));
+    }
+    println!();
+    let reports: Vec<&CopyReport> = summaries.iter().filter_map(|s| s.report.as_ref()).collect();
+    print_transfer(&disks, &reports, populate_time);
+    print_cleanup(&disks, &cleanups, &leftovers);
+    println!();
+    let mut verified = true;
+    for ((disk, source), target) in disks.iter().zip(&sources).zip(&targets) {
+        if source == target {
+            println!(
+                "checksum verified: disk {} sha256 {source} ({} = {} on {})",
+                disk.index, disk.vmdk, disk.target_lun, lab.arrays[0].name
+            );
+        } else {
+            verified = false;
+            println!(
+                "checksum MISMATCH: disk {} source sha256 {source}, target sha256 {target} ({} -> {})",
+                disk.index, disk.vmdk, disk.target_lun
+            );
+        }
+    }
+    match (verified, leftovers.is_empty()) {
+        (true, true) => ExitCode::Success,
+        _ => ExitCode::Internal,
+    }
+}
+
+/// Finds every source disk the lab created and creates its target volume, attached to the worker.
+fn prepare_disks(args: &DemoArgs, lab: &RunningLab) -> Result<Vec<DemoDisk>, String> {
+    let array = &lab.arrays[0].name;
+    let datastore = "ds1";
+    let vm = "vm-1";
+    let vm_dir = lab.datastore_dir(datastore).join(vm);
+    let mut disks = Vec::new();
+    for index in 0..usize::from(args.disks) {
+        let stem = if index == 0 {
+            vm.to_owned()
+        } else {
+            format!("{vm}_{index}")
+        };
+        let source_file = match args.disk_type {
+            DiskType::Rdm => {
+                let name = format!("rdm-{vm}-{index}");
+                lab.san
+                    .volume(array, &name)
+                    .ok_or_else(|| format!("the lab has no RDM volume {name} on {array}"))?
+                    .backing_path
+            }
+            _ => vm_dir.join(format!("{stem}-flat.vmdk")),
+        };
+        let flexvol = format!("demo_pvc_{index}");
+        let volume = create_trident_volume(&lab.san, array, &flexvol, args.size)
+            .map_err(|e| e.to_string())?;
+        if lab.san.group(array, WORKER_GROUP).is_none() {
+            lab.san
+                .create_group(
+                    array,
+                    GroupSpec {
+                        name: WORKER_GROUP.into(),
+                        initiators: vec![WORKER_IQN.into()],
+                        protocol: Some("iscsi".into()),
+                        os_type: Some("linux".into()),
+                    },
+                )
+                .map_err(|e| e.to_string())?;
+        }
+        lab.san
+            .map(array, &volume.name, WORKER_GROUP)
+            .map_err(|e| e.to_string())?;
+        disks.push(DemoDisk {
+            index,
+            vmdk: format!("[{datastore}] {vm}/{stem}.vmdk"),
+            source_file,
+            target_lun: trident_lun_path(&flexvol),
+            flexvol,
+            target_file: volume.backing_path,
+            target_naa: volume.naa,
+            size: args.size,
+        });
+    }
+    Ok(disks)
+}
+
+/// SHA-256 of the first `len` bytes of each file, computed in parallel off the async threads.
+async fn checksums(
+    files: impl Iterator<Item = (PathBuf, u64)>,
+) -> Result<Vec<String>, String> {
+    let tasks: Vec<_> = files
+        .map(|(path, len)| {
+            tokio::task::spawn_blocking(move || {
+                sha256_prefix(&path, len).map_err(|e| format!("{}: {e}", path.display()))
+            })
+        })
+        .collect();
+    let mut sums = Vec::new();
+    for task in tasks {
+        sums.push(task.await.map_err(|e| e.to_string())??);
+    }
+    Ok(sums)
+}
+
+/// Hex SHA-256 of the first `len` bytes of `path`; a file shorter than `len` is an error, since a
+/// target volume must hold the whole disk.
+fn sha256_prefix(path: &Path, len: u64) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?.take(len);
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 4 * MIB as usize];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        total += n as u64;
+    }
+    if total < len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("holds {total} bytes, fewer than the disk's {len}"),
+        ));
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// The populate arguments for one disk, exactly as a user would pass them on the command line.
+fn populate_args(lab: &RunningLab, disk: &DemoDisk, method: DemoMethod, ssh_key: Option<&ClientKey>) -> PopulateArgs {
+    let array = &lab.arrays[0];
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    PopulateArgs {
+        source_vmdk: Some(disk.vmdk.clone()),
+        target_volume_handle: Some(format!("pvc-{}", disk.flexvol)),
+        target_volume_attribute: vec![format!("internalName={}", disk.flexvol)],
+        owner_uid: Some(format!("demo-{}", disk.flexvol)),
+        storage_vendor_product: Some("ontap".into()),
+        storage_hostname: Some(array.url.clone()),
+        storage_username: Some(array.username.clone()),
+        storage_password: Some(array.password.clone()),
+        ontap_svm: Some(array.svm.clone()),
+        vsphere_hostname: Some(lab.vcenter_url.clone()),
+        vsphere_username: Some(lab.username.clone()),
+        vsphere_password: Some(lab.password.clone()),
+        esxi_clone_method: Some(CloneMethod::from(method).as_str().into()),
+        ssh_private_key: ssh_key.map(|k| b64(&k.private_openssh)),
+        ssh_public_key: ssh_key.map(|k| b64(&k.public_openssh)),
+        http_endpoint: Some("127.0.0.1:0".into()),
+        ..PopulateArgs::default()
+    }
+}
+
+/// Runs one populate per disk, concurrently, while showing their progress.
+async fn populate_all(
+    args: &DemoArgs,
+    lab: &RunningLab,
+    disks: &[DemoDisk],
+    ssh_key: Option<&ClientKey>,
+    cancel: &CancellationToken,
+) -> Vec<RunSummary> {
+    let (phases_tx, phases_rx) = mpsc::unbounded_channel();
+    // The VM lives on the first host; its SSH endpoint is the one the SSH method dials.
+    let host = &lab.hosts[0];
+    let host_key = ssh_key
+        .map(|_| ssh_key::PublicKey::from_openssh(&host.ssh_host_key))
+        .transpose();
+    let host_key = match host_key {
+        Ok(key) => key,
+        Err(e) => {
+            eprintln!("the lab's SSH host key does not parse: {e}");
+            return Vec::new();
+        }
+    };
+    let runs = disks.iter().map(|disk| {
+        let populate = populate_args(lab, disk, args.method, ssh_key);
+        let phases = phases_tx.clone();
+        let index = disk.index;
+        let observer: PhaseObserver = Arc::new(move |phase| {
+            // The display may have ended already; a lost phase line is harmless.
+            let _ = phases.send((index, phase));
+        });
+        let options = RunOptions {
+            cancel: cancel.child_token(),
+            handle_signals: false,
+            vsphere_trust: Some(TlsTrust::Thumbprint(lab.thumbprint.clone())),
+            storage_ca_pem: Some(lab.certificate_pem.clone()),
+            ssh_port: ssh_key.map(|_| host.ssh_addr.port()),
+            ssh_host_key: host_key.clone().map(HostKeyPolicy::Pinned),
+            journal_path: Some(journal_path(lab, disk)),
+            final_scrape_wait: Duration::ZERO,
+            observer: Some(observer),
+            ..RunOptions::default()
+        };
+        async move {
+            match populate.validate() {
+                Ok(config) => run_with(config, options).await,
+                Err(problems) => RunSummary {
+                    exit_code: ExitCode::BadArguments,
+                    error: Some(co_populator::error::CopyError::Refused(problems.to_string())),
+                    report: None,
+                    metrics_addr: None,
+                },
+            }
+        }
+    });
+    drop(phases_tx);
+    let hosts: Vec<SimHost> = lab.hosts.iter().map(|h| h.sim.clone()).collect();
+    let display = Progress::new(disks.len(), hosts);
+    let (summaries, ()) = tokio::join!(futures::future::join_all(runs), display.run(phases_rx));
+    summaries
+}
+
+fn journal_path(lab: &RunningLab, disk: &DemoDisk) -> PathBuf {
+    lab.data_dir.join(format!("journal-{}.json", disk.flexvol))
+}
+
+/// What each disk's populate journaled as undone in its last run: the cleanup it performed.
+async fn cleanup_records(lab: &RunningLab, disks: &[DemoDisk]) -> Vec<Vec<String>> {
+    let mut all = Vec::new();
+    for disk in disks {
+        let path = journal_path(lab, disk);
+        let mut done = Vec::new();
+        if path.exists() {
+            match Journal::load(FileJournalStore::new(&path)).await {
+                Ok((journal, _)) => {
+                    let records = journal.records();
+                    let last_run = records.last().map(|r| r.run.clone());
+                    done.extend(
+                        records
+                            .iter()
+                            .filter(|r| Some(&r.run) == last_run.as_ref())
+                            .filter_map(|r| match &r.entry {
+                                JournalEntry::CleanupDone { step } => Some(cleanup_line(step)),
+                                _ => None,
+                            }),
+                    );
+                }
+                Err(e) => done.push(format!("(journal unreadable: {e})")),
+            }
+        }
+        all.push(done);
+    }
+    all
+}
+
+/// One cleanup step in words, with the objects it touched.
+fn cleanup_line(step: &CleanupStep) -> String {
+    let CleanupStep::Custom { name, detail } = step else {
+        return describe(step);
+    };
+    let text = |pointer: &str| detail.pointer(pointer).and_then(|v| v.as_str()).unwrap_or("?").to_owned();
+    let names = |pointer: &str| {
+        detail
+            .pointer(pointer)
+            .and_then(|v| v.as_array())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i.get("name").or(Some(i)).and_then(|n| n.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    match name.as_str() {
+        co_populator::cleanup::step::UNMAP_VOLUME => format!(
+            "unmapped {} from initiator group {}",
+            text("/volume/name"),
+            names("/group/targets")
+        ),
+        co_populator::cleanup::step::RESTORE_MAPPINGS => {
+            let groups = names("/groups");
+            if groups.is_empty() {
+                format!("left {} unmapped, as found", text("/volume/name"))
+            } else {
+                format!("kept {} mapped to {groups}, as found", text("/volume/name"))
+            }
+        }
+        co_populator::cleanup::step::RESCAN_DELETE => format!(
+            "rescanned adapters {} on {} to drop the device",
+            detail
+                .pointer("/adapters")
+                .and_then(|v| v.as_array())
+                .map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default(),
+            text("/host")
+        ),
+        co_populator::cleanup::step::RELEASE_GROUP => {
+            let owned = names("/group/owned");
+            if owned.is_empty() {
+                "initiator group released (not created by copy-offload: kept)".to_owned()
+            } else {
+                format!("initiator group {owned} released")
+            }
+        }
+        _ => describe(step),
+    }
+}
+
+/// What the copy left behind on the array and the hosts; empty when cleanup was complete.
+fn leftovers(lab: &RunningLab, disks: &[DemoDisk]) -> Vec<String> {
+    let array = &lab.arrays[0].name;
+    let mut left: Vec<String> = lab
+        .san
+        .groups(array)
+        .into_iter()
+        .filter(|g| g.name.starts_with(COPY_GROUP_PREFIX))
+        .map(|g| format!("initiator group {} on {array}", g.name))
+        .collect();
+    let mappings = lab.san.mappings(array);
+    for disk in disks {
+        left.extend(
+            mappings
+                .iter()
+                .filter(|m| m.volume == disk.target_lun && m.group != WORKER_GROUP)
+                .map(|m| format!("mapping of {} to {}", m.volume, m.group)),
+        );
+        if !mappings
+            .iter()
+            .any(|m| m.volume == disk.target_lun && m.group == WORKER_GROUP)
+        {
+            left.push(format!(
+                "{} lost its original mapping to {WORKER_GROUP}",
+                disk.target_lun
+            ));
+        }
+        for host in &lab.hosts {
+            if host.sim.device(&disk.target_naa).is_some() {
+                left.push(format!("device {} on {}", disk.target_naa, host.name));
+            }
+        }
+    }
+    for host in &lab.hosts {
+        left.extend(
+            host.sim
+                .task_ids()
+                .into_iter()
+                .map(|id| format!("clone task {id} on {}", host.name)),
+        );
+    }
+    left
+}
+
+fn print_phases(disks: &[DemoDisk], summaries: &[RunSummary]) {
+    let mut order: Vec<Phase> = Vec::new();
+    let mut table: BTreeMap<(usize, &'static str), Duration> = BTreeMap::new();
+    for (disk, summary) in disks.iter().zip(summaries) {
+        let Some(report) = &summary.report else {
+            continue;
+        };
+        for (phase, took) in &report.phases {
+            if !order.contains(phase) {
+                order.push(*phase);
+            }
+            *table.entry((disk.index, phase.as_str())).or_default() += *took;
+        }
+    }
+    if order.is_empty() {
+        return;
+    }
+    println!();
+    let mut header = format!("{:<12}", "phase");
+    for disk in disks {
+        let _ = write!(header, " {:>10}", format!("disk {}", disk.index));
+    }
+    println!("{header}");
+    for phase in order {
+        let mut row = format!("{:<12}", phase.as_str());
+        for disk in disks {
+            let cell = table
+                .get(&(disk.index, phase.as_str()))
+                .map_or_else(|| "-".to_owned(), |d| human_duration(*d));
+            let _ = write!(row, " {cell:>10}");
+        }
+        println!("{row}");
+    }
+}
+
+fn print_transfer(disks: &[DemoDisk], reports: &[&CopyReport], populate_time: Duration) {
+    let total: u64 = disks.iter().map(|d| d.size).sum();
+    let allocated: u64 = reports.iter().map(|r| r.allocated_bytes).sum();
+    let clone_time = reports
+        .iter()
+        .filter_map(|r| {
+            r.phases
+                .iter()
+                .filter(|(p, _)| matches!(p, Phase::Clone | Phase::ArrayCopy))
+                .map(|(_, d)| *d)
+                .reduce(|a, b| a + b)
+        })
+        .max()
+        .unwrap_or_default();
+    let mut bytes = format!("{total} bytes ({})", human_bytes(total));
+    if allocated > 0 {
+        let _ = write!(bytes, ", {} allocated in the source", human_bytes(allocated));
+    }
+    println!("{:<14}{bytes}", "bytes");
+    println!(
+        "{:<14}{} over the clone phase, {} end to end (populate incl. setup and cleanup)",
+        "rate",
+        rate(total, clone_time),
+        rate(total, populate_time)
+    );
+    let xcopy: Vec<String> = disks
+        .iter()
+        .zip(reports)
+        .map(|(d, r)| format!("disk {}: {}", d.index, if r.xcopy_used { "yes" } else { "no" }))
+        .collect();
+    println!("{:<14}{}", "XCOPY used", xcopy.join(", "));
+    println!(
+        "{:<14}{}",
+        "clone method",
+        reports
+            .first()
+            .map_or("-".to_owned(), |r| format!("{:?}", r.clone_method).to_lowercase())
+    );
+}
+
+fn print_cleanup(disks: &[DemoDisk], cleanups: &[Vec<String>], leftovers: &[String]) {
+    println!();
+    println!("cleanup performed (from each run's journal):");
+    for (disk, steps) in disks.iter().zip(cleanups) {
+        if steps.is_empty() {
+            println!("  disk {}: nothing to undo", disk.index);
+        }
+        for step in steps {
+            println!("  disk {}: {step}", disk.index);
+        }
+    }
+    if leftovers.is_empty() {
+        println!(
+            "  lab check: no copy-offload initiator group, target volumes mapped to {WORKER_GROUP} only, \
+             no device or clone task left on any host"
+        );
+    } else {
+        println!("cleanup INCOMPLETE, left behind:");
+        for item in leftovers {
+            println!("  {item}");
+        }
+    }
+}
+
+/// Live progress: a redrawn bar on a terminal, one line per phase change otherwise (both on
+/// stderr, so stdout holds only the summary).
+struct Progress {
+    disks: usize,
+    hosts: Vec<SimHost>,
+    tty: bool,
+    phases: Vec<Option<Phase>>,
+    started: Instant,
+}
+
+impl Progress {
+    fn new(disks: usize, hosts: Vec<SimHost>) -> Progress {
+        Progress {
+            disks,
+            hosts,
+            tty: std::io::stderr().is_terminal(),
+            phases: vec![None; disks],
+            started: Instant::now(),
+        }
+    }
+
+    /// Runs until every populate has dropped its phase sender (all runs ended).
+    async fn run(mut self, mut phases: mpsc::UnboundedReceiver<(usize, Phase)>) {
+        let mut redraw = tokio::time::interval(Duration::from_millis(200));
+        redraw.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                update = phases.recv() => match update {
+                    Some((disk, phase)) => self.phase(disk, phase),
+                    None => break,
+                },
+                _ = redraw.tick(), if self.tty => self.draw(),
+            }
+        }
+        if self.tty {
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        }
+    }
+
+    fn phase(&mut self, disk: usize, phase: Phase) {
+        if let Some(slot) = self.phases.get_mut(disk) {
+            *slot = Some(phase);
+        }
+        if self.tty {
+            self.draw();
+        } else {
+            let _ = writeln!(
+                std::io::stderr(),
+                "[{:>8}] disk {disk}: {}",
+                human_duration(self.started.elapsed()),
+                phase.as_str()
+            );
+        }
+    }
+
+    /// Overall percent: finished disks count fully; disks in the clone phase share the progress
+    /// their hosts' clone tasks report (the same `Clone: N% done` lines populate reads).
+    fn percent(&self) -> u64 {
+        let cloning = self.phases.iter().filter(|p| **p == Some(Phase::Clone)).count();
+        let done = self
+            .phases
+            .iter()
+            .filter(|p| matches!(p, Some(Phase::Cleanup)))
+            .count();
+        let task_percents: Vec<u64> = self
+            .hosts
+            .iter()
+            .flat_map(|h| {
+                h.task_ids()
+                    .into_iter()
+                    .filter_map(|id| h.task_status(&id).ok())
+                    .filter_map(|s| s.progress_percent())
+                    .collect::<Vec<_>>()
+            })
+            .map(u64::from)
+            .collect();
+        let cloning_percent = if task_percents.is_empty() {
+            0
+        } else {
+            task_percents.iter().sum::<u64>() / task_percents.len() as u64
+        };
+        let total = done as u64 * 100 + cloning as u64 * cloning_percent;
+        total / self.disks.max(1) as u64
+    }
+
+    fn draw(&self) {
+        const WIDTH: u64 = 30;
+        let percent = self.percent().min(100);
+        let filled = (percent * WIDTH / 100) as usize;
+        let phase = self
+            .phases
+            .iter()
+            .flatten()
+            .min_by_key(|p| phase_rank(**p))
+            .map_or("starting", |p| p.as_str());
+        let _ = write!(
+            std::io::stderr(),
+            "\r\x1b[2K  [{}{}] {percent:>3}%  {phase}  {}",
+            "#".repeat(filled),
+            "-".repeat(WIDTH as usize - filled),
+            human_duration(self.started.elapsed())
+        );
+        let _ = std::io::stderr().flush();
+    }
+}
+
+/// Order of the phases, so the bar names the phase of the slowest disk.
+fn phase_rank(phase: Phase) -> u8 {
+    match phase {
+        Phase::Recover => 0,
+        Phase::Resolve => 1,
+        Phase::Plan => 2,
+        Phase::Map => 3,
+        Phase::Discover => 4,
+        Phase::Verify => 5,
+        Phase::Clone | Phase::ArrayCopy => 6,
+        Phase::Cleanup => 7,
+    }
+}
+
+/// The demo's SSH key pair, generated fresh for each run.
+struct ClientKey {
+    private_openssh: String,
+    public_openssh: String,
+}
+
+impl ClientKey {
+    fn generate() -> Result<ClientKey, ssh_key::Error> {
+        let key = ssh_key::PrivateKey::random(&mut rand::rng(), ssh_key::Algorithm::Ed25519)?;
+        Ok(ClientKey {
+            private_openssh: key.to_openssh(ssh_key::LineEnding::LF)?.to_string(),
+            public_openssh: key.public_key().to_openssh()?,
+        })
+    }
+
+    /// Writes the private key (mode 0600) into the lab directory for `--keep` users.
+    fn path(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("demo-ssh-key");
+        let write = || -> std::io::Result<()> {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)?;
+            file.write_all(self.private_openssh.as_bytes())
+        };
+        if let Err(e) = write() {
+            tracing::warn!(error = %e, "could not write the demo SSH key file");
+        }
+        path
+    }
+}
+
+fn human_bytes(bytes: u64) -> String {
+    if bytes >= GIB {
+        format!("{:.2} GiB", bytes as f64 / GIB as f64)
+    } else {
+        format!("{:.1} MiB", bytes as f64 / MIB as f64)
+    }
+}
+
+fn human_duration(d: Duration) -> String {
+    if d >= Duration::from_secs(1) {
+        format!("{:.2} s", d.as_secs_f64())
+    } else {
+        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    }
+}
+
+fn rate(bytes: u64, over: Duration) -> String {
+    if over.is_zero() {
+        return "-".to_owned();
+    }
+    format!("{:.0} MiB/s", bytes as f64 / MIB as f64 / over.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_accept_binary_suffixes_and_whole_mib_only() {
+        assert_eq!(parse_size("64MiB").unwrap(), 64 * MIB);
+        assert_eq!(parse_size("64Mi").unwrap(), 64 * MIB);
+        assert_eq!(parse_size("1GiB").unwrap(), GIB);
+        assert_eq!(parse_size("1048576").unwrap(), MIB);
+        assert!(parse_size("0").unwrap_err().contains("whole number of MiB"));
+        assert!(parse_size("1000").unwrap_err().contains("whole number of MiB"));
+        assert!(parse_size("lots").unwrap_err().contains("e.g. 64MiB"));
+    }
+
+    #[test]
+    fn the_scenario_holds_the_requested_disks_and_the_restricted_key() {
+        let args = DemoArgs {
+            vendor: DemoVendor::Ontap,
+            method: DemoMethod::Ssh,
+            disk_type: DiskType::Rdm,
+            disks: 3,
+            size: 100 * GIB,
+            keep: false,
+            data_dir: None,
+            lab_latency: vec![parse_latency("ssh:task-get=5").unwrap()],
+        };
+        let key = ClientKey::generate().unwrap();
+        let scenario = scenario(&args, Some(&key));
+        let disks = &scenario.vms[0].disks;
+        assert_eq!(disks.len(), 3);
+        assert!(disks.iter().all(|d| d.size_mib == 100 * 1024 && d.rdm_array.as_deref() == Some("ontap1")));
+        assert!(scenario.datastores[0].capacity_gib > 300, "room for every disk");
+        for host in &scenario.hosts {
+            let line = host.authorized_keys.last().unwrap();
+            assert!(line.starts_with("command=\""), "{line}");
+            assert!(line.ends_with(key.public_openssh.trim()), "{line}");
+        }
+        assert_eq!(scenario.faults.last().unwrap().site, "ssh:task-get");
+        // The key is one populate's SSH executor accepts.
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&key.private_openssh);
+        co_esxi::ssh::SshSettings::from_base64_pem(
+            &b64,
+            HostKeyPolicy::TrustOnFirstUse {
+                known_hosts: PathBuf::from("/nonexistent"),
+            },
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn checksums_cover_exactly_the_disk_and_refuse_short_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk");
+        co_lab::lab::write_pattern_disk(&path, 3 * MIB).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(
+            sha256_prefix(&path, 3 * MIB).unwrap(),
+            hex::encode(Sha256::digest(&bytes))
+        );
+        assert_eq!(
+            sha256_prefix(&path, MIB).unwrap(),
+            hex::encode(Sha256::digest(&bytes[..MIB as usize]))
+        );
+        let err = sha256_prefix(&path, 4 * MIB).unwrap_err();
+        assert!(err.to_string().contains("fewer than"), "{err}");
+    }
+
+    #[test]
+    fn cleanup_steps_read_as_sentences() {
+        let step = CleanupStep::Custom {
+            name: co_populator::cleanup::step::RESTORE_MAPPINGS.into(),
+            detail: serde_json::json!({
+                "volume": {"name": "/vol/demo_pvc_0/lun0"},
+                "groups": [{"kind": "igroup", "name": "demo-worker-1", "id": ""}]
+            }),
+        };
+        assert_eq!(
+            cleanup_line(&step),
+            "kept /vol/demo_pvc_0/lun0 mapped to demo-worker-1, as found"
+        );
+        let task = CleanupStep::CleanTask {
+            host: "HostSystem:host-10".into(),
+            task_id: "t1".into(),
+        };
+        assert_eq!(cleanup_line(&task), describe(&task));
+    }
+}

@@ -1,0 +1,1523 @@
+//! The `copy-offload populate` argument contract: every flag and environment variable of
+//! upstream's `vsphere-copy-offload-populator` (same names, same `--name=value` form the populator
+//! controller passes, same env defaults taken from the pod's Secret), plus the validation that
+//! turns them into a typed [`PopulateConfig`].
+//!
+//! Validation is pure (no I/O, no network) and reports every problem at once, each naming the
+//! flag, its env var and what is expected, so one edit of the Secret or the command line fixes
+//! them all. Secret values are wrapped in [`Secret`] and never appear in messages.
+//!
+//! Where we differ from upstream, on purpose:
+//! - `--owner-name`, `--target-namespace` and `--owner-uid` are validated (upstream checked
+//!   non-existent flag names instead, core.md W1); `--source-vm-id` is optional (the VM is found
+//!   from the disk path).
+//! - `ESXI_CLONE_METHOD` must be `vib`, `ssh` or empty (upstream took any other value as `vib`).
+//! - `GOVMOMI_INSECURE` is honoured (upstream never verified vCenter's certificate, W3): it is
+//!   read like Go's `strconv.ParseBool` (`1/t/T/TRUE/true/True` and the false forms), empty means
+//!   verify, anything else is an error. `cacert` (PEM) adds a trusted CA for vCenter.
+//! - `STORAGE_SKIP_SSL_VERIFICATION`, `DISABLE_VVOL_METHOD`, `DISABLE_RDM_METHOD` keep upstream's
+//!   rule: only the literal `true` enables; other non-empty values other than `false` draw a warning.
+//! - `--http-endpoint` and `--metrics-path` are honoured (upstream parsed and ignored them, W2).
+//! - Vendor keys that the vendor cannot work without are checked up front.
+//! - `--target-volume-handle`, `--target-volume-attribute`, `--pv-file` select a target without
+//!   Kubernetes; with one of them the Kubernetes PVC flags become optional.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine as _;
+use clap::{CommandFactory, Parser};
+use co_api::{
+    CloneMethod, DATASTORE_PATH_EXAMPLE, DatastorePath, Secret, StorageVendorProduct,
+    WRAPPER_VERSION,
+};
+
+/// What `--version` prints: the binary's version and the ESXi wrapper protocol version.
+pub fn version_text() -> String {
+    format!(
+        "copy-offload {}\nvmkfstools-wrapper {WRAPPER_VERSION}\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Whether the arguments ask for the version. Checked before parsing, so `--version` works (and
+/// touches nothing) even when the other arguments are missing or malformed. Accepts the forms
+/// Go's flag package accepted: `--version`, `-version`, `--version=true`, `-version=true`.
+pub fn requests_version<I, S>(args: I) -> bool
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    args.into_iter()
+        .map(|arg| arg.as_ref().to_owned())
+        .take_while(|arg| arg != "--")
+        .any(|arg| {
+            matches!(
+                arg.to_str(),
+                Some("--version" | "-version" | "--version=true" | "-version=true")
+            )
+        })
+}
+
+/// Flags and environment of `copy-offload populate`.
+///
+/// Every field is optional at the clap level so that [`PopulateArgs::validate`] can report all
+/// missing values together instead of clap stopping at the first.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(
+    name = "populate",
+    // Go's flag package lets a repeated flag override the earlier one; scripts rely on it.
+    args_override_self = true,
+    about = "Copy one vSphere disk into a volume by offloading the copy to the storage array",
+    long_about = "Copy one vSphere disk into a volume by offloading the copy to the storage array.\n\n\
+                  Runs in the populator pod with the flags the populator controller passes and the \
+                  environment from the migration Secret; every value can also be given as a flag."
+)]
+pub struct PopulateArgs {
+    /// VM id (e.g. vm-123) or name owning the disk; optional, the VM is found from the disk path.
+    #[arg(long, help_heading = "Source disk")]
+    pub source_vm_id: Option<String>,
+    /// Datastore path of the disk descriptor, e.g. "[datastore1] vm-1/vm-1.vmdk".
+    #[arg(long, help_heading = "Source disk")]
+    pub source_vmdk: Option<String>,
+
+    /// Name of the PVC to populate (the user's PVC).
+    #[arg(long, help_heading = "Kubernetes target")]
+    pub owner_name: Option<String>,
+    /// UID of the PVC to populate; labels the metrics.
+    #[arg(long, help_heading = "Kubernetes target")]
+    pub owner_uid: Option<String>,
+    /// Namespace of the PVC to populate and of its prime PVC.
+    #[arg(long, help_heading = "Kubernetes target")]
+    pub target_namespace: Option<String>,
+    /// Name of the VSphereXcopyVolumePopulator resource.
+    #[arg(long, help_heading = "Kubernetes target")]
+    pub cr_name: Option<String>,
+    /// Namespace of the VSphereXcopyVolumePopulator resource.
+    #[arg(long, help_heading = "Kubernetes target")]
+    pub cr_namespace: Option<String>,
+    /// Secret the pod's environment comes from (informational).
+    #[arg(long, help_heading = "Kubernetes target")]
+    pub secret_name: Option<String>,
+    /// Requested size of the PVC (bytes or a Kubernetes quantity such as 100Gi).
+    #[arg(long, help_heading = "Kubernetes target")]
+    pub pvc_size: Option<String>,
+    /// Kubeconfig file; in a pod the service account is used.
+    #[arg(long, help_heading = "Kubernetes target")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubernetes API server URL, overriding the kubeconfig.
+    #[arg(long, help_heading = "Kubernetes target")]
+    pub master: Option<String>,
+
+    /// CSI volume handle of the target volume (runs without Kubernetes).
+    #[arg(long, help_heading = "Target without Kubernetes")]
+    pub target_volume_handle: Option<String>,
+    /// CSI volume attribute of the target volume, KEY=VALUE; repeatable.
+    #[arg(
+        long,
+        value_name = "KEY=VALUE",
+        help_heading = "Target without Kubernetes"
+    )]
+    pub target_volume_attribute: Vec<String>,
+    /// PersistentVolume YAML/JSON file describing the target volume (runs without Kubernetes).
+    #[arg(long, help_heading = "Target without Kubernetes")]
+    pub pv_file: Option<PathBuf>,
+
+    /// Storage product: vantara, ontap, primera3par, pureFlashArray, powerflex, powermax, powerstore, infinibox or flashsystem.
+    #[arg(long, env = "STORAGE_VENDOR", help_heading = "Storage array")]
+    pub storage_vendor_product: Option<String>,
+    /// Storage array management address (host name or URL, as the vendor expects).
+    #[arg(long, env = "STORAGE_HOSTNAME", help_heading = "Storage array")]
+    pub storage_hostname: Option<String>,
+    /// Storage array user name (with --storage-password, unless a token is given).
+    #[arg(long, env = "STORAGE_USERNAME", help_heading = "Storage array")]
+    pub storage_username: Option<String>,
+    /// Storage array password.
+    #[arg(
+        long,
+        env = "STORAGE_PASSWORD",
+        hide_env_values = true,
+        help_heading = "Storage array"
+    )]
+    pub storage_password: Option<String>,
+    /// Storage array API token; used instead of user name and password when given.
+    #[arg(
+        long,
+        env = "STORAGE_TOKEN",
+        hide_env_values = true,
+        help_heading = "Storage array"
+    )]
+    pub storage_token: Option<String>,
+    /// "true" skips TLS verification of the storage array; any other value verifies.
+    #[arg(
+        long,
+        env = "STORAGE_SKIP_SSL_VERIFICATION",
+        help_heading = "Storage array"
+    )]
+    pub storage_skip_ssl_verification: Option<String>,
+    /// Timeout of each storage API request, in seconds.
+    #[arg(
+        long,
+        env = "STORAGE_HTTP_TIMEOUT_SECONDS",
+        default_value = "30",
+        help_heading = "Storage array"
+    )]
+    pub storage_http_timeout_seconds: Option<String>,
+
+    /// Pure FlashArray: Portworx cluster prefix, px_<first 8 chars of the StorageCluster uid>.
+    #[arg(long, env = "PURE_CLUSTER_PREFIX", help_heading = "Vendor keys")]
+    pub pure_cluster_prefix: Option<String>,
+    /// PowerFlex: system id of the array.
+    #[arg(long, env = "POWERFLEX_SYSTEM_ID", help_heading = "Vendor keys")]
+    pub powerflex_system_id: Option<String>,
+    /// ONTAP: SVM to use (default: the cluster's only SVM).
+    #[arg(long, env = "ONTAP_SVM", help_heading = "Vendor keys")]
+    pub ontap_svm: Option<String>,
+    /// PowerMax: Symmetrix id of the array.
+    #[arg(long, env = "POWERMAX_SYMMETRIX_ID", help_heading = "Vendor keys")]
+    pub powermax_symmetrix_id: Option<String>,
+    /// PowerMax: port group used for the masking view.
+    #[arg(long, env = "POWERMAX_PORT_GROUP_NAME", help_heading = "Vendor keys")]
+    pub powermax_port_group_name: Option<String>,
+    /// Vantara: storage array serial number (metrics only).
+    #[arg(long, env = "STORAGE_ID", help_heading = "Vendor keys")]
+    pub vantara_storage_id: Option<String>,
+    /// Vantara: REST API port.
+    #[arg(long, env = "STORAGE_PORT", help_heading = "Vendor keys")]
+    pub vantara_storage_port: Option<String>,
+    /// Vantara: host groups to use, <portId>,<hostGroupNumber> separated by ":", e.g. CL1-A,1:CL2-B,2.
+    #[arg(long, env = "HOSTGROUP_ID_LIST", help_heading = "Vendor keys")]
+    pub vantara_hostgroup_id_list: Option<String>,
+    /// Vantara: array-side copy pace for vVol/RDM disks: slower (default), medium or faster.
+    #[arg(long, env = "COPY_SPEED", help_heading = "Vendor keys")]
+    pub vantara_copy_speed: Option<String>,
+
+    /// vCenter host name (the SDK URL https://<host>/sdk is implied).
+    #[arg(long, env = "GOVMOMI_HOSTNAME", help_heading = "vSphere")]
+    pub vsphere_hostname: Option<String>,
+    /// vCenter user name.
+    #[arg(long, env = "GOVMOMI_USERNAME", help_heading = "vSphere")]
+    pub vsphere_username: Option<String>,
+    /// vCenter password.
+    #[arg(
+        long,
+        env = "GOVMOMI_PASSWORD",
+        hide_env_values = true,
+        help_heading = "vSphere"
+    )]
+    pub vsphere_password: Option<String>,
+    /// "true" skips TLS verification of vCenter (Go boolean forms accepted); empty verifies.
+    #[arg(long, env = "GOVMOMI_INSECURE", help_heading = "vSphere")]
+    pub vsphere_insecure: Option<String>,
+    /// PEM CA certificate(s) to trust for vCenter, in addition to the system roots.
+    #[arg(long, env = "cacert", hide_env_values = true, help_heading = "vSphere")]
+    pub vsphere_ca_cert: Option<String>,
+
+    /// How to run vmkfstools on ESXi: vib or ssh.
+    #[arg(
+        long,
+        env = "ESXI_CLONE_METHOD",
+        default_value = "vib",
+        help_heading = "ESXi"
+    )]
+    pub esxi_clone_method: Option<String>,
+    /// ESXi host (managed object id, e.g. host-123) to run the clone on; default: the VM's host.
+    #[arg(long, help_heading = "ESXi")]
+    pub migration_host: Option<String>,
+    /// SSH method: base64 of the PEM private key.
+    #[arg(
+        long,
+        env = "SSH_PRIVATE_KEY",
+        hide_env_values = true,
+        help_heading = "ESXi"
+    )]
+    pub ssh_private_key: Option<String>,
+    /// SSH method: base64 of the public key in authorized_keys format.
+    #[arg(
+        long,
+        env = "SSH_PUBLIC_KEY",
+        hide_env_values = true,
+        help_heading = "ESXi"
+    )]
+    pub ssh_public_key: Option<String>,
+    /// SSH method: timeout of connecting and of each command, in seconds.
+    #[arg(
+        long,
+        env = "SSH_TIMEOUT_SECONDS",
+        default_value = "30",
+        help_heading = "ESXi"
+    )]
+    pub ssh_timeout_seconds: Option<String>,
+    /// "true" copies vVol disks through vmkfstools instead of the array's vVol copy.
+    #[arg(long, env = "DISABLE_VVOL_METHOD", help_heading = "ESXi")]
+    pub disable_vvol_method: Option<String>,
+    /// "true" copies RDM disks through vmkfstools instead of the array's RDM copy.
+    #[arg(long, env = "DISABLE_RDM_METHOD", help_heading = "ESXi")]
+    pub disable_rdm_method: Option<String>,
+
+    /// Namespace of the per-ESXi-host Lease objects.
+    #[arg(
+        long,
+        env = "HOST_LEASE_NAMESPACE",
+        default_value = "openshift-mtv",
+        help_heading = "Host lease"
+    )]
+    pub host_lease_namespace: Option<String>,
+    /// Duration of a host lease, in seconds.
+    #[arg(
+        long,
+        env = "HOST_LEASE_DURATION_SECONDS",
+        default_value = "10",
+        help_heading = "Host lease"
+    )]
+    pub host_lease_duration_seconds: Option<String>,
+
+    /// Listen address of the HTTPS metrics endpoint (":8443", "0.0.0.0:8443", "[::]:8443").
+    #[arg(long, default_value = ":8443", help_heading = "Metrics")]
+    pub http_endpoint: Option<String>,
+    /// Path of the metrics endpoint.
+    #[arg(long, default_value = "/metrics", help_heading = "Metrics")]
+    pub metrics_path: Option<String>,
+
+    /// Print the version and exit (other arguments are ignored).
+    #[arg(long)]
+    pub version: bool,
+}
+
+/// One problem with the arguments: which flag/env, what is wrong, what is expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgProblem {
+    subject: String,
+    message: String,
+}
+
+impl ArgProblem {
+    /// The flag(s) and env var(s) concerned, e.g. `--source-vmdk (env: none)`.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// What is wrong and what is expected.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ArgProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.subject, self.message)
+    }
+}
+
+/// Every problem found in the arguments.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ArgProblems(pub Vec<ArgProblem>);
+
+impl fmt::Display for ArgProblems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.0.len();
+        let noun = if count == 1 { "problem" } else { "problems" };
+        writeln!(f, "{count} {noun} with the populate arguments:")?;
+        for problem in &self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The validated configuration of one `populate` run.
+#[derive(Debug, Clone)]
+pub struct PopulateConfig {
+    /// The disk to copy.
+    pub source: SourceDisk,
+    /// The volume to copy into.
+    pub target: TargetVolume,
+    /// UID of the PVC being populated (metrics label `owner_uid`); optional without Kubernetes.
+    pub owner_uid: Option<String>,
+    /// Name of the populator resource, when run by the controller.
+    pub cr_name: Option<String>,
+    /// Namespace of the populator resource, when run by the controller.
+    pub cr_namespace: Option<String>,
+    /// The Secret the environment came from (informational).
+    pub secret_name: Option<String>,
+    /// Requested size of the target PVC in bytes, when given.
+    pub pvc_size_bytes: Option<u64>,
+    /// How to reach the storage array.
+    pub storage: StorageConfig,
+    /// How to reach vCenter.
+    pub vsphere: VsphereConfig,
+    /// How to run the clone on ESXi.
+    pub esxi: EsxiConfig,
+    /// The per-host lease.
+    pub host_lease: HostLeaseConfig,
+    /// How to reach Kubernetes.
+    pub kube: KubeAccess,
+    /// The metrics endpoint.
+    pub metrics: MetricsEndpoint,
+    /// Accepted values that are probably not what the user meant (log them).
+    pub warnings: Vec<String>,
+}
+
+/// The source disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceDisk {
+    /// VM id or name, when given.
+    pub vm_id: Option<String>,
+    /// The disk descriptor.
+    pub vmdk: DatastorePath,
+}
+
+/// The volume to populate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetVolume {
+    /// A PVC; its volume is found through the prime PVC `prime-<owner uid>`.
+    Pvc {
+        /// Namespace of the PVC.
+        namespace: String,
+        /// Name of the PVC.
+        name: String,
+    },
+    /// A CSI volume given directly (no Kubernetes).
+    VolumeHandle {
+        /// The CSI volume handle.
+        handle: String,
+        /// The CSI volume attributes.
+        attributes: BTreeMap<String, String>,
+    },
+    /// A PersistentVolume read from a file (no Kubernetes).
+    PvFile(PathBuf),
+}
+
+/// Storage array access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// Management address as given.
+    pub hostname: String,
+    /// Credentials.
+    pub auth: StorageAuth,
+    /// Skip TLS verification (only with the literal `true`).
+    pub skip_tls_verification: bool,
+    /// Timeout of each API request.
+    pub http_timeout: Duration,
+    /// The product and its vendor-specific keys.
+    pub vendor: VendorSettings,
+}
+
+impl StorageConfig {
+    /// The storage product.
+    pub fn product(&self) -> StorageVendorProduct {
+        self.vendor.product()
+    }
+}
+
+/// Storage credentials. A token wins when both forms are given, as upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageAuth {
+    /// API token.
+    Token(Secret),
+    /// User name and password.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: Secret,
+    },
+}
+
+/// The storage product with the keys only that vendor reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VendorSettings {
+    /// Hitachi Vantara.
+    Vantara {
+        /// Array serial number (metrics only).
+        storage_id: Option<String>,
+        /// REST API port.
+        port: u16,
+        /// Host groups to use instead of discovery.
+        host_groups: Vec<VantaraHostGroup>,
+        /// Array-side copy pace.
+        copy_speed: VantaraCopySpeed,
+    },
+    /// NetApp ONTAP.
+    Ontap {
+        /// SVM; `None` lets the array pick its only SVM.
+        svm: Option<String>,
+    },
+    /// HPE Primera / 3PAR.
+    Primera3Par,
+    /// Pure FlashArray.
+    PureFlashArray {
+        /// Portworx cluster prefix (`px_xxxxxxxx`).
+        cluster_prefix: String,
+    },
+    /// Dell PowerFlex.
+    PowerFlex {
+        /// System id of the array.
+        system_id: String,
+    },
+    /// Dell PowerMax.
+    PowerMax {
+        /// Symmetrix id of the array.
+        symmetrix_id: String,
+        /// Port group for the masking view.
+        port_group_name: String,
+    },
+    /// Dell PowerStore.
+    PowerStore,
+    /// Infinidat InfiniBox.
+    InfiniBox,
+    /// IBM FlashSystem.
+    FlashSystem,
+}
+
+impl VendorSettings {
+    /// The storage product these settings are for.
+    pub fn product(&self) -> StorageVendorProduct {
+        match self {
+            Self::Vantara { .. } => StorageVendorProduct::Vantara,
+            Self::Ontap { .. } => StorageVendorProduct::Ontap,
+            Self::Primera3Par => StorageVendorProduct::Primera3Par,
+            Self::PureFlashArray { .. } => StorageVendorProduct::PureFlashArray,
+            Self::PowerFlex { .. } => StorageVendorProduct::PowerFlex,
+            Self::PowerMax { .. } => StorageVendorProduct::PowerMax,
+            Self::PowerStore => StorageVendorProduct::PowerStore,
+            Self::InfiniBox => StorageVendorProduct::InfiniBox,
+            Self::FlashSystem => StorageVendorProduct::FlashSystem,
+        }
+    }
+}
+
+/// A Vantara host group: a port and a host group number on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VantaraHostGroup {
+    /// Port id, e.g. `CL1-A`.
+    pub port: String,
+    /// Host group number on that port.
+    pub number: u32,
+}
+
+/// Vantara Thin Image copy pace (`COPY_SPEED`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VantaraCopySpeed {
+    /// `slower` (default).
+    #[default]
+    Slower,
+    /// `medium`.
+    Medium,
+    /// `faster`.
+    Faster,
+}
+
+/// vCenter access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VsphereConfig {
+    /// vCenter host name (or host:port).
+    pub hostname: String,
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: Secret,
+    /// Skip TLS verification of vCenter.
+    pub insecure: bool,
+    /// Extra CA certificates (PEM) to trust for vCenter.
+    pub ca_cert_pem: Option<String>,
+}
+
+/// How the clone runs on ESXi.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EsxiConfig {
+    /// VIB or SSH.
+    pub clone_method: CloneMethod,
+    /// The ESXi host to use instead of the VM's host.
+    pub migration_host: Option<String>,
+    /// The SSH key pair (only with the SSH method).
+    pub ssh_keys: Option<SshKeys>,
+    /// SSH connect and per-command timeout.
+    pub ssh_timeout: Duration,
+    /// Copy vVol disks through vmkfstools instead of the array.
+    pub disable_vvol_method: bool,
+    /// Copy RDM disks through vmkfstools instead of the array.
+    pub disable_rdm_method: bool,
+}
+
+/// The SSH key pair the provider controller generated, decoded from base64.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshKeys {
+    /// PEM private key.
+    pub private_key_pem: Secret,
+    /// authorized_keys-format public key.
+    pub public_key: String,
+}
+
+/// The per-ESXi-host lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostLeaseConfig {
+    /// Namespace of the Lease objects.
+    pub namespace: String,
+    /// Lease duration.
+    pub duration: Duration,
+}
+
+/// Kubernetes access overrides.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeAccess {
+    /// Kubeconfig file.
+    pub kubeconfig: Option<PathBuf>,
+    /// API server URL.
+    pub master: Option<String>,
+}
+
+/// The HTTPS metrics endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsEndpoint {
+    /// Listen address.
+    pub addr: SocketAddr,
+    /// URL path.
+    pub path: String,
+}
+
+const SECONDS_EXPECTED: &str = "expected a whole number of seconds greater than 0";
+
+impl PopulateArgs {
+    /// Checks every value and builds the configuration, or returns every problem found.
+    /// Pure: reads nothing but `self`.
+    pub fn validate(&self) -> Result<PopulateConfig, ArgProblems> {
+        let mut v = Validator::new();
+
+        let vm_id = present(&self.source_vm_id);
+        let vmdk = match present(&self.source_vmdk) {
+            None => {
+                v.problem(
+                    "source_vmdk",
+                    format!("missing; expected a datastore path like \"{DATASTORE_PATH_EXAMPLE}\""),
+                );
+                None
+            }
+            Some(text) => DatastorePath::parse(&text)
+                .map_err(|e| v.problem("source_vmdk", format!("{text:?} is not valid: {e}")))
+                .ok(),
+        };
+
+        let target = self.target(&mut v);
+        let owner_uid = present(&self.owner_uid);
+        let pvc_size_bytes = present(&self.pvc_size).and_then(|text| {
+            parse_quantity(&text)
+                .map_err(|e| v.problem("pvc_size", format!("{text:?} is not a size: {e}")))
+                .ok()
+        });
+
+        let storage = self.storage(&mut v);
+        let vsphere = self.vsphere(&mut v);
+        let esxi = self.esxi(&mut v);
+        let host_lease = self.host_lease(&mut v);
+        let metrics = self.metrics(&mut v);
+
+        match (vmdk, target, storage, vsphere, esxi, host_lease, metrics) {
+            (
+                Some(vmdk),
+                Some(target),
+                Some(storage),
+                Some(vsphere),
+                Some(esxi),
+                Some(host_lease),
+                Some(metrics),
+            ) if v.problems.is_empty() => Ok(PopulateConfig {
+                source: SourceDisk { vm_id, vmdk },
+                target,
+                owner_uid,
+                cr_name: present(&self.cr_name),
+                cr_namespace: present(&self.cr_namespace),
+                secret_name: present(&self.secret_name),
+                pvc_size_bytes,
+                storage,
+                vsphere,
+                esxi,
+                host_lease,
+                kube: KubeAccess {
+                    kubeconfig: self
+                        .kubeconfig
+                        .clone()
+                        .filter(|p| !p.as_os_str().is_empty()),
+                    master: present(&self.master),
+                },
+                metrics,
+                warnings: v.warnings,
+            }),
+            _ => Err(ArgProblems(v.problems)),
+        }
+    }
+
+    fn target(&self, v: &mut Validator) -> Option<TargetVolume> {
+        let handle = present(&self.target_volume_handle);
+        let pv_file = self.pv_file.clone().filter(|p| !p.as_os_str().is_empty());
+        let mut attributes = BTreeMap::new();
+        for attribute in &self.target_volume_attribute {
+            match attribute.split_once('=') {
+                Some((key, value)) if !key.trim().is_empty() => {
+                    attributes.insert(key.trim().to_owned(), value.to_owned());
+                }
+                _ => v.problem(
+                    "target_volume_attribute",
+                    format!("{attribute:?} is not KEY=VALUE; expected e.g. \"Name=vol-1\""),
+                ),
+            }
+        }
+        if handle.is_none() && !self.target_volume_attribute.is_empty() {
+            v.problem(
+                "target_volume_attribute",
+                "given without --target-volume-handle; attributes describe that volume".into(),
+            );
+        }
+        match (handle, pv_file) {
+            (Some(_), Some(_)) => {
+                v.problem(
+                    "pv_file",
+                    "conflicts with --target-volume-handle; give one of them".into(),
+                );
+                None
+            }
+            (Some(handle), None) => Some(TargetVolume::VolumeHandle { handle, attributes }),
+            (None, Some(path)) => Some(TargetVolume::PvFile(path)),
+            (None, None) => {
+                let name = v.required(
+                    &self.owner_name,
+                    "owner_name",
+                    "the name of the PVC to populate",
+                );
+                v.required(
+                    &self.owner_uid,
+                    "owner_uid",
+                    "the UID of the PVC to populate",
+                );
+                let namespace = v.required(
+                    &self.target_namespace,
+                    "target_namespace",
+                    "the namespace of the PVC to populate",
+                );
+                Some(TargetVolume::Pvc {
+                    namespace: namespace?,
+                    name: name?,
+                })
+            }
+        }
+    }
+
+    fn storage(&self, v: &mut Validator) -> Option<StorageConfig> {
+        let product = match present(&self.storage_vendor_product) {
+            None => {
+                v.missing(
+                    "storage_vendor_product",
+                    &format!("one of: {}", StorageVendorProduct::valid_names()),
+                );
+                None
+            }
+            Some(text) => text
+                .parse::<StorageVendorProduct>()
+                .map_err(|e| v.problem("storage_vendor_product", e.to_string()))
+                .ok(),
+        };
+        let hostname = v.required(
+            &self.storage_hostname,
+            "storage_hostname",
+            "the storage array management address",
+        );
+        let auth = self.storage_auth(v);
+        let skip_tls_verification = v.literal_true(
+            &self.storage_skip_ssl_verification,
+            "storage_skip_ssl_verification",
+            "TLS verification of the storage array stays on",
+        );
+        let http_timeout = v.seconds(
+            &self.storage_http_timeout_seconds,
+            "storage_http_timeout_seconds",
+            30,
+        );
+        let vendor = product.and_then(|product| self.vendor_settings(product, v));
+        Some(StorageConfig {
+            hostname: hostname?,
+            auth: auth?,
+            skip_tls_verification,
+            http_timeout: http_timeout?,
+            vendor: vendor?,
+        })
+    }
+
+    fn storage_auth(&self, v: &mut Validator) -> Option<StorageAuth> {
+        if let Some(token) = present(&self.storage_token) {
+            return Some(StorageAuth::Token(Secret::new(token)));
+        }
+        let username = present(&self.storage_username);
+        let password = self.storage_password.clone().filter(|p| !p.is_empty());
+        match (username, password) {
+            (Some(username), Some(password)) => Some(StorageAuth::Basic {
+                username,
+                password: Secret::new(password),
+            }),
+            (Some(_), None) => {
+                v.missing(
+                    "storage_password",
+                    "the password for --storage-username (or give --storage-token instead)",
+                );
+                None
+            }
+            (None, Some(_)) => {
+                v.missing(
+                    "storage_username",
+                    "the user name for --storage-password (or give --storage-token instead)",
+                );
+                None
+            }
+            (None, None) => {
+                let subject = format!(
+                    "{} or {} and {}",
+                    v.subject("storage_token"),
+                    v.subject("storage_username"),
+                    v.subject("storage_password")
+                );
+                v.problems.push(ArgProblem {
+                    subject,
+                    message: "missing; expected storage credentials: a token, or a user name and a password".into(),
+                });
+                None
+            }
+        }
+    }
+
+    fn vendor_settings(
+        &self,
+        product: StorageVendorProduct,
+        v: &mut Validator,
+    ) -> Option<VendorSettings> {
+        let needed_by = |what: &str| format!("{what} (required for {product})");
+        Some(match product {
+            StorageVendorProduct::Vantara => {
+                let port = match present(&self.vantara_storage_port) {
+                    None => {
+                        v.missing("vantara_storage_port", &needed_by("the REST API port"));
+                        None
+                    }
+                    Some(text) => match text.parse::<u16>() {
+                        Ok(port) if port > 0 => Some(port),
+                        _ => {
+                            v.problem(
+                                "vantara_storage_port",
+                                format!(
+                                    "{text:?} is not a port; expected a number from 1 to 65535"
+                                ),
+                            );
+                            None
+                        }
+                    },
+                };
+                let host_groups = present(&self.vantara_hostgroup_id_list)
+                    .map(|text| {
+                        parse_host_groups(&text).unwrap_or_else(|| {
+                            v.problem(
+                                "vantara_hostgroup_id_list",
+                                format!(
+                                    "{text:?} is not a host group list; expected <portId>,<hostGroupNumber> entries separated by \":\", e.g. \"CL1-A,1:CL2-B,2\""
+                                ),
+                            );
+                            Vec::new()
+                        })
+                    })
+                    .unwrap_or_default();
+                let copy_speed = match present(&self.vantara_copy_speed).as_deref() {
+                    None | Some("slower") => VantaraCopySpeed::Slower,
+                    Some("medium") => VantaraCopySpeed::Medium,
+                    Some("faster") => VantaraCopySpeed::Faster,
+                    Some(other) => {
+                        v.problem(
+                            "vantara_copy_speed",
+                            format!(
+                                "{other:?} is not a copy speed; expected slower, medium or faster"
+                            ),
+                        );
+                        VantaraCopySpeed::Slower
+                    }
+                };
+                VendorSettings::Vantara {
+                    storage_id: present(&self.vantara_storage_id),
+                    port: port?,
+                    host_groups,
+                    copy_speed,
+                }
+            }
+            StorageVendorProduct::Ontap => VendorSettings::Ontap {
+                svm: present(&self.ontap_svm),
+            },
+            StorageVendorProduct::Primera3Par => VendorSettings::Primera3Par,
+            StorageVendorProduct::PureFlashArray => VendorSettings::PureFlashArray {
+                cluster_prefix: v.required(
+                    &self.pure_cluster_prefix,
+                    "pure_cluster_prefix",
+                    &needed_by(
+                        "the Portworx cluster prefix, px_<first 8 chars of the StorageCluster uid>",
+                    ),
+                )?,
+            },
+            StorageVendorProduct::PowerFlex => VendorSettings::PowerFlex {
+                system_id: v.required(
+                    &self.powerflex_system_id,
+                    "powerflex_system_id",
+                    &needed_by("the PowerFlex system id"),
+                )?,
+            },
+            StorageVendorProduct::PowerMax => {
+                let symmetrix_id = v.required(
+                    &self.powermax_symmetrix_id,
+                    "powermax_symmetrix_id",
+                    &needed_by("the Symmetrix id"),
+                );
+                let port_group_name = v.required(
+                    &self.powermax_port_group_name,
+                    "powermax_port_group_name",
+                    &needed_by("the port group for the masking view"),
+                );
+                VendorSettings::PowerMax {
+                    symmetrix_id: symmetrix_id?,
+                    port_group_name: port_group_name?,
+                }
+            }
+            StorageVendorProduct::PowerStore => VendorSettings::PowerStore,
+            StorageVendorProduct::InfiniBox => VendorSettings::InfiniBox,
+            StorageVendorProduct::FlashSystem => VendorSettings::FlashSystem,
+        })
+    }
+
+    fn vsphere(&self, v: &mut Validator) -> Option<VsphereConfig> {
+        let hostname = v.required(
+            &self.vsphere_hostname,
+            "vsphere_hostname",
+            "the vCenter host name",
+        );
+        let username = v.required(
+            &self.vsphere_username,
+            "vsphere_username",
+            "the vCenter user name",
+        );
+        let password = self.vsphere_password.clone().filter(|p| !p.is_empty());
+        if password.is_none() {
+            v.missing("vsphere_password", "the vCenter password");
+        }
+        let insecure = match present(&self.vsphere_insecure).as_deref() {
+            None => Some(false),
+            Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Some(true),
+            Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Some(false),
+            Some(other) => {
+                v.problem(
+                    "vsphere_insecure",
+                    format!("{other:?} is not a boolean; expected \"true\" or \"false\" (empty verifies TLS)"),
+                );
+                None
+            }
+        };
+        Some(VsphereConfig {
+            hostname: hostname?,
+            username: username?,
+            password: Secret::new(password?),
+            insecure: insecure?,
+            ca_cert_pem: self
+                .vsphere_ca_cert
+                .clone()
+                .filter(|pem| !pem.trim().is_empty()),
+        })
+    }
+
+    fn esxi(&self, v: &mut Validator) -> Option<EsxiConfig> {
+        let clone_method =
+            CloneMethod::from_setting(self.esxi_clone_method.as_deref().unwrap_or(""))
+                .map_err(|e| v.problem("esxi_clone_method", e.to_string()))
+                .ok();
+        let ssh_timeout = v.seconds(&self.ssh_timeout_seconds, "ssh_timeout_seconds", 30);
+        let ssh_keys = match clone_method {
+            Some(CloneMethod::Ssh) => {
+                let private_key = v.base64_secret(&self.ssh_private_key, "ssh_private_key");
+                let public_key = v.base64_secret(&self.ssh_public_key, "ssh_public_key");
+                Some(SshKeys {
+                    private_key_pem: private_key?,
+                    public_key: public_key?.expose().trim().to_owned(),
+                })
+            }
+            _ => None,
+        };
+        let disable_vvol_method = v.literal_true(
+            &self.disable_vvol_method,
+            "disable_vvol_method",
+            "vVol disks use the array's vVol copy",
+        );
+        let disable_rdm_method = v.literal_true(
+            &self.disable_rdm_method,
+            "disable_rdm_method",
+            "RDM disks use the array's RDM copy",
+        );
+        Some(EsxiConfig {
+            clone_method: clone_method?,
+            migration_host: present(&self.migration_host),
+            ssh_keys,
+            ssh_timeout: ssh_timeout?,
+            disable_vvol_method,
+            disable_rdm_method,
+        })
+    }
+
+    fn host_lease(&self, v: &mut Validator) -> Option<HostLeaseConfig> {
+        let namespace =
+            present(&self.host_lease_namespace).unwrap_or_else(|| "openshift-mtv".into());
+        let namespace_ok = namespace.len() <= 63
+            && namespace
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !namespace.starts_with('-')
+            && !namespace.ends_with('-');
+        if !namespace_ok {
+            v.problem(
+                "host_lease_namespace",
+                format!(
+                    "{namespace:?} is not a namespace name; expected lower-case letters, digits and \"-\", at most 63 characters"
+                ),
+            );
+        }
+        let duration = v.seconds(
+            &self.host_lease_duration_seconds,
+            "host_lease_duration_seconds",
+            10,
+        );
+        Some(HostLeaseConfig {
+            namespace: namespace_ok.then_some(namespace)?,
+            duration: duration?,
+        })
+    }
+
+    fn metrics(&self, v: &mut Validator) -> Option<MetricsEndpoint> {
+        let endpoint = present(&self.http_endpoint).unwrap_or_else(|| ":8443".into());
+        let addr = parse_listen_addr(&endpoint)
+            .ok_or_else(|| {
+                v.problem(
+                    "http_endpoint",
+                    format!(
+                        "{endpoint:?} is not a listen address; expected \":8443\", \"0.0.0.0:8443\" or \"[::]:8443\""
+                    ),
+                )
+            })
+            .ok();
+        let path = present(&self.metrics_path).unwrap_or_else(|| "/metrics".into());
+        if !path.starts_with('/') {
+            v.problem(
+                "metrics_path",
+                format!(
+                    "{path:?} is not a URL path; expected it to start with \"/\", e.g. \"/metrics\""
+                ),
+            );
+        }
+        Some(MetricsEndpoint {
+            addr: addr?,
+            path: path.starts_with('/').then_some(path)?,
+        })
+    }
+}
+
+/// Collects problems and warnings; names flags from the clap definition, so the env var names
+/// in messages cannot drift from the ones actually read.
+struct Validator {
+    command: clap::Command,
+    problems: Vec<ArgProblem>,
+    warnings: Vec<String>,
+}
+
+impl Validator {
+    fn new() -> Self {
+        Self {
+            command: PopulateArgs::command(),
+            problems: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// `--flag (env: NAME)` for the argument with clap id `id`.
+    fn subject(&self, id: &str) -> String {
+        let Some(arg) = self.command.get_arguments().find(|arg| arg.get_id() == id) else {
+            debug_assert!(false, "no populate argument with id {id}");
+            return id.to_owned();
+        };
+        let flag = arg.get_long().unwrap_or(id);
+        match arg.get_env() {
+            Some(env) => format!("--{flag} (env: {})", env.to_string_lossy()),
+            None => format!("--{flag} (env: none)"),
+        }
+    }
+
+    fn problem(&mut self, id: &str, message: String) {
+        let subject = self.subject(id);
+        self.problems.push(ArgProblem { subject, message });
+    }
+
+    fn missing(&mut self, id: &str, expected: &str) {
+        self.problem(id, format!("missing; expected {expected}"));
+    }
+
+    /// The trimmed value, or a "missing" problem.
+    fn required(&mut self, value: &Option<String>, id: &str, expected: &str) -> Option<String> {
+        let value = present(value);
+        if value.is_none() {
+            self.missing(id, expected);
+        }
+        value
+    }
+
+    /// Upstream's boolean rule: only the literal `true` enables. Values other than empty, `true`
+    /// and `false` are accepted as "off" but draw a warning, since they look like a mistake.
+    fn literal_true(&mut self, value: &Option<String>, id: &str, effect_when_off: &str) -> bool {
+        match present(value).as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                let subject = self.subject(id);
+                self.warnings.push(format!(
+                    "{subject}: {other:?} is not the literal \"true\", so it counts as false: {effect_when_off}"
+                ));
+                false
+            }
+        }
+    }
+
+    /// A positive whole number of seconds; empty means `default`.
+    fn seconds(&mut self, value: &Option<String>, id: &str, default: u64) -> Option<Duration> {
+        match present(value) {
+            None => Some(Duration::from_secs(default)),
+            Some(text) => match text.parse::<u64>() {
+                Ok(seconds) if seconds > 0 => Some(Duration::from_secs(seconds)),
+                _ => {
+                    self.problem(id, format!("{text:?} is not valid; {SECONDS_EXPECTED}"));
+                    None
+                }
+            },
+        }
+    }
+
+    /// A base64-encoded secret (the SSH keys), decoded; the value never enters a message.
+    fn base64_secret(&mut self, value: &Option<String>, id: &str) -> Option<Secret> {
+        let Some(encoded) = present(value) else {
+            self.missing(
+                id,
+                "the base64 key the provider controller puts in the migration Secret (needed by the ssh clone method)",
+            );
+            return None;
+        };
+        let compact: String = encoded.split_whitespace().collect();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(compact.as_bytes())
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        if decoded.is_none() {
+            self.problem(
+                id,
+                "is not base64 of a text key; expected the value the provider controller stored (the key itself is not shown)".into(),
+            );
+        }
+        decoded.map(Secret::new)
+    }
+}
+
+/// The trimmed value, treating empty as absent: Secrets often carry empty keys.
+fn present(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// `CL1-A,1:CL2-B,2` → host groups; `None` if any entry is malformed.
+fn parse_host_groups(text: &str) -> Option<Vec<VantaraHostGroup>> {
+    text.split(':')
+        .map(|entry| {
+            let (port, number) = entry.split_once(',')?;
+            let port = port.trim();
+            (!port.is_empty()).then_some(())?;
+            Some(VantaraHostGroup {
+                port: port.to_owned(),
+                number: number.trim().parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Go-style listen addresses: `:8443` means every IPv4 interface, which every pod network has.
+fn parse_listen_addr(text: &str) -> Option<SocketAddr> {
+    match text.strip_prefix(':') {
+        Some(port) => Some(SocketAddr::from(([0, 0, 0, 0], port.parse::<u16>().ok()?))),
+        None => text.parse().ok(),
+    }
+}
+
+/// A Kubernetes quantity (`1073741824`, `100Gi`, `1.5Gi`, `500M`) in bytes, rounded up.
+pub fn parse_quantity(text: &str) -> Result<u64, &'static str> {
+    const SUFFIXES: [(&str, u128); 12] = [
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("Pi", 1 << 50),
+        ("Ei", 1 << 60),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+        ("P", 1_000_000_000_000_000),
+        ("E", 1_000_000_000_000_000_000),
+    ];
+    let (number, multiplier) = SUFFIXES
+        .iter()
+        .find_map(|(suffix, multiplier)| text.strip_suffix(suffix).map(|n| (n, *multiplier)))
+        .unwrap_or((text, 1));
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !all_digits(whole) || !all_digits(fraction) || fraction.len() > 18 {
+        return Err("expected a number of bytes or a quantity such as 100Gi or 500M");
+    }
+    let too_large = "the size is too large";
+    let whole: u128 = whole.parse().map_err(|_| too_large)?;
+    let scale = 10u128.pow(fraction.len() as u32);
+    let fraction: u128 = if fraction.is_empty() {
+        0
+    } else {
+        fraction.parse().map_err(|_| too_large)?
+    };
+    let bytes = whole
+        .checked_mul(multiplier)
+        .and_then(|w| {
+            fraction
+                .checked_mul(multiplier)
+                .map(|f| w + f.div_ceil(scale))
+        })
+        .ok_or(too_large)?;
+    u64::try_from(bytes).map_err(|_| too_large)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> PopulateArgs {
+        PopulateArgs::try_parse_from(std::iter::once("populate").chain(list.iter().copied()))
+            .unwrap()
+    }
+
+    fn complete() -> Vec<&'static str> {
+        vec![
+            "--source-vmdk=[ds1] vm-1/vm-1.vmdk",
+            "--owner-name=pvc-1",
+            "--owner-uid=0c9c6a43-6b0e-4f53-9b61-7d0b1bb3b8a5",
+            "--target-namespace=ns",
+            "--storage-vendor-product=ontap",
+            "--storage-hostname=array.example",
+            "--storage-username=admin",
+            "--storage-password=p@ss",
+            "--vsphere-hostname=vc.example",
+            "--vsphere-username=administrator@vsphere.local",
+            "--vsphere-password=vc-pass",
+        ]
+    }
+
+    fn problems_of(list: &[&str]) -> Vec<String> {
+        args(list)
+            .validate()
+            .unwrap_err()
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn complete_arguments_validate() {
+        let config = args(&complete()).validate().unwrap();
+        assert_eq!(config.source.vmdk.to_string(), "[ds1] vm-1/vm-1.vmdk");
+        assert_eq!(
+            config.target,
+            TargetVolume::Pvc {
+                namespace: "ns".into(),
+                name: "pvc-1".into()
+            }
+        );
+        assert_eq!(config.storage.product(), StorageVendorProduct::Ontap);
+        assert_eq!(config.esxi.clone_method, CloneMethod::Vib);
+        assert_eq!(config.storage.http_timeout, Duration::from_secs(30));
+        assert_eq!(config.esxi.ssh_timeout, Duration::from_secs(30));
+        assert_eq!(config.host_lease.namespace, "openshift-mtv");
+        assert_eq!(config.host_lease.duration, Duration::from_secs(10));
+        assert_eq!(config.metrics.addr, "0.0.0.0:8443".parse().unwrap());
+        assert_eq!(config.metrics.path, "/metrics");
+        assert!(!config.vsphere.insecure);
+        assert!(!config.storage.skip_tls_verification);
+        assert!(config.warnings.is_empty());
+    }
+
+    #[test]
+    fn token_wins_over_user_and_password() {
+        let mut list = complete();
+        list.push("--storage-token=tok");
+        let config = args(&list).validate().unwrap();
+        assert!(matches!(config.storage.auth, StorageAuth::Token(ref t) if t.expose() == "tok"));
+    }
+
+    #[test]
+    fn half_basic_auth_names_the_missing_half() {
+        let list: Vec<_> = complete()
+            .into_iter()
+            .filter(|a| !a.starts_with("--storage-password"))
+            .collect();
+        let problems = problems_of(&list);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("--storage-password (env: STORAGE_PASSWORD): missing"));
+    }
+
+    #[test]
+    fn standalone_target_makes_pvc_flags_optional() {
+        let list: Vec<_> = complete()
+            .into_iter()
+            .filter(|a| {
+                !a.starts_with("--owner-name")
+                    && !a.starts_with("--target-namespace")
+                    && !a.starts_with("--owner-uid")
+            })
+            .chain([
+                "--target-volume-handle=vol-1",
+                "--target-volume-attribute=Name=vol-1",
+                "--target-volume-attribute=Protocol=iscsi",
+            ])
+            .collect();
+        let config = args(&list).validate().unwrap();
+        let TargetVolume::VolumeHandle { handle, attributes } = config.target else {
+            panic!("expected a volume handle target");
+        };
+        assert_eq!(handle, "vol-1");
+        assert_eq!(attributes.get("Name").map(String::as_str), Some("vol-1"));
+        assert_eq!(
+            attributes.get("Protocol").map(String::as_str),
+            Some("iscsi")
+        );
+    }
+
+    #[test]
+    fn standalone_flag_problems_are_reported() {
+        let mut list = complete();
+        list.extend([
+            "--target-volume-handle=vol-1",
+            "--pv-file=/tmp/pv.yaml",
+            "--target-volume-attribute=novalue",
+        ]);
+        let problems = problems_of(&list);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("--pv-file (env: none): conflicts")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("\"novalue\" is not KEY=VALUE")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn vendor_specific_keys_are_required() {
+        let mut list: Vec<_> = complete()
+            .into_iter()
+            .filter(|a| !a.starts_with("--storage-vendor-product"))
+            .collect();
+        list.push("--storage-vendor-product=powermax");
+        let problems = problems_of(&list);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0]
+                .starts_with("--powermax-symmetrix-id (env: POWERMAX_SYMMETRIX_ID): missing")
+        );
+        assert!(
+            problems[1]
+                .starts_with("--powermax-port-group-name (env: POWERMAX_PORT_GROUP_NAME): missing")
+        );
+    }
+
+    #[test]
+    fn vantara_keys_are_parsed() {
+        let mut list: Vec<_> = complete()
+            .into_iter()
+            .filter(|a| !a.starts_with("--storage-vendor-product"))
+            .collect();
+        list.extend([
+            "--storage-vendor-product=vantara",
+            "--vantara-storage-port=443",
+            "--vantara-hostgroup-id-list=CL1-A,1:CL2-B,2",
+            "--vantara-copy-speed=faster",
+        ]);
+        let config = args(&list).validate().unwrap();
+        assert_eq!(
+            config.storage.vendor,
+            VendorSettings::Vantara {
+                storage_id: None,
+                port: 443,
+                host_groups: vec![
+                    VantaraHostGroup {
+                        port: "CL1-A".into(),
+                        number: 1
+                    },
+                    VantaraHostGroup {
+                        port: "CL2-B".into(),
+                        number: 2
+                    },
+                ],
+                copy_speed: VantaraCopySpeed::Faster,
+            }
+        );
+    }
+
+    #[test]
+    fn ssh_method_needs_decodable_keys_and_never_shows_them() {
+        let mut list = complete();
+        list.extend([
+            "--esxi-clone-method= SSH ",
+            "--ssh-private-key=not base64 s3cr3t!",
+        ]);
+        let problems = problems_of(&list);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("--ssh-private-key (env: SSH_PRIVATE_KEY): is not base64"));
+        assert!(problems[1].starts_with("--ssh-public-key (env: SSH_PUBLIC_KEY): missing"));
+        assert!(problems.iter().all(|p| !p.contains("s3cr3t")));
+
+        let mut list = complete();
+        list.extend([
+            "--esxi-clone-method=ssh",
+            "--ssh-private-key=LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVktLS0tLQo=",
+            "--ssh-public-key=c3NoLXJzYSBBQUFBIGtleQo=",
+        ]);
+        let config = args(&list).validate().unwrap();
+        let keys = config.esxi.ssh_keys.unwrap();
+        assert_eq!(
+            keys.private_key_pem.expose(),
+            "-----BEGIN RSA PRIVATE KEY-----\n"
+        );
+        assert_eq!(keys.public_key, "ssh-rsa AAAA key");
+    }
+
+    #[test]
+    fn boolean_rules() {
+        let mut list = complete();
+        list.extend([
+            "--storage-skip-ssl-verification=True",
+            "--vsphere-insecure=1",
+            "--disable-vvol-method=true",
+        ]);
+        let config = args(&list).validate().unwrap();
+        assert!(!config.storage.skip_tls_verification);
+        assert!(config.vsphere.insecure);
+        assert!(config.esxi.disable_vvol_method);
+        assert!(!config.esxi.disable_rdm_method);
+        assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+        assert!(
+            config.warnings[0].starts_with(
+                "--storage-skip-ssl-verification (env: STORAGE_SKIP_SSL_VERIFICATION)"
+            )
+        );
+
+        let mut list = complete();
+        list.push("--vsphere-insecure=yes");
+        let problems = problems_of(&list);
+        assert!(
+            problems[0].starts_with(
+                "--vsphere-insecure (env: GOVMOMI_INSECURE): \"yes\" is not a boolean"
+            )
+        );
+    }
+
+    #[test]
+    fn numbers_and_addresses_are_checked() {
+        let mut list = complete();
+        list.extend([
+            "--ssh-timeout-seconds=0",
+            "--storage-http-timeout-seconds=ten",
+            "--host-lease-duration-seconds=-1",
+            "--host-lease-namespace=Bad_NS",
+            "--http-endpoint=localhost",
+            "--metrics-path=metrics",
+            "--pvc-size=12Qi",
+        ]);
+        let problems = args(&list).validate().unwrap_err().0;
+        let subjects: Vec<&str> = problems.iter().map(ArgProblem::subject).collect();
+        assert_eq!(
+            subjects,
+            [
+                "--pvc-size (env: none)",
+                "--storage-http-timeout-seconds (env: STORAGE_HTTP_TIMEOUT_SECONDS)",
+                "--ssh-timeout-seconds (env: SSH_TIMEOUT_SECONDS)",
+                "--host-lease-namespace (env: HOST_LEASE_NAMESPACE)",
+                "--host-lease-duration-seconds (env: HOST_LEASE_DURATION_SECONDS)",
+                "--http-endpoint (env: none)",
+                "--metrics-path (env: none)",
+            ]
+        );
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen_addr(":9443"),
+            Some("0.0.0.0:9443".parse().unwrap())
+        );
+        assert_eq!(
+            parse_listen_addr("127.0.0.1:1"),
+            Some("127.0.0.1:1".parse().unwrap())
+        );
+        assert_eq!(
+            parse_listen_addr("[::]:8443"),
+            Some("[::]:8443".parse().unwrap())
+        );
+        assert_eq!(parse_listen_addr(":http"), None);
+    }
+
+    #[test]
+    fn quantities() {
+        assert_eq!(parse_quantity("1073741824"), Ok(1 << 30));
+        assert_eq!(parse_quantity("100000Mi"), Ok(100_000 << 20));
+        assert_eq!(parse_quantity("1.5Gi"), Ok(3 << 29));
+        assert_eq!(parse_quantity("500M"), Ok(500_000_000));
+        assert_eq!(parse_quantity("0.1k"), Ok(100));
+        assert_eq!(
+            parse_quantity("0.0001k"),
+            Ok(1),
+            "fractional bytes round up"
+        );
+        assert!(parse_quantity("").is_err());
+        assert!(parse_quantity("Gi").is_err());
+        assert!(parse_quantity("-1").is_err());
+        assert!(parse_quantity("1e3").is_err());
+        assert!(parse_quantity("16Ei").is_err(), "does not fit in u64");
+    }
+
+    #[test]
+    fn repeated_flags_override_like_go_flags() {
+        let mut list = complete();
+        list.push("--storage-vendor-product=powerstore");
+        let config = args(&list).validate().unwrap();
+        assert_eq!(config.storage.product(), StorageVendorProduct::PowerStore);
+    }
+
+    #[test]
+    fn version_prescan() {
+        assert!(requests_version(["--garbage", "--version"]));
+        assert!(requests_version(["-version=true"]));
+        assert!(!requests_version(["--", "--version"]));
+        assert!(!requests_version(["--owner-name=--version"]));
+        assert!(
+            version_text().starts_with(&format!("copy-offload {}\n", env!("CARGO_PKG_VERSION")))
+        );
+        assert!(version_text().contains(WRAPPER_VERSION));
+    }
+}
