@@ -10,6 +10,8 @@ use co_populator::args::{PopulateArgs, requests_version, version_text};
 use co_populator::exit::ExitCode;
 use tracing_subscriber::EnvFilter;
 
+mod vib_cmd;
+
 /// Copy VMware vSphere disks into Kubernetes volumes by offloading the copy to the storage array.
 #[derive(Debug, Parser)]
 #[command(name = "copy-offload", version, propagate_version = false)]
@@ -51,9 +53,9 @@ enum LabCommand {
 #[derive(Debug, Subcommand)]
 enum VibCommand {
     /// Build the vmkfstools-wrapper VIB.
-    Build,
-    /// Install the VIB on ESXi hosts.
-    Install,
+    Build(vib_cmd::BuildArgs),
+    /// Install the VIB on ESXi hosts over SSH (in parallel; hosts already at the version are skipped).
+    Install(Box<vib_cmd::InstallArgs>),
 }
 
 fn main() -> ProcessExitCode {
@@ -83,11 +85,11 @@ fn main() -> ProcessExitCode {
             command: LabCommand::Demo,
         } => not_built("lab demo"),
         Command::Vib {
-            command: VibCommand::Build,
-        } => not_built("vib build"),
+            command: VibCommand::Build(args),
+        } => vib_cmd::build(&args),
         Command::Vib {
-            command: VibCommand::Install,
-        } => not_built("vib install"),
+            command: VibCommand::Install(args),
+        } => block_on(vib_cmd::install(&args)),
     }
     .into()
 }
@@ -118,6 +120,20 @@ fn populate(args: &PopulateArgs) -> ExitCode {
     }
     tracing::info!(?config, "arguments validated");
     not_built("populate (the copy engine)")
+}
+
+/// Runs one async subcommand on a multi-threaded runtime.
+fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(work),
+        Err(err) => {
+            eprintln!("copy-offload: cannot start the async runtime: {err}");
+            ExitCode::Internal
+        }
+    }
 }
 
 fn not_built(what: &str) -> ExitCode {
