@@ -22,9 +22,6 @@ pub use populator::{
 pub use secret::Secret;
 pub use vendor::{StorageVendorProduct, UnknownVendor};
 
-/// Version of the ESXi-side `vmkfstools-wrapper` protocol this build speaks (VIB and SSH script).
-pub const WRAPPER_VERSION: &str = "0.4.0";
-
 /// Where the rendered CRDs are checked in, relative to the repository root.
 pub const CRDS_FILE: &str = "deploy/crds/forklift.konveyor.io_vspherexcopyvolumepopulators.yaml";
 

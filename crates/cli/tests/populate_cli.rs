@@ -261,7 +261,7 @@ fn version_answers_with_garbage_arguments_and_no_network() {
     let expected = format!(
         "copy-offload {}\nvmkfstools-wrapper {}\n",
         env!("CARGO_PKG_VERSION"),
-        co_api::WRAPPER_VERSION
+        co_esxi::assets::WRAPPER_VERSION
     );
     populate()
         .env("STORAGE_HOSTNAME", format!("https://{addr}"))

@@ -15,8 +15,9 @@ use crate::san::{San, VisibleLun};
 use crate::scenario::{AdapterKind, HostSpec};
 use crate::vmkfstools::{self, CloneRequest};
 
-/// Version string the simulated wrapper reports (the VIB version the product embeds).
-pub const WRAPPER_VERSION: &str = "0.3.3";
+/// Version string the simulated wrapper reports: the one this build's wrapper scripts carry, so the
+/// product's version checks pass against the lab as against a host with the current VIB/script.
+pub use co_esxi::assets::WRAPPER_VERSION;
 
 /// Where datastore files live on the machine running the lab: `/vmfs/volumes/<ds>/<p>` ⇔
 /// `<data>/datastores/<ds>/<p>`. Every VMFS datastore is also a SAN volume `ds-<name>` on an array.

@@ -53,7 +53,7 @@ async fn restricted_key_routes_to_the_wrapper_and_clones() {
     let version = client.run(addr, "DS=ds1;CMD=--version").await.unwrap();
     assert_eq!(
         envelope(&version.stdout),
-        ("0".to_owned(), "{\"version\":\"0.3.3\"}".to_owned())
+        ("0".to_owned(), format!("{{\"version\":\"{}\"}}", co_esxi::assets::WRAPPER_VERSION))
     );
 
     let traversal = client
@@ -265,7 +265,7 @@ async fn product_key_line_runs_the_python_wrapper_by_path() {
     let reply = WrapperReply::from_xml(&version.stdout).unwrap();
     let info: co_esxi::protocol::VersionInfo =
         co_esxi::protocol::decode_message(&reply.message).unwrap();
-    assert_eq!(info.version, "0.3.3");
+    assert_eq!(info.version, co_esxi::assets::WRAPPER_VERSION);
 
     let unknown = client
         .run(addr, "--format-disk /vmfs/devices/disks/x")

@@ -31,10 +31,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use clap::{CommandFactory, Parser};
-use co_api::{
-    CloneMethod, DATASTORE_PATH_EXAMPLE, DatastorePath, Secret, StorageVendorProduct,
-    WRAPPER_VERSION,
-};
+use co_api::{CloneMethod, DATASTORE_PATH_EXAMPLE, DatastorePath, Secret, StorageVendorProduct};
+use co_esxi::assets::WRAPPER_VERSION;
 
 /// What `--version` prints: the binary's version and the ESXi wrapper protocol version.
 pub fn version_text() -> String {
