@@ -1,0 +1,103 @@
+//! The `StorageApi` trait every vendor plugin implements, and the optional array-side copy
+//! capability (`ArrayCopy`) for vVol and RDM disks.
+//!
+//! Contract for implementors, relied on by the populator's journal:
+//! - **Idempotent.** Every mutating call may be repeated after a crash or a lost reply: mapping an
+//!   already mapped volume returns the existing LUN id, unmapping an absent mapping succeeds,
+//!   ensuring an existing group adds only missing initiators, releasing a deleted group reports
+//!   [`GroupRelease::AlreadyGone`].
+//! - **Cancellable.** Dropping a returned future abandons the call; at most the in-flight request
+//!   reaches the array, and the idempotent calls above let a later run finish or undo it.
+//! - **Only its own objects.** A plugin never deletes or unmaps array objects it does not own and
+//!   never touches mappings other than the ones it is asked about.
+//!
+//! The trait is object-safe (`async_trait`) because the populator picks the vendor at run time
+//! from `--storage-vendor-product` and holds an `Arc<dyn StorageApi>`; one boxed future per call
+//! costs nothing next to an HTTPS round trip to the array.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::StorageError;
+use crate::model::{
+    ArrayInfo, EsxiHostRef, GroupRef, GroupRelease, InitiatorGroup, Mapping, PersistentVolumeRef,
+    Volume,
+};
+
+/// One storage array, as the copy engine needs it.
+#[async_trait]
+pub trait StorageApi: Send + Sync {
+    /// Vendor, product, model and version, for the `storage_array_info` metric.
+    async fn array_info(&self) -> Result<ArrayInfo, StorageError>;
+
+    /// The array volume that backs `pv`, with the device name ESXi will show for it.
+    async fn resolve_volume(&self, pv: &PersistentVolumeRef) -> Result<Volume, StorageError>;
+
+    /// Makes sure the array has an object (initiator group, host, host set, ...) that contains
+    /// the host's initiators, creating or completing it where the vendor allows.
+    async fn ensure_initiator_group(
+        &self,
+        host: &EsxiHostRef,
+    ) -> Result<InitiatorGroup, StorageError>;
+
+    /// Exposes `volume` to `group`. Already mapped: returns the existing mapping.
+    async fn map(&self, volume: &Volume, group: &InitiatorGroup) -> Result<Mapping, StorageError>;
+
+    /// Removes the mapping of `volume` to `group`. Not mapped: succeeds.
+    async fn unmap(&self, volume: &Volume, group: &InitiatorGroup) -> Result<(), StorageError>;
+
+    /// The array objects `volume` is mapped to now (before the copy: usually the worker node that
+    /// attached the prime PVC). The populator journals this list for [`StorageApi::restore`].
+    async fn current_mappings(&self, volume: &Volume) -> Result<Vec<GroupRef>, StorageError>;
+
+    /// Makes sure `volume` is mapped to each of `groups` again (idempotent). Objects named like
+    /// copy-offload's own (`xcopy-...`) are skipped: they are leftovers of an earlier run, never
+    /// an original mapping to restore.
+    async fn restore(&self, volume: &Volume, groups: &[GroupRef]) -> Result<(), StorageError>;
+
+    /// Deletes the objects of `group` that copy-offload owns, if nothing is mapped to them any more.
+    async fn release_group(&self, group: &InitiatorGroup) -> Result<GroupRelease, StorageError>;
+
+    /// The array-side copy capability for vVol/RDM disks, if this array has one.
+    fn array_copy(&self) -> Option<&dyn ArrayCopy> {
+        None
+    }
+
+    /// True when ESXi initiators must be reported as PowerFlex SDC GUIDs (adapters driven by
+    /// `scini`) instead of their SCSI ids.
+    fn requires_sdc(&self) -> bool {
+        false
+    }
+}
+
+/// The source of an array-side copy: a disk that is itself an array volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ArrayCopySource {
+    /// A vVol disk: the backing's `backingObjectId`.
+    VVol { vvol_id: String },
+    /// A raw device mapping: the RDM backing's `deviceName` (`vml.`/`naa.`) and `lunUuid`.
+    Rdm {
+        device_name: String,
+        lun_uuid: String,
+    },
+}
+
+/// Receives copy progress in percent (0..=100, never decreasing).
+pub type ProgressSink<'a> = &'a (dyn Fn(u8) + Send + Sync);
+
+/// Array-side copy of a vVol or RDM disk into the target volume.
+#[async_trait]
+pub trait ArrayCopy: Send + Sync {
+    /// Whether this array can copy from `source` (some vendors do RDM only).
+    fn supports(&self, source: &ArrayCopySource) -> bool;
+
+    /// Copies `source` onto `target`. Returns only once the array reports the data fully copied
+    /// (not merely "started", as several upstream plugins did), reporting progress on the way.
+    async fn copy(
+        &self,
+        source: &ArrayCopySource,
+        target: &Volume,
+        progress: ProgressSink<'_>,
+    ) -> Result<(), StorageError>;
+}

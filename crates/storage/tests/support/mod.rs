@@ -1,0 +1,94 @@
+//! Test peers for co-storage: axum servers on 127.0.0.1 (plain or TLS with an rcgen certificate)
+//! and a request recorder plugged into the HTTP layer's observer hook.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use co_storage::http::{
+    ConnectionSettings, Credentials, ObservedRequest, RequestObserver, RetryPolicy, Secret,
+};
+
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Serves `router` over plain HTTP on an ephemeral loopback port.
+pub async fn serve_http(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
+}
+
+/// A self-signed certificate for 127.0.0.1/localhost: (cert PEM, key PEM).
+pub fn self_signed() -> (String, String) {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    (certified.cert.pem(), certified.signing_key.serialize_pem())
+}
+
+/// Serves `router` over HTTPS with the given certificate on an ephemeral loopback port.
+pub async fn serve_https(router: Router, cert_pem: &str, key_pem: &str) -> SocketAddr {
+    install_crypto();
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem(
+        cert_pem.as_bytes().to_vec(),
+        key_pem.as_bytes().to_vec(),
+    )
+    .await
+    .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = axum_server::tls_rustls::from_tcp_rustls(listener, config).unwrap();
+    tokio::spawn(async move { server.serve(router.into_make_service()).await.unwrap() });
+    addr
+}
+
+/// Settings for a loopback peer with fast retries.
+pub fn settings(hostname: String) -> ConnectionSettings {
+    ConnectionSettings {
+        hostname,
+        credentials: Credentials {
+            username: "admin".into(),
+            password: Secret::new("s3cr3t-pw"),
+            token: None,
+        },
+        skip_tls_verify: false,
+        ca_certificate_pem: None,
+        http_timeout: Duration::from_secs(10),
+        retry: RetryPolicy {
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(50),
+        },
+    }
+}
+
+/// Records every request the client sends.
+#[derive(Default)]
+pub struct Recorder(Mutex<Vec<ObservedRequest>>);
+
+impl Recorder {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Recorder::default())
+    }
+
+    pub fn requests(&self) -> Vec<ObservedRequest> {
+        self.0.lock().unwrap().clone()
+    }
+
+    pub fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
+}
+
+impl RequestObserver for Recorder {
+    fn observe(&self, request: &ObservedRequest) {
+        self.0.lock().unwrap().push(request.clone());
+    }
+}
