@@ -1,2 +1,17 @@
 //! The copy engine behind `copy-offload populate`: argument contract, the copy state machine and
 //! its journal, host lease, metrics endpoint.
+pub mod args;
+pub mod cleanup;
+pub mod copy;
+pub mod discover;
+pub mod error;
+pub mod executors;
+pub mod exit;
+pub mod journal;
+pub mod lease;
+pub mod metrics;
+pub mod plan;
+pub mod resolve;
+pub mod run;
+pub mod signals;
+pub mod verify;

@@ -1,0 +1,612 @@
+//! The copy state machine: one disk into one volume, then a complete cleanup, whatever happens.
+//!
+//! Phases: recover (undo what an earlier, crashed run left) → resolve (VM, disk, array volume) →
+//! plan (array copy or XCOPY) → map (initiator group, mapping) → discover (rescan under the host
+//! lease) → verify (the device is the volume) → clone (VIB or SSH, progress streamed) → cleanup.
+//! Every external change is journaled before it is made (see [`crate::journal`]), so cleanup — at
+//! the end of this run or at the start of the next — is "undo what the journal lists", one path
+//! for success, failure, SIGTERM and crash recovery alike.
+
+use std::sync::{Arc, Mutex as SyncMutex};
+use std::time::Duration;
+
+use co_api::{CloneMethod, DatastorePath};
+use co_esxi::{CloneTask, PollSchedule};
+use co_storage::{
+    ArrayCopySource, EsxiHostRef, Initiator, PersistentVolumeRef, StorageApi, Volume,
+};
+use co_vsphere::inventory::SourceDisk as VsphereDisk;
+use co_vsphere::{Client, ManagedObjectReference};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::cleanup::{
+    ReleaseGroup, RescanDelete, RestoreMappings, Undo, UnmapVolume, custom_step, step,
+};
+use crate::discover::{DiscoverySchedule, HostStorage, discover_device};
+use crate::error::CopyError;
+use crate::executors::{CopyJournal, ExecutorFactory, JournaledExecutor};
+use crate::journal::{JournalEntry, Outcome};
+use crate::lease::{HostId, HostLease};
+use crate::metrics::{CloneMethodLabel, PopulatorMetrics, StorageProtocolLabel};
+use crate::plan::{CopyPath, PlanInput, check_capacity, choose_path};
+use crate::verify::{Expected, verify_device};
+
+/// A phase of the copy, as logged and exported in the phase metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    Recover,
+    Resolve,
+    Plan,
+    Map,
+    /// Entered once the host lease is held: rescans run only in this phase.
+    Discover,
+    Verify,
+    Clone,
+    ArrayCopy,
+    Cleanup,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Recover => "recover",
+            Phase::Resolve => "resolve",
+            Phase::Plan => "plan",
+            Phase::Map => "map",
+            Phase::Discover => "discover",
+            Phase::Verify => "verify",
+            Phase::Clone => "clone",
+            Phase::ArrayCopy => "array-copy",
+            Phase::Cleanup => "cleanup",
+        }
+    }
+}
+
+/// Sees every phase change (tests use it to stop a run in a given phase).
+pub type PhaseObserver = Arc<dyn Fn(Phase) + Send + Sync>;
+
+/// What to copy where.
+#[derive(Debug, Clone)]
+pub struct CopyJob {
+    pub vmdk: DatastorePath,
+    /// VM id, name or inventory path; found from the disk when absent.
+    pub vm_id: Option<String>,
+    pub pv: PersistentVolumeRef,
+    pub clone_method: CloneMethod,
+    pub migration_host: Option<String>,
+    pub disable_vvol_method: bool,
+    pub disable_rdm_method: bool,
+    /// `storage_vendor` metric label (`ontap`, …).
+    pub storage_vendor: String,
+}
+
+/// Deadlines and cadences.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub discovery: DiscoverySchedule,
+    pub poll: PollSchedule,
+    /// Budget of the cleanup at the end of a run (inside the pod's termination grace period).
+    pub cleanup_budget: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            discovery: DiscoverySchedule::default(),
+            poll: PollSchedule::default(),
+            cleanup_budget: Duration::from_secs(25),
+        }
+    }
+}
+
+/// The connected peers a copy works with.
+pub struct CopyEngine {
+    pub vsphere: Client,
+    pub storage: Arc<dyn StorageApi>,
+    pub executors: ExecutorFactory,
+    /// Host lease around discovery; `None` without Kubernetes.
+    pub lease: Option<HostLease>,
+    pub metrics: PopulatorMetrics,
+    pub timing: Timing,
+    pub observer: Option<PhaseObserver>,
+}
+
+/// What a run reports for the completion metric, filled as far as the run got.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopyReport {
+    pub clone_method: CloneMethodLabel,
+    pub storage_protocol: StorageProtocolLabel,
+    pub xcopy_used: bool,
+    pub provisioned_bytes: u64,
+    pub allocated_bytes: u64,
+    /// Time spent in each phase, in order.
+    pub phases: Vec<(Phase, Duration)>,
+}
+
+/// The end of a run.
+#[derive(Debug)]
+pub struct CopyOutcome {
+    pub result: Result<(), CopyError>,
+    pub report: CopyReport,
+}
+
+struct PhaseClock {
+    current: Option<(Phase, Instant)>,
+    done: Vec<(Phase, Duration)>,
+}
+
+impl CopyEngine {
+    /// Copies `job`, then undoes every journaled change. Cancelling `cancel` aborts the clone and
+    /// still runs the full cleanup (with its own budget).
+    pub async fn run(
+        &self,
+        job: &CopyJob,
+        journal: &CopyJournal,
+        cancel: &CancellationToken,
+    ) -> CopyOutcome {
+        let clock = SyncMutex::new(PhaseClock {
+            current: None,
+            done: Vec::new(),
+        });
+        let mut report = CopyReport {
+            clone_method: match job.clone_method {
+                CloneMethod::Vib => CloneMethodLabel::Vib,
+                CloneMethod::Ssh => CloneMethodLabel::Ssh,
+            },
+            storage_protocol: StorageProtocolLabel::Unknown,
+            xcopy_used: false,
+            provisioned_bytes: 0,
+            allocated_bytes: 0,
+            phases: Vec::new(),
+        };
+        let undo = Undo {
+            vsphere: &self.vsphere,
+            storage: self.storage.as_ref(),
+            executors: &self.executors,
+            datastore: job.vmdk.datastore(),
+        };
+
+        self.enter(&clock, Phase::Recover);
+        let mut result = self.recover(&undo, journal).await;
+        if result.is_ok() {
+            result = self
+                .forward(job, journal, cancel, &clock, &mut report)
+                .await;
+        }
+        self.enter(&clock, Phase::Cleanup);
+        let failures = undo.outstanding(journal, self.timing.cleanup_budget).await;
+        let result = match (result, failures.is_empty()) {
+            (Ok(()), true) => Ok(()),
+            (Ok(()), false) => Err(CopyError::Recovery(failures.join("; "))),
+            (Err(error), _) => Err(error),
+        };
+        let outcome = match &result {
+            Ok(()) => Outcome::Succeeded,
+            Err(CopyError::Cancelled) => Outcome::Aborted,
+            Err(_) => Outcome::Failed,
+        };
+        if let Err(error) = journal
+            .lock()
+            .await
+            .record(JournalEntry::RunFinished { outcome })
+            .await
+        {
+            warn!(%error, "could not journal the end of the run");
+        }
+        if let Ok(mut clock) = clock.lock() {
+            if let Some((phase, since)) = clock.current.take() {
+                clock.done.push((phase, since.elapsed()));
+            }
+            report.phases = std::mem::take(&mut clock.done);
+        }
+        match &result {
+            Ok(()) => info!(phases = ?report.phases, "copy finished"),
+            Err(error) => warn!(%error, phases = ?report.phases, "copy failed"),
+        }
+        CopyOutcome { result, report }
+    }
+
+    fn enter(&self, clock: &SyncMutex<PhaseClock>, phase: Phase) {
+        if let Ok(mut clock) = clock.lock() {
+            let now = Instant::now();
+            if let Some((previous, since)) = clock.current.replace((phase, now)) {
+                let took = now - since;
+                info!(
+                    phase = previous.as_str(),
+                    duration_ms = took.as_millis() as u64,
+                    "phase done"
+                );
+                clock.done.push((previous, took));
+            }
+        }
+        info!(phase = phase.as_str(), "phase started");
+        self.metrics.set_phase(phase.as_str());
+        if let Some(observer) = &self.observer {
+            observer(phase);
+        }
+    }
+
+    /// Undoes what earlier runs left, before anything new is started (never a second clone onto
+    /// a LUN an old clone may still write to: its task is aborted and cleaned first).
+    async fn recover(&self, undo: &Undo<'_>, journal: &CopyJournal) -> Result<(), CopyError> {
+        let recovery = journal.lock().await.recovery();
+        if recovery.is_clean() {
+            return Ok(());
+        }
+        if let Some(clone) = recovery.clone_may_be_running()
+            && clone.task_id.is_none()
+        {
+            warn!(
+                host = %clone.host,
+                device = ?clone.device,
+                "an earlier run died between starting a clone and learning its task id; its device is \
+                 detached and unmapped before the new copy starts"
+            );
+        }
+        info!(
+            previous_run = ?recovery.previous_run,
+            outstanding = recovery.outstanding.len(),
+            "undoing what an earlier run left"
+        );
+        let failures = undo.outstanding(journal, self.timing.cleanup_budget).await;
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(CopyError::Recovery(failures.join("; ")))
+        }
+    }
+
+    async fn forward(
+        &self,
+        job: &CopyJob,
+        journal: &CopyJournal,
+        cancel: &CancellationToken,
+        clock: &SyncMutex<PhaseClock>,
+        report: &mut CopyReport,
+    ) -> Result<(), CopyError> {
+        let step = |phase| {
+            if cancel.is_cancelled() {
+                return Err(CopyError::Cancelled);
+            }
+            self.enter(clock, phase);
+            Ok(())
+        };
+
+        step(Phase::Resolve)?;
+        let vm = match &job.vm_id {
+            Some(id) => self.vsphere.find_vm(id).await,
+            None => self.vsphere.find_vm_by_disk(&job.vmdk).await,
+        }
+        .map_err(CopyError::vsphere("finding the source VM"))?;
+        let disk = self
+            .vsphere
+            .source_disk(&vm, &job.vmdk)
+            .await
+            .map_err(CopyError::vsphere("reading the source disk"))?;
+        report.provisioned_bytes = disk.provisioned_bytes;
+        report.allocated_bytes = disk.allocated_bytes.unwrap_or(0);
+        let volume = self
+            .storage
+            .resolve_volume(&job.pv)
+            .await
+            .map_err(CopyError::storage("resolving the PV to an array volume"))?;
+        check_capacity(disk.provisioned_bytes, volume.size_bytes, &volume.name)?;
+
+        step(Phase::Plan)?;
+        let array_copy = self.storage.array_copy();
+        let supports = |source: &ArrayCopySource| array_copy.is_some_and(|a| a.supports(source));
+        let path = choose_path(&PlanInput {
+            disk: &disk.kind,
+            clone_method: job.clone_method,
+            disable_vvol_method: job.disable_vvol_method,
+            disable_rdm_method: job.disable_rdm_method,
+            array_copy: array_copy.map(|_| &supports as &dyn Fn(&ArrayCopySource) -> bool),
+        });
+        report.clone_method = path.metric_label();
+        info!(disk_kind = ?disk.kind, path = ?path, provisioned_bytes = disk.provisioned_bytes, volume = %volume.name, "copy path chosen");
+
+        match path {
+            CopyPath::ArrayCopy(source) => {
+                step(Phase::ArrayCopy)?;
+                self.array_copy(job, &source, &volume, journal, cancel, report)
+                    .await
+            }
+            CopyPath::Xcopy(method) => {
+                step(Phase::Map)?;
+                self.xcopy(
+                    job, method, &vm, &disk, &volume, journal, cancel, clock, report,
+                )
+                .await
+            }
+        }
+    }
+
+    async fn array_copy(
+        &self,
+        job: &CopyJob,
+        source: &ArrayCopySource,
+        volume: &Volume,
+        journal: &CopyJournal,
+        cancel: &CancellationToken,
+        report: &mut CopyReport,
+    ) -> Result<(), CopyError> {
+        let array = self
+            .storage
+            .array_copy()
+            .ok_or_else(|| CopyError::Refused("the array lost its copy capability".into()))?;
+        self.metrics
+            .set_xcopy_used(&job.storage_vendor, report.clone_method, false);
+        record(
+            journal,
+            JournalEntry::Note {
+                name: "arrayCopy".into(),
+                detail: serde_json::json!({ "source": source, "target": volume.name }),
+            },
+        )
+        .await?;
+        let metrics = self.metrics.clone();
+        let progress = move |percent: u8| metrics.set_progress(percent);
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => Err(CopyError::Cancelled),
+            copied = array.copy(source, volume, &progress) => copied.map_err(CopyError::storage("array-side copy")),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn xcopy(
+        &self,
+        job: &CopyJob,
+        method: CloneMethod,
+        vm: &ManagedObjectReference,
+        disk: &VsphereDisk,
+        volume: &Volume,
+        journal: &CopyJournal,
+        cancel: &CancellationToken,
+        clock: &SyncMutex<PhaseClock>,
+        report: &mut CopyReport,
+    ) -> Result<(), CopyError> {
+        let host = match &job.migration_host {
+            Some(id) => self.vsphere.find_host(id).await,
+            None => self.vsphere.vm_host(vm).await,
+        }
+        .map_err(CopyError::vsphere("finding the ESXi host"))?;
+        let host_key = host.to_string();
+        let host_id = HostId::from_managed_object(&host_key)?;
+        let datastore = self
+            .vsphere
+            .datastore_device(&host, job.vmdk.datastore())
+            .await
+            .map_err(CopyError::vsphere("reading the source datastore"))?;
+        let source_device = datastore
+            .canonical_device()
+            .map_err(CopyError::vsphere("finding the source datastore's device"))?
+            .to_owned();
+        let adapters = self
+            .vsphere
+            .device_adapters(&host, &source_device, self.storage.requires_sdc())
+            .await
+            .map_err(CopyError::vsphere("finding the host's SAN adapters"))?;
+        report.storage_protocol = adapters
+            .adapters
+            .iter()
+            .find_map(|a| match a.protocol() {
+                "iscsi" => Some(StorageProtocolLabel::Iscsi),
+                "fc" => Some(StorageProtocolLabel::Fc),
+                _ => None,
+            })
+            .unwrap_or(StorageProtocolLabel::Unknown);
+        let esx = EsxiHostRef {
+            host_id: host_id.as_str().to_owned(),
+            initiators: adapters
+                .adapters
+                .iter()
+                .map(|a| Initiator::from_adapter_id(&a.id))
+                .collect(),
+        };
+        let adapter_devices: Vec<String> =
+            adapters.adapters.iter().map(|a| a.device.clone()).collect();
+
+        // Map: every change is journaled first.
+        let pending_group = custom_step(
+            step::RELEASE_GROUP,
+            &ReleaseGroup {
+                host: esx.clone(),
+                group: None,
+            },
+        );
+        record(
+            journal,
+            JournalEntry::ChangeMade {
+                undo: pending_group.clone(),
+            },
+        )
+        .await?;
+        let group = self
+            .storage
+            .ensure_initiator_group(&esx)
+            .await
+            .map_err(CopyError::storage("ensuring the host's initiator group"))?;
+        record(
+            journal,
+            JournalEntry::ChangeMade {
+                undo: custom_step(
+                    step::RELEASE_GROUP,
+                    &ReleaseGroup {
+                        host: esx.clone(),
+                        group: Some(group.clone()),
+                    },
+                ),
+            },
+        )
+        .await?;
+        // Superseded by the entry that knows the array's objects.
+        record(
+            journal,
+            JournalEntry::CleanupDone {
+                step: pending_group,
+            },
+        )
+        .await?;
+
+        let originals = self
+            .storage
+            .current_mappings(volume)
+            .await
+            .map_err(CopyError::storage("reading the volume's current mappings"))?;
+        record(
+            journal,
+            JournalEntry::ChangeMade {
+                undo: custom_step(
+                    step::RESTORE_MAPPINGS,
+                    &RestoreMappings {
+                        volume: volume.clone(),
+                        groups: originals,
+                    },
+                ),
+            },
+        )
+        .await?;
+        record(
+            journal,
+            JournalEntry::ChangeMade {
+                undo: custom_step(
+                    step::RESCAN_DELETE,
+                    &RescanDelete {
+                        host: host_key.clone(),
+                        adapters: adapter_devices.clone(),
+                    },
+                ),
+            },
+        )
+        .await?;
+        record(
+            journal,
+            JournalEntry::ChangeMade {
+                undo: custom_step(
+                    step::UNMAP_VOLUME,
+                    &UnmapVolume {
+                        volume: volume.clone(),
+                        group: group.clone(),
+                    },
+                ),
+            },
+        )
+        .await?;
+        if cancel.is_cancelled() {
+            return Err(CopyError::Cancelled);
+        }
+        let mapping = self
+            .storage
+            .map(volume, &group)
+            .await
+            .map_err(CopyError::storage("mapping the volume to the host"))?;
+        if mapping.naa != volume.naa {
+            return Err(CopyError::WrongDevice {
+                host: host_key,
+                device: mapping.naa.to_string(),
+                reason: format!(
+                    "the array mapped it for volume {} whose device is {}",
+                    volume.name, volume.naa
+                ),
+            });
+        }
+
+        // Discover, under the host lease.
+        let naa = volume.naa.as_str();
+        record(
+            journal,
+            JournalEntry::DeviceDiscovered {
+                host: host_key.clone(),
+                naa: naa.to_owned(),
+            },
+        )
+        .await?;
+        let host_storage = HostStorage::new(self.vsphere.clone(), host.clone());
+        let schedule = self.timing.discovery;
+        let discover = |token: CancellationToken| {
+            let host_storage = &host_storage;
+            let adapter_devices = &adapter_devices;
+            async move {
+                self.enter(clock, Phase::Discover);
+                discover_device(host_storage, naa, adapter_devices, schedule, &token).await
+            }
+        };
+        let device = match &self.lease {
+            Some(lease) => lease.with_slot(&host_id, cancel, discover).await??,
+            None => discover(cancel.clone()).await?,
+        };
+        if cancel.is_cancelled() {
+            return Err(CopyError::Cancelled);
+        }
+
+        // Verify: nothing is written unless the device is provably the volume.
+        self.enter(clock, Phase::Verify);
+        verify_device(
+            Expected {
+                volume,
+                source_bytes: disk.provisioned_bytes,
+                datastore_devices: &datastore.extents,
+            },
+            &device,
+        )
+        .map_err(|reason| CopyError::WrongDevice {
+            host: host_key.clone(),
+            device: device.naa.clone(),
+            reason,
+        })?;
+
+        // Clone.
+        if cancel.is_cancelled() {
+            return Err(CopyError::Cancelled);
+        }
+        self.enter(clock, Phase::Clone);
+        let executor = self.executors.connect(&host, job.vmdk.datastore()).await?;
+        if method == CloneMethod::Vib {
+            // Advisory, as upstream: an older wrapper still clones.
+            let version = executor.version().await.ok();
+            self.metrics.set_vib_version(version.as_deref());
+        }
+        let journaled = JournaledExecutor::new(executor.as_ref(), journal, &host_key);
+        let metrics = self.metrics.clone();
+        let vendor = job.storage_vendor.clone();
+        let label = report.clone_method;
+        let result = CloneTask::new(&journaled)
+            .with_schedule(self.timing.poll)
+            .run(
+                &job.vmdk.esxi_path(),
+                &volume.naa.esxi_device_path(),
+                cancel,
+                move |progress| {
+                    metrics.set_progress(progress.percent);
+                    if let Some(used) = progress.xcopy_used {
+                        metrics.set_xcopy_used(&vendor, label, used);
+                    }
+                },
+            )
+            .await;
+        if let Some(task_id) = journaled.task_id() {
+            let outcome = match &result {
+                Ok(_) => Outcome::Succeeded,
+                Err(co_esxi::EsxiError::Cancelled { .. }) => Outcome::Aborted,
+                Err(_) => Outcome::Failed,
+            };
+            record(journal, JournalEntry::CloneFinished { task_id, outcome }).await?;
+        }
+        let outcome = result.map_err(CopyError::esxi(&host_key, "clone"))?;
+        report.xcopy_used = outcome.xcopy_used.unwrap_or(false);
+        self.metrics.set_progress(100);
+        Ok(())
+    }
+}
+
+async fn record(journal: &CopyJournal, entry: JournalEntry) -> Result<(), CopyError> {
+    journal
+        .lock()
+        .await
+        .record(entry)
+        .await
+        .map_err(CopyError::from)
+}

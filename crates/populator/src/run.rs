@@ -1,0 +1,452 @@
+//! `copy-offload populate` from a validated configuration to an exit code: connect the peers
+//! (vCenter, the array, Kubernetes when present), serve metrics, load the journal, run the copy
+//! with SIGTERM/SIGINT handling, report completion for the controller's last scrape.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use co_api::CloneMethod;
+use co_esxi::ssh::{HostKeyPolicy, SshSettings};
+use co_storage::StorageApi;
+use co_storage::http::{
+    ConnectionSettings, Credentials, RequestObserver, RetryPolicy, Secret as StorageSecret,
+};
+use co_vsphere::{Client, ClientConfig, TlsTrust};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::args::{PopulateConfig, StorageAuth, TargetVolume, VendorSettings};
+use crate::copy::{CopyEngine, CopyJob, CopyReport, PhaseObserver, Timing};
+use crate::error::CopyError;
+use crate::executors::{ExecutorFactory, SshAccess};
+use crate::exit::ExitCode;
+use crate::journal::{FileJournalStore, Journal, JournalBackend, KubeJournalStore};
+use crate::lease::{self, HostLease};
+use crate::metrics::{
+    CopyCompletion, CopyResult, FINAL_SCRAPE_WAIT, MetricsEndpoint, PopulatorMetrics,
+    StorageArrayInfo,
+};
+use crate::resolve::resolve_target;
+
+/// Knobs beyond the upstream flags: for the lab, tests and benchmarks (defaults suit a pod).
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Cancels the run as SIGTERM would.
+    pub cancel: CancellationToken,
+    /// Install the SIGTERM/SIGINT handler.
+    pub handle_signals: bool,
+    /// vCenter trust instead of the one derived from `GOVMOMI_INSECURE`/`cacert`.
+    pub vsphere_trust: Option<TlsTrust>,
+    /// Extra CA (PEM) to trust for the array.
+    pub storage_ca_pem: Option<String>,
+    /// SSH address to dial instead of the host's management IP, and port.
+    pub ssh_address: Option<String>,
+    pub ssh_port: Option<u16>,
+    /// SSH host key trust; default trust-on-first-use in a known_hosts file in the temp directory.
+    pub ssh_host_key: Option<HostKeyPolicy>,
+    /// Journal file in Kubernetes-less mode; default derived from the volume handle.
+    pub journal_path: Option<PathBuf>,
+    /// Kubernetes client to use instead of building one from the configuration.
+    pub kube_client: Option<kube::Client>,
+    /// Lease slots per host (upstream: 2).
+    pub lease_slots: u32,
+    pub timing: Timing,
+    /// How long to wait for the controller's scrape of the completion metric.
+    pub final_scrape_wait: Duration,
+    pub observer: Option<PhaseObserver>,
+    /// Sees every storage-array HTTP request (round-trip counting in benchmarks).
+    pub storage_observer: Option<Arc<dyn RequestObserver>>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            cancel: CancellationToken::new(),
+            handle_signals: true,
+            vsphere_trust: None,
+            storage_ca_pem: None,
+            ssh_address: None,
+            ssh_port: None,
+            ssh_host_key: None,
+            journal_path: None,
+            kube_client: None,
+            lease_slots: lease::DEFAULT_SLOTS,
+            timing: Timing::default(),
+            final_scrape_wait: FINAL_SCRAPE_WAIT,
+            observer: None,
+            storage_observer: None,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunSummary {
+    pub exit_code: ExitCode,
+    pub error: Option<CopyError>,
+    pub report: Option<CopyReport>,
+    /// Where metrics were served.
+    pub metrics_addr: Option<SocketAddr>,
+    /// SOAP requests sent to vCenter (login and logout included).
+    pub soap_round_trips: u64,
+}
+
+/// Runs `copy-offload populate` and returns its exit code (the CLI's entry point).
+pub async fn run(config: PopulateConfig) -> ExitCode {
+    run_with(config, RunOptions::default()).await.exit_code
+}
+
+/// [`run`] with explicit options.
+pub async fn run_with(config: PopulateConfig, options: RunOptions) -> RunSummary {
+    let started = Instant::now();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    for warning in &config.warnings {
+        warn!(%warning, "argument accepted, but check it");
+    }
+    let cancel = options.cancel.clone();
+    let signals = if options.handle_signals {
+        match crate::signals::cancel_on_signals(cancel.clone()) {
+            Ok(task) => Some(task),
+            Err(e) => {
+                error!(error = %e, "cannot install the SIGTERM handler");
+                return summary(ExitCode::Internal, None, None, None);
+            }
+        }
+    } else {
+        None
+    };
+
+    let metrics = PopulatorMetrics::new(config.owner_uid.clone().unwrap_or_default());
+    let endpoint = match MetricsEndpoint::serve(config.metrics.addr, metrics.clone()) {
+        Ok(endpoint) => endpoint,
+        Err(e) => {
+            error!(error = %e, "cannot serve metrics");
+            return summary(ExitCode::Permanent, None, None, None);
+        }
+    };
+    let metrics_addr = endpoint.local_addr();
+    let vendor = config.storage.product().as_str().to_owned();
+
+    let (result, report, soap_round_trips) =
+        match connect_and_copy(&config, &options, &metrics, &cancel).await {
+            Ok((result, report, round_trips)) => (result, Some(report), round_trips),
+            Err(error) => (Err(error), None, 0),
+        };
+
+    let completion = CopyCompletion {
+        result: if result.is_ok() {
+            CopyResult::Success
+        } else {
+            CopyResult::Failure
+        },
+        storage_vendor: vendor,
+        clone_method: report.as_ref().map_or(
+            match config.esxi.clone_method {
+                CloneMethod::Vib => crate::metrics::CloneMethodLabel::Vib,
+                CloneMethod::Ssh => crate::metrics::CloneMethodLabel::Ssh,
+            },
+            |r| r.clone_method,
+        ),
+        storage_protocol: report
+            .as_ref()
+            .map_or(crate::metrics::StorageProtocolLabel::Unknown, |r| {
+                r.storage_protocol
+            }),
+        xcopy_used: report.as_ref().is_some_and(|r| r.xcopy_used),
+        duration: started.elapsed(),
+        provisioned_bytes: report.as_ref().map_or(0, |r| r.provisioned_bytes),
+        datastore_allocated_bytes: report.as_ref().map_or(0, |r| r.allocated_bytes),
+    };
+    metrics.record_completion(&completion);
+    let exit_code = match &result {
+        Ok(()) => ExitCode::Success,
+        Err(error) => error.exit_code(),
+    };
+    match &result {
+        Ok(()) => info!(
+            duration_ms = started.elapsed().as_millis() as u64,
+            "copy-offload finished, waiting for metrics scrape"
+        ),
+        Err(error) => {
+            error!(%error, exit_code = exit_code.code(), "copy-offload failed, waiting for metrics scrape")
+        }
+    }
+    endpoint.await_final_scrape(options.final_scrape_wait).await;
+    endpoint.shutdown().await;
+    if let Some(task) = signals {
+        task.abort();
+    }
+    let mut summary = summary(exit_code, result.err(), report, Some(metrics_addr));
+    summary.soap_round_trips = soap_round_trips;
+    summary
+}
+
+fn summary(
+    exit_code: ExitCode,
+    error: Option<CopyError>,
+    report: Option<CopyReport>,
+    metrics_addr: Option<SocketAddr>,
+) -> RunSummary {
+    RunSummary {
+        exit_code,
+        error,
+        report,
+        metrics_addr,
+        soap_round_trips: 0,
+    }
+}
+
+async fn connect_and_copy(
+    config: &PopulateConfig,
+    options: &RunOptions,
+    metrics: &PopulatorMetrics,
+    cancel: &CancellationToken,
+) -> Result<(Result<(), CopyError>, CopyReport, u64), CopyError> {
+    let kube = kube_client(config, options).await?;
+    let pv = resolve_target(&config.target, kube.as_ref()).await?;
+    info!(pv = %pv.name, volume_handle = %pv.volume_handle, "target volume resolved");
+
+    let storage = connect_storage(config, options).await?;
+    match storage.array_info().await {
+        Ok(info) => metrics.set_storage_array_info(
+            config.storage.product().as_str(),
+            &StorageArrayInfo {
+                vendor: info.vendor,
+                product: info.product,
+                model: info.model,
+                version: info.version,
+            },
+        ),
+        Err(error) => warn!(%error, "could not read the array's identity (metrics only)"),
+    }
+    let vsphere = connect_vsphere(config, options).await?;
+
+    let backend = journal_backend(config, options, kube.as_ref(), &pv.volume_handle);
+    let (journal, _) = Journal::load(backend).await?;
+    let journal = Mutex::new(journal);
+
+    let lease = kube.clone().map(|client| {
+        HostLease::new(
+            client,
+            lease::HostLeaseConfig {
+                namespace: config.host_lease.namespace.clone(),
+                duration: config.host_lease.duration,
+                slots: options.lease_slots,
+                ..lease::HostLeaseConfig::default()
+            },
+        )
+    });
+    if lease.is_none() {
+        info!("no Kubernetes API: rescans run without the per-host lease");
+    }
+    let executors = ExecutorFactory {
+        vsphere: vsphere.clone(),
+        method: config.esxi.clone_method,
+        ssh: ssh_access(config, options)?,
+    };
+    let engine = CopyEngine {
+        vsphere: vsphere.clone(),
+        storage,
+        executors,
+        lease,
+        metrics: metrics.clone(),
+        timing: options.timing,
+        observer: options.observer.clone(),
+    };
+    let job = CopyJob {
+        vmdk: config.source.vmdk.clone(),
+        vm_id: config.source.vm_id.clone(),
+        pv,
+        clone_method: config.esxi.clone_method,
+        migration_host: config.esxi.migration_host.clone(),
+        disable_vvol_method: config.esxi.disable_vvol_method,
+        disable_rdm_method: config.esxi.disable_rdm_method,
+        storage_vendor: config.storage.product().as_str().to_owned(),
+    };
+    let outcome = engine.run(&job, &journal, cancel).await;
+    if let Err(error) = vsphere.logout().await {
+        warn!(%error, "vSphere logout failed; the session expires on its own");
+    }
+    Ok((outcome.result, outcome.report, vsphere.round_trips()))
+}
+
+async fn kube_client(
+    config: &PopulateConfig,
+    options: &RunOptions,
+) -> Result<Option<kube::Client>, CopyError> {
+    if let Some(client) = &options.kube_client {
+        return Ok(Some(client.clone()));
+    }
+    let needed = matches!(config.target, TargetVolume::Pvc { .. })
+        || config.kube.kubeconfig.is_some()
+        || config.kube.master.is_some();
+    if !needed {
+        return Ok(None);
+    }
+    let refused = |message: String| CopyError::Target {
+        message,
+        retryable: false,
+    };
+    let mut kube_config = match &config.kube.kubeconfig {
+        Some(path) => {
+            let file = Kubeconfig::read_from(path)
+                .map_err(|e| refused(format!("cannot read kubeconfig {}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| refused(format!("kubeconfig {} is unusable: {e}", path.display())))?
+        }
+        None => kube::Config::infer().await.map_err(|e| {
+            refused(format!(
+                "no Kubernetes configuration found (in-cluster or ~/.kube/config): {e}"
+            ))
+        })?,
+    };
+    if let Some(master) = &config.kube.master {
+        kube_config.cluster_url = master
+            .parse()
+            .map_err(|e| refused(format!("--master {master:?} is not a URL: {e}")))?;
+    }
+    kube::Client::try_from(kube_config)
+        .map(Some)
+        .map_err(|source| CopyError::Kube {
+            action: "building the client".into(),
+            source,
+        })
+}
+
+async fn connect_storage(
+    config: &PopulateConfig,
+    options: &RunOptions,
+) -> Result<Arc<dyn StorageApi>, CopyError> {
+    let credentials = match &config.storage.auth {
+        StorageAuth::Token(token) => Credentials {
+            username: String::new(),
+            password: StorageSecret::new(""),
+            token: Some(StorageSecret::new(token.expose())),
+        },
+        StorageAuth::Basic { username, password } => Credentials {
+            username: username.clone(),
+            password: StorageSecret::new(password.expose()),
+            token: None,
+        },
+    };
+    let settings = ConnectionSettings {
+        hostname: config.storage.hostname.clone(),
+        credentials,
+        skip_tls_verify: config.storage.skip_tls_verification,
+        ca_certificate_pem: options.storage_ca_pem.clone().map(String::into_bytes),
+        http_timeout: config.storage.http_timeout,
+        retry: RetryPolicy::default(),
+    };
+    let svm = match &config.storage.vendor {
+        VendorSettings::Ontap { svm } => svm.clone(),
+        _ => None,
+    };
+    let env = move |key: &str| {
+        (key == co_storage::vendor::ONTAP_SVM)
+            .then(|| svm.clone())
+            .flatten()
+    };
+    co_storage::connect(
+        config.storage.product(),
+        &settings,
+        &env,
+        options.storage_observer.clone(),
+    )
+    .await
+    .map_err(CopyError::storage("connecting to the storage array"))
+}
+
+async fn connect_vsphere(
+    config: &PopulateConfig,
+    options: &RunOptions,
+) -> Result<Client, CopyError> {
+    let mut client_config = ClientConfig::new(
+        config.vsphere.hostname.clone(),
+        config.vsphere.username.clone(),
+        config.vsphere.password.clone(),
+    );
+    client_config.trust = match &options.vsphere_trust {
+        Some(trust) => trust.clone(),
+        None if config.vsphere.insecure => TlsTrust::Insecure,
+        None => TlsTrust::Verify {
+            extra_ca_pem: config.vsphere.ca_cert_pem.clone(),
+        },
+    };
+    Client::login(client_config)
+        .await
+        .map_err(CopyError::vsphere("login"))
+}
+
+fn journal_backend(
+    config: &PopulateConfig,
+    options: &RunOptions,
+    kube: Option<&kube::Client>,
+    volume_handle: &str,
+) -> JournalBackend {
+    if let Some(client) = kube {
+        if let (Some(name), Some(namespace)) = (&config.cr_name, &config.cr_namespace) {
+            return JournalBackend::Kube(Box::new(KubeJournalStore::on_populator_cr(
+                client.clone(),
+                namespace,
+                name,
+            )));
+        }
+        if let TargetVolume::Pvc { namespace, name } = &config.target {
+            return JournalBackend::Kube(Box::new(KubeJournalStore::on_pvc(
+                client.clone(),
+                namespace,
+                name,
+            )));
+        }
+    }
+    let path = options.journal_path.clone().unwrap_or_else(|| {
+        let safe: String = volume_handle
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        std::env::temp_dir().join(format!("copy-offload-journal-{safe}.json"))
+    });
+    JournalBackend::File(FileJournalStore::new(path))
+}
+
+fn ssh_access(
+    config: &PopulateConfig,
+    options: &RunOptions,
+) -> Result<Option<SshAccess>, CopyError> {
+    if config.esxi.clone_method != CloneMethod::Ssh {
+        return Ok(None);
+    }
+    let Some(keys) = &config.esxi.ssh_keys else {
+        return Ok(None);
+    };
+    let policy = options
+        .ssh_host_key
+        .clone()
+        .unwrap_or_else(|| HostKeyPolicy::TrustOnFirstUse {
+            known_hosts: std::env::temp_dir().join("copy-offload-known_hosts"),
+        });
+    let encoded = base64::engine::general_purpose::STANDARD.encode(keys.private_key_pem.expose());
+    let mut settings = SshSettings::from_base64_pem(&encoded, policy)
+        .map_err(|e| CopyError::Refused(format!("the SSH private key is unusable: {e}")))?;
+    settings.timeout = config.esxi.ssh_timeout;
+    if let Some(port) = options.ssh_port {
+        settings.port = port;
+    }
+    Ok(Some(SshAccess {
+        settings,
+        address_override: options.ssh_address.clone(),
+    }))
+}

@@ -1,0 +1,131 @@
+//! Cluster mode against the real kube-apiserver peer and the lab: the target is the user's PVC,
+//! still unbound, whose prime PVC `prime-<uid>` is bound to a CSI PV naming the lab's Trident
+//! volume; the journal lives in an annotation of the PVC and the host lease in the Lease API.
+
+mod e2e_support;
+mod kube_support;
+
+use std::collections::BTreeMap;
+
+use co_populator::exit::ExitCode;
+use co_populator::journal::JOURNAL_ANNOTATION;
+use co_populator::run::run_with;
+use e2e_support::{LabRig, MIB};
+use k8s_openapi::api::core::v1::{
+    CSIPersistentVolumeSource, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeSpec, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+use kube_support::ScratchNamespace;
+
+fn claim(name: &str, volume: Option<&str>) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            volume_mode: Some("Block".into()),
+            volume_name: volume.map(str::to_owned),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".into(),
+                    Quantity("64Mi".into()),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pvc_waiting_for_its_populator_is_filled_through_its_prime_pvc() {
+    let client = kube_support::client().await;
+    let namespace = ScratchNamespace::new(&client, "engine-cluster").await;
+    let rig = LabRig::start().await;
+    let flexvol = "trident_pvc_cluster";
+    rig.target_volume(flexvol, 64 * MIB);
+
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace.name);
+    let user = pvcs
+        .create(&PostParams::default(), &claim("disk-0", None))
+        .await
+        .unwrap();
+    let uid = user.metadata.uid.clone().unwrap();
+    let pv_name = format!("pv-{}", &namespace.name);
+    let pvs: Api<PersistentVolume> = Api::all(client.clone());
+    pvs.create(
+        &PostParams::default(),
+        &PersistentVolume {
+            metadata: ObjectMeta {
+                name: Some(pv_name.clone()),
+                ..Default::default()
+            },
+            spec: Some(PersistentVolumeSpec {
+                access_modes: Some(vec!["ReadWriteOnce".into()]),
+                capacity: Some(BTreeMap::from([(
+                    "storage".into(),
+                    Quantity("64Mi".into()),
+                )])),
+                volume_mode: Some("Block".into()),
+                csi: Some(CSIPersistentVolumeSource {
+                    driver: "csi.trident.netapp.io".into(),
+                    volume_handle: format!("pvc-{flexvol}"),
+                    volume_attributes: Some(BTreeMap::from([(
+                        "internalName".into(),
+                        flexvol.into(),
+                    )])),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    pvcs.create(
+        &PostParams::default(),
+        &claim(&format!("prime-{uid}"), Some(&pv_name)),
+    )
+    .await
+    .unwrap();
+
+    let mut args = rig.args(flexvol);
+    args.target_volume_handle = None;
+    args.target_volume_attribute = Vec::new();
+    args.owner_name = Some("disk-0".into());
+    args.owner_uid = Some(uid.clone());
+    args.target_namespace = Some(namespace.name.clone());
+    args.host_lease_namespace = Some(namespace.name.clone());
+    let mut options = rig.options("cluster");
+    options.kube_client = Some(client.clone());
+    let summary = run_with(rig.config(&args), options).await;
+    assert_eq!(summary.exit_code, ExitCode::Success, "{:?}", summary.error);
+    rig.assert_copied(flexvol);
+    rig.assert_clean(flexvol);
+
+    let user = pvcs.get("disk-0").await.unwrap();
+    let journal = user
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .remove(JOURNAL_ANNOTATION)
+        .expect("journal annotation on the PVC");
+    let journal: serde_json::Value = serde_json::from_str(&journal).unwrap();
+    let last = journal["records"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["kind"], "runFinished", "{last}");
+    assert_eq!(last["outcome"], "succeeded", "{last}");
+    pvs.delete(&pv_name, &Default::default()).await.unwrap();
+    namespace.delete().await;
+}

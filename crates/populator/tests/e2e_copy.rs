@@ -1,0 +1,270 @@
+//! The copy engine end to end against the lab: VMDK via XCOPY with the VIB and the SSH executor,
+//! bytes verified, and the array, host and datastore left exactly as found.
+
+mod e2e_support;
+
+use co_populator::exit::ExitCode;
+use co_populator::run::run_with;
+use e2e_support::{LabRig, MIB};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vmdk_through_the_vib_is_copied_byte_for_byte_and_cleaned_up() {
+    let rig = LabRig::start().await;
+    rig.target_volume("trident_pvc_vib", 128 * MIB);
+    let config = rig.config(&rig.args("trident_pvc_vib"));
+    let summary = run_with(config, rig.options("vib")).await;
+    assert_eq!(summary.exit_code, ExitCode::Success, "{:?}", summary.error);
+    rig.assert_copied("trident_pvc_vib");
+    rig.assert_clean("trident_pvc_vib");
+    let report = summary.report.unwrap();
+    assert!(report.xcopy_used, "same-array clone is offloaded");
+    assert_eq!(report.provisioned_bytes, 64 * MIB);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vmdk_through_the_ssh_wrapper_is_copied_byte_for_byte_and_cleaned_up() {
+    let rig = LabRig::start().await;
+    rig.target_volume("trident_pvc_ssh", 64 * MIB);
+    let mut args = rig.args("trident_pvc_ssh");
+    let mut options = rig.options("ssh");
+    rig.use_ssh(&mut args, &mut options);
+    let summary = run_with(rig.config(&args), options).await;
+    assert_eq!(summary.exit_code, ExitCode::Success, "{:?}", summary.error);
+    rig.assert_copied("trident_pvc_ssh");
+    rig.assert_clean("trident_pvc_ssh");
+    // The wrapper stays on the datastore root for the next copy, verified by hash before each use.
+    assert!(
+        rig.lab
+            .datastore_dir("ds1")
+            .join(co_esxi::assets::SSH_WRAPPER_FILE_NAME)
+            .exists()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_smaller_than_the_disk_is_refused_before_any_change() {
+    let rig = LabRig::start().await;
+    rig.target_volume("trident_pvc_small", 32 * MIB);
+    let summary = run_with(
+        rig.config(&rig.args("trident_pvc_small")),
+        rig.options("small"),
+    )
+    .await;
+    assert_eq!(summary.exit_code, ExitCode::Permanent);
+    let message = summary.error.unwrap().to_string();
+    assert!(message.contains("at least as large"), "{message}");
+    rig.assert_untouched("trident_pvc_small");
+    rig.assert_clean("trident_pvc_small");
+}
+
+/// While the copy waits for its device, the array exposes a different volume to the host's group
+/// instead of the target (the lab stands in for a mis-mapping array): the copy only ever accepts
+/// the device it resolved, so it refuses, and neither volume is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_different_volume_mapped_to_the_host_is_refused_before_any_write() {
+    use co_lab::arrays::ontap::trident_lun_path;
+    let rig = LabRig::start().await;
+    let (target, decoy) = ("trident_pvc_target", "trident_pvc_decoy");
+    rig.target_volume(target, 64 * MIB);
+    rig.target_volume(decoy, 64 * MIB);
+    let mut options = rig.options("decoy");
+    options.timing.discovery.timeout = std::time::Duration::from_secs(2);
+    let san = rig.lab.san.clone();
+    options.observer = Some(std::sync::Arc::new(move |phase| {
+        if phase == co_populator::copy::Phase::Discover {
+            let group = san
+                .groups(e2e_support::ARRAY)
+                .into_iter()
+                .find(|g| g.name.starts_with("xcopy-"))
+                .unwrap()
+                .name;
+            san.unmap(e2e_support::ARRAY, &trident_lun_path(target), &group)
+                .unwrap();
+            san.map(e2e_support::ARRAY, &trident_lun_path(decoy), &group)
+                .unwrap();
+        }
+    }));
+    let summary = run_with(rig.config(&rig.args(target)), options).await;
+    let error = summary.error.expect("refused");
+    assert!(
+        matches!(
+            error,
+            co_populator::error::CopyError::DeviceNotVisible { .. }
+        ),
+        "{error}"
+    );
+    rig.assert_untouched(target);
+    rig.assert_untouched(decoy);
+    assert!(
+        rig.lab.hosts.iter().all(|h| h.sim.task_ids().is_empty()),
+        "no clone started"
+    );
+    // The copy undid its own changes; the decoy mapping is the "array's" doing.
+    let group = rig
+        .lab
+        .san
+        .groups(e2e_support::ARRAY)
+        .into_iter()
+        .find(|g| g.name.starts_with("xcopy-"))
+        .expect("group kept: still in use by the decoy mapping")
+        .name;
+    rig.lab
+        .san
+        .unmap(e2e_support::ARRAY, &trident_lun_path(decoy), &group)
+        .unwrap();
+    rig.lab
+        .san
+        .delete_group(e2e_support::ARRAY, &group)
+        .unwrap();
+    rig.assert_clean(target);
+}
+
+/// The PV names a volume that the verification step must reject: the device is checked against
+/// the array's size for it, and a device too small for the disk is never written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_smaller_than_the_disk_is_never_mapped() {
+    let rig = LabRig::start().await;
+    rig.target_volume("trident_pvc_tiny", 16 * MIB);
+    let before = rig.lab.san.mappings(e2e_support::ARRAY);
+    let summary = run_with(
+        rig.config(&rig.args("trident_pvc_tiny")),
+        rig.options("tiny"),
+    )
+    .await;
+    assert_eq!(summary.exit_code, ExitCode::Permanent);
+    assert_eq!(
+        rig.lab.san.mappings(e2e_support::ARRAY),
+        before,
+        "array left as found"
+    );
+}
+
+/// An RDM source disk on an array without an array-side copy (ONTAP) takes the XCOPY path: the
+/// RDM's LUN is cloned by vmkfstools into the target like any disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rdm_disk_on_ontap_is_copied_through_xcopy() {
+    let mut scenario = co_lab::scenario::Scenario::default_embedded();
+    scenario.vms.push(co_lab::scenario::VmSpec {
+        name: "vm-rdm".into(),
+        host: scenario.hosts[0].name.clone(),
+        disks: vec![co_lab::scenario::DiskSpec {
+            datastore: "ds1".into(),
+            size_mib: 64,
+            rdm_array: Some(e2e_support::ARRAY.into()),
+        }],
+    });
+    let rig = LabRig::start_with(scenario).await;
+    rig.target_volume("trident_pvc_rdm", 64 * MIB);
+    let files_before = rig.vm_files("vm-rdm");
+    let mut args = rig.args("trident_pvc_rdm");
+    args.source_vmdk = Some("[ds1] vm-rdm/vm-rdm.vmdk".into());
+    args.source_vm_id = Some("vm-rdm".into());
+    let summary = run_with(rig.config(&args), rig.options("rdm")).await;
+    assert_eq!(summary.exit_code, ExitCode::Success, "{:?}", summary.error);
+    assert_eq!(
+        summary.report.unwrap().clone_method,
+        co_populator::metrics::CloneMethodLabel::Vib
+    );
+    let rdm_lun = rig
+        .lab
+        .san
+        .volume(e2e_support::ARRAY, "rdm-vm-rdm-0")
+        .unwrap();
+    let source = std::fs::read(rdm_lun.backing_path).unwrap();
+    rig.assert_copied_from(&source, "trident_pvc_rdm");
+    rig.assert_clean("trident_pvc_rdm");
+    assert_eq!(
+        rig.vm_files("vm-rdm"),
+        files_before,
+        "no RDM descriptor left"
+    );
+}
+
+/// A failure while the clone runs (the host's esxcli stops answering a poll) still aborts the
+/// clone on the host and undoes every change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_during_the_clone_aborts_it_and_cleans_up() {
+    let rig = LabRig::start().await;
+    rig.target_volume("trident_pvc_fail", 64 * MIB);
+    rig.lab.faults.add(co_lab::faults::FaultRule {
+        site: "esxcli:vmkfstools taskGet".into(),
+        latency_ms: 0,
+        error: Some("hostd is restarting".into()),
+        times: None,
+    });
+    let summary = run_with(
+        rig.config(&rig.args("trident_pvc_fail")),
+        rig.options("fail"),
+    )
+    .await;
+    let error = summary.error.expect("the copy fails");
+    assert_ne!(summary.exit_code, ExitCode::Success, "{error}");
+    assert!(error.to_string().contains("hostd is restarting"), "{error}");
+    rig.assert_clean("trident_pvc_fail");
+}
+
+/// The host still lists the target's device as `dead timeout` from an earlier, interrupted copy
+/// (upstream's restarted pods hit this): it is removed and rediscovered, then the copy succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_device_from_an_earlier_run_is_replaced() {
+    use co_lab::arrays::ontap::trident_lun_path;
+    use co_lab::host::RescanKind;
+    let rig = LabRig::start().await;
+    let flexvol = "trident_pvc_stale";
+    rig.target_volume(flexvol, 64 * MIB);
+    let host = &rig.lab.hosts[0].sim;
+    let lun = trident_lun_path(flexvol);
+    rig.lab
+        .san
+        .create_group(
+            e2e_support::ARRAY,
+            co_lab::san::GroupSpec {
+                name: "earlier-run".into(),
+                initiators: host.initiators(),
+                protocol: Some("iscsi".into()),
+                os_type: Some("vmware".into()),
+            },
+        )
+        .unwrap();
+    rig.lab
+        .san
+        .map(e2e_support::ARRAY, &lun, "earlier-run")
+        .unwrap();
+    host.rescan(RescanKind::All);
+    rig.lab
+        .san
+        .unmap(e2e_support::ARRAY, &lun, "earlier-run")
+        .unwrap();
+    rig.lab
+        .san
+        .delete_group(e2e_support::ARRAY, "earlier-run")
+        .unwrap();
+    host.rescan(RescanKind::All);
+    let naa = rig.lab.san.volume(e2e_support::ARRAY, &lun).unwrap().naa;
+    assert_eq!(host.device(&naa).unwrap().state.as_str(), "dead timeout");
+
+    let summary = run_with(rig.config(&rig.args(flexvol)), rig.options("stale")).await;
+    assert_eq!(summary.exit_code, ExitCode::Success, "{:?}", summary.error);
+    rig.assert_copied(flexvol);
+    rig.assert_clean(flexvol);
+}
+
+/// `--migration-host` moves the clone to another host; that host lacks the VIB, so the copy fails
+/// with the fix in the message, after undoing the mapping it made for that host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_host_without_the_vib_fails_with_guidance_and_cleans_up() {
+    let rig = LabRig::start().await;
+    rig.target_volume("trident_pvc_migration", 64 * MIB);
+    let mut args = rig.args("trident_pvc_migration");
+    args.migration_host = Some(rig.lab.hosts[1].name.clone());
+    let summary = run_with(rig.config(&args), rig.options("migration")).await;
+    let error = summary.error.expect("fails without the VIB");
+    assert_eq!(summary.exit_code, ExitCode::Permanent, "{error}");
+    assert!(
+        error.to_string().contains(&rig.lab.hosts[1].moid),
+        "{error}"
+    );
+    assert!(error.to_string().to_lowercase().contains("vib"), "{error}");
+    rig.assert_untouched("trident_pvc_migration");
+    rig.assert_clean("trident_pvc_migration");
+}
