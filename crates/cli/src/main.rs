@@ -104,6 +104,8 @@ fn wants_version(argv: &[OsString]) -> bool {
     }
 }
 
+/// Validates every argument before any network call, then runs the copy (warnings about accepted but
+/// suspicious values are logged by the engine).
 fn populate(args: &PopulateArgs) -> ExitCode {
     let config = match args.validate() {
         Ok(config) => config,
@@ -115,11 +117,13 @@ fn populate(args: &PopulateArgs) -> ExitCode {
             return ExitCode::BadArguments;
         }
     };
-    for warning in &config.warnings {
-        tracing::warn!("{warning}");
-    }
     tracing::info!(?config, "arguments validated");
-    not_built("populate (the copy engine)")
+    let mut options = co_populator::run::RunOptions::default();
+    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_none() {
+        // Outside a pod no populator controller scrapes the completion metric: do not wait for it.
+        options.final_scrape_wait = std::time::Duration::ZERO;
+    }
+    block_on(async move { co_populator::run::run_with(config, options).await.exit_code })
 }
 
 /// Runs one async subcommand on a multi-threaded runtime.
