@@ -53,7 +53,10 @@ async fn restricted_key_routes_to_the_wrapper_and_clones() {
     let version = client.run(addr, "DS=ds1;CMD=--version").await.unwrap();
     assert_eq!(
         envelope(&version.stdout),
-        ("0".to_owned(), format!("{{\"version\":\"{}\"}}", co_esxi::assets::WRAPPER_VERSION))
+        (
+            "0".to_owned(),
+            format!("{{\"version\":\"{}\"}}", co_esxi::assets::WRAPPER_VERSION)
+        )
     );
 
     let traversal = client

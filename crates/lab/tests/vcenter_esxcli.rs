@@ -199,7 +199,10 @@ async fn missing_vib_answers_the_esxi_not_found_fault() {
         .unwrap();
     assert_eq!(
         status_message(&version),
-        ("0".to_owned(), format!("{{\"version\":\"{}\"}}", co_esxi::assets::WRAPPER_VERSION))
+        (
+            "0".to_owned(),
+            format!("{{\"version\":\"{}\"}}", co_esxi::assets::WRAPPER_VERSION)
+        )
     );
     lab.shutdown().await;
 }
