@@ -311,7 +311,11 @@ impl Lab {
                         let mapping_path = vm_dir.join(&mapping_name);
                         let write = || {
                             write_pattern_disk(&volume.backing_path, size)?;
-                            std::fs::File::create(&mapping_path)?.set_len(size)?;
+                            let mut mapping = std::fs::File::create(&mapping_path)?;
+                            mapping.write_all(
+                                crate::vmkfstools::rdm_mapping_contents(&volume.naa).as_bytes(),
+                            )?;
+                            mapping.set_len(size)?;
                             std::fs::write(
                                 vm_dir.join(format!("{stem}.vmdk")),
                                 rdm_descriptor(&mapping_name, size, &uuid),

@@ -53,6 +53,8 @@ pub struct InitiatorGroup {
     pub protocol: Option<String>,
     /// Host OS personality (`vmware`, `ESXi`, …), when the vendor records one.
     pub os_type: Option<String>,
+    /// Free text the array keeps with the group (ONTAP's igroup `comment`), exactly as given.
+    pub comment: Option<String>,
 }
 
 /// What a new initiator group looks like.
@@ -404,6 +406,17 @@ impl San {
 
     /// Creates a group; fails with [`SanError::GroupExists`] when the name is taken.
     pub fn create_group(&self, array: &str, spec: GroupSpec) -> Result<InitiatorGroup, SanError> {
+        self.create_group_with_comment(array, spec, None)
+    }
+
+    /// [`San::create_group`] for arrays that store a comment with the group; the group appears
+    /// with its comment in one change, so no reader ever sees it without.
+    pub fn create_group_with_comment(
+        &self,
+        array: &str,
+        spec: GroupSpec,
+        comment: Option<String>,
+    ) -> Result<InitiatorGroup, SanError> {
         validate_name("initiator group", &spec.name)?;
         let ids = spec
             .initiators
@@ -426,6 +439,7 @@ impl San {
                     initiators: Vec::new(),
                     protocol: spec.protocol.clone(),
                     os_type: spec.os_type.clone(),
+                    comment,
                 },
                 ids: Vec::new(),
             };

@@ -2,10 +2,11 @@
 //!
 //! Implements `vmkfstools -i <src.vmdk> -d rdm:/vmfs/devices/disks/<naa> <dst.vmdk>` for the lab's
 //! ESXi hosts: it reads the source disk (monolithicFlat / `vmfs` flat extents, hosted sparse extents,
-//! snapshot chains via `parentFileNameHint`), writes the RDM descriptor and its mapping file as ESXi
-//! does, and copies the disk's bytes onto the volume backing the target device. When the source
-//! datastore and the target volume live on the same array the copy is "offloaded" (XCOPY): done with
-//! `copy_file_range` and counted in the target device's clone counters, which is what the ESXi
+//! snapshot chains via `parentFileNameHint`, raw device mappings whose mapping file names a SAN
+//! device), writes the RDM descriptor and its mapping file as ESXi does, and copies the disk's bytes
+//! onto the volume backing the target device. When everything the source reads (its datastore, or the
+//! device an RDM source maps) lives on the target volume's array the copy is "offloaded" (XCOPY): done
+//! with `copy_file_range` and counted in the target device's clone counters, which is what the ESXi
 //! wrapper's `vsish … /stats` probe reads. Otherwise it is a host copy through a buffer.
 //!
 //! Who calls this: the simulated ESXi host's wrapper dispatcher, which maps ESXi paths to host paths,
@@ -40,8 +41,10 @@ pub struct CloneRequest {
     /// Host-file-system path of the RDM descriptor to create (must not exist).
     pub rdm_descriptor: PathBuf,
     /// The array backing the source datastore, when it is SAN storage; same as the target's ⇒ XCOPY.
+    /// An RDM source reads its mapped device instead, whose own array decides.
     pub source_array: Option<String>,
-    /// The SAN holding the target (to check the device still exists and to count XCOPY segments).
+    /// The SAN holding the target (to check the device still exists and to count XCOPY segments) and
+    /// the devices RDM sources map.
     pub san: San,
 }
 
@@ -50,7 +53,7 @@ pub struct CloneRequest {
 pub struct CloneReport {
     /// Bytes actually moved (holes are not counted).
     pub bytes_copied: u64,
-    /// Whether the array did the copy (XCOPY), i.e. source and target share an array.
+    /// Whether the array did the copy (XCOPY), i.e. everything the source reads is on the target's array.
     pub offloaded: bool,
     /// Virtual size of the source disk.
     pub capacity_bytes: u64,
@@ -103,6 +106,16 @@ pub enum VmkfstoolsError {
     TargetTooSmall { naa: String, need: u64, have: u64 },
     #[error("the destination device {naa} no longer exists on the array")]
     TargetGone { naa: String },
+    #[error(
+        "cannot open disk {mapping}: the raw device {naa} it maps does not exist on any array; \
+         check that the RDM's LUN is still presented to this host"
+    )]
+    MappedDeviceGone { mapping: PathBuf, naa: String },
+    #[error(
+        "the source disk is a raw device mapping of the destination device {naa}; choose a \
+         different target volume"
+    )]
+    SourceIsTarget { naa: String },
     #[error("the destination file {path} already exists (39)")]
     RdmExists { path: PathBuf },
     #[error("the operation was cancelled")]
@@ -150,6 +163,25 @@ pub fn rdm_mapping_path(rdm_descriptor: &Path) -> PathBuf {
     rdm_descriptor.with_file_name(format!("{stem}-rdm.vmdk"))
 }
 
+/// What the simulated mapping file of an RDM holds: the device it maps. (On VMFS the mapping file is
+/// file-system metadata; here it is a sparse stand-in as large as the device that names it in its
+/// first line.)
+pub fn rdm_mapping_contents(naa: &str) -> String {
+    format!("{RDM_MAPPING_PREFIX}{naa}\n")
+}
+
+const RDM_MAPPING_PREFIX: &str = "raw device mapping: /vmfs/devices/disks/";
+
+/// The device (`naa.…`) an RDM mapping file written by [`rdm_mapping_contents`] maps.
+pub(crate) fn mapped_device(mapping_head: &[u8]) -> Option<String> {
+    let line = mapping_head.split(|b| *b == b'\n').next()?;
+    let naa = std::str::from_utf8(line)
+        .ok()?
+        .strip_prefix(RDM_MAPPING_PREFIX)?;
+    let naa = naa.trim();
+    (!naa.is_empty() && !naa.contains('/')).then(|| naa.to_owned())
+}
+
 /// Clones the source disk onto the target device: writes the RDM descriptor and mapping file, then the
 /// bytes. `progress` is called with every whole percentage from 0 to 100, in order. Cancelling (or
 /// dropping the returned future) stops the copy between segments and removes the RDM files, as an
@@ -190,7 +222,7 @@ fn run_clone(
     cancel: &CancellationToken,
     percent: &mut dyn FnMut(u8),
 ) -> Result<CloneReport, VmkfstoolsError> {
-    let chain = DiskChain::open(&req.source_descriptor)?;
+    let chain = DiskChain::open(&req.source_descriptor, &req.san)?;
     let capacity = chain.capacity_bytes;
     let target =
         req.san
@@ -205,7 +237,20 @@ fn run_clone(
             have: target.size_bytes,
         });
     }
-    let offloaded = req.source_array.as_deref() == Some(target.array.as_str());
+    if chain
+        .raw_devices
+        .iter()
+        .any(|device| device.naa == target.naa)
+    {
+        return Err(VmkfstoolsError::SourceIsTarget { naa: target.naa });
+    }
+    let datastore_on_target_array =
+        !chain.reads_datastore_files || req.source_array.as_deref() == Some(target.array.as_str());
+    let offloaded = datastore_on_target_array
+        && chain
+            .raw_devices
+            .iter()
+            .all(|device| device.array == target.array);
 
     let rdm = RdmFiles::create(&req.rdm_descriptor, &chain.descriptor, &target)?;
     let device = OpenOptions::new()
@@ -322,17 +367,12 @@ impl RdmFiles {
         descriptor
             .write_all(text.as_bytes())
             .map_err(|e| VmkfstoolsError::io("write", path, e))?;
-        // On VMFS the mapping file reports the device's size; here it is a sparse stand-in that
-        // names the device it maps.
         let mut map_file = create_new(&mapping)?;
         files.mapping = mapping.clone();
-        writeln!(
-            map_file,
-            "raw device mapping: /vmfs/devices/disks/{}",
-            target.naa
-        )
-        .and_then(|()| map_file.set_len(target.size_bytes))
-        .map_err(|e| VmkfstoolsError::io("write", &mapping, e))?;
+        map_file
+            .write_all(rdm_mapping_contents(&target.naa).as_bytes())
+            .and_then(|()| map_file.set_len(target.size_bytes))
+            .map_err(|e| VmkfstoolsError::io("write", &mapping, e))?;
         Ok(files)
     }
 

@@ -345,3 +345,78 @@ async fn bad_requests_get_ontap_error_bodies() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn an_igroup_comment_is_stored_and_returned_like_ontap() {
+    let array = serve().await;
+    let comment = "created by copy-offload; deleted when no LUN is mapped";
+    let (status, body) = array
+        .call(
+            Method::POST,
+            "/api/protocols/san/igroups?return_records=true",
+            Some(json!({
+                "name": "xcopy-host-7-iscsi",
+                "protocol": "iscsi",
+                "os_type": "vmware",
+                "comment": comment,
+                "svm": {"name": "svm1"},
+                "initiators": [{"name": HOST_IQN}],
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["records"][0]["comment"], comment);
+    let uuid = body["records"][0]["uuid"].as_str().unwrap().to_owned();
+
+    // A later reader (a resumed run) sees it by uuid, by name with `fields=comment`, and can
+    // filter on it; the SAN model keeps it.
+    let by_uuid = array
+        .get(&format!("/api/protocols/san/igroups/{uuid}"))
+        .await;
+    assert_eq!(by_uuid["comment"], comment);
+    let listed = array
+        .get("/api/protocols/san/igroups?name=xcopy-host-7-iscsi&fields=uuid,name,comment,initiators.name")
+        .await;
+    assert_eq!(listed["records"][0]["comment"], comment);
+    let filtered = array
+        .get("/api/protocols/san/igroups?comment=created*&fields=name")
+        .await;
+    assert_eq!(filtered["num_records"], 1, "{filtered}");
+    assert_eq!(
+        array
+            .san
+            .group("cluster1", "xcopy-host-7-iscsi")
+            .unwrap()
+            .comment
+            .as_deref(),
+        Some(comment)
+    );
+
+    // An igroup created without a comment has none in its record.
+    let (status, body) = array
+        .call(
+            Method::POST,
+            "/api/protocols/san/igroups?return_records=true",
+            Some(json!({"name": "plain", "os_type": "vmware", "svm": {"name": "svm1"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body["records"][0].get("comment").is_none(), "{body}");
+
+    // ONTAP caps comments at 254 characters.
+    let (status, body) = array
+        .call(
+            Method::POST,
+            "/api/protocols/san/igroups",
+            Some(json!({
+                "name": "too-long",
+                "os_type": "vmware",
+                "comment": "x".repeat(255),
+                "svm": {"name": "svm1"},
+            })),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["target"], "comment");
+    assert!(array.san.group("cluster1", "too-long").is_none());
+}

@@ -2,14 +2,14 @@
 //! `qemu-img convert -O raw` of the same source, and the side effects ESXi would show (RDM descriptor
 //! and mapping file, XCOPY clone counters, progress lines, cleanup on abort) are checked.
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use co_lab::san::{ArrayVendor, San, Volume};
 use co_lab::vmkfstools::{
     self, CloneReport, CloneRequest, ExtentKind, VmkfstoolsError, parse_descriptor,
-    rdm_mapping_path,
+    rdm_mapping_contents, rdm_mapping_path,
 };
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
@@ -101,6 +101,45 @@ impl Lab {
         ]);
         qemu_io(&base, &["write -P 0xab 0 1M", "write -P 0xcd 5M 64k"]);
         base
+    }
+
+    /// A physical-mode RDM of a new `size`-byte volume on `array`, as ESXi lays it out: a
+    /// `VMFSRDM` descriptor in the VM folder whose mapping file names the device. The device holds
+    /// 1 MiB of 0x5c at 0 and 4 KiB of 0x7e at 3 MiB, holes elsewhere.
+    fn rdm_source(&self, array: &str, size: u64) -> (PathBuf, Volume) {
+        let volume = self
+            .san
+            .create_volume(
+                array,
+                &format!("rdm-src-{}", self.san.volumes(array).len()),
+                size,
+            )
+            .unwrap();
+        let device = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&volume.backing_path)
+            .unwrap();
+        device.write_all_at(&vec![0x5c; MIB as usize], 0).unwrap();
+        device.write_all_at(&[0x7e; 4096], 3 * MIB).unwrap();
+        let mapping = self.vm_dir().join("rdm-src-rdmp.vmdk");
+        std::fs::write(&mapping, rdm_mapping_contents(&volume.naa)).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&mapping)
+            .unwrap()
+            .set_len(size)
+            .unwrap();
+        let descriptor = self.vm_dir().join("rdm-src.vmdk");
+        std::fs::write(
+            &descriptor,
+            co_lab::lab::rdm_descriptor(
+                "rdm-src-rdmp.vmdk",
+                size,
+                "60 00 c2 9b 1f 3e 5a 7d-8c 9e 0f 11 22 33 44 55",
+            ),
+        )
+        .unwrap();
+        (descriptor, volume)
     }
 
     fn request(&self, source: &Path, target: &Volume, source_array: Option<&str>) -> CloneRequest {
@@ -327,6 +366,101 @@ async fn a_modified_parent_is_refused_like_esxi_does() {
     );
     assert!(err.to_string().contains("modified"), "{err}");
     assert!(!rdm.exists(), "nothing is created for a refused clone");
+}
+
+#[tokio::test]
+async fn an_rdm_source_on_the_target_array_is_offloaded_from_its_device() {
+    let lab = Lab::new();
+    let (source, device) = lab.rdm_source("array-b", 8 * MIB);
+    let expected = std::fs::read(&device.backing_path).unwrap();
+    let target = lab.target("array-b", 8 * MIB);
+    std::fs::write(&target.backing_path, vec![0xee; (8 * MIB) as usize]).unwrap();
+
+    // The datastore holding the descriptor is on array-a: the mapped device's array decides.
+    let (result, progress) = clone(lab.request(&source, &target, Some("array-a"))).await;
+    let report = result.unwrap();
+
+    assert!(report.offloaded, "{report:?}");
+    assert_eq!(report.capacity_bytes, 8 * MIB);
+    assert_eq!(
+        report.bytes_copied,
+        MIB + 4096,
+        "only the device's data moves"
+    );
+    assert_eq!(device_bytes(&target, expected.len()), expected);
+    assert_eq!(progress, (0..=100).collect::<Vec<u8>>());
+    assert!(lab.san.clone_counters(&target.naa).clone_write_ops >= 2);
+    assert_eq!(
+        std::fs::read(&device.backing_path).unwrap(),
+        expected,
+        "the source device is only read"
+    );
+}
+
+#[tokio::test]
+async fn an_rdm_source_on_another_array_is_a_host_copy_from_its_device() {
+    let lab = Lab::new();
+    let (source, device) = lab.rdm_source("array-b", 8 * MIB);
+    let expected = std::fs::read(&device.backing_path).unwrap();
+    let target = lab.target("array-a", 8 * MIB);
+
+    // The datastore is on the target's array, but the bytes live on array-b.
+    let (result, _) = clone(lab.request(&source, &target, Some("array-a"))).await;
+    let report = result.unwrap();
+
+    assert!(!report.offloaded);
+    assert_eq!(device_bytes(&target, expected.len()), expected);
+    assert_eq!(lab.san.clone_counters(&target.naa).clone_write_ops, 0);
+}
+
+#[tokio::test]
+async fn an_rdm_source_whose_device_is_gone_is_refused_without_touching_the_target() {
+    let lab = Lab::new();
+    let (source, device) = lab.rdm_source("array-a", 8 * MIB);
+    lab.san.delete_volume("array-a", &device.name).unwrap();
+    let target = lab.target("array-a", 8 * MIB);
+    let req = lab.request(&source, &target, Some("array-a"));
+    let rdm = req.rdm_descriptor.clone();
+
+    let (result, progress) = clone(req).await;
+
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, VmkfstoolsError::MappedDeviceGone { naa, .. } if *naa == device.naa),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&device.naa), "{err}");
+    assert!(progress.is_empty());
+    assert!(!rdm.exists(), "no RDM descriptor written");
+    assert_eq!(lab.san.clone_counters(&target.naa).clone_write_ops, 0);
+}
+
+#[tokio::test]
+async fn an_rdm_of_the_target_device_itself_is_refused() {
+    let lab = Lab::new();
+    let (source, device) = lab.rdm_source("array-a", 8 * MIB);
+
+    let (result, _) = clone(lab.request(&source, &device, Some("array-a"))).await;
+
+    assert!(
+        matches!(result, Err(VmkfstoolsError::SourceIsTarget { ref naa }) if *naa == device.naa),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_rdm_mapping_file_naming_no_device_is_reported_corrupt() {
+    let lab = Lab::new();
+    let (source, _) = lab.rdm_source("array-a", 8 * MIB);
+    std::fs::write(lab.vm_dir().join("rdm-src-rdmp.vmdk"), b"\0\0\0\0").unwrap();
+    let target = lab.target("array-a", 8 * MIB);
+
+    let (result, _) = clone(lab.request(&source, &target, Some("array-a"))).await;
+
+    assert!(
+        matches!(result, Err(VmkfstoolsError::Corrupt { ref path, .. }) if path.ends_with("rdm-src-rdmp.vmdk")),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]

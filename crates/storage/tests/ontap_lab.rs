@@ -133,12 +133,20 @@ async fn copy_lifecycle(lab: &Lab, array: &OntapArray) {
     assert_eq!(group.owned, group.targets, "created now, so owned");
     let again = array.ensure_initiator_group(&host).await.unwrap();
     assert_eq!(again.targets, group.targets, "ensure is idempotent");
+    assert_eq!(
+        again.owned, again.targets,
+        "found again, still ours by its ownership comment"
+    );
     let lab_group = lab
         .san
         .group(ARRAY, "xcopy-hostsystem-host-1-iscsi")
         .unwrap();
     assert_eq!(lab_group.initiators, vec![ESX_IQN.to_owned()]);
     assert_eq!(lab_group.os_type.as_deref(), Some("vmware"));
+    assert_eq!(
+        lab_group.comment.as_deref(),
+        Some(co_storage::ontap::OWNER_COMMENT)
+    );
 
     let originals = array.current_mappings(&volume).await.unwrap();
     assert_eq!(
@@ -201,6 +209,40 @@ async fn a_copy_lifecycle_leaves_the_array_as_it_found_it() {
         "the only SVM is derived when ONTAP_SVM is unset"
     );
     copy_lifecycle(&lab, &array).await;
+}
+
+#[tokio::test]
+async fn a_resumed_run_owns_and_deletes_the_igroup_an_interrupted_run_created() {
+    let lab = Lab::start().await;
+    let volume = lab
+        .connect(None)
+        .await
+        .resolve_volume(&lab.trident_pv("trident_pvc_e1"))
+        .await
+        .unwrap();
+    let host = esx("hostsystem-host-5", &[ESX_IQN]);
+    {
+        // The interrupted run: created and mapped, then the pod died before releasing.
+        let first = lab.connect(None).await;
+        let group = first.ensure_initiator_group(&host).await.unwrap();
+        first.map(&volume, &group).await.unwrap();
+    }
+
+    // The resumed run has no journal entry saying it created the igroup; the comment tells it.
+    let resumed = lab.connect(None).await;
+    let group = resumed.ensure_initiator_group(&host).await.unwrap();
+    assert_eq!(group.owned, group.targets, "{group:?}");
+    resumed.unmap(&volume, &group).await.unwrap();
+    assert_eq!(
+        resumed.release_group(&group).await.unwrap(),
+        GroupRelease::Deleted
+    );
+    assert!(
+        lab.san
+            .group(ARRAY, "xcopy-hostsystem-host-5-iscsi")
+            .is_none(),
+        "no igroup leaked by the interruption"
+    );
 }
 
 #[tokio::test]

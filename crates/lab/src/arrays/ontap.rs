@@ -426,7 +426,7 @@ impl Ontap {
                 json!({ "lun": { "name": m.volume, "uuid": uuid }, "logical_unit_number": m.lun_id })
             })
             .collect();
-        json!({
+        let mut record = json!({
             "uuid": group.uuid,
             "name": group.name,
             "svm": self.svm_ref(),
@@ -434,7 +434,12 @@ impl Ontap {
             "os_type": group.os_type.as_deref().unwrap_or("vmware"),
             "initiators": group.initiators.iter().map(|i| json!({ "name": i })).collect::<Vec<_>>(),
             "lun_maps": maps,
-        })
+        });
+        // ONTAP leaves the field out of a record whose igroup was created without a comment.
+        if let (Some(comment), Some(fields)) = (&group.comment, record.as_object_mut()) {
+            fields.insert("comment".to_owned(), json!(comment));
+        }
+        record
     }
 
     fn lun_map_record(&self, mapping: &LunMapping) -> Value {
@@ -603,6 +608,7 @@ const IGROUP_FIELDS: &[&str] = &[
     "svm",
     "protocol",
     "os_type",
+    "comment",
     "initiators",
     "lun_maps",
 ];
@@ -645,8 +651,19 @@ async fn igroup_create(
             )
         });
     }
+    let comment = string_at(&body, &["comment"]);
+    if comment.is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS) {
+        return Err(ApiError {
+            target: Some("comment"),
+            ..ApiError::new(
+                StatusCode::BAD_REQUEST,
+                code::BAD_REQUEST,
+                format!("The comment is longer than {MAX_COMMENT_CHARS} characters."),
+            )
+        });
+    }
     let initiators = initiator_names(&body);
-    let group = ontap.san.create_group(
+    let group = ontap.san.create_group_with_comment(
         &ontap.array,
         GroupSpec {
             name: name.to_owned(),
@@ -654,10 +671,14 @@ async fn igroup_create(
             protocol: Some(protocol.to_owned()),
             os_type: Some(os_type.to_owned()),
         },
+        comment.map(str::to_owned),
     )?;
     let record = ontap.igroup_record(&group, &[]);
     created(&query, vec![record])
 }
+
+/// ONTAP's limit on an igroup comment.
+const MAX_COMMENT_CHARS: usize = 254;
 
 /// `initiators: [{name}]` or `records: [{name}]` or a single `name`.
 fn initiator_names(body: &Value) -> Vec<String> {

@@ -1,19 +1,23 @@
 //! A virtual disk opened for reading: its descriptor, its extent files and its snapshot parents, flattened
 //! into a list of [`Run`]s that say, for each byte range of the virtual disk, which file region holds it
-//! (child over parent) or that it reads as zeroes.
+//! (child over parent) or that it reads as zeroes. A raw device mapping extent reads the SAN volume its
+//! mapping file names, as ESXi reads the mapped LUN.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::VmkfstoolsError;
 use super::descriptor::{Descriptor, ExtentAccess, ExtentKind, parse_descriptor};
 use super::sparse::{Grain, SparseExtent, embedded_descriptor, is_sparse};
+use super::{VmkfstoolsError, mapped_device};
+use crate::san::{San, Volume};
 
 /// Snapshot chains on ESXi are limited to 32 levels; deeper means a loop or a broken chain.
 const MAX_CHAIN_DEPTH: usize = 32;
 /// A text descriptor is a few hundred bytes; anything this large is a data file given by mistake.
 const MAX_DESCRIPTOR_BYTES: u64 = 1 << 20;
+/// How much of an RDM mapping file is read to find the device it names.
+const MAPPING_HEAD_BYTES: u64 = 4096;
 
 /// A contiguous byte range of the virtual disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +46,19 @@ pub(crate) struct DiskChain {
     pub descriptor: Descriptor,
     pub files: Vec<(File, PathBuf)>,
     pub capacity_bytes: u64,
+    /// The SAN volumes that raw device mapping extents read.
+    pub raw_devices: Vec<Volume>,
+    /// Whether any extent reads a file on the datastore (anything but a raw device mapping).
+    pub reads_datastore_files: bool,
     top: Layer,
+}
+
+/// What [`open_layer`] collects across the chain besides the layers themselves.
+#[derive(Default)]
+struct Opened {
+    files: Vec<(File, PathBuf)>,
+    raw_devices: Vec<Volume>,
+    reads_datastore_files: bool,
 }
 
 struct Layer {
@@ -63,14 +79,17 @@ enum Source {
 }
 
 impl DiskChain {
-    /// Opens the disk whose descriptor (or monolithicSparse file) is at `path`, with all its parents.
-    pub fn open(path: &Path) -> Result<DiskChain, VmkfstoolsError> {
-        let mut files = Vec::new();
-        let (descriptor, top) = open_layer(path, &mut files, 0)?;
+    /// Opens the disk whose descriptor (or monolithicSparse file) is at `path`, with all its parents;
+    /// raw device mappings are resolved to their volumes on `san`.
+    pub fn open(path: &Path, san: &San) -> Result<DiskChain, VmkfstoolsError> {
+        let mut opened = Opened::default();
+        let (descriptor, top) = open_layer(path, san, &mut opened, 0)?;
         Ok(DiskChain {
             capacity_bytes: descriptor.capacity_bytes(),
             descriptor,
-            files,
+            files: opened.files,
+            raw_devices: opened.raw_devices,
+            reads_datastore_files: opened.reads_datastore_files,
             top,
         })
     }
@@ -85,7 +104,8 @@ impl DiskChain {
 
 fn open_layer(
     path: &Path,
-    files: &mut Vec<(File, PathBuf)>,
+    san: &San,
+    opened: &mut Opened,
     depth: usize,
 ) -> Result<(Descriptor, Layer), VmkfstoolsError> {
     if depth >= MAX_CHAIN_DEPTH {
@@ -93,6 +113,7 @@ fn open_layer(
             path: path.to_path_buf(),
         });
     }
+    let files = &mut opened.files;
     let (descriptor, embedded_in) = read_descriptor(path, files)?;
     let dir = path.parent().unwrap_or(Path::new("."));
 
@@ -106,6 +127,10 @@ fn open_layer(
                 what: "a NOACCESS extent".to_owned(),
             });
         }
+        if !matches!(extent.kind, ExtentKind::VmfsRdm | ExtentKind::VmfsRaw) {
+            opened.reads_datastore_files = true;
+        }
+        let files = &mut opened.files;
         let source = match extent.kind {
             ExtentKind::Zero => Source::Zero,
             ExtentKind::Flat | ExtentKind::Vmfs => {
@@ -136,6 +161,18 @@ fn open_layer(
                     extent: parsed,
                 }
             }
+            ExtentKind::VmfsRdm | ExtentKind::VmfsRaw => {
+                let mapping = open_extent(dir, extent.file.as_deref(), path, files)?;
+                let volume = mapped_volume(&files[mapping].0, &files[mapping].1, san)?;
+                let device = File::open(&volume.backing_path).map_err(|e| {
+                    VmkfstoolsError::io("open the mapped device", &volume.backing_path, e)
+                })?;
+                files.push((device, volume.backing_path.clone()));
+                let file = files.len() - 1;
+                opened.raw_devices.push(volume);
+                // The mapping covers the whole device; its bytes start at the device's first sector.
+                Source::Flat { file, offset: 0 }
+            }
             other => {
                 return Err(VmkfstoolsError::Unsupported {
                     path: path.to_path_buf(),
@@ -161,7 +198,7 @@ fn open_layer(
             child: path.to_path_buf(),
             hint: hint.to_owned(),
         })?;
-        let (parent_descriptor, parent_layer) = open_layer(&parent_path, files, depth + 1)?;
+        let (parent_descriptor, parent_layer) = open_layer(&parent_path, san, opened, depth + 1)?;
         if let (Some(expected), Some(found)) = (&descriptor.parent_cid, &parent_descriptor.cid)
             && expected != found
         {
@@ -213,6 +250,24 @@ fn read_descriptor(
     }
     let text = std::fs::read(path).map_err(|e| VmkfstoolsError::io("read", path, e))?;
     Ok((parse_descriptor(&text).map_err(invalid)?, None))
+}
+
+/// The SAN volume an RDM mapping file maps.
+fn mapped_volume(mapping: &File, path: &Path, san: &San) -> Result<Volume, VmkfstoolsError> {
+    let mut head = Vec::new();
+    mapping
+        .take(MAPPING_HEAD_BYTES)
+        .read_to_end(&mut head)
+        .map_err(|e| VmkfstoolsError::io("read the mapping file", path, e))?;
+    let naa = mapped_device(&head).ok_or_else(|| VmkfstoolsError::Corrupt {
+        path: path.to_path_buf(),
+        what: "the raw device mapping file names no /vmfs/devices/disks device".to_owned(),
+    })?;
+    san.volume_by_naa(&naa)
+        .ok_or_else(|| VmkfstoolsError::MappedDeviceGone {
+            mapping: path.to_path_buf(),
+            naa,
+        })
 }
 
 fn open_extent(
