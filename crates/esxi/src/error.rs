@@ -33,6 +33,15 @@ pub enum EsxiError {
         message: String,
     },
     #[error(
+        "esxcli {command} on host {host} did not get through vCenter: {message}; vCenter or the \
+         host did not answer, a repeated read may succeed"
+    )]
+    EsxcliTransport {
+        host: String,
+        command: String,
+        message: String,
+    },
+    #[error(
         "manual SSH key configuration required for ESXi host {host}: the copy-offload key was not \
          accepted; the log contains the exact authorized_keys line for datastore {datastore} and the steps"
     )]
@@ -91,4 +100,16 @@ pub enum EsxiError {
          (DS=…;CMD=… routing) is installed; replace it with: {key_line}"
     )]
     LegacyKeyLine { reply: String, key_line: String },
+}
+
+impl EsxiError {
+    /// Whether the call failed on the way to or from the host (vCenter SOAP/HTTP, the SSH
+    /// connection) rather than in the host's answer: repeating a read-only call may succeed.
+    /// A wrapper reply, even a failing one (`task not found`), is never a transport fault.
+    pub fn is_transport_fault(&self) -> bool {
+        matches!(
+            self,
+            EsxiError::EsxcliTransport { .. } | EsxiError::Ssh { .. } | EsxiError::Timeout { .. }
+        )
+    }
 }

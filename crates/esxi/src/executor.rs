@@ -1,5 +1,7 @@
 //! The clone executor seam shared by the VIB and SSH methods, and [`CloneTask`], which drives one
 //! clone from start to cleanup: adaptive polling, progress events, cancellation (abort, then clean).
+//! A status poll that fails in transit (vCenter or SSH hiccup) is repeated a few times before the
+//! clone is given up, so one lost round trip does not abort a copy that runs on regardless.
 
 use std::time::Duration;
 
@@ -60,10 +62,30 @@ impl Default for PollSchedule {
     }
 }
 
+/// How a status poll that failed in transit ([`EsxiError::is_transport_fault`]) is repeated: up to
+/// `attempts` tries in a row, waiting `first_delay` and then twice as long each time. The defaults
+/// (5 tries, 100 + 200 + 400 + 800 ms) fit inside the 2 s staleness bound of [`PollSchedule`], so a
+/// recovered hiccup never delays progress reports noticeably.
+#[derive(Debug, Clone, Copy)]
+pub struct PollRetry {
+    pub attempts: u32,
+    pub first_delay: Duration,
+}
+
+impl Default for PollRetry {
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            first_delay: Duration::from_millis(100),
+        }
+    }
+}
+
 /// Drives one clone through an executor.
 pub struct CloneTask<'a, E: CloneExecutor + ?Sized> {
     executor: &'a E,
     schedule: PollSchedule,
+    retry: PollRetry,
 }
 
 impl<'a, E: CloneExecutor + ?Sized> CloneTask<'a, E> {
@@ -71,11 +93,17 @@ impl<'a, E: CloneExecutor + ?Sized> CloneTask<'a, E> {
         Self {
             executor,
             schedule: PollSchedule::default(),
+            retry: PollRetry::default(),
         }
     }
 
     pub fn with_schedule(mut self, schedule: PollSchedule) -> Self {
         self.schedule = schedule;
+        self
+    }
+
+    pub fn with_poll_retry(mut self, retry: PollRetry) -> Self {
+        self.retry = retry;
         self
     }
 
@@ -119,7 +147,7 @@ impl<'a, E: CloneExecutor + ?Sized> CloneTask<'a, E> {
             let status = tokio::select! {
                 biased;
                 () = cancel.cancelled() => return Err(self.abort(task_id).await),
-                status = self.executor.task_status(task_id) => status?,
+                status = self.poll(task_id) => status?,
             };
             let percent = status.progress_percent().or(last.map(|p| p.percent));
             if let Some(percent) = percent {
@@ -154,6 +182,35 @@ impl<'a, E: CloneExecutor + ?Sized> CloneTask<'a, E> {
                 () = tokio::time::sleep(interval) => {}
             }
             interval = (interval * 2).min(self.schedule.max);
+        }
+    }
+
+    /// One status poll; transport faults are repeated as [`PollRetry`] says, anything else (a
+    /// wrapper reply such as "task not found", an unreadable reply) returns at once.
+    async fn poll(&self, task_id: &str) -> Result<TaskStatus, EsxiError> {
+        let mut failures = 0u32;
+        let mut delay = self.retry.first_delay;
+        loop {
+            let err = match self.executor.task_status(task_id).await {
+                Ok(status) => return Ok(status),
+                Err(err) => err,
+            };
+            failures += 1;
+            if !err.is_transport_fault() || failures >= self.retry.attempts {
+                if failures > 1 {
+                    warn!(task_id, failures, error = %err, "clone task poll failed again; giving up");
+                }
+                return Err(err);
+            }
+            warn!(
+                task_id,
+                failures,
+                retry_in = ?delay,
+                error = %err,
+                "clone task poll failed in transit; repeating it"
+            );
+            tokio::time::sleep(delay).await;
+            delay *= 2;
         }
     }
 
@@ -214,8 +271,21 @@ mod tests {
     /// Scripted executor: a unit-test seam for the driver's control flow only.
     #[derive(Default)]
     struct Scripted {
-        statuses: Mutex<VecDeque<TaskStatus>>,
+        polls: Mutex<VecDeque<Poll>>,
         calls: Mutex<Vec<String>>,
+    }
+
+    /// One scripted `task_status` answer; the last status repeats forever.
+    enum Poll {
+        Status(TaskStatus),
+        Fail(EsxiError),
+    }
+
+    fn ssh_drop(n: u32) -> Poll {
+        Poll::Fail(EsxiError::Ssh {
+            host: "esx1".into(),
+            message: format!("connection reset (drop {n})"),
+        })
     }
 
     fn status(line: &str, exit_code: Option<i32>, xcopy: Option<bool>) -> TaskStatus {
@@ -248,12 +318,15 @@ mod tests {
         }
         async fn task_status(&self, _: &str) -> Result<TaskStatus, EsxiError> {
             self.calls.lock().unwrap().push("get".into());
-            let mut queue = self.statuses.lock().unwrap();
-            Ok(if queue.len() > 1 {
-                queue.pop_front().unwrap()
-            } else {
-                queue[0].clone()
-            })
+            let mut queue = self.polls.lock().unwrap();
+            match queue.front() {
+                Some(Poll::Status(last)) if queue.len() == 1 => return Ok(last.clone()),
+                _ => {}
+            }
+            match queue.pop_front().expect("script exhausted") {
+                Poll::Status(status) => Ok(status),
+                Poll::Fail(err) => Err(err),
+            }
         }
         async fn abort(&self, _: &str) -> Result<TaskStatus, EsxiError> {
             self.calls.lock().unwrap().push("abort".into());
@@ -266,10 +339,163 @@ mod tests {
     }
 
     fn scripted(statuses: Vec<TaskStatus>) -> Scripted {
+        scripted_polls(statuses.into_iter().map(Poll::Status).collect())
+    }
+
+    fn scripted_polls(polls: Vec<Poll>) -> Scripted {
         Scripted {
-            statuses: Mutex::new(statuses.into()),
+            polls: Mutex::new(polls.into()),
             calls: Mutex::default(),
         }
+    }
+
+    fn count(executor: &Scripted, call: &str) -> usize {
+        executor
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| *c == call)
+            .count()
+    }
+
+    async fn run_to_end(executor: &Scripted) -> Result<CloneOutcome, EsxiError> {
+        CloneTask::new(executor)
+            .run(
+                "/vmfs/volumes/ds/a.vmdk",
+                "/vmfs/devices/disks/naa.1",
+                &CancellationToken::new(),
+                |_| {},
+            )
+            .await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transport_faults_while_polling_are_repeated_within_the_progress_budget() {
+        let executor = scripted_polls(vec![
+            Poll::Status(status("Clone: 10% done.", None, Some(true))),
+            ssh_drop(1),
+            ssh_drop(2),
+            ssh_drop(3),
+            ssh_drop(4),
+            Poll::Status(status("Clone: 100% done.", Some(0), Some(true))),
+        ]);
+        let started = tokio::time::Instant::now();
+        let outcome = run_to_end(&executor).await.unwrap();
+        assert_eq!(outcome.xcopy_used, Some(true));
+        assert_eq!(count(&executor, "get"), 6);
+        // 0.25 s to the second poll, then 0.1 + 0.2 + 0.4 + 0.8 s of retries.
+        assert_eq!(started.elapsed(), Duration::from_millis(250 + 1500));
+        assert!(
+            Duration::from_millis(100 + 200 + 400 + 800) < PollSchedule::default().max,
+            "retries stay inside the progress budget"
+        );
+        assert_eq!(executor.calls.lock().unwrap().last().unwrap(), "clean");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_retry_budget_counts_consecutive_failures_only() {
+        let executor = scripted_polls(vec![
+            ssh_drop(1),
+            ssh_drop(2),
+            ssh_drop(3),
+            ssh_drop(4),
+            Poll::Status(status("Clone: 50% done.", None, Some(true))),
+            ssh_drop(5),
+            ssh_drop(6),
+            ssh_drop(7),
+            ssh_drop(8),
+            Poll::Status(status("Clone: 100% done.", Some(0), Some(true))),
+        ]);
+        run_to_end(&executor).await.unwrap();
+        assert_eq!(count(&executor, "get"), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn persistent_transport_faults_give_up_with_the_last_error_and_clean() {
+        let executor = scripted_polls((1..=6).map(ssh_drop).collect());
+        let err = run_to_end(&executor).await.unwrap_err();
+        assert!(
+            matches!(&err, EsxiError::Ssh { message, .. } if message.contains("drop 5")),
+            "{err}"
+        );
+        assert_eq!(count(&executor, "get"), 5, "five tries in a row, no more");
+        assert_eq!(executor.calls.lock().unwrap().last().unwrap(), "clean");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wrapper_error_while_polling_is_not_repeated() {
+        let executor = scripted_polls(vec![
+            Poll::Fail(EsxiError::OperationFailed {
+                operation: "taskGet",
+                status: 1,
+                message: "task t1 not found".into(),
+            }),
+            Poll::Status(status("Clone: 100% done.", Some(0), None)),
+        ]);
+        let err = run_to_end(&executor).await.unwrap_err();
+        assert!(matches!(err, EsxiError::OperationFailed { .. }), "{err}");
+        assert_eq!(count(&executor, "get"), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancelling_during_a_poll_retry_aborts_at_once() {
+        let executor = scripted_polls((1..=6).map(ssh_drop).collect());
+        let cancel = CancellationToken::new();
+        let stopper = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            stopper.cancel();
+        });
+        let err = CloneTask::new(&executor)
+            .run(
+                "/vmfs/volumes/ds/a.vmdk",
+                "/vmfs/devices/disks/naa.1",
+                &cancel,
+                |_| {},
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EsxiError::Cancelled { .. }), "{err}");
+        assert_eq!(
+            count(&executor, "get"),
+            2,
+            "cancelled in the second back-off"
+        );
+        let calls = executor.calls.lock().unwrap();
+        assert_eq!(&calls[calls.len() - 2..], ["abort", "clean"]);
+    }
+
+    #[test]
+    fn only_transit_failures_count_as_transport_faults() {
+        assert!(
+            EsxiError::EsxcliTransport {
+                host: "h".into(),
+                command: "vmkfstools taskGet".into(),
+                message: "HTTP 503".into(),
+            }
+            .is_transport_fault()
+        );
+        assert!(
+            EsxiError::Timeout {
+                host: "h".into(),
+                what: "task-get".into(),
+                seconds: 30,
+            }
+            .is_transport_fault()
+        );
+        assert!(
+            !EsxiError::Esxcli {
+                host: "h".into(),
+                command: "vmkfstools taskGet".into(),
+                message: "CLIFault".into(),
+            }
+            .is_transport_fault()
+        );
+        assert!(
+            !EsxiError::AuthRejected { host: "h".into() }.is_transport_fault(),
+            "a rejected key does not heal by itself"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -20,5 +20,7 @@ pub mod vib_executor;
 pub mod vsphere;
 
 pub use error::EsxiError;
-pub use executor::{CloneExecutor, CloneOutcome, CloneProgress, CloneTask, PollSchedule};
+pub use executor::{
+    CloneExecutor, CloneOutcome, CloneProgress, CloneTask, PollRetry, PollSchedule,
+};
 pub use guidance::{manual_key_instructions, restricted_key_line};

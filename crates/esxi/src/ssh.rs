@@ -245,45 +245,80 @@ pub enum ScriptPlacement {
     Uploaded,
 }
 
+/// How often [`ensure_wrapper_script`] reads, uploads and re-verifies before giving up.
+const SCRIPT_PLACEMENT_ATTEMPTS: u32 = 5;
+
 /// Makes sure the datastore holds exactly this crate's wrapper before anything runs it: the
 /// file is read back through the datastore API and its SHA-256 compared with the embedded
 /// script; a missing, older or altered script is replaced and verified again.
+///
+/// Several populators copying disks of the same datastore run this at the same time, and a
+/// datastore upload is not atomic: a reader can see a half-written file, or a download can break
+/// while another pod rewrites it. Every writer writes the same bytes, so the file converges; each
+/// attempt therefore re-reads first (another writer may have finished) and only a file that still
+/// fails verification after every attempt is an error.
 pub async fn ensure_wrapper_script(
     files: &dyn DatastoreFiles,
     datastore: &str,
 ) -> Result<ScriptPlacement, EsxiError> {
     let expected = ssh_wrapper_sha256();
-    let current = files.download(datastore, SSH_WRAPPER_FILE_NAME).await?;
-    if current.as_deref().map(sha256_hex).as_deref() == Some(expected.as_str()) {
-        debug!(datastore, "wrapper script verified, upload skipped");
-        return Ok(ScriptPlacement::AlreadyCurrent);
-    }
-    info!(
-        datastore,
-        present = current.is_some(),
-        version = WRAPPER_VERSION,
-        "uploading the wrapper script"
-    );
-    files
-        .upload(
+    let mut uploaded = false;
+    let mut last_error = None;
+    for attempt in 0..SCRIPT_PLACEMENT_ATTEMPTS {
+        if attempt > 0 {
+            // Back off so a concurrent writer can finish; jitter keeps racing pods apart.
+            let base_ms = 100u64 << attempt.min(4);
+            let jitter_ms = rand::random_range(0..base_ms);
+            tokio::time::sleep(Duration::from_millis(base_ms + jitter_ms)).await;
+        }
+        let current = match files.download(datastore, SSH_WRAPPER_FILE_NAME).await {
+            Ok(current) => current,
+            Err(err) => {
+                debug!(datastore, attempt, error = %err, "reading the wrapper script failed");
+                last_error = Some(err);
+                continue;
+            }
+        };
+        let actual = current.as_deref().map(sha256_hex);
+        if actual.as_deref() == Some(expected.as_str()) {
+            debug!(datastore, uploaded, "wrapper script verified");
+            return Ok(if uploaded {
+                ScriptPlacement::Uploaded
+            } else {
+                ScriptPlacement::AlreadyCurrent
+            });
+        }
+        if uploaded {
+            last_error = Some(EsxiError::ScriptUnverified {
+                datastore: datastore.to_owned(),
+                expected: expected.clone(),
+                actual: actual.unwrap_or_else(|| "<missing>".into()),
+            });
+        }
+        info!(
             datastore,
-            SSH_WRAPPER_FILE_NAME,
-            SSH_WRAPPER.as_bytes().to_vec(),
-        )
-        .await?;
-    let written = files.download(datastore, SSH_WRAPPER_FILE_NAME).await?;
-    let actual = written
-        .as_deref()
-        .map(sha256_hex)
-        .unwrap_or_else(|| "<missing>".into());
-    if actual != expected {
-        return Err(EsxiError::ScriptUnverified {
-            datastore: datastore.to_owned(),
-            expected,
-            actual,
-        });
+            present = current.is_some(),
+            version = WRAPPER_VERSION,
+            attempt,
+            "uploading the wrapper script"
+        );
+        match files
+            .upload(
+                datastore,
+                SSH_WRAPPER_FILE_NAME,
+                SSH_WRAPPER.as_bytes().to_vec(),
+            )
+            .await
+        {
+            Ok(()) => uploaded = true,
+            Err(err) => last_error = Some(err),
+        }
     }
-    Ok(ScriptPlacement::Uploaded)
+    Err(last_error.unwrap_or_else(|| EsxiError::ScriptUnverified {
+        datastore: datastore.to_owned(),
+        expected,
+        actual: "<not verified>".into(),
+    }))
 }
 
 /// Output of one SSH command.

@@ -35,6 +35,11 @@ impl EsxcliRunner for HostEsxcli {
     async fn esxcli(&self, argv: &[&str]) -> Result<Vec<EsxcliRecord>, EsxiError> {
         match self.client.esxcli(&self.host, argv).await {
             Ok(response) => Ok(response.records),
+            Err(err) if is_transport_fault(&err) => Err(EsxiError::EsxcliTransport {
+                host: self.host_name.clone(),
+                command: argv.join(" "),
+                message: err.to_string(),
+            }),
             Err(err) => Err(EsxiError::Esxcli {
                 host: self.host_name.clone(),
                 command: argv.join(" "),
@@ -44,6 +49,15 @@ impl EsxcliRunner for HostEsxcli {
             }),
         }
     }
+}
+
+/// Whether an esxcli call failed in transit (connection, gateway, timeout, a SOAP fault saying the
+/// method did not run) rather than in the host's esxcli answer.
+fn is_transport_fault(err: &co_vsphere::Error) -> bool {
+    matches!(
+        err,
+        co_vsphere::Error::Http { .. } | co_vsphere::Error::Timeout { .. }
+    ) || co_vsphere::retry::is_transient(err, true)
 }
 
 /// Files on the datastores of one datacenter.
@@ -152,4 +166,61 @@ pub async fn discover_hosts(
         addresses.push(address);
     }
     Ok(addresses)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use co_vsphere::{Error, Fault, FaultKind};
+
+    use super::is_transport_fault;
+
+    fn fault(kind: FaultKind, detail_type: &str) -> Error {
+        Error::Fault {
+            method: "ExecuteSoap".into(),
+            fault: Fault {
+                kind,
+                message: "boom".into(),
+                detail_type: detail_type.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn esxcli_failures_in_transit_are_told_from_host_answers() {
+        let transit = [
+            Error::Timeout {
+                method: "ExecuteSoap".into(),
+                timeout: Duration::from_secs(30),
+            },
+            Error::HttpStatus {
+                method: "ExecuteSoap".into(),
+                status: 503,
+                body: String::new(),
+            },
+            fault(FaultKind::SystemError, "HostCommunication"),
+            fault(FaultKind::Other, ""),
+        ];
+        for err in &transit {
+            assert!(is_transport_fault(err), "{err}");
+        }
+        let answers = [
+            Error::Esxcli {
+                host: "esx1".into(),
+                command: "vmkfstools taskGet".into(),
+                message: "task not found".into(),
+                detail: String::new(),
+            },
+            Error::VibMissing {
+                host: "esx1".into(),
+                message: "NotFound".into(),
+            },
+            fault(FaultKind::NoPermission, "NoPermission"),
+            Error::LoggedOut,
+        ];
+        for err in &answers {
+            assert!(!is_transport_fault(err), "{err}");
+        }
+    }
 }

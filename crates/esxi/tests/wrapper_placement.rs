@@ -133,3 +133,56 @@ async fn vcsim_datastore_receives_and_verifies_the_wrapper() {
         co_esxi::assets::ssh_wrapper_sha256()
     );
 }
+
+/// A datastore whose upload is not atomic, like the `/folder` endpoint: while one writer is
+/// mid-upload, readers see a truncated file or a broken transfer.
+#[derive(Default)]
+struct RacyDatastore {
+    content: std::sync::Mutex<Option<Vec<u8>>>,
+    writers: AtomicUsize,
+}
+
+#[async_trait]
+impl DatastoreFiles for RacyDatastore {
+    async fn download(&self, datastore: &str, path: &str) -> Result<Option<Vec<u8>>, EsxiError> {
+        if self.writers.load(Ordering::SeqCst) > 0 {
+            return Err(EsxiError::DatastoreTransfer {
+                datastore: datastore.to_owned(),
+                path: path.to_owned(),
+                message: "error decoding response body".into(),
+            });
+        }
+        Ok(self.content.lock().unwrap().clone())
+    }
+
+    async fn upload(&self, _datastore: &str, _path: &str, body: Vec<u8>) -> Result<(), EsxiError> {
+        self.writers.fetch_add(1, Ordering::SeqCst);
+        *self.content.lock().unwrap() = Some(body[..body.len() / 2].to_vec());
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        *self.content.lock().unwrap() = Some(body);
+        self.writers.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Populators copying several disks of one datastore place the script at the same time: every
+/// one of them ends with a verified script, none fails on another's half-written upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_placements_all_end_verified() {
+    let files = std::sync::Arc::new(RacyDatastore::default());
+    let placements: Vec<_> = (0..8)
+        .map(|_| {
+            let files = files.clone();
+            tokio::spawn(async move { ensure_wrapper_script(files.as_ref(), "ds1").await })
+        })
+        .collect();
+    for placement in placements {
+        placement.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        files.content.lock().unwrap().as_deref(),
+        Some(SSH_WRAPPER.as_bytes())
+    );
+}

@@ -172,9 +172,8 @@ fn vsphere_class(error: &co_vsphere::Error) -> ExitCode {
 fn esxi_class(error: &EsxiError) -> ExitCode {
     match error {
         EsxiError::Cancelled { .. } => ExitCode::Cancelled,
-        EsxiError::Ssh { .. } | EsxiError::Timeout { .. } | EsxiError::DatastoreTransfer { .. } => {
-            ExitCode::Retryable
-        }
+        EsxiError::DatastoreTransfer { .. } => ExitCode::Retryable,
+        err if err.is_transport_fault() => ExitCode::Retryable,
         _ => ExitCode::Permanent,
     }
 }
