@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -32,7 +32,6 @@ use co_populator::exit::ExitCode;
 use co_populator::journal::{CleanupStep, FileJournalStore, Journal, JournalEntry};
 use co_populator::run::{RunOptions, RunSummary, run_with};
 use co_vsphere::TlsTrust;
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -138,13 +137,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// One source disk and the volume it is copied into.
 #[derive(Debug, Clone)]
 struct DemoDisk {
-    index: usize,
-    /// `[ds1] vm-1/vm-1_1.vmdk`
-    vmdk: String,
+    names: DiskNames,
     /// The file holding the disk's bytes: the flat extent, or the RDM volume's backing file.
     source_file: PathBuf,
-    /// Trident `internalName` of the target volume.
-    flexvol: String,
     /// ONTAP LUN path of the target volume.
     target_lun: String,
     target_file: PathBuf,
@@ -207,7 +202,7 @@ pub async fn run(args: DemoArgs, cancel: CancellationToken) -> ExitCode {
     );
 
     let started = Instant::now();
-    let lab = match Lab::start(scenario, dir.path()).await {
+    let lab = match Lab::start(scenario.clone(), dir.path()).await {
         Ok(lab) => lab,
         Err(e) => {
             eprintln!("the lab did not start: {e}");
@@ -218,12 +213,29 @@ pub async fn run(args: DemoArgs, cancel: CancellationToken) -> ExitCode {
     if let Err(e) = write_certificate(&lab) {
         tracing::warn!(error = %e, "could not write the lab certificate file");
     }
+    println!("{}", endpoints_line(&lab));
 
-    let code = run_on_lab(&args, &lab, ssh_key.as_ref(), &cancel, &mut clock).await;
+    let code = run_on_lab(
+        &args,
+        &scenario,
+        &lab,
+        ssh_key.as_ref(),
+        &cancel,
+        &mut clock,
+    )
+    .await;
     if code == ExitCode::Success && args.keep {
-        print!("\nThe lab keeps running; point populate, pyvmomi or govc at it:\n\n{}", connection_details(&lab));
+        print!(
+            "\nThe lab keeps running; point populate, pyvmomi or govc at it:\n\n{}",
+            connection_details(&lab)
+        );
+        print!("{}", populate_again(&lab, &DiskNames::of(&scenario, 0)));
         if let Some(key) = &ssh_key {
-            println!("ssh key     {} (restricted to the wrapper on ds1)", key.path(dir.path()).display());
+            println!(
+                "ssh key     {} (restricted to the wrapper on {})",
+                key.path(dir.path()).display(),
+                scenario.datastores[0].name
+            );
         }
         println!("\nPress Ctrl-C to stop the lab.");
         let _ = std::io::stdout().flush();
@@ -231,12 +243,81 @@ pub async fn run(args: DemoArgs, cancel: CancellationToken) -> ExitCode {
     }
     let stopping = Instant::now();
     lab.shutdown().await;
-    if code == ExitCode::Success {
-        println!("lab stopped in {}", human_duration(stopping.elapsed()));
-    } else {
-        eprintln!("lab stopped; nothing is left running");
+    match code {
+        ExitCode::Success => println!("lab stopped in {}", human_duration(stopping.elapsed())),
+        ExitCode::Cancelled => {
+            eprintln!("demo cancelled: the copies were aborted and cleaned up, the lab is stopped")
+        }
+        _ => eprintln!("lab stopped; nothing is left running"),
     }
     code
+}
+
+/// The shell commands that copy `disk` again with `copy-offload populate` (VIB method: the SSH
+/// method would need the lab host's SSH port, which populate does not take as a flag).
+fn populate_again(lab: &RunningLab, disk: &DiskNames) -> String {
+    let array = &lab.arrays[0];
+    format!(
+        "\nCopy disk {} again with the CLI (VIB method):\n  \
+         export GOVMOMI_HOSTNAME='{}' GOVMOMI_USERNAME='{}' GOVMOMI_PASSWORD='{}' cacert=\"$(cat '{}')\"\n  \
+         export STORAGE_VENDOR=ontap STORAGE_HOSTNAME='{}' STORAGE_USERNAME='{}' STORAGE_PASSWORD='{}' \
+         STORAGE_SKIP_SSL_VERIFICATION=true ONTAP_SVM='{}'\n  \
+         copy-offload populate --source-vmdk '{}' --target-volume-handle pvc-{} \
+         --target-volume-attribute internalName={} --esxi-clone-method vib --http-endpoint 127.0.0.1:0\n",
+        disk.index,
+        lab.vcenter_url,
+        lab.username,
+        lab.password,
+        crate::lab_cmd::certificate_path(lab).display(),
+        array.url,
+        array.username,
+        array.password,
+        array.svm,
+        disk.vmdk,
+        disk.flexvol,
+        disk.flexvol,
+    )
+}
+
+/// The names of demo disk `index`: the VM's disk and the target volume it is copied into.
+#[derive(Debug, Clone)]
+struct DiskNames {
+    index: usize,
+    /// `vm-1` for disk 0, `vm-1_<index>` after, as the lab names a VM's disks.
+    stem: String,
+    /// `[ds1] vm-1/vm-1_1.vmdk`
+    vmdk: String,
+    /// Trident `internalName` of the target volume.
+    flexvol: String,
+}
+
+impl DiskNames {
+    fn of(scenario: &Scenario, index: usize) -> DiskNames {
+        let vm = &scenario.vms[0].name;
+        let stem = if index == 0 {
+            vm.clone()
+        } else {
+            format!("{vm}_{index}")
+        };
+        DiskNames {
+            index,
+            vmdk: format!("[{}] {vm}/{stem}.vmdk", scenario.datastores[0].name),
+            stem,
+            flexvol: format!("demo_pvc_{index}"),
+        }
+    }
+}
+
+/// One line naming every endpoint the lab listens on.
+fn endpoints_line(lab: &RunningLab) -> String {
+    let mut line = format!("lab endpoints: vCenter {}", lab.vcenter_url);
+    for array in &lab.arrays {
+        let _ = write!(line, ", array {} {}", array.name, array.url);
+    }
+    for host in &lab.hosts {
+        let _ = write!(line, ", ESXi {} ssh {}", host.name, host.ssh_addr);
+    }
+    line
 }
 
 /// The embedded scenario with the VM's disks replaced by `args.disks` disks of `args.size`, and
@@ -267,12 +348,13 @@ fn scenario(args: &DemoArgs, ssh_key: Option<&ClientKey>) -> Scenario {
 
 async fn run_on_lab(
     args: &DemoArgs,
+    scenario: &Scenario,
     lab: &RunningLab,
     ssh_key: Option<&ClientKey>,
     cancel: &CancellationToken,
     clock: &mut StepClock,
 ) -> ExitCode {
-    let disks = match prepare_disks(args, lab) {
+    let disks = match prepare_disks(args, scenario, lab) {
         Ok(disks) => disks,
         Err(e) => {
             eprintln!("preparing the demo disks failed: {e}");
@@ -297,16 +379,30 @@ async fn run_on_lab(
     }
 
     let started = Instant::now();
-    let summaries = populate_all(args, lab, &disks, ssh_key, cancel).await;
+    let vm_host = &scenario.vms[0].host;
+    let summaries = match populate_all(args, lab, vm_host, &disks, ssh_key, cancel).await {
+        Ok(summaries) => summaries,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::Internal;
+        }
+    };
     let populate_time = started.elapsed();
     clock.record("populate (copy + cleanup)", started);
 
     let mut worst = ExitCode::Success;
     for (disk, summary) in disks.iter().zip(&summaries) {
         if summary.exit_code != ExitCode::Success {
+            let verb = match summary.exit_code {
+                ExitCode::Cancelled => "cancelled",
+                _ => "failed",
+            };
             match &summary.error {
-                Some(error) => eprintln!("disk {}: populate failed: {error}", disk.index),
-                None => eprintln!("disk {}: populate ended with {}", disk.index, summary.exit_code),
+                Some(error) => eprintln!("disk {}: populate {verb}: {error}", disk.names.index),
+                None => eprintln!(
+                    "disk {}: populate {verb}: exit {}",
+                    disk.names.index, summary.exit_code
+                ),
             }
             if worst == ExitCode::Success || summary.exit_code == ExitCode::Cancelled {
                 worst = summary.exit_code;
@@ -350,13 +446,13 @@ async fn run_on_lab(
         if source == target {
             println!(
                 "checksum verified: disk {} sha256 {source} ({} = {} on {})",
-                disk.index, disk.vmdk, disk.target_lun, lab.arrays[0].name
+                disk.names.index, disk.names.vmdk, disk.target_lun, lab.arrays[0].name
             );
         } else {
             verified = false;
             println!(
                 "checksum MISMATCH: disk {} source sha256 {source}, target sha256 {target} ({} -> {})",
-                disk.index, disk.vmdk, disk.target_lun
+                disk.names.index, disk.names.vmdk, disk.target_lun
             );
         }
     }
@@ -367,30 +463,29 @@ async fn run_on_lab(
 }
 
 /// Finds every source disk the lab created and creates its target volume, attached to the worker.
-fn prepare_disks(args: &DemoArgs, lab: &RunningLab) -> Result<Vec<DemoDisk>, String> {
+fn prepare_disks(
+    args: &DemoArgs,
+    scenario: &Scenario,
+    lab: &RunningLab,
+) -> Result<Vec<DemoDisk>, String> {
     let array = &lab.arrays[0].name;
-    let datastore = "ds1";
-    let vm = "vm-1";
-    let vm_dir = lab.datastore_dir(datastore).join(vm);
+    let vm = &scenario.vms[0].name;
+    let vm_dir = lab.datastore_dir(&scenario.datastores[0].name).join(vm);
     let mut disks = Vec::new();
     for index in 0..usize::from(args.disks) {
-        let stem = if index == 0 {
-            vm.to_owned()
-        } else {
-            format!("{vm}_{index}")
-        };
+        let names = DiskNames::of(scenario, index);
         let source_file = match args.disk_type {
             DiskType::Rdm => {
+                // The lab backs RDM disk `index` of a VM with volume `rdm-<vm>-<index>`.
                 let name = format!("rdm-{vm}-{index}");
                 lab.san
                     .volume(array, &name)
                     .ok_or_else(|| format!("the lab has no RDM volume {name} on {array}"))?
                     .backing_path
             }
-            _ => vm_dir.join(format!("{stem}-flat.vmdk")),
+            DiskType::Vmdk | DiskType::Vvol => vm_dir.join(format!("{}-flat.vmdk", names.stem)),
         };
-        let flexvol = format!("demo_pvc_{index}");
-        let volume = create_trident_volume(&lab.san, array, &flexvol, args.size)
+        let volume = create_trident_volume(&lab.san, array, &names.flexvol, args.size)
             .map_err(|e| e.to_string())?;
         if lab.san.group(array, WORKER_GROUP).is_none() {
             lab.san
@@ -409,11 +504,9 @@ fn prepare_disks(args: &DemoArgs, lab: &RunningLab) -> Result<Vec<DemoDisk>, Str
             .map(array, &volume.name, WORKER_GROUP)
             .map_err(|e| e.to_string())?;
         disks.push(DemoDisk {
-            index,
-            vmdk: format!("[{datastore}] {vm}/{stem}.vmdk"),
+            target_lun: trident_lun_path(&names.flexvol),
+            names,
             source_file,
-            target_lun: trident_lun_path(&flexvol),
-            flexvol,
             target_file: volume.backing_path,
             target_naa: volume.naa,
             size: args.size,
@@ -423,9 +516,7 @@ fn prepare_disks(args: &DemoArgs, lab: &RunningLab) -> Result<Vec<DemoDisk>, Str
 }
 
 /// SHA-256 of the first `len` bytes of each file, computed in parallel off the async threads.
-async fn checksums(
-    files: impl Iterator<Item = (PathBuf, u64)>,
-) -> Result<Vec<String>, String> {
+async fn checksums(files: impl Iterator<Item = (PathBuf, u64)>) -> Result<Vec<String>, String> {
     let tasks: Vec<_> = files
         .map(|(path, len)| {
             tokio::task::spawn_blocking(move || {
@@ -444,7 +535,8 @@ async fn checksums(
 /// target volume must hold the whole disk.
 fn sha256_prefix(path: &Path, len: u64) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?.take(len);
-    let mut hasher = Sha256::new();
+    // ring's SHA-256 is assembly (SHA-NI where present), fast even in a debug build.
+    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
     let mut buffer = vec![0u8; 4 * MIB as usize];
     let mut total = 0u64;
     loop {
@@ -461,18 +553,23 @@ fn sha256_prefix(path: &Path, len: u64) -> std::io::Result<String> {
             format!("holds {total} bytes, fewer than the disk's {len}"),
         ));
     }
-    Ok(hex::encode(hasher.finalize()))
+    Ok(hex::encode(hasher.finish()))
 }
 
 /// The populate arguments for one disk, exactly as a user would pass them on the command line.
-fn populate_args(lab: &RunningLab, disk: &DemoDisk, method: DemoMethod, ssh_key: Option<&ClientKey>) -> PopulateArgs {
+fn populate_args(
+    lab: &RunningLab,
+    disk: &DemoDisk,
+    method: DemoMethod,
+    ssh_key: Option<&ClientKey>,
+) -> PopulateArgs {
     let array = &lab.arrays[0];
     let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
     PopulateArgs {
-        source_vmdk: Some(disk.vmdk.clone()),
-        target_volume_handle: Some(format!("pvc-{}", disk.flexvol)),
-        target_volume_attribute: vec![format!("internalName={}", disk.flexvol)],
-        owner_uid: Some(format!("demo-{}", disk.flexvol)),
+        source_vmdk: Some(disk.names.vmdk.clone()),
+        target_volume_handle: Some(format!("pvc-{}", disk.names.flexvol)),
+        target_volume_attribute: vec![format!("internalName={}", disk.names.flexvol)],
+        owner_uid: Some(format!("demo-{}", disk.names.flexvol)),
         storage_vendor_product: Some("ontap".into()),
         storage_hostname: Some(array.url.clone()),
         storage_username: Some(array.username.clone()),
@@ -493,64 +590,70 @@ fn populate_args(lab: &RunningLab, disk: &DemoDisk, method: DemoMethod, ssh_key:
 async fn populate_all(
     args: &DemoArgs,
     lab: &RunningLab,
+    vm_host: &str,
     disks: &[DemoDisk],
     ssh_key: Option<&ClientKey>,
     cancel: &CancellationToken,
-) -> Vec<RunSummary> {
+) -> Result<Vec<RunSummary>, String> {
     let (phases_tx, phases_rx) = mpsc::unbounded_channel();
-    // The VM lives on the first host; its SSH endpoint is the one the SSH method dials.
-    let host = &lab.hosts[0];
+    // The clone runs on the VM's host: its SSH endpoint is the one the SSH method dials.
+    let host = lab
+        .host(vm_host)
+        .ok_or_else(|| format!("the lab has no host {vm_host}"))?;
     let host_key = ssh_key
         .map(|_| ssh_key::PublicKey::from_openssh(&host.ssh_host_key))
         .transpose();
     let host_key = match host_key {
         Ok(key) => key,
-        Err(e) => {
-            eprintln!("the lab's SSH host key does not parse: {e}");
-            return Vec::new();
-        }
+        Err(e) => return Err(format!("the lab's SSH host key does not parse: {e}")),
     };
-    let runs = disks.iter().map(|disk| {
-        let populate = populate_args(lab, disk, args.method, ssh_key);
-        let phases = phases_tx.clone();
-        let index = disk.index;
-        let observer: PhaseObserver = Arc::new(move |phase| {
-            // The display may have ended already; a lost phase line is harmless.
-            let _ = phases.send((index, phase));
-        });
-        let options = RunOptions {
-            cancel: cancel.child_token(),
-            handle_signals: false,
-            vsphere_trust: Some(TlsTrust::Thumbprint(lab.thumbprint.clone())),
-            storage_ca_pem: Some(lab.certificate_pem.clone()),
-            ssh_port: ssh_key.map(|_| host.ssh_addr.port()),
-            ssh_host_key: host_key.clone().map(HostKeyPolicy::Pinned),
-            journal_path: Some(journal_path(lab, disk)),
-            final_scrape_wait: Duration::ZERO,
-            observer: Some(observer),
-            ..RunOptions::default()
-        };
-        async move {
-            match populate.validate() {
-                Ok(config) => run_with(config, options).await,
-                Err(problems) => RunSummary {
-                    exit_code: ExitCode::BadArguments,
-                    error: Some(co_populator::error::CopyError::Refused(problems.to_string())),
-                    report: None,
-                    metrics_addr: None,
-                },
+    let mut configs = Vec::new();
+    for disk in disks {
+        match populate_args(lab, disk, args.method, ssh_key).validate() {
+            Ok(config) => configs.push(config),
+            Err(problems) => {
+                return Err(format!(
+                    "disk {}: the demo built invalid populate arguments:\n{problems}",
+                    disk.names.index
+                ));
             }
         }
-    });
+    }
+    let runs: Vec<_> = disks
+        .iter()
+        .zip(configs)
+        .map(|(disk, config)| {
+            let phases = phases_tx.clone();
+            let index = disk.names.index;
+            let observer: PhaseObserver = Arc::new(move |phase| {
+                // The display may have ended already; a lost phase line is harmless.
+                let _ = phases.send((index, phase));
+            });
+            let options = RunOptions {
+                cancel: cancel.child_token(),
+                handle_signals: false,
+                vsphere_trust: Some(TlsTrust::Thumbprint(lab.thumbprint.clone())),
+                storage_ca_pem: Some(lab.certificate_pem.clone()),
+                ssh_port: ssh_key.map(|_| host.ssh_addr.port()),
+                ssh_host_key: host_key.clone().map(HostKeyPolicy::Pinned),
+                journal_path: Some(journal_path(lab, disk)),
+                final_scrape_wait: Duration::ZERO,
+                observer: Some(observer),
+                ..RunOptions::default()
+            };
+            run_with(config, options)
+        })
+        .collect();
     drop(phases_tx);
     let hosts: Vec<SimHost> = lab.hosts.iter().map(|h| h.sim.clone()).collect();
     let display = Progress::new(disks.len(), hosts);
     let (summaries, ()) = tokio::join!(futures::future::join_all(runs), display.run(phases_rx));
-    summaries
+    Ok(summaries)
 }
 
 fn journal_path(lab: &RunningLab, disk: &DemoDisk) -> PathBuf {
-    lab.data_dir.join(format!("journal-{}.json", disk.flexvol))
+    lab.data_dir
+        .join(format!("journal-{}.json", disk.names.flexvol))
 }
 
 /// What each disk's populate journaled as undone in its last run: the cleanup it performed.
@@ -569,7 +672,7 @@ async fn cleanup_records(lab: &RunningLab, disks: &[DemoDisk]) -> Vec<Vec<String
                             .iter()
                             .filter(|r| Some(&r.run) == last_run.as_ref())
                             .filter_map(|r| match &r.entry {
-                                JournalEntry::CleanupDone { step } => Some(cleanup_line(step)),
+                                JournalEntry::CleanupDone { step } => cleanup_line(step),
                                 _ => None,
                             }),
                     );
@@ -582,12 +685,19 @@ async fn cleanup_records(lab: &RunningLab, disks: &[DemoDisk]) -> Vec<Vec<String
     all
 }
 
-/// One cleanup step in words, with the objects it touched.
-fn cleanup_line(step: &CleanupStep) -> String {
+/// One cleanup step in words, with the objects it touched; `None` for the placeholder a run
+/// journals before the array has named the host's initiator group (superseded, nothing undone).
+fn cleanup_line(step: &CleanupStep) -> Option<String> {
     let CleanupStep::Custom { name, detail } = step else {
-        return describe(step);
+        return Some(describe(step));
     };
-    let text = |pointer: &str| detail.pointer(pointer).and_then(|v| v.as_str()).unwrap_or("?").to_owned();
+    let text = |pointer: &str| {
+        detail
+            .pointer(pointer)
+            .and_then(|v| v.as_str())
+            .unwrap_or("?")
+            .to_owned()
+    };
     let names = |pointer: &str| {
         detail
             .pointer(pointer)
@@ -601,7 +711,7 @@ fn cleanup_line(step: &CleanupStep) -> String {
             })
             .unwrap_or_default()
     };
-    match name.as_str() {
+    let line = match name.as_str() {
         co_populator::cleanup::step::UNMAP_VOLUME => format!(
             "unmapped {} from initiator group {}",
             text("/volume/name"),
@@ -620,20 +730,31 @@ fn cleanup_line(step: &CleanupStep) -> String {
             detail
                 .pointer("/adapters")
                 .and_then(|v| v.as_array())
-                .map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", "))
+                .map(|a| a
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "))
                 .unwrap_or_default(),
             text("/host")
         ),
         co_populator::cleanup::step::RELEASE_GROUP => {
+            if detail.get("group").is_none_or(|g| g.is_null()) {
+                return None;
+            }
             let owned = names("/group/owned");
             if owned.is_empty() {
-                "initiator group released (not created by copy-offload: kept)".to_owned()
+                format!(
+                    "initiator group {} kept: copy-offload did not create it",
+                    names("/group/targets")
+                )
             } else {
                 format!("initiator group {owned} released")
             }
         }
         _ => describe(step),
-    }
+    };
+    Some(line)
 }
 
 /// What the copy left behind on the array and the hosts; empty when cleanup was complete.
@@ -691,7 +812,7 @@ fn print_phases(disks: &[DemoDisk], summaries: &[RunSummary]) {
             if !order.contains(phase) {
                 order.push(*phase);
             }
-            *table.entry((disk.index, phase.as_str())).or_default() += *took;
+            *table.entry((disk.names.index, phase.as_str())).or_default() += *took;
         }
     }
     if order.is_empty() {
@@ -700,14 +821,14 @@ fn print_phases(disks: &[DemoDisk], summaries: &[RunSummary]) {
     println!();
     let mut header = format!("{:<12}", "phase");
     for disk in disks {
-        let _ = write!(header, " {:>10}", format!("disk {}", disk.index));
+        let _ = write!(header, " {:>10}", format!("disk {}", disk.names.index));
     }
     println!("{header}");
     for phase in order {
         let mut row = format!("{:<12}", phase.as_str());
         for disk in disks {
             let cell = table
-                .get(&(disk.index, phase.as_str()))
+                .get(&(disk.names.index, phase.as_str()))
                 .map_or_else(|| "-".to_owned(), |d| human_duration(*d));
             let _ = write!(row, " {cell:>10}");
         }
@@ -731,7 +852,11 @@ fn print_transfer(disks: &[DemoDisk], reports: &[&CopyReport], populate_time: Du
         .unwrap_or_default();
     let mut bytes = format!("{total} bytes ({})", human_bytes(total));
     if allocated > 0 {
-        let _ = write!(bytes, ", {} allocated in the source", human_bytes(allocated));
+        let _ = write!(
+            bytes,
+            ", {} allocated in the source",
+            human_bytes(allocated)
+        );
     }
     println!("{:<14}{bytes}", "bytes");
     println!(
@@ -743,7 +868,13 @@ fn print_transfer(disks: &[DemoDisk], reports: &[&CopyReport], populate_time: Du
     let xcopy: Vec<String> = disks
         .iter()
         .zip(reports)
-        .map(|(d, r)| format!("disk {}: {}", d.index, if r.xcopy_used { "yes" } else { "no" }))
+        .map(|(d, r)| {
+            format!(
+                "disk {}: {}",
+                d.names.index,
+                if r.xcopy_used { "yes" } else { "no" }
+            )
+        })
         .collect();
     println!("{:<14}{}", "XCOPY used", xcopy.join(", "));
     println!(
@@ -751,7 +882,8 @@ fn print_transfer(disks: &[DemoDisk], reports: &[&CopyReport], populate_time: Du
         "clone method",
         reports
             .first()
-            .map_or("-".to_owned(), |r| format!("{:?}", r.clone_method).to_lowercase())
+            .map_or("-".to_owned(), |r| format!("{:?}", r.clone_method)
+                .to_lowercase())
     );
 }
 
@@ -760,10 +892,10 @@ fn print_cleanup(disks: &[DemoDisk], cleanups: &[Vec<String>], leftovers: &[Stri
     println!("cleanup performed (from each run's journal):");
     for (disk, steps) in disks.iter().zip(cleanups) {
         if steps.is_empty() {
-            println!("  disk {}: nothing to undo", disk.index);
+            println!("  disk {}: nothing to undo", disk.names.index);
         }
         for step in steps {
-            println!("  disk {}: {step}", disk.index);
+            println!("  disk {}: {step}", disk.names.index);
         }
     }
     if leftovers.is_empty() {
@@ -837,7 +969,11 @@ impl Progress {
     /// Overall percent: finished disks count fully; disks in the clone phase share the progress
     /// their hosts' clone tasks report (the same `Clone: N% done` lines populate reads).
     fn percent(&self) -> u64 {
-        let cloning = self.phases.iter().filter(|p| **p == Some(Phase::Clone)).count();
+        let cloning = self
+            .phases
+            .iter()
+            .filter(|p| **p == Some(Phase::Clone))
+            .count();
         let done = self
             .phases
             .iter()
@@ -954,7 +1090,10 @@ fn rate(bytes: u64, over: Duration) -> String {
     if over.is_zero() {
         return "-".to_owned();
     }
-    format!("{:.0} MiB/s", bytes as f64 / MIB as f64 / over.as_secs_f64())
+    format!(
+        "{:.0} MiB/s",
+        bytes as f64 / MIB as f64 / over.as_secs_f64()
+    )
 }
 
 #[cfg(test)]
@@ -968,7 +1107,11 @@ mod tests {
         assert_eq!(parse_size("1GiB").unwrap(), GIB);
         assert_eq!(parse_size("1048576").unwrap(), MIB);
         assert!(parse_size("0").unwrap_err().contains("whole number of MiB"));
-        assert!(parse_size("1000").unwrap_err().contains("whole number of MiB"));
+        assert!(
+            parse_size("1000")
+                .unwrap_err()
+                .contains("whole number of MiB")
+        );
         assert!(parse_size("lots").unwrap_err().contains("e.g. 64MiB"));
     }
 
@@ -988,8 +1131,15 @@ mod tests {
         let scenario = scenario(&args, Some(&key));
         let disks = &scenario.vms[0].disks;
         assert_eq!(disks.len(), 3);
-        assert!(disks.iter().all(|d| d.size_mib == 100 * 1024 && d.rdm_array.as_deref() == Some("ontap1")));
-        assert!(scenario.datastores[0].capacity_gib > 300, "room for every disk");
+        assert!(
+            disks
+                .iter()
+                .all(|d| d.size_mib == 100 * 1024 && d.rdm_array.as_deref() == Some("ontap1"))
+        );
+        assert!(
+            scenario.datastores[0].capacity_gib > 300,
+            "room for every disk"
+        );
         for host in &scenario.hosts {
             let line = host.authorized_keys.last().unwrap();
             assert!(line.starts_with("command=\""), "{line}");
@@ -1015,11 +1165,14 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(
             sha256_prefix(&path, 3 * MIB).unwrap(),
-            hex::encode(Sha256::digest(&bytes))
+            hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes))
         );
         assert_eq!(
             sha256_prefix(&path, MIB).unwrap(),
-            hex::encode(Sha256::digest(&bytes[..MIB as usize]))
+            hex::encode(ring::digest::digest(
+                &ring::digest::SHA256,
+                &bytes[..MIB as usize]
+            ))
         );
         let err = sha256_prefix(&path, 4 * MIB).unwrap_err();
         assert!(err.to_string().contains("fewer than"), "{err}");
@@ -1035,13 +1188,18 @@ mod tests {
             }),
         };
         assert_eq!(
-            cleanup_line(&step),
+            cleanup_line(&step).unwrap(),
             "kept /vol/demo_pvc_0/lun0 mapped to demo-worker-1, as found"
         );
+        let placeholder = CleanupStep::Custom {
+            name: co_populator::cleanup::step::RELEASE_GROUP.into(),
+            detail: serde_json::json!({"host": {"hostId": "h"}, "group": null}),
+        };
+        assert_eq!(cleanup_line(&placeholder), None);
         let task = CleanupStep::CleanTask {
             host: "HostSystem:host-10".into(),
             task_id: "t1".into(),
         };
-        assert_eq!(cleanup_line(&task), describe(&task));
+        assert_eq!(cleanup_line(&task), Some(describe(&task)));
     }
 }

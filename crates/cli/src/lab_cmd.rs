@@ -31,9 +31,9 @@ pub struct ServeArgs {
 
 /// Parses `SITE=MS` into a latency-only fault rule.
 pub fn parse_latency(text: &str) -> Result<FaultRule, String> {
-    let (site, millis) = text
-        .rsplit_once('=')
-        .ok_or_else(|| format!("{text:?} is not SITE=MILLISECONDS, e.g. soap:RetrieveProperties=20"))?;
+    let (site, millis) = text.rsplit_once('=').ok_or_else(|| {
+        format!("{text:?} is not SITE=MILLISECONDS, e.g. soap:RetrieveProperties=20")
+    })?;
     if site.trim().is_empty() {
         return Err(format!("{text:?} names no call site"));
     }
@@ -142,6 +142,26 @@ pub fn write_certificate(lab: &RunningLab) -> std::io::Result<()> {
     std::fs::write(certificate_path(lab), &lab.certificate_pem)
 }
 
+/// Runs `work` with a token that the first SIGINT/SIGTERM cancels; the process then stays up
+/// until `work` has cleaned up and returned.
+pub async fn until_signalled<F, Fut>(work: F) -> ExitCode
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: Future<Output = ExitCode>,
+{
+    let cancel = CancellationToken::new();
+    let listener = match co_populator::signals::cancel_on_signals(cancel.clone()) {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("cannot install the SIGINT/SIGTERM handler: {e}");
+            return ExitCode::Internal;
+        }
+    };
+    let code = work(cancel).await;
+    listener.abort();
+    code
+}
+
 /// Runs `copy-offload lab serve` until `cancel` (SIGINT/SIGTERM) fires.
 pub async fn serve(args: ServeArgs, cancel: CancellationToken) -> ExitCode {
     let mut scenario = match &args.scenario {
@@ -205,9 +225,17 @@ mod tests {
         assert!(rule.error.is_none());
         let prefix = parse_latency("array:ontap1:*=50").unwrap();
         assert_eq!(prefix.site, "array:ontap1:*");
-        assert!(parse_latency("soap:Login").unwrap_err().contains("SITE=MILLISECONDS"));
+        assert!(
+            parse_latency("soap:Login")
+                .unwrap_err()
+                .contains("SITE=MILLISECONDS")
+        );
         assert!(parse_latency("=5").unwrap_err().contains("no call site"));
-        assert!(parse_latency("ssh:clone=fast").unwrap_err().contains("milliseconds"));
+        assert!(
+            parse_latency("ssh:clone=fast")
+                .unwrap_err()
+                .contains("milliseconds")
+        );
     }
 
     #[test]

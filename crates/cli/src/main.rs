@@ -10,6 +10,8 @@ use co_populator::args::{PopulateArgs, requests_version, version_text};
 use co_populator::exit::ExitCode;
 use tracing_subscriber::EnvFilter;
 
+mod demo;
+mod lab_cmd;
 mod vib_cmd;
 
 /// Copy VMware vSphere disks into Kubernetes volumes by offloading the copy to the storage array.
@@ -44,10 +46,10 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum LabCommand {
-    /// Serve the simulated vCenter, ESXi hosts and arrays.
-    Serve,
-    /// Run a complete copy against the lab.
-    Demo,
+    /// Serve the simulated vCenter, ESXi hosts and arrays until Ctrl-C.
+    Serve(lab_cmd::ServeArgs),
+    /// Copy a lab VM's disks with the real populate code path, verify the bytes, print a summary.
+    Demo(Box<demo::DemoArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,7 +67,11 @@ fn main() -> ProcessExitCode {
         return ExitCode::Success.into();
     }
     let cli = Cli::parse_from(argv);
-    init_logging();
+    // The lab commands talk to people on stdout; their logs stay quiet unless RUST_LOG asks.
+    init_logging(match cli.command {
+        Command::Lab { .. } => "warn",
+        _ => "info",
+    });
     // kube, reqwest and russh all use rustls; ring is the one crypto provider of the build.
     // An error only means a provider is already installed, which is the state we want.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -79,11 +85,13 @@ fn main() -> ProcessExitCode {
         Command::Controller => not_built("controller"),
         Command::Preflight => not_built("preflight"),
         Command::Lab {
-            command: LabCommand::Serve,
-        } => not_built("lab serve"),
+            command: LabCommand::Serve(args),
+        } => block_on(lab_cmd::until_signalled(|cancel| {
+            lab_cmd::serve(args, cancel)
+        })),
         Command::Lab {
-            command: LabCommand::Demo,
-        } => not_built("lab demo"),
+            command: LabCommand::Demo(args),
+        } => block_on(lab_cmd::until_signalled(|cancel| demo::run(*args, cancel))),
         Command::Vib {
             command: VibCommand::Build(args),
         } => vib_cmd::build(&args),
@@ -151,9 +159,10 @@ fn not_built(what: &str) -> ExitCode {
 }
 
 /// JSON lines in a pod (or when `COPY_OFFLOAD_LOG_FORMAT=json`), human-readable otherwise;
-/// `COPY_OFFLOAD_LOG_FORMAT=text` forces the latter. Level from `RUST_LOG` (default `info`).
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// `COPY_OFFLOAD_LOG_FORMAT=text` forces the latter. Level from `RUST_LOG` (default `default_level`).
+fn init_logging(default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let json = match std::env::var("COPY_OFFLOAD_LOG_FORMAT").as_deref() {
         Ok("json") => true,
         Ok("text") => false,
