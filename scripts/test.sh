@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/peers.sh install
-if scripts/peers.sh status | grep -Eq '^kube-apiserver +running'; then
+# Captured first: `grep -q` closing the pipe early would fail the pipeline under pipefail.
+peer_status=$(scripts/peers.sh status)
+if grep -Eq '^kube-apiserver +running' <<<"$peer_status"; then
     echo "test.sh: using the already running kube peers (left running afterwards)" >&2
 else
     scripts/peers.sh start
