@@ -79,7 +79,8 @@ pub enum DiskType {
     Vmdk,
     /// A physical-mode raw device mapping of a volume on the array.
     Rdm,
-    /// A vVol (the lab has no vVol datastore yet; refused).
+    /// A disk vCenter reports as a vVol (its backing has a `backingObjectId`); ONTAP has no vVol
+    /// array copy, so it is cloned with XCOPY from its files on the datastore.
     Vvol,
 }
 
@@ -161,13 +162,6 @@ impl StepClock {
 
 /// Runs `copy-offload lab demo`; `cancel` is fired by SIGINT/SIGTERM.
 pub async fn run(args: DemoArgs, cancel: CancellationToken) -> ExitCode {
-    if args.disk_type == DiskType::Vvol {
-        eprintln!(
-            "copy-offload lab demo: --disk-type vvol is not available: the lab has no vVol datastore \
-             yet (and ONTAP has no vVol array copy); use --disk-type vmdk or rdm"
-        );
-        return ExitCode::BadArguments;
-    }
     let dir = match LabDir::new(args.data_dir.as_deref()) {
         Ok(dir) => dir,
         Err(e) => {
@@ -334,6 +328,7 @@ fn scenario(args: &DemoArgs, ssh_key: Option<&ClientKey>) -> Scenario {
             datastore: datastore.clone(),
             size_mib,
             rdm_array: (args.disk_type == DiskType::Rdm).then(|| array.clone()),
+            vvol: args.disk_type == DiskType::Vvol,
         })
         .collect();
     if let Some(key) = ssh_key {
@@ -1113,6 +1108,29 @@ mod tests {
                 .contains("whole number of MiB")
         );
         assert!(parse_size("lots").unwrap_err().contains("e.g. 64MiB"));
+    }
+
+    #[test]
+    fn the_vvol_disk_type_presents_flat_disks_as_vvols() {
+        let args = DemoArgs {
+            vendor: DemoVendor::Ontap,
+            method: DemoMethod::Vib,
+            disk_type: DiskType::Vvol,
+            disks: 2,
+            size: 64 * MIB,
+            keep: false,
+            data_dir: None,
+            lab_latency: Vec::new(),
+        };
+        let scenario = scenario(&args, None);
+        assert!(
+            scenario.vms[0]
+                .disks
+                .iter()
+                .all(|d| d.vvol && d.rdm_array.is_none())
+        );
+        // The lab accepts it (loading validates).
+        Scenario::from_yaml(&serde_yaml::to_string(&scenario).unwrap()).unwrap();
     }
 
     #[test]

@@ -333,6 +333,7 @@ impl Lab {
                     descriptor,
                     flat,
                     rdm_naa,
+                    backing_object_id: disk.vvol.then(|| format!("rfc4122.{}", random_uuid())),
                     capacity_bytes: size,
                     key: 2000 + d as i32,
                     uuid,

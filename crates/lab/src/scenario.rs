@@ -137,6 +137,11 @@ pub struct DiskSpec {
     pub size_mib: u64,
     #[serde(default)]
     pub rdm_array: Option<String>,
+    /// Present the flat disk as a vVol: its backing carries a `backingObjectId` (`rfc4122.<uuid>`),
+    /// as vCenter reports a disk on a vVol datastore, while its files stay on the VMFS datastore so
+    /// vmkfstools can still clone it (the lab has no vVol datastore or VASA provider).
+    #[serde(default)]
+    pub vvol: bool,
 }
 
 fn default_datacenter() -> String {
@@ -250,6 +255,12 @@ impl Scenario {
                         vm.name
                     ));
                 }
+                if disk.vvol && disk.rdm_array.is_some() {
+                    return bad(format!(
+                        "VM {:?} has a disk that is both a vVol and an RDM; set `vvol` or `rdm_array`, not both",
+                        vm.name
+                    ));
+                }
                 if disk.size_mib == 0 {
                     return bad(format!("VM {:?} has a zero-sized disk", vm.name));
                 }
@@ -299,5 +310,22 @@ mod tests {
         ));
         let traversal = "arrays: [{name: a, vendor: ontap}]\nhosts: [{name: h}]\ndatastores: [{name: ../x, array: a}]\n";
         assert!(Scenario::from_yaml(traversal).is_err());
+    }
+
+    #[test]
+    fn a_disk_is_a_vvol_or_an_rdm_not_both() {
+        let base = "arrays: [{name: a, vendor: ontap}]\nhosts: [{name: h}]\ndatastores: [{name: d, array: a}]\n";
+        let vvol = format!(
+            "{base}vms: [{{name: v, host: h, disks: [{{datastore: d, size_mib: 8, vvol: true}}]}}]\n"
+        );
+        let s = Scenario::from_yaml(&vvol).unwrap();
+        assert!(s.vms[0].disks[0].vvol);
+        assert!(!Scenario::default_embedded().vms[0].disks[0].vvol);
+        let both = format!(
+            "{base}vms: [{{name: v, host: h, disks: [{{datastore: d, size_mib: 8, vvol: true, rdm_array: a}}]}}]\n"
+        );
+        assert!(
+            matches!(Scenario::from_yaml(&both), Err(ScenarioError::Inconsistent(m)) if m.contains("both a vVol and an RDM"))
+        );
     }
 }

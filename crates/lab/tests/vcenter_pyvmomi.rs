@@ -20,6 +20,18 @@ async fn pyvmomi_reads_the_default_inventory_and_uploads() {
             datastore: "ds1".into(),
             size_mib: 8,
             rdm_array: Some("ontap1".into()),
+            vvol: false,
+        }],
+    });
+    // A third VM whose flat disk is presented as a vVol, for the `backingObjectId` field.
+    scenario.vms.push(VmSpec {
+        name: "vm-vvol".into(),
+        host: "esxi-2.lab.local".into(),
+        disks: vec![DiskSpec {
+            datastore: "ds1".into(),
+            size_mib: 8,
+            rdm_array: None,
+            vvol: true,
         }],
     });
     let lab = Lab::start(scenario.clone(), data.path()).await.unwrap();
@@ -145,6 +157,27 @@ async fn pyvmomi_reads_the_default_inventory_and_uploads() {
     assert!(
         lun_uuid.contains(rdm_naa.trim_start_matches("naa.")),
         "{lun_uuid}"
+    );
+
+    assert_eq!(rdm["backing_object_id"], Value::Null);
+    assert_eq!(
+        disk["backing_object_id"],
+        Value::Null,
+        "a flat disk is no vVol"
+    );
+
+    let vvol_vm = &seen["vms"][2];
+    assert_eq!(vvol_vm["name"], "vm-vvol");
+    let vvol = &vvol_vm["disks"][0];
+    assert_eq!(
+        vvol["backing"],
+        "vim.vm.device.VirtualDisk.FlatVer2BackingInfo"
+    );
+    assert_eq!(vvol["file"], "[ds1] vm-vvol/vm-vvol.vmdk");
+    let vvol_id = vvol["backing_object_id"].as_str().unwrap();
+    assert!(
+        vvol_id.starts_with("rfc4122.") && vvol_id.len() == "rfc4122.".len() + 36,
+        "{vvol_id}"
     );
 
     let pages = seen["pages"].as_array().unwrap();

@@ -1,8 +1,8 @@
 //! The product's vSphere client (`co_vsphere::Client`) against the lab, as the populator drives it:
 //! login pinning the lab's certificate thumbprint, esxcli end to end (and its per-call cost), VM
-//! lookup by disk, source disks (flat and RDM), the device under a datastore and the adapters that
-//! reach it, management IPs, and `/folder` transfers. Then the same client against vcsim and the
-//! lab side by side: for the calls both serve, the answers have the same shape.
+//! lookup by disk, source disks (flat, RDM and vVol), the device under a datastore and the adapters
+//! that reach it, management IPs, and `/folder` transfers. Then the same client against vcsim and
+//! the lab side by side: for the calls both serve, the answers have the same shape.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -17,7 +17,8 @@ use futures::TryStreamExt;
 const HOST1: &str = "esxi-1.lab.local";
 const ARRAY: &str = "ontap1";
 
-/// The default scenario plus a VM whose only disk is a physical-mode RDM of a LUN on the array.
+/// The default scenario plus a VM whose only disk is a physical-mode RDM of a LUN on the array,
+/// and one whose only disk is presented as a vVol.
 async fn start_lab(data: &std::path::Path) -> RunningLab {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut scenario = Scenario::default_embedded();
@@ -28,6 +29,17 @@ async fn start_lab(data: &std::path::Path) -> RunningLab {
             datastore: "ds1".into(),
             size_mib: 16,
             rdm_array: Some(ARRAY.into()),
+            vvol: false,
+        }],
+    });
+    scenario.vms.push(VmSpec {
+        name: "vm-vvol".into(),
+        host: HOST1.into(),
+        disks: vec![DiskSpec {
+            datastore: "ds1".into(),
+            size_mib: 16,
+            rdm_array: None,
+            vvol: true,
         }],
     });
     Lab::start(scenario, data).await.unwrap()
@@ -150,7 +162,7 @@ async fn esxcli_runs_end_to_end_and_repeated_calls_cost_one_round_trip() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_populator_inventory_reads_answer_for_flat_and_rdm_disks() {
+async fn the_populator_inventory_reads_answer_for_flat_rdm_and_vvol_disks() {
     let data = tempfile::tempdir().unwrap();
     let lab = start_lab(data.path()).await;
     let client = Client::login(lab_config(&lab)).await.unwrap();
@@ -191,6 +203,18 @@ async fn the_populator_inventory_reads_answer_for_flat_and_rdm_disks() {
         source.disk.backing,
         DiskBacking::Rdm { ref compatibility_mode, .. } if compatibility_mode == "physicalMode"
     ));
+
+    // vVol disk: the flat backing's `backingObjectId` is the vVol id the array-side copy needs.
+    let vvol = datastore_path("[ds1] vm-vvol/vm-vvol.vmdk");
+    let vvol_vm = client.find_vm_by_disk(&vvol).await.unwrap();
+    let source = client.source_disk(&vvol_vm, &vvol).await.unwrap();
+    match &source.kind {
+        DiskKind::Vvol { backing_object_id } => {
+            assert!(backing_object_id.starts_with("rfc4122."), "{source:?}")
+        }
+        other => panic!("vVol expected, got {other:?}"),
+    }
+    assert_eq!(source.provisioned_bytes, 16 << 20);
 
     // The host, the device under the datastore, and the iSCSI adapter that reaches it.
     let host = client.vm_host(&vm).await.unwrap();

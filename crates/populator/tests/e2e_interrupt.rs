@@ -1,7 +1,8 @@
 //! Interruptions against the lab: SIGTERM (the run's cancellation token, as the signal handler
 //! cancels it) in each phase aborts and cleans everything; SIGKILL (the run dropped mid-phase,
 //! nothing more runs) leaves a journal from which the re-run undoes the leftovers — including a
-//! clone still running on the host — and then copies correctly. Never two clones on one LUN.
+//! clone still running on the host — and then copies correctly. Never two clones on one LUN. The
+//! real binary killed with `kill -9` is covered by `crates/cli/tests/populate_sigkill.rs`.
 
 mod e2e_support;
 

@@ -34,6 +34,8 @@ pub struct VmDisk {
     pub flat: String,
     /// Device of a physical-mode RDM disk.
     pub rdm_naa: Option<String>,
+    /// The vVol id (`rfc4122.<uuid>`) of a flat disk presented as a vVol.
+    pub backing_object_id: Option<String>,
     pub capacity_bytes: u64,
     /// Device key (2000, 2001, …).
     pub key: i32,

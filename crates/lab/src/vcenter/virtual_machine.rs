@@ -1,5 +1,6 @@
-//! VirtualMachine: `config.hardware.device` (controller + flat-backed virtual disks), `layoutEx` with the
-//! allocated size of every disk file, `runtime.host`, and the no-op `RefreshStorageInfo`.
+//! VirtualMachine: `config.hardware.device` (controller + flat, vVol or RDM virtual disks),
+//! `layoutEx` with the allocated size of every disk file, `runtime.host`, and the no-op
+//! `RefreshStorageInfo`.
 
 use std::os::unix::fs::MetadataExt;
 
@@ -47,8 +48,15 @@ fn disk_device(inv: &Inventory, vm: &VmEntry, index: usize) -> Value {
     } else {
         "VirtualDiskFlatVer2BackingInfo"
     };
+    // VirtualDeviceFileBackingInfo's own fields come first, in the WSDL's order: fileName,
+    // datastore, backingObjectId (set only for a vVol disk).
+    let mut file_fields = 1;
     if let Some(ds) = datastore {
-        backing.insert(1, ("datastore", Value::Ref(ds)));
+        backing.insert(file_fields, ("datastore", Value::Ref(ds)));
+        file_fields += 1;
+    }
+    if let Some(id) = &disk.backing_object_id {
+        backing.insert(file_fields, ("backingObjectId", s(id.clone())));
     }
     Value::obj(
         "VirtualDisk",

@@ -109,6 +109,7 @@ for vm in objects(vim.VirtualMachine):
             "rdm_device": getattr(d.backing, "deviceName", None),
             "rdm_lun_uuid": getattr(d.backing, "lunUuid", None),
             "rdm_mode": getattr(d.backing, "compatibilityMode", None),
+            "backing_object_id": getattr(d.backing, "backingObjectId", None),
         } for d in disks],
         "layout": [{
             "disk_key": dl.key,
