@@ -3,12 +3,30 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The kind of array a simulated array imitates.
+/// The kind of array a simulated array imitates. Every vendor's volumes get serials and ESXi device
+/// names of that vendor's form, so the product's per-vendor NAA rules meet realistic identities; only
+/// ONTAP has a REST facade so far (`crate::arrays`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ArrayVendor {
     /// NetApp ONTAP: 12-character ASCII LUN serials, devices `naa.600a0980` + hex of the serial bytes.
     Ontap,
+    /// Hitachi Vantara: the LDEV's `naaId` (32 hex, upper case, prefix `60060E80`) is the serial.
+    Vantara,
+    /// Pure FlashArray: 24-hex volume serial, devices `naa.624a9370` + the serial in lower case.
+    PureFlashArray,
+    /// Dell PowerFlex: no NAA; devices `eui.` + system id (16 hex) + volume id (16 hex).
+    PowerFlex,
+    /// Dell PowerMax: the volume `wwn` (32 decimal-looking digits, prefix `6000097`).
+    PowerMax,
+    /// Dell PowerStore: the volume `wwn` (prefix `68ccf098`), which the array already reports with `naa.`.
+    PowerStore,
+    /// HPE Primera/3PAR: the volume `wwn` (prefix `60002AC`), devices `naa.` + the wwn in lower case.
+    Primera3Par,
+    /// Infinidat InfiniBox: 31-hex volume serial (prefix `742b0f`), devices `naa.6` + the serial.
+    InfiniBox,
+    /// IBM FlashSystem: the `vdisk_UID` (prefix `6005076`), devices `naa.` + the UID in lower case.
+    FlashSystem,
 }
 
 /// Characters ONTAP-style serials are drawn from (printable, no quoting or separator characters).
@@ -19,12 +37,36 @@ impl ArrayVendor {
     pub fn product_name(self) -> &'static str {
         match self {
             ArrayVendor::Ontap => "ontap",
+            ArrayVendor::Vantara => "vantara",
+            ArrayVendor::PureFlashArray => "pureFlashArray",
+            ArrayVendor::PowerFlex => "powerflex",
+            ArrayVendor::PowerMax => "powermax",
+            ArrayVendor::PowerStore => "powerstore",
+            ArrayVendor::Primera3Par => "primera3par",
+            ArrayVendor::InfiniBox => "infinibox",
+            ArrayVendor::FlashSystem => "flashsystem",
         }
     }
+
+    /// Every vendor, in the order of the product's vendor list.
+    pub const ALL: [ArrayVendor; 9] = [
+        ArrayVendor::Vantara,
+        ArrayVendor::Ontap,
+        ArrayVendor::Primera3Par,
+        ArrayVendor::PureFlashArray,
+        ArrayVendor::PowerFlex,
+        ArrayVendor::PowerMax,
+        ArrayVendor::PowerStore,
+        ArrayVendor::InfiniBox,
+        ArrayVendor::FlashSystem,
+    ];
 
     /// The serial of the `sequence`-th volume created on an array whose name hashes to `array_seed`.
     /// Deterministic, so a scenario produces the same device names on every run.
     pub fn serial(self, array_seed: u64, sequence: u64) -> String {
+        // The array part stays the same for every volume of an array and the sequence part is
+        // unique within it: identities are stable across restarts of the same scenario.
+        let array = array_seed & 0xffff_ffff;
         match self {
             ArrayVendor::Ontap => {
                 // 4 characters identify the array, 8 the volume: unique within a lab of any
@@ -32,6 +74,22 @@ impl ArrayVendor {
                 let mut serial = base62(array_seed, 4);
                 serial.push_str(&base62(sequence, 8));
                 serial
+            }
+            ArrayVendor::Vantara => format!("60060E80{array:08X}{sequence:016X}"),
+            ArrayVendor::PureFlashArray => format!("{array:08X}{sequence:016X}"),
+            ArrayVendor::PowerFlex => format!("{array:016x}{sequence:016x}"),
+            ArrayVendor::PowerMax => format!(
+                "60000970000{:012}{:09}",
+                array % 1_000_000_000_000,
+                sequence % 1_000_000_000
+            ),
+            ArrayVendor::PowerStore => format!("68ccf098{array:08x}{sequence:016x}"),
+            ArrayVendor::Primera3Par => {
+                format!("60002AC{:09X}{sequence:016X}", array & 0xf_ffff_ffff)
+            }
+            ArrayVendor::InfiniBox => format!("742b0f{:09x}{sequence:016x}", array & 0xf_ffff_ffff),
+            ArrayVendor::FlashSystem => {
+                format!("6005076{:09X}{sequence:016X}", array & 0xf_ffff_ffff)
             }
         }
     }
@@ -46,6 +104,14 @@ impl ArrayVendor {
                 }
                 naa
             }
+            ArrayVendor::PureFlashArray => format!("naa.624a9370{}", serial.to_ascii_lowercase()),
+            ArrayVendor::PowerFlex => format!("eui.{}", serial.to_ascii_lowercase()),
+            ArrayVendor::InfiniBox => format!("naa.6{}", serial.to_ascii_lowercase()),
+            ArrayVendor::Vantara
+            | ArrayVendor::PowerMax
+            | ArrayVendor::PowerStore
+            | ArrayVendor::Primera3Par
+            | ArrayVendor::FlashSystem => format!("naa.{}", serial.to_ascii_lowercase()),
         }
     }
 }
@@ -107,6 +173,45 @@ mod tests {
         assert!(first.bytes().all(|b| b.is_ascii_alphanumeric()));
         assert_ne!(first, second);
         assert_eq!(first, ArrayVendor::Ontap.serial(seed, 1), "deterministic");
+    }
+
+    /// vendors.md §1: each vendor's device name prefix; ESXi names are 32 hex digits after the
+    /// `naa.`/`eui.` prefix, in lower case.
+    #[test]
+    fn every_vendor_produces_its_own_device_name_form() {
+        let expected_prefix = |vendor| match vendor {
+            ArrayVendor::Ontap => "naa.600a0980",
+            ArrayVendor::Vantara => "naa.60060e80",
+            ArrayVendor::PureFlashArray => "naa.624a9370",
+            ArrayVendor::PowerFlex => "eui.",
+            ArrayVendor::PowerMax => "naa.6000097",
+            ArrayVendor::PowerStore => "naa.68ccf098",
+            ArrayVendor::Primera3Par => "naa.60002ac",
+            ArrayVendor::InfiniBox => "naa.6742b0f",
+            ArrayVendor::FlashSystem => "naa.6005076",
+        };
+        let seed = stable_hash(&["array-under-test"]);
+        for vendor in ArrayVendor::ALL {
+            let first = vendor.naa(&vendor.serial(seed, 1));
+            let second = vendor.naa(&vendor.serial(seed, 2));
+            assert!(
+                first.starts_with(expected_prefix(vendor)),
+                "{vendor:?}: {first}"
+            );
+            let (_, hex) = first.split_once('.').unwrap();
+            assert_eq!(hex.len(), 32, "{vendor:?}: {first}");
+            assert!(
+                hex.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                "{vendor:?}: {first}"
+            );
+            assert_ne!(first, second, "{vendor:?}: volumes need distinct devices");
+            assert_eq!(
+                first,
+                vendor.naa(&vendor.serial(seed, 1)),
+                "{vendor:?}: deterministic"
+            );
+        }
     }
 
     #[test]
