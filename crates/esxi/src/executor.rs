@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::error::EsxiError;
-use crate::protocol::{CloneStarted, TaskStatus};
+use crate::protocol::{CloneStarted, TaskStatus, WrapperCommand};
 
 /// One ESXi-side wrapper, reached by whichever method.
 #[async_trait]
@@ -227,6 +227,16 @@ impl<'a, E: CloneExecutor + ?Sized> CloneTask<'a, E> {
 
 /// Checks values before they leave for the host: both wrappers validate again, but an esxcli
 /// `<execute>` line single-quotes values for a shell, so quotes must never reach it.
+/// The wrapper's clone command for these paths, after [`check_clone_arguments`]: the one place
+/// both executors build it, so neither can send an unchecked path.
+pub fn clone_command(source_vmdk: &str, target_device: &str) -> Result<WrapperCommand, EsxiError> {
+    check_clone_arguments(source_vmdk, target_device)?;
+    Ok(WrapperCommand::Clone {
+        source_vmdk: source_vmdk.to_owned(),
+        target_device: target_device.to_owned(),
+    })
+}
+
 pub fn check_clone_arguments(source_vmdk: &str, target_device: &str) -> Result<(), EsxiError> {
     let invalid = |what, value: &str, reason| EsxiError::InvalidArgument {
         what,

@@ -18,7 +18,7 @@ use crate::assets::{
     SSH_WRAPPER, SSH_WRAPPER_FILE_NAME, WRAPPER_VERSION, sha256_hex, ssh_wrapper_sha256,
 };
 use crate::error::EsxiError;
-use crate::executor::{CloneExecutor, check_clone_arguments};
+use crate::executor::{CloneExecutor, clone_command};
 use crate::guidance::{manual_key_instructions, restricted_key_line};
 use crate::protocol::{
     CloneStarted, PROBE_REPLY, TaskStatus, VersionInfo, WrapperCommand, WrapperReply,
@@ -624,11 +624,7 @@ impl CloneExecutor for SshExecutor {
         source_vmdk: &str,
         target_device: &str,
     ) -> Result<CloneStarted, EsxiError> {
-        check_clone_arguments(source_vmdk, target_device)?;
-        let command = WrapperCommand::Clone {
-            source_vmdk: source_vmdk.to_owned(),
-            target_device: target_device.to_owned(),
-        };
+        let command = clone_command(source_vmdk, target_device)?;
         Ok(decode_message(&self.call("clone", command).await?)?)
     }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use crate::error::EsxiError;
-use crate::executor::{CloneExecutor, check_clone_arguments};
+use crate::executor::{CloneExecutor, clone_command};
 use crate::protocol::{
     CloneStarted, TaskStatus, VersionInfo, WrapperCommand, WrapperReply, decode_message,
 };
@@ -93,11 +93,7 @@ impl<R: EsxcliRunner> CloneExecutor for VibExecutor<R> {
         source_vmdk: &str,
         target_device: &str,
     ) -> Result<CloneStarted, EsxiError> {
-        check_clone_arguments(source_vmdk, target_device)?;
-        let command = WrapperCommand::Clone {
-            source_vmdk: source_vmdk.to_owned(),
-            target_device: target_device.to_owned(),
-        };
+        let command = clone_command(source_vmdk, target_device)?;
         Ok(decode_message(&self.call("clone", command).await?)?)
     }
 
