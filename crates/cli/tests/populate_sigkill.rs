@@ -301,13 +301,13 @@ fn killed_in_phase_then_rerun(phase: &str, held_site: &str, made: impl Fn(&Lefto
     );
 }
 
-/// Killed after the host's initiator group was made, while the array is asked for the volume's
-/// current mappings (before the volume is mapped).
+/// Killed after the host's initiator group was made and the mapping journaled, while the array
+/// is asked to map the volume.
 #[test]
 fn sigkill_in_map_then_rerun_copies_and_leaves_nothing() {
     killed_in_phase_then_rerun(
         "map",
-        &format!("array:{ARRAY}:GET /api/protocols/san/lun-maps"),
+        &format!("array:{ARRAY}:POST /api/protocols/san/lun-maps"),
         |left| !left.copy_groups().is_empty() && left.copy_group_journaled(),
     );
 }

@@ -6,7 +6,7 @@
 //! ends in `*`. Rules come from the scenario and can be changed while the lab runs.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -44,16 +44,42 @@ pub struct InjectedFault {
     pub message: String,
 }
 
+/// One call a lab endpoint served while call recording was on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    pub site: String,
+    /// When the call arrived (before its injected latency).
+    pub at: Instant,
+    pub injected_latency: Duration,
+}
+
 /// The live set of fault rules, shared by every endpoint of a lab. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct FaultPlan {
     rules: Arc<Mutex<Vec<FaultRule>>>,
+    /// `Some` while recording: benchmarks read the call timeline of one run from it.
+    calls: Arc<Mutex<Option<Vec<CallRecord>>>>,
 }
 
 impl FaultPlan {
     pub fn new(rules: Vec<FaultRule>) -> FaultPlan {
         FaultPlan {
             rules: Arc::new(Mutex::new(rules)),
+            calls: Arc::default(),
+        }
+    }
+
+    /// Starts recording every call site served from now on (dropping what was recorded before).
+    pub fn record_calls(&self) {
+        *self.calls.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
+    }
+
+    /// The calls recorded since [`FaultPlan::record_calls`]; recording goes on with an empty list.
+    pub fn take_calls(&self) -> Vec<CallRecord> {
+        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        match calls.as_mut() {
+            Some(list) => std::mem::take(list),
+            None => Vec::new(),
         }
     }
 
@@ -109,7 +135,20 @@ impl FaultPlan {
 
     /// Applies the rules for one call: waits the injected latency, then returns the injected error.
     pub async fn apply(&self, site: &str) -> Result<(), InjectedFault> {
+        let at = Instant::now();
         let (latency, fault) = self.decide(site);
+        if let Some(calls) = self
+            .calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            calls.push(CallRecord {
+                site: site.to_owned(),
+                at,
+                injected_latency: latency,
+            });
+        }
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }

@@ -1,7 +1,9 @@
 //! Cleanup: undo every change the journal lists as outstanding, newest first — the clone task
 //! (aborted if still running, then cleaned with its RDM descriptor), the device (off, detached),
-//! the mapping to the host's group, the rescan-delete on the used adapters, the original mappings
-//! (restored) and the initiator group (released if copy-offload owns it and nothing uses it).
+//! the mapping to the host's group, the original mappings (restored), the initiator group
+//! (released if copy-offload owns it and nothing uses it) and, last, the rescan-delete on the used
+//! adapters — host hygiene, which at the end of a run follows the completion report and overlaps
+//! the controller's final scrape (see `run.rs`).
 //!
 //! The same code serves the end of every run (success, failure, SIGTERM) and the start of a
 //! re-run after a crash, so leftovers are undone by one tested path. Each undone step is journaled
@@ -89,7 +91,47 @@ impl Undo<'_> {
     /// with why; they stay outstanding in the journal.
     pub async fn outstanding(&self, journal: &CopyJournal, budget: Duration) -> Vec<String> {
         let deadline = Instant::now() + budget;
-        let steps = journal.lock().await.recovery().outstanding;
+        let mut failures = self
+            .undo_until(journal, deadline, budget, |step| !is_host_hygiene(step))
+            .await;
+        failures.extend(self.host_hygiene(journal, deadline, budget).await);
+        failures
+    }
+
+    /// Undoes every outstanding step except host hygiene (see [`is_host_hygiene`]): after it,
+    /// the volume is back with its owners and the array holds nothing of the copy's.
+    pub async fn release(&self, journal: &CopyJournal, budget: Duration) -> Vec<String> {
+        let deadline = Instant::now() + budget;
+        self.undo_until(journal, deadline, budget, |step| !is_host_hygiene(step))
+            .await
+    }
+
+    /// Undoes the outstanding host-hygiene steps by `deadline` (`budget` names it in errors).
+    pub async fn host_hygiene(
+        &self,
+        journal: &CopyJournal,
+        deadline: Instant,
+        budget: Duration,
+    ) -> Vec<String> {
+        self.undo_until(journal, deadline, budget, is_host_hygiene)
+            .await
+    }
+
+    async fn undo_until(
+        &self,
+        journal: &CopyJournal,
+        deadline: Instant,
+        budget: Duration,
+        selected: impl Fn(&CleanupStep) -> bool,
+    ) -> Vec<String> {
+        let steps: Vec<CleanupStep> = journal
+            .lock()
+            .await
+            .recovery()
+            .outstanding
+            .into_iter()
+            .filter(|step| selected(step))
+            .collect();
         if steps.is_empty() {
             return Vec::new();
         }
@@ -212,6 +254,13 @@ impl Undo<'_> {
             ))),
         }
     }
+}
+
+/// Whether `step` only tidies the host's view of a volume that is already unmapped (the
+/// rescan-delete): it never affects the volume or the array, and failing it only leaves a dead
+/// path entry until the host's next rescan, so a run reports completion before it.
+pub fn is_host_hygiene(step: &CleanupStep) -> bool {
+    matches!(step, CleanupStep::Custom { name, .. } if name == step::RESCAN_DELETE)
 }
 
 /// A short description of a step for logs and errors.

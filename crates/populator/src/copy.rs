@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
 
 use co_api::{CloneMethod, DatastorePath};
-use co_esxi::{CloneTask, PollSchedule};
+use co_esxi::{CloneExecutor, CloneTask, PollSchedule};
 use co_storage::{
     ArrayCopySource, EsxiHostRef, Initiator, PersistentVolumeRef, StorageApi, Volume,
 };
@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use crate::cleanup::{
     ReleaseGroup, RescanDelete, RestoreMappings, Undo, UnmapVolume, custom_step, step,
 };
-use crate::discover::{DiscoverySchedule, HostStorage, discover_device};
+use crate::discover::{DeviceInfo, DiscoverySchedule, HostStorage, discover_device};
 use crate::error::CopyError;
 use crate::executors::{CopyJournal, ExecutorFactory, JournaledExecutor};
 use crate::journal::{JournalEntry, Outcome};
@@ -130,6 +130,8 @@ pub struct CopyReport {
 pub struct CopyOutcome {
     pub result: Result<(), CopyError>,
     pub report: CopyReport,
+    /// Deadline of the host hygiene still to run ([`CopyEngine::finish_host_hygiene`]).
+    pub host_hygiene_by: Instant,
 }
 
 struct PhaseClock {
@@ -138,8 +140,9 @@ struct PhaseClock {
 }
 
 impl CopyEngine {
-    /// Copies `job`, then undoes every journaled change. Cancelling `cancel` aborts the clone and
-    /// still runs the full cleanup (with its own budget).
+    /// Copies `job`, then undoes every journaled change but the host hygiene, which the caller
+    /// runs after reporting completion ([`CopyEngine::finish_host_hygiene`]). Cancelling
+    /// `cancel` aborts the clone and still runs the full cleanup (with its own budget).
     pub async fn run(
         &self,
         job: &CopyJob,
@@ -176,7 +179,8 @@ impl CopyEngine {
                 .await;
         }
         self.enter(&clock, Phase::Cleanup);
-        let failures = undo.outstanding(journal, self.timing.cleanup_budget).await;
+        let host_hygiene_by = Instant::now() + self.timing.cleanup_budget;
+        let failures = undo.release(journal, self.timing.cleanup_budget).await;
         let result = match (result, failures.is_empty()) {
             (Ok(()), true) => Ok(()),
             (Ok(()), false) => Err(CopyError::Recovery(failures.join("; "))),
@@ -205,7 +209,38 @@ impl CopyEngine {
             Ok(()) => info!(phases = ?report.phases, "copy finished"),
             Err(error) => warn!(%error, phases = ?report.phases, "copy failed"),
         }
-        CopyOutcome { result, report }
+        CopyOutcome {
+            result,
+            report,
+            host_hygiene_by,
+        }
+    }
+
+    /// Runs the host hygiene [`CopyEngine::run`] leaves outstanding (the rescan-delete) by
+    /// `deadline` ([`CopyOutcome::host_hygiene_by`]). Its failures are logged, never change the outcome: the volume is
+    /// released already and a dead path entry goes with the host's next rescan.
+    pub async fn finish_host_hygiene(
+        &self,
+        job: &CopyJob,
+        journal: &CopyJournal,
+        deadline: Instant,
+    ) {
+        let undo = Undo {
+            vsphere: &self.vsphere,
+            storage: self.storage.as_ref(),
+            executors: &self.executors,
+            datastore: job.vmdk.datastore(),
+        };
+        let started = Instant::now();
+        let failures = undo
+            .host_hygiene(journal, deadline, self.timing.cleanup_budget)
+            .await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        if failures.is_empty() {
+            info!(duration_ms, "host cleanup after completion done");
+        } else {
+            warn!(duration_ms, failures = %failures.join("; "), "host cleanup after completion incomplete; the journal keeps it");
+        }
     }
 
     fn enter(&self, clock: &SyncMutex<PhaseClock>, phase: Phase) {
@@ -275,23 +310,29 @@ impl CopyEngine {
         };
 
         step(Phase::Resolve)?;
-        let vm = match &job.vm_id {
-            Some(id) => self.vsphere.find_vm(id).await,
-            None => self.vsphere.find_vm_by_disk(&job.vmdk).await,
-        }
-        .map_err(CopyError::vsphere("finding the source VM"))?;
-        let disk = self
-            .vsphere
-            .source_disk(&vm, &job.vmdk)
-            .await
-            .map_err(CopyError::vsphere("reading the source disk"))?;
+        // The vSphere side and the array side are independent reads: ask both at once.
+        let source = async {
+            let vm = match &job.vm_id {
+                Some(id) => self.vsphere.find_vm(id).await,
+                None => self.vsphere.find_vm_by_disk(&job.vmdk).await,
+            }
+            .map_err(CopyError::vsphere("finding the source VM"))?;
+            let disk = self
+                .vsphere
+                .source_disk(&vm, &job.vmdk)
+                .await
+                .map_err(CopyError::vsphere("reading the source disk"))?;
+            Ok::<_, CopyError>((vm, disk))
+        };
+        let target = async {
+            self.storage
+                .resolve_volume(&job.pv)
+                .await
+                .map_err(CopyError::storage("resolving the PV to an array volume"))
+        };
+        let ((vm, disk), volume) = tokio::try_join!(source, target)?;
         report.provisioned_bytes = disk.provisioned_bytes;
         report.allocated_bytes = disk.allocated_bytes.unwrap_or(0);
-        let volume = self
-            .storage
-            .resolve_volume(&job.pv)
-            .await
-            .map_err(CopyError::storage("resolving the PV to an array volume"))?;
         check_capacity(disk.provisioned_bytes, volume.size_bytes, &volume.name)?;
 
         step(Phase::Plan)?;
@@ -375,20 +416,155 @@ impl CopyEngine {
         .map_err(CopyError::vsphere("finding the ESXi host"))?;
         let host_key = host.to_string();
         let host_id = HostId::from_managed_object(&host_key)?;
-        let datastore = self
-            .vsphere
-            .datastore_device(&host, job.vmdk.datastore())
-            .await
-            .map_err(CopyError::vsphere("reading the source datastore"))?;
-        let source_device = datastore
-            .canonical_device()
-            .map_err(CopyError::vsphere("finding the source datastore's device"))?
-            .to_owned();
-        let adapters = self
-            .vsphere
-            .device_adapters(&host, &source_device, self.storage.requires_sdc())
-            .await
-            .map_err(CopyError::vsphere("finding the host's SAN adapters"))?;
+        let host_storage = HostStorage::new(self.vsphere.clone(), host.clone());
+
+        // The clone method connects (SSH: wrapper placed, session opened, version checked) while
+        // the array maps the volume and the host discovers it: neither waits for the other, and
+        // whichever fails first stops the other before anything more is changed.
+        let abandon = cancel.child_token();
+        let executor = async {
+            let connected = tokio::select! {
+                biased;
+                () = abandon.cancelled() => Err(CopyError::Cancelled),
+                connected = self.connect_executor(&host, job, method) => connected,
+            };
+            if connected.is_err() {
+                abandon.cancel();
+            }
+            connected
+        };
+        let device = async {
+            let mapped = self
+                .map_and_discover(
+                    job,
+                    &host,
+                    &host_id,
+                    &host_storage,
+                    disk,
+                    volume,
+                    journal,
+                    &abandon,
+                    clock,
+                    report,
+                )
+                .await;
+            if mapped.is_err() {
+                abandon.cancel();
+            }
+            mapped
+        };
+        let (executor, device) = tokio::join!(executor, device);
+        // The first real failure explains the run; the other side only saw the abandon signal.
+        let (executor, _device) = match (executor, device) {
+            (Ok(executor), Ok(device)) => (executor, device),
+            (Err(error), Err(CopyError::Cancelled)) | (Err(CopyError::Cancelled), Err(error)) => {
+                return Err(if cancel.is_cancelled() {
+                    CopyError::Cancelled
+                } else {
+                    error
+                });
+            }
+            (Err(error), _) | (_, Err(error)) => return Err(error),
+        };
+
+        // Clone.
+        if cancel.is_cancelled() {
+            return Err(CopyError::Cancelled);
+        }
+        self.enter(clock, Phase::Clone);
+        let journaled = JournaledExecutor::new(executor.as_ref(), journal, &host_key);
+        let metrics = self.metrics.clone();
+        let vendor = job.storage_vendor.clone();
+        let label = report.clone_method;
+        let result = CloneTask::new(&journaled)
+            .with_schedule(self.timing.poll)
+            .run(
+                &job.vmdk.esxi_path(),
+                &volume.naa.esxi_device_path(),
+                cancel,
+                move |progress| {
+                    metrics.set_progress(progress.percent);
+                    if let Some(used) = progress.xcopy_used {
+                        metrics.set_xcopy_used(&vendor, label, used);
+                    }
+                },
+            )
+            .await;
+        if let Some(task_id) = journaled.task_id() {
+            let outcome = match &result {
+                Ok(_) => Outcome::Succeeded,
+                Err(co_esxi::EsxiError::Cancelled { .. }) => Outcome::Aborted,
+                Err(_) => Outcome::Failed,
+            };
+            record(journal, JournalEntry::CloneFinished { task_id, outcome }).await?;
+        }
+        let outcome = result.map_err(CopyError::esxi(&host_key, "clone"))?;
+        report.xcopy_used = outcome.xcopy_used.unwrap_or(false);
+        self.metrics.set_progress(100);
+        Ok(())
+    }
+
+    /// The clone method's executor on `host`, with the VIB version published (advisory, as
+    /// upstream: an older wrapper still clones).
+    async fn connect_executor(
+        &self,
+        host: &ManagedObjectReference,
+        job: &CopyJob,
+        method: CloneMethod,
+    ) -> Result<Box<dyn CloneExecutor>, CopyError> {
+        let executor = self.executors.connect(host, job.vmdk.datastore()).await?;
+        if method == CloneMethod::Vib {
+            let version = executor.version().await.ok();
+            self.metrics.set_vib_version(version.as_deref());
+        }
+        Ok(executor)
+    }
+
+    /// Map (journaled first), discover under the host lease, and verify that the device is the
+    /// volume: nothing is written unless this returns the device.
+    #[allow(clippy::too_many_arguments)]
+    async fn map_and_discover(
+        &self,
+        job: &CopyJob,
+        host: &ManagedObjectReference,
+        host_id: &HostId,
+        host_storage: &HostStorage,
+        disk: &VsphereDisk,
+        volume: &Volume,
+        journal: &CopyJournal,
+        cancel: &CancellationToken,
+        clock: &SyncMutex<PhaseClock>,
+        report: &mut CopyReport,
+    ) -> Result<DeviceInfo, CopyError> {
+        let host_key = host.to_string();
+        // Reads that do not depend on each other run at once: the host's SAN side (vSphere), the
+        // volume's current mappings (array) and esxcli's command metadata (so each esxcli later
+        // costs one round trip).
+        let san = async {
+            let datastore = self
+                .vsphere
+                .datastore_device(host, job.vmdk.datastore())
+                .await
+                .map_err(CopyError::vsphere("reading the source datastore"))?;
+            let source_device = datastore
+                .canonical_device()
+                .map_err(CopyError::vsphere("finding the source datastore's device"))?
+                .to_owned();
+            let adapters = self
+                .vsphere
+                .device_adapters(host, &source_device, self.storage.requires_sdc())
+                .await
+                .map_err(CopyError::vsphere("finding the host's SAN adapters"))?;
+            Ok::<_, CopyError>((datastore, adapters))
+        };
+        let originals = async {
+            self.storage
+                .current_mappings(volume)
+                .await
+                .map_err(CopyError::storage("reading the volume's current mappings"))
+        };
+        let ((datastore, adapters), originals, ()) =
+            tokio::try_join!(san, originals, host_storage.prepare())?;
         report.storage_protocol = adapters
             .adapters
             .iter()
@@ -429,72 +605,48 @@ impl CopyEngine {
             .ensure_initiator_group(&esx)
             .await
             .map_err(CopyError::storage("ensuring the host's initiator group"))?;
-        record(
-            journal,
-            JournalEntry::ChangeMade {
-                undo: custom_step(
-                    step::RELEASE_GROUP,
-                    &ReleaseGroup {
-                        host: esx.clone(),
-                        group: Some(group.clone()),
-                    },
-                ),
-            },
-        )
-        .await?;
-        // Superseded by the entry that knows the array's objects.
-        record(
-            journal,
+        // What the mapping will change, in one durable write before it is made. The group entry
+        // that knows the array's objects supersedes the pending one.
+        let change = |undo| JournalEntry::ChangeMade { undo };
+        let entries = vec![
+            change(custom_step(
+                step::RELEASE_GROUP,
+                &ReleaseGroup {
+                    host: esx.clone(),
+                    group: Some(group.clone()),
+                },
+            )),
             JournalEntry::CleanupDone {
                 step: pending_group,
             },
-        )
-        .await?;
-
-        let originals = self
-            .storage
-            .current_mappings(volume)
+            change(custom_step(
+                step::RESTORE_MAPPINGS,
+                &RestoreMappings {
+                    volume: volume.clone(),
+                    groups: originals,
+                },
+            )),
+            change(custom_step(
+                step::RESCAN_DELETE,
+                &RescanDelete {
+                    host: host_key.clone(),
+                    adapters: adapter_devices.clone(),
+                },
+            )),
+            change(custom_step(
+                step::UNMAP_VOLUME,
+                &UnmapVolume {
+                    volume: volume.clone(),
+                    group: group.clone(),
+                },
+            )),
+        ];
+        journal
+            .lock()
             .await
-            .map_err(CopyError::storage("reading the volume's current mappings"))?;
-        record(
-            journal,
-            JournalEntry::ChangeMade {
-                undo: custom_step(
-                    step::RESTORE_MAPPINGS,
-                    &RestoreMappings {
-                        volume: volume.clone(),
-                        groups: originals,
-                    },
-                ),
-            },
-        )
-        .await?;
-        record(
-            journal,
-            JournalEntry::ChangeMade {
-                undo: custom_step(
-                    step::RESCAN_DELETE,
-                    &RescanDelete {
-                        host: host_key.clone(),
-                        adapters: adapter_devices.clone(),
-                    },
-                ),
-            },
-        )
-        .await?;
-        record(
-            journal,
-            JournalEntry::ChangeMade {
-                undo: custom_step(
-                    step::UNMAP_VOLUME,
-                    &UnmapVolume {
-                        volume: volume.clone(),
-                        group: group.clone(),
-                    },
-                ),
-            },
-        )
-        .await?;
+            .record_all(entries)
+            .await
+            .map_err(CopyError::from)?;
         if cancel.is_cancelled() {
             return Err(CopyError::Cancelled);
         }
@@ -524,10 +676,8 @@ impl CopyEngine {
             },
         )
         .await?;
-        let host_storage = HostStorage::new(self.vsphere.clone(), host.clone());
         let schedule = self.timing.discovery;
         let discover = |token: CancellationToken| {
-            let host_storage = &host_storage;
             let adapter_devices = &adapter_devices;
             async move {
                 self.enter(clock, Phase::Discover);
@@ -535,7 +685,7 @@ impl CopyEngine {
             }
         };
         let device = match &self.lease {
-            Some(lease) => lease.with_slot(&host_id, cancel, discover).await??,
+            Some(lease) => lease.with_slot(host_id, cancel, discover).await??,
             None => discover(cancel.clone()).await?,
         };
         if cancel.is_cancelled() {
@@ -557,48 +707,7 @@ impl CopyEngine {
             device: device.naa.clone(),
             reason,
         })?;
-
-        // Clone.
-        if cancel.is_cancelled() {
-            return Err(CopyError::Cancelled);
-        }
-        self.enter(clock, Phase::Clone);
-        let executor = self.executors.connect(&host, job.vmdk.datastore()).await?;
-        if method == CloneMethod::Vib {
-            // Advisory, as upstream: an older wrapper still clones.
-            let version = executor.version().await.ok();
-            self.metrics.set_vib_version(version.as_deref());
-        }
-        let journaled = JournaledExecutor::new(executor.as_ref(), journal, &host_key);
-        let metrics = self.metrics.clone();
-        let vendor = job.storage_vendor.clone();
-        let label = report.clone_method;
-        let result = CloneTask::new(&journaled)
-            .with_schedule(self.timing.poll)
-            .run(
-                &job.vmdk.esxi_path(),
-                &volume.naa.esxi_device_path(),
-                cancel,
-                move |progress| {
-                    metrics.set_progress(progress.percent);
-                    if let Some(used) = progress.xcopy_used {
-                        metrics.set_xcopy_used(&vendor, label, used);
-                    }
-                },
-            )
-            .await;
-        if let Some(task_id) = journaled.task_id() {
-            let outcome = match &result {
-                Ok(_) => Outcome::Succeeded,
-                Err(co_esxi::EsxiError::Cancelled { .. }) => Outcome::Aborted,
-                Err(_) => Outcome::Failed,
-            };
-            record(journal, JournalEntry::CloneFinished { task_id, outcome }).await?;
-        }
-        let outcome = result.map_err(CopyError::esxi(&host_key, "clone"))?;
-        report.xcopy_used = outcome.xcopy_used.unwrap_or(false);
-        self.metrics.set_progress(100);
-        Ok(())
+        Ok(device)
     }
 }
 

@@ -51,6 +51,22 @@ impl HostStorage {
         &self.host
     }
 
+    /// Readies every esxcli command this type runs (see [`Client::prepare_esxcli`]), so that
+    /// discovery and cleanup pay one round trip per command. Run while the array maps the volume.
+    pub async fn prepare(&self) -> Result<(), CopyError> {
+        self.client
+            .prepare_esxcli(
+                &self.host,
+                &[
+                    &["storage", "core", "device", "list"],
+                    &["storage", "core", "adapter", "rescan"],
+                    &["storage", "core", "device", "detached", "remove"],
+                ],
+            )
+            .await
+            .map_err(CopyError::vsphere("preparing esxcli on the host"))
+    }
+
     /// The device, or `None` when the host does not know it (esxcli answers with a CLI fault).
     pub async fn device(&self, naa: &str) -> Result<Option<DeviceInfo>, CopyError> {
         match self

@@ -383,21 +383,30 @@ impl<S: JournalStore> Journal<S> {
     /// Appends `entry` and makes it durable before returning. On error nothing was recorded and
     /// the change the entry describes must not be made.
     pub async fn record(&mut self, entry: JournalEntry) -> Result<(), JournalError> {
-        let seq = self.records.last().map_or(0, |r| r.seq + 1);
-        self.records.push(JournalRecord {
-            seq,
-            run: self.run_id.clone(),
-            at: jiff::Timestamp::now().to_string(),
-            entry,
-        });
+        self.record_all(vec![entry]).await
+    }
+
+    /// Appends `entries` in order with one durable write (one fsync, or one API request): all of
+    /// them are recorded, or on error none is.
+    pub async fn record_all(&mut self, entries: Vec<JournalEntry>) -> Result<(), JournalError> {
+        let before = self.records.len();
+        for entry in entries {
+            let seq = self.records.last().map_or(0, |r| r.seq + 1);
+            self.records.push(JournalRecord {
+                seq,
+                run: self.run_id.clone(),
+                at: jiff::Timestamp::now().to_string(),
+                entry,
+            });
+        }
         let result = self.persist().await;
         match &result {
             Ok(()) => {
-                debug!(seq, entry = ?self.records.last().map(|r| &r.entry), "journal entry recorded")
+                for record in &self.records[before..] {
+                    debug!(seq = record.seq, entry = ?record.entry, "journal entry recorded");
+                }
             }
-            Err(_) => {
-                self.records.pop();
-            }
+            Err(_) => self.records.truncate(before),
         }
         result
     }

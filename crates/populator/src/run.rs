@@ -24,7 +24,7 @@ use tracing::{error, info, warn};
 use crate::args::{PopulateConfig, StorageAuth, TargetVolume, VendorSettings};
 use crate::copy::{CopyEngine, CopyJob, CopyReport, PhaseObserver, Timing};
 use crate::error::CopyError;
-use crate::executors::{ExecutorFactory, SshAccess};
+use crate::executors::{CopyJournal, ExecutorFactory, SshAccess};
 use crate::exit::ExitCode;
 use crate::journal::{FileJournalStore, Journal, JournalBackend, KubeJournalStore};
 use crate::lease::{self, HostLease};
@@ -95,6 +95,9 @@ pub struct RunSummary {
     pub metrics_addr: Option<SocketAddr>,
     /// SOAP requests sent to vCenter (login and logout included).
     pub soap_round_trips: u64,
+    /// When the completion metric was set: the volume was released by then; only the host's
+    /// rescan-delete and the wait for the final scrape follow.
+    pub completion_reported_at: std::time::Instant,
 }
 
 /// Runs `copy-offload populate` and returns its exit code (the CLI's entry point).
@@ -133,14 +136,29 @@ pub async fn run_with(config: PopulateConfig, options: RunOptions) -> RunSummary
     let metrics_addr = endpoint.local_addr();
     let vendor = config.storage.product().as_str().to_owned();
 
-    let (result, report, soap_round_trips) =
-        match connect_and_copy(&config, &options, &metrics, &cancel).await {
-            Ok((result, report, round_trips)) => (result, Some(report), round_trips),
-            Err(error) => (Err(error), None, 0),
-        };
+    let (copied, prepared) = match prepare(&config, &options, &metrics).await {
+        Ok(copy) => {
+            // The array's identity is for metrics only: read it alongside the copy.
+            let (outcome, ()) = tokio::join!(
+                copy.engine.run(&copy.job, &copy.journal, &cancel),
+                publish_array_info(copy.engine.storage.as_ref(), &config, &metrics)
+            );
+            (Ok(outcome), Some(copy))
+        }
+        Err(error) => (Err(error), None),
+    };
+    let (result, report, host_hygiene_by) = match copied {
+        Ok(outcome) => (
+            outcome.result,
+            Some(outcome.report),
+            Some(outcome.host_hygiene_by),
+        ),
+        Err(error) => (Err(error), None, None),
+    };
+    let succeeded = result.is_ok();
 
     let completion = CopyCompletion {
-        result: if result.is_ok() {
+        result: if succeeded {
             CopyResult::Success
         } else {
             CopyResult::Failure
@@ -164,27 +182,50 @@ pub async fn run_with(config: PopulateConfig, options: RunOptions) -> RunSummary
         datastore_allocated_bytes: report.as_ref().map_or(0, |r| r.allocated_bytes),
     };
     metrics.record_completion(&completion);
+    let completion_reported_at = std::time::Instant::now();
     let exit_code = match &result {
         Ok(()) => ExitCode::Success,
         Err(error) => error.exit_code(),
     };
     match &result {
         Ok(()) => info!(
-            duration_ms = started.elapsed().as_millis() as u64,
+            duration_ms = completion.duration.as_millis() as u64,
             "copy-offload finished, waiting for metrics scrape"
         ),
         Err(error) => {
             error!(%error, exit_code = exit_code.code(), "copy-offload failed, waiting for metrics scrape")
         }
     }
-    endpoint.await_final_scrape(options.final_scrape_wait).await;
+    // The volume is released: the rescan-delete only tidies the host, so it overlaps the wait
+    // for the controller's last scrape instead of delaying the completion report.
+    let host_cleanup = async {
+        if let Some(copy) = &prepared {
+            if let Some(deadline) = host_hygiene_by {
+                copy.engine
+                    .finish_host_hygiene(&copy.job, &copy.journal, deadline)
+                    .await;
+            }
+            if let Err(error) = copy.engine.vsphere.logout().await {
+                warn!(%error, "vSphere logout failed; the session expires on its own");
+            }
+        }
+    };
+    tokio::join!(
+        host_cleanup,
+        endpoint.await_final_scrape(options.final_scrape_wait)
+    );
     endpoint.shutdown().await;
     if let Some(task) = signals {
         task.abort();
     }
-    let mut summary = summary(exit_code, result.err(), report, Some(metrics_addr));
-    summary.soap_round_trips = soap_round_trips;
-    summary
+    RunSummary {
+        exit_code,
+        error: result.err(),
+        report,
+        metrics_addr: Some(metrics_addr),
+        soap_round_trips: prepared.map_or(0, |copy| copy.engine.vsphere.round_trips()),
+        completion_reported_at,
+    }
 }
 
 fn summary(
@@ -199,20 +240,15 @@ fn summary(
         report,
         metrics_addr,
         soap_round_trips: 0,
+        completion_reported_at: std::time::Instant::now(),
     }
 }
 
-async fn connect_and_copy(
+async fn publish_array_info(
+    storage: &dyn StorageApi,
     config: &PopulateConfig,
-    options: &RunOptions,
     metrics: &PopulatorMetrics,
-    cancel: &CancellationToken,
-) -> Result<(Result<(), CopyError>, CopyReport, u64), CopyError> {
-    let kube = kube_client(config, options).await?;
-    let pv = resolve_target(&config.target, kube.as_ref()).await?;
-    info!(pv = %pv.name, volume_handle = %pv.volume_handle, "target volume resolved");
-
-    let storage = connect_storage(config, options).await?;
+) {
     match storage.array_info().await {
         Ok(info) => metrics.set_storage_array_info(
             config.storage.product().as_str(),
@@ -225,11 +261,38 @@ async fn connect_and_copy(
         ),
         Err(error) => warn!(%error, "could not read the array's identity (metrics only)"),
     }
-    let vsphere = connect_vsphere(config, options).await?;
+}
 
-    let backend = journal_backend(config, options, kube.as_ref(), &pv.volume_handle);
-    let (journal, _) = Journal::load(backend).await?;
-    let journal = Mutex::new(journal);
+/// Everything a copy needs, connected.
+struct PreparedCopy {
+    engine: CopyEngine,
+    job: CopyJob,
+    journal: CopyJournal,
+}
+
+/// Resolves the target, connects the array and vCenter (at once: neither needs the other) and
+/// loads the journal.
+async fn prepare(
+    config: &PopulateConfig,
+    options: &RunOptions,
+    metrics: &PopulatorMetrics,
+) -> Result<PreparedCopy, CopyError> {
+    let kube = kube_client(config, options).await?;
+    let pv = resolve_target(&config.target, kube.as_ref()).await?;
+    info!(pv = %pv.name, volume_handle = %pv.volume_handle, "target volume resolved");
+
+    let journal = async {
+        let backend = journal_backend(config, options, kube.as_ref(), &pv.volume_handle);
+        Journal::load(backend)
+            .await
+            .map(|(journal, _)| Mutex::new(journal))
+            .map_err(CopyError::from)
+    };
+    let (storage, vsphere, journal) = tokio::try_join!(
+        connect_storage(config, options),
+        connect_vsphere(config, options),
+        journal
+    )?;
 
     let lease = kube.clone().map(|client| {
         HostLease::new(
@@ -251,7 +314,7 @@ async fn connect_and_copy(
         ssh: ssh_access(config, options)?,
     };
     let engine = CopyEngine {
-        vsphere: vsphere.clone(),
+        vsphere,
         storage,
         executors,
         lease,
@@ -269,11 +332,11 @@ async fn connect_and_copy(
         disable_rdm_method: config.esxi.disable_rdm_method,
         storage_vendor: config.storage.product().as_str().to_owned(),
     };
-    let outcome = engine.run(&job, &journal, cancel).await;
-    if let Err(error) = vsphere.logout().await {
-        warn!(%error, "vSphere logout failed; the session expires on its own");
-    }
-    Ok((outcome.result, outcome.report, vsphere.round_trips()))
+    Ok(PreparedCopy {
+        engine,
+        job,
+        journal,
+    })
 }
 
 async fn kube_client(

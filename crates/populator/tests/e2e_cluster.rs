@@ -118,14 +118,25 @@ async fn a_pvc_waiting_for_its_populator_is_filled_through_its_prime_pvc() {
         .remove(JOURNAL_ANNOTATION)
         .expect("journal annotation on the PVC");
     let journal: serde_json::Value = serde_json::from_str(&journal).unwrap();
-    let last = journal["records"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()
-        .clone();
-    assert_eq!(last["kind"], "runFinished", "{last}");
-    assert_eq!(last["outcome"], "succeeded", "{last}");
+    let records = journal["records"].as_array().unwrap();
+    let finished = records
+        .iter()
+        .position(|r| r["kind"] == "runFinished")
+        .expect("a runFinished record");
+    assert_eq!(records[finished]["outcome"], "succeeded", "{journal}");
+    // Only the host's rescan-delete follows the outcome: it runs after completion is reported.
+    let after: Vec<_> = records[finished + 1..]
+        .iter()
+        .map(|r| (r["kind"].clone(), r["step"]["name"].clone()))
+        .collect();
+    assert_eq!(
+        after,
+        [(
+            serde_json::json!("cleanupDone"),
+            serde_json::json!("rescanDelete")
+        )],
+        "{journal}"
+    );
     pvs.delete(&pv_name, &Default::default()).await.unwrap();
     namespace.delete().await;
 }

@@ -42,6 +42,76 @@ async fn vmdk_through_the_ssh_wrapper_is_copied_byte_for_byte_and_cleaned_up() {
     );
 }
 
+/// The SSH session is opened while the array maps the volume: a host that refuses the key fails
+/// the run with the SSH error (not as a cancellation of the mapping it stopped), nothing is
+/// written and everything mapped meanwhile is undone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ssh_key_the_host_refuses_fails_the_run_with_that_error_and_undoes_the_mapping() {
+    let rig = LabRig::start().await;
+    rig.target_volume("trident_pvc_nokey", 64 * MIB);
+    let mut args = rig.args("trident_pvc_nokey");
+    let mut options = rig.options("nokey");
+    rig.use_ssh(&mut args, &mut options);
+    rig.lab.hosts[0].sim.set_authorized_keys(Vec::new());
+    let summary = run_with(rig.config(&args), options).await;
+    assert_ne!(summary.exit_code, ExitCode::Success);
+    assert_ne!(summary.exit_code, ExitCode::Cancelled);
+    let message = summary.error.expect("the SSH refusal").to_string();
+    assert!(message.contains("SSH"), "{message}");
+    rig.assert_untouched("trident_pvc_nokey");
+    rig.assert_clean("trident_pvc_nokey");
+}
+
+/// Completion is reported once the volume is released (device detached, unmapped, the worker's
+/// mapping intact, the copy's group gone); the host's rescan-delete follows it — in a pod it
+/// overlaps the wait for the controller's last scrape — and still ends before the run does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completion_is_reported_once_the_volume_is_released_and_the_rescan_delete_follows() {
+    let rig = LabRig::start().await;
+    rig.target_volume("trident_pvc_order", 64 * MIB);
+    rig.lab.faults.record_calls();
+    let summary = run_with(
+        rig.config(&rig.args("trident_pvc_order")),
+        rig.options("order"),
+    )
+    .await;
+    assert_eq!(summary.exit_code, ExitCode::Success, "{:?}", summary.error);
+    let reported = summary.completion_reported_at;
+    let calls = rig.lab.faults.take_calls();
+    let sites: Vec<&str> = calls.iter().map(|c| c.site.as_str()).collect();
+    let rescans: Vec<_> = calls
+        .iter()
+        .filter(|c| c.site == "esxcli:storage core adapter rescan")
+        .collect();
+    assert_eq!(rescans.len(), 2, "discovery and rescan-delete: {sites:?}");
+    assert!(rescans[0].at < reported, "{sites:?}");
+    assert!(
+        rescans[1].at >= reported,
+        "the rescan-delete starts after the completion report: {sites:?}"
+    );
+    for released in [
+        "esxcli:storage core device detached remove",
+        "DELETE /api/protocols/san/lun-maps/",
+        "DELETE /api/protocols/san/igroups/",
+    ] {
+        let call = calls
+            .iter()
+            .find(|c| c.site.contains(released))
+            .unwrap_or_else(|| panic!("no {released} call: {sites:?}"));
+        assert!(
+            call.at < reported,
+            "{released} happens before the completion report"
+        );
+    }
+    assert_eq!(
+        sites.last(),
+        Some(&"soap:Logout"),
+        "the session ends after the rescan-delete"
+    );
+    rig.assert_copied("trident_pvc_order");
+    rig.assert_clean("trident_pvc_order");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_smaller_than_the_disk_is_refused_before_any_change() {
     let rig = LabRig::start().await;

@@ -147,6 +147,30 @@ async fn a_second_writer_is_refused() {
 }
 
 #[tokio::test]
+async fn entries_recorded_together_land_together_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.json");
+    let (mut one, _) = Journal::load(FileJournalStore::new(&path)).await.unwrap();
+    let (mut two, _) = Journal::load(FileJournalStore::new(&path)).await.unwrap();
+    one.record_all(vec![mapped("vol-1"), mapped("vol-2")])
+        .await
+        .unwrap();
+    let err = two
+        .record_all(vec![mapped("vol-3"), mapped("vol-4")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, JournalError::ConcurrentWriter { .. }),
+        "{err}"
+    );
+    assert!(two.records().is_empty(), "the refused batch is not kept");
+    let (reread, recovery) = Journal::load(FileJournalStore::new(&path)).await.unwrap();
+    let seqs: Vec<u64> = reread.records().iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [0, 1]);
+    assert_eq!(recovery.outstanding.len(), 2);
+}
+
+#[tokio::test]
 async fn unreadable_content_is_an_error_with_the_location() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.json");

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::OnceCell;
 use tracing::{debug, warn};
 
 use crate::decode::Node;
@@ -17,6 +18,9 @@ use crate::soap::{self, Request};
 use crate::transport::{self, TlsTrust, Transport};
 use crate::types::{ManagedObjectReference, ServiceContent};
 use co_api::Secret;
+
+/// Values fetched once per key and shared by concurrent callers (one fetch; the others wait).
+pub(crate) type OnceMap<K, V> = Mutex<HashMap<K, Arc<OnceCell<V>>>>;
 
 /// How to reach and log in to vCenter or a standalone ESXi host.
 #[derive(Debug, Clone)]
@@ -63,9 +67,9 @@ pub(crate) struct Inner {
     retry: RetryPolicy,
     logged_out: AtomicBool,
     /// esxcli: the ManagedMethodExecuter of each host (by host moid).
-    pub(crate) executers: Mutex<HashMap<String, ManagedObjectReference>>,
+    pub(crate) executers: OnceMap<String, ManagedObjectReference>,
     /// esxcli: CLI info per (host moid, namespace), fetched once.
-    pub(crate) cli_info: Mutex<HashMap<(String, String), Arc<CommandInfo>>>,
+    pub(crate) cli_info: OnceMap<(String, String), Arc<CommandInfo>>,
 }
 
 impl Client {

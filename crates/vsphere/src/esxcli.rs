@@ -400,26 +400,53 @@ impl Client {
         }
     }
 
-    /// The host's ManagedMethodExecuter, retrieved once per host.
+    /// Fetches, concurrently, what the first run of each of `commands` (argv prefixes such as
+    /// `["storage","core","device","list"]`) would fetch — the host's method executer and the
+    /// CLI info of each namespace — so that each later [`Client::esxcli`] costs one round trip.
+    /// A caller overlaps this with work the commands must wait for anyway (array calls).
+    pub async fn prepare_esxcli(
+        &self,
+        host: &ManagedObjectReference,
+        commands: &[&[&str]],
+    ) -> Result<(), Error> {
+        let executer = self.method_executer(host).await?;
+        let parsed = commands
+            .iter()
+            .map(|argv| EsxcliCommand::parse(argv))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut namespaces = std::collections::BTreeSet::new();
+        let fetches = parsed
+            .iter()
+            .filter(|command| namespaces.insert(command.namespace_dotted()))
+            .map(|command| self.command_info(host, &executer, command));
+        futures::future::try_join_all(fetches).await.map(drop)
+    }
+
+    /// The host's ManagedMethodExecuter, retrieved once per host (concurrent callers share the
+    /// one request).
     async fn method_executer(
         &self,
         host: &ManagedObjectReference,
     ) -> Result<ManagedObjectReference, Error> {
-        if let Some(m) = lock(&self.inner.executers).get(&host.value) {
-            return Ok(m.clone());
-        }
-        let req = Request::new("RetrieveManagedMethodExecuter", host);
-        let response = self.call(&req).await?;
-        let rv = returnval(req.method(), &response)?;
-        let executer = ManagedObjectReference::from_node(rv).map_err(|source| Error::Decode {
-            method: req.method().into(),
-            source,
-        })?;
-        lock(&self.inner.executers).insert(host.value.clone(), executer.clone());
-        Ok(executer)
+        let cell = lock(&self.inner.executers)
+            .entry(host.value.clone())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| async {
+            let req = Request::new("RetrieveManagedMethodExecuter", host);
+            let response = self.call(&req).await?;
+            let rv = returnval(req.method(), &response)?;
+            ManagedObjectReference::from_node(rv).map_err(|source| Error::Decode {
+                method: req.method().into(),
+                source,
+            })
+        })
+        .await
+        .cloned()
     }
 
-    /// The CLI info of the command's namespace on `host`, fetched once.
+    /// The CLI info of the command's namespace on `host`, fetched once (concurrent callers
+    /// share the one request).
     async fn command_info(
         &self,
         host: &ManagedObjectReference,
@@ -427,29 +454,31 @@ impl Client {
         command: &EsxcliCommand<'_>,
     ) -> Result<Arc<CommandInfo>, Error> {
         let key = (host.value.clone(), command.namespace_dotted());
-        if let Some(info) = lock(&self.inner.cli_info).get(&key) {
-            return Ok(info.clone());
-        }
-        let type_name = format!("vim.EsxCLI.{}", command.namespace_dotted());
-        let req = execute_soap_request(
-            executer,
-            CLI_INFO_MOID,
-            CLI_INFO_METHOD,
-            &[("typeName".to_owned(), vec![type_name])],
-        );
-        let xml = self
-            .execute_soap(host, command, &req)
-            .await?
-            .ok_or_else(|| Error::Protocol {
-                method: CLI_INFO_METHOD.into(),
-                reason: format!("no CLI info for namespace {}", command.namespace_dotted()),
-            })?;
-        let info = Arc::new(decode_command_info(&xml).map_err(|source| Error::Decode {
-            method: CLI_INFO_METHOD.into(),
-            source,
-        })?);
-        lock(&self.inner.cli_info).insert(key, info.clone());
-        Ok(info)
+        let cell = lock(&self.inner.cli_info).entry(key).or_default().clone();
+        cell.get_or_try_init(|| async {
+            let type_name = format!("vim.EsxCLI.{}", command.namespace_dotted());
+            let req = execute_soap_request(
+                executer,
+                CLI_INFO_MOID,
+                CLI_INFO_METHOD,
+                &[("typeName".to_owned(), vec![type_name])],
+            );
+            let xml = self
+                .execute_soap(host, command, &req)
+                .await?
+                .ok_or_else(|| Error::Protocol {
+                    method: CLI_INFO_METHOD.into(),
+                    reason: format!("no CLI info for namespace {}", command.namespace_dotted()),
+                })?;
+            decode_command_info(&xml)
+                .map(Arc::new)
+                .map_err(|source| Error::Decode {
+                    method: CLI_INFO_METHOD.into(),
+                    source,
+                })
+        })
+        .await
+        .cloned()
     }
 
     /// Sends an `ExecuteSoap` and turns in-band faults into errors.

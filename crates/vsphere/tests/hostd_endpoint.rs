@@ -395,6 +395,54 @@ async fn esxcli_costs_one_round_trip_after_the_first_call_on_a_namespace() {
 }
 
 #[tokio::test]
+async fn prepared_esxcli_commands_cost_one_round_trip_each() {
+    let endpoint = start(true).await;
+    let client = login(&endpoint).await;
+
+    let before = client.round_trips();
+    client
+        .prepare_esxcli(
+            &host(),
+            &[
+                &["storage", "core", "device", "list"],
+                &["storage", "core", "device", "set"],
+                &["vmkfstools", "clone"],
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        client.round_trips() - before,
+        3,
+        "the executer plus one FetchCLIInfo per distinct namespace"
+    );
+
+    let before = client.round_trips();
+    client
+        .esxcli(
+            &host(),
+            &["storage", "core", "device", "list", "-d", "naa.600a"],
+        )
+        .await
+        .unwrap();
+    client
+        .esxcli(&host(), &["vmkfstools", "clone", "-s", "[ds] a", "-t", "b"])
+        .await
+        .unwrap();
+    assert_eq!(
+        client.round_trips() - before,
+        2,
+        "one round trip per command"
+    );
+
+    let err = client
+        .prepare_esxcli(&host(), &[&["-d", "x"]])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::EsxcliUsage { .. }), "{err:?}");
+}
+
+#[tokio::test]
 async fn a_missing_vmkfstools_namespace_explains_the_vib_and_hostd_restart() {
     let endpoint = start(false).await;
     let client = login(&endpoint).await;
