@@ -99,32 +99,38 @@ impl Undo<'_> {
         );
         let mut failures = Vec::new();
         for step in steps {
-            let outcome = tokio::time::timeout_at(deadline, self.undo(&step, deadline)).await;
-            let result = match outcome {
-                Ok(result) => result,
-                Err(_) => Err(CopyError::Refused(format!(
-                    "the cleanup deadline of {} s passed",
-                    budget.as_secs()
-                ))),
-            };
-            match result {
-                Ok(()) => {
-                    let done = JournalEntry::CleanupDone { step: step.clone() };
-                    if let Err(error) = journal.lock().await.record(done).await {
-                        failures.push(format!(
-                            "{}: undone, but not journaled: {error}",
-                            describe(&step)
-                        ));
-                    }
-                }
-                Err(error) => {
-                    warn!(step = %describe(&step), %error, "cleanup step failed; it stays in the journal");
-                    failures.push(format!("{}: {error}", describe(&step)));
-                }
+            if let Err(error) = self.step(journal, &step, deadline).await {
+                warn!(step = %describe(&step), %error, "cleanup step failed; it stays in the journal");
+                failures.push(format!("{}: {error}", describe(&step)));
             }
         }
         info!(failed = failures.len(), "cleanup finished");
         failures
+    }
+
+    /// Undoes one step before `deadline` and journals it as done; on error it stays outstanding.
+    pub async fn step(
+        &self,
+        journal: &CopyJournal,
+        step: &CleanupStep,
+        deadline: Instant,
+    ) -> Result<(), CopyError> {
+        let budget = deadline.saturating_duration_since(Instant::now());
+        tokio::time::timeout_at(deadline, self.undo(step, deadline))
+            .await
+            .map_err(|_| {
+                CopyError::Refused(format!(
+                    "the cleanup deadline ({} s left) passed",
+                    budget.as_secs()
+                ))
+            })??;
+        let done = JournalEntry::CleanupDone { step: step.clone() };
+        journal
+            .lock()
+            .await
+            .record(done)
+            .await
+            .map_err(|error| CopyError::Refused(format!("undone, but not journaled: {error}")))
     }
 
     async fn undo(&self, step: &CleanupStep, deadline: Instant) -> Result<(), CopyError> {
