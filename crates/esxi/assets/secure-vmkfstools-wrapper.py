@@ -8,7 +8,10 @@ It reads only SSH_ORIGINAL_COMMAND, never hands client text to a shell, and acce
 
     --probe                                     connectivity probe, replies SSH_OK
     --version                                   {"version": ...}
-    --clone -s <source.vmdk> -t <device>        start vmkfstools clone into an RDM on <device>
+    --clone -s <source.vmdk> -t <device> [-i <task id>]
+                                                start vmkfstools clone into an RDM on <device>;
+                                                with -i the task gets that id, and a repeated
+                                                start with an existing id answers that task
     --task-get -i <task id>                     progress, exit code, xcopy use
     --task-abort -i <task id>                   stop a running clone
     --task-clean -i <task id>                   remove the RDM descriptor and the task state
@@ -32,7 +35,7 @@ import sys
 import time
 
 # ESXi constants. Tests substitute only these lines.
-SCRIPT_VERSION = "1.0.0"
+SCRIPT_VERSION = "1.1.0"
 VMKFSTOOLS = "/bin/vmkfstools"
 VSISH = "/bin/vsish"
 SUPERVISOR_SHELL = "/bin/sh"
@@ -43,6 +46,7 @@ FS_ROOT = ""
 MAX_COMMAND_CHARS = 4096
 TAIL_BYTES = 4096
 ABORT_GRACE_SECONDS = 10.0
+CONCURRENT_START_WAIT_SECONDS = 5.0
 STALE_TASK_SECONDS = 5 * 24 * 3600
 LOST_EXIT_CODE = "255"
 
@@ -68,12 +72,21 @@ OPERATIONS = {
     "-v": ("version", {}),
     "--clone": (
         "clone",
-        {"-s": "source", "--source-vmdk": "source", "-t": "target", "--target-lun": "target"},
+        {
+            "-s": "source",
+            "--source-vmdk": "source",
+            "-t": "target",
+            "--target-lun": "target",
+            "-i": "task_id",
+            "--task-id": "task_id",
+        },
     ),
     "--task-get": ("task_get", {"-i": "task_id", "--task-id": "task_id"}),
     "--task-abort": ("task_abort", {"-i": "task_id", "--task-id": "task_id"}),
     "--task-clean": ("task_clean", {"-i": "task_id", "--task-id": "task_id"}),
 }
+# Options an operation may leave out: a clone without -i gets an id chosen here (1.0.0 behaviour).
+OPTIONAL = {"clone": {"task_id"}}
 
 
 class Refused(Exception):
@@ -150,15 +163,14 @@ def parse_request(raw):
         if not rest:
             raise Refused("option %s needs a value" % option)
         args[name] = rest.pop(0)
-    missing = sorted(set(options.values()) - set(args))
+    missing = sorted(set(options.values()) - set(args) - OPTIONAL.get(operation, set()))
     if missing:
         raise Refused("missing required option(s) for %s: %s" % (words[0], ", ".join(missing)))
+    if "task_id" in args and not TASK_ID.match(args["task_id"]):
+        raise Refused("task id must be a lowercase UUID")
     if operation == "clone":
         args["source"] = source_vmdk_path(args["source"])
         args["target"] = target_device_path(args["target"])
-    elif "task_id" in args:
-        if not TASK_ID.match(args["task_id"]):
-            raise Refused("task id must be a lowercase UUID")
     return operation, args
 
 
@@ -411,12 +423,40 @@ def task_status(task_id, state):
 # ---------------------------------------------------------------- operations
 
 
-def clone(source, target):
+def started_reply(task_id, pid):
+    return {"taskId": task_id, "pid": pid, "xcopyUsed": False}
+
+
+def existing_clone(task_id, source, target):
+    """The reply for a start whose client-chosen id names a task that already exists: the same
+    clone is answered, never started twice; another clone under that id is refused."""
+    deadline = time.monotonic() + CONCURRENT_START_WAIT_SECONDS
+    state_path = os.path.join(task_dir(task_id), "task.json")
+    # A concurrent start of the same id may still be spawning; its state appears atomically.
+    while not os.path.exists(state_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not os.path.exists(state_path):
+        raise Refused("task %s exists but has no recorded state; clean it with --task-clean" % task_id)
+    state = load_task(task_id)
+    if state.get("source") != source or state.get("target") != target:
+        raise Refused(
+            "task id %s already names the clone of %s onto %s; choose a new id for another clone"
+            % (task_id, state.get("source"), state.get("target"))
+        )
+    log("clone task %s already started (pid %d): not starting it again" % (task_id, state["pid"]))
+    return started_reply(task_id, state["pid"])
+
+
+def clone(source, target, task_id=None):
     ensure_task_root()
     collect_stale_tasks()
-    task_id = new_task_id()
+    if task_id is None:
+        task_id = new_task_id()
     directory = task_dir(task_id)
-    os.mkdir(directory, 0o700)
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        return existing_clone(task_id, source, target)
     device = target.rsplit("/", 1)[1]
     folder, disk = source.rsplit("/", 1)
     rdm = "%s/%s-rdmdisk-%s.vmdk" % (folder, disk[: -len(".vmdk")], task_id[:8])
@@ -442,7 +482,7 @@ def clone(source, target):
     }
     write_atomic(os.path.join(directory, "task.json"), json.dumps(state))
     log("clone task %s started: pid %d, %s -> %s" % (task_id, pid, source, target))
-    return {"taskId": task_id, "pid": pid, "xcopyUsed": False}
+    return started_reply(task_id, pid)
 
 
 def abort(task_id):
@@ -498,7 +538,7 @@ def execute(operation, args):
     if operation == "version":
         return json.dumps({"version": SCRIPT_VERSION})
     if operation == "clone":
-        return json.dumps(clone(args["source"], args["target"]))
+        return json.dumps(clone(args["source"], args["target"], args.get("task_id")))
     if operation == "task_get":
         return json.dumps(task_status(args["task_id"], load_task(args["task_id"])))
     if operation == "task_abort":

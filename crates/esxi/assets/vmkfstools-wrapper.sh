@@ -1,12 +1,14 @@
 #!/bin/sh
 # vmkfstools-wrapper: the VIB's esxcli backend (namespace `vmkfstools`), installed at
 # /opt/redhat/vmkfstools-wrapper. Same operations and replies as secure-vmkfstools-wrapper.py:
-#   --version | --clone -s <source.vmdk> -t <device> | --task-get|--task-abort|--task-clean -i <id>
+#   --version | --clone -s <source.vmdk> -t <device> [-i <id>] | --task-get|--task-abort|--task-clean -i <id>
+# A clone with -i gets that task id; a repeated start with an existing id answers that task and
+# starts nothing. The plugin adds -i only when esxcli was given --task-id; an empty -i means "no id".
 # Replies are the esxcli XML envelope (status, message) with a JSON message. Client values are
 # only ever passed as argv; the one `sh -c` below runs a constant program.
 
 # ESXi constants. Tests substitute only these lines.
-SCRIPT_VERSION="1.0.0"
+SCRIPT_VERSION="1.1.0"
 VMKFSTOOLS="/bin/vmkfstools"
 VSISH="/bin/vsish"
 TASK_ROOT="/tmp/vmkfstools-wrapper"
@@ -134,6 +136,22 @@ clone aborted on request"
         "$task_id" "$pid" "$code" "$(json_escape "$last")" "$xcopy" "$(json_escape "$err")"
 }
 
+# Answers a start whose client-chosen id names an existing task: the same clone is answered,
+# never started twice; another clone under that id is refused.
+existing_clone() {
+    tries=0
+    # A concurrent start of the same id may still be spawning the supervisor.
+    while [ ! -f "$dir/pid" ] && [ "$tries" -lt 50 ]; do
+        sleep 0.1 2>/dev/null || sleep 1
+        tries=$((tries + 1))
+    done
+    [ -f "$dir/pid" ] || refuse "task $task_id exists but has no recorded state; clean it with --task-clean"
+    [ "$(cat "$dir/source" 2>/dev/null)" = "$source" ] && [ "$(cat "$dir/device" 2>/dev/null)" = "$device" ] ||
+        refuse "task id $task_id already names another clone; choose a new id for this one"
+    log "clone task $task_id already started (pid $(cat "$dir/pid")): not starting it again"
+    reply 0 "{\"taskId\": \"$task_id\", \"pid\": $(cat "$dir/pid"), \"xcopyUsed\": false}"
+}
+
 do_clone() {
     has_bad_chars "$source$target" && refuse "Path validation error: quotes, backslashes, \$ and control characters are not allowed"
     source=$(normalise "$source") || refuse "Path validation error: source VMDK must be an absolute path without '..'"
@@ -151,12 +169,22 @@ do_clone() {
     mkdir -p "$TASK_ROOT" 2>/dev/null && chmod 700 "$TASK_ROOT" || reply 28 "cannot create $TASK_ROOT: free space may be low"
     find "$TASK_ROOT" -mindepth 1 -maxdepth 1 -type d -mtime +"$STALE_TASK_DAYS" -exec sh -c \
         '[ -f "$1/exitcode" ] && rm -rf "$1"' stale {} \; 2>/dev/null
-    task_id=$(new_task_id)
-    dir="$TASK_ROOT/$task_id"
-    mkdir -m 700 "$dir" 2>/dev/null || reply 28 "cannot create task directory $dir: free space may be low"
+    if [ -n "$task_id" ]; then
+        valid_task_id "$task_id" || refuse "task id must be a lowercase UUID"
+        dir="$TASK_ROOT/$task_id"
+        [ -e "$dir" ] && existing_clone
+    else
+        task_id=$(new_task_id)
+        dir="$TASK_ROOT/$task_id"
+    fi
+    if ! mkdir -m 700 "$dir" 2>/dev/null; then
+        [ -d "$dir" ] && existing_clone
+        reply 28 "cannot create task directory $dir: free space may be low"
+    fi
     disk=${source##*/}
     rdm="${source%/*}/${disk%.vmdk}-rdmdisk-$(printf '%s' "$task_id" | cut -c1-8).vmdk"
-    { printf '%s' "$device" >"$dir/device" && printf '%s' "$rdm" >"$dir/rdm"; } || reply 28 "cannot write task state in $dir: free space may be low"
+    { printf '%s' "$source" >"$dir/source" && printf '%s' "$device" >"$dir/device" && printf '%s' "$rdm" >"$dir/rdm"; } ||
+        reply 28 "cannot write task state in $dir: free space may be low"
     clone_write_ops "$device" >"$dir/baseline" || rm -f "$dir/baseline"
     setsid sh -c "$SUPERVISOR" vmkfstools-clone "$dir" "$VMKFSTOOLS" -i "$FS_ROOT$source" -d "rdm:$FS_ROOT$target" \
         "$FS_ROOT$rdm" </dev/null >"$dir/out" 2>"$dir/err" &
@@ -245,7 +273,7 @@ done
 case "$operation" in
     --version | -v) [ -z "$source$target$task_id" ] || refuse "--version takes no options"
         reply 0 "{\"version\": \"$SCRIPT_VERSION\"}" ;;
-    --clone) [ -n "$source" ] && [ -n "$target" ] && [ -z "$task_id" ] || refuse "--clone needs exactly -s <source-vmdk> and -t <target-lun>"
+    --clone) [ -n "$source" ] && [ -n "$target" ] || refuse "--clone needs -s <source-vmdk> and -t <target-lun> (and optionally -i <task-id>)"
         do_clone ;;
     --task-get | --task-abort | --task-clean)
         [ -n "$task_id" ] && [ -z "$source$target" ] || refuse "-i (task-id) is required for ${operation#--}"
@@ -254,5 +282,5 @@ case "$operation" in
             --task-abort) do_abort ;;
             --task-clean) do_clean ;;
         esac ;;
-    *) refuse "Usage: vmkfstools-wrapper --version | --clone -s <source-vmdk> -t <target-lun> | --task-get|--task-abort|--task-clean -i <task-id>" ;;
+    *) refuse "Usage: vmkfstools-wrapper --version | --clone -s <source-vmdk> -t <target-lun> [-i <task-id>] | --task-get|--task-abort|--task-clean -i <task-id>" ;;
 esac

@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 
 /// Version both wrapper scripts report (`--version`); the VIB carries the same version.
-pub const WRAPPER_VERSION: &str = "1.0.0";
+pub const WRAPPER_VERSION: &str = "1.1.0";
 
 /// `secure-vmkfstools-wrapper.py`, run by the restricted SSH key from the datastore root.
 pub const SSH_WRAPPER: &str = include_str!("../assets/secure-vmkfstools-wrapper.py");
@@ -36,14 +36,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn both_wrappers_report_the_crate_wrapper_version() {
+    fn both_wrappers_and_the_plugin_report_the_crate_wrapper_version() {
         assert!(SSH_WRAPPER.contains(&format!("\nSCRIPT_VERSION = \"{WRAPPER_VERSION}\"\n")));
         assert!(VIB_WRAPPER.contains(&format!("\nSCRIPT_VERSION=\"{WRAPPER_VERSION}\"\n")));
+        assert!(ESXCLI_PLUGIN.contains(&format!("\n   <version>{WRAPPER_VERSION}</version>\n")));
+    }
+
+    /// The version the shipped wrappers carry is one the populator sends client task ids to:
+    /// otherwise the journal could never name a clone before it starts.
+    #[test]
+    fn the_shipped_wrappers_take_client_task_ids() {
+        assert_eq!(WRAPPER_VERSION, "1.1.0");
+        assert!(crate::protocol::accepts_client_task_id(WRAPPER_VERSION));
+        assert!(
+            SSH_WRAPPER.contains("\"-i\": \"task_id\",\n            \"--task-id\": \"task_id\",")
+        );
+        assert!(SSH_WRAPPER.contains("OPTIONAL = {\"clone\": {\"task_id\"}}"));
+        assert!(ESXCLI_PLUGIN.contains(
+            "<parameter name=\"task-id\" type=\"string\" required=\"false\" shortname=\"i\">"
+        ));
     }
 
     #[test]
     fn plugin_runs_the_wrapper_at_the_upstream_install_path() {
-        assert!(ESXCLI_PLUGIN.contains(&format!("<execute>/{VIB_WRAPPER_INSTALL_PATH} --clone -s '$val{{source-vmdk}}' -t '$val{{target-lun}}'</execute>")));
+        assert!(ESXCLI_PLUGIN.contains(&format!("<execute>/{VIB_WRAPPER_INSTALL_PATH} --clone -s '$val{{source-vmdk}}' -t '$val{{target-lun}}' $if{{task-id, -i '$val{{task-id}}'}}</execute>")));
         for command in ["clone", "taskGet", "taskAbort", "taskClean", "version"] {
             assert!(
                 ESXCLI_PLUGIN.contains(&format!("<command path=\"vmkfstools.{command}\">")),

@@ -96,6 +96,12 @@ pub enum EsxiError {
         key_line: String,
     },
     #[error(
+        "the ESXi wrapper on the host reports version {version:?}, which cannot take a \
+         client-chosen clone task id (needs 1.1.0 or later); the id was not sent. Upgrade the \
+         vmkfstools-wrapper VIB, or start the clone without an id"
+    )]
+    ClientTaskIdUnsupported { version: String },
+    #[error(
         "the host answers {reply:?} instead of the wrapper envelope: an old copy-offload key line \
          (DS=…;CMD=… routing) is installed; replace it with: {key_line}"
     )]

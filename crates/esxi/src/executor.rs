@@ -10,18 +10,29 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::error::EsxiError;
-use crate::protocol::{CloneStarted, TaskStatus, WrapperCommand};
+use crate::protocol::{
+    CloneStarted, TaskStatus, WrapperCommand, accepts_client_task_id, is_task_id,
+};
 
 /// One ESXi-side wrapper, reached by whichever method.
 #[async_trait]
 pub trait CloneExecutor: Send + Sync {
     /// Wrapper version reported by the host.
     async fn version(&self) -> Result<String, EsxiError>;
-    /// Starts `vmkfstools -i <source_vmdk> -d rdm:<target_device>` as a host-side task.
+    /// Whether the host's wrapper accepts a client-chosen task id in [`Self::start_clone`]
+    /// (version 1.1.0 or later).
+    async fn accepts_client_task_id(&self) -> Result<bool, EsxiError> {
+        Ok(accepts_client_task_id(&self.version().await?))
+    }
+    /// Starts `vmkfstools -i <source_vmdk> -d rdm:<target_device>` as a host-side task. With
+    /// `task_id` the task gets that id, and a repeated start with the same id answers the task
+    /// already running instead of starting a second clone; a wrapper older than 1.1.0 is never
+    /// sent the id ([`EsxiError::ClientTaskIdUnsupported`]).
     async fn start_clone(
         &self,
         source_vmdk: &str,
         target_device: &str,
+        task_id: Option<&str>,
     ) -> Result<CloneStarted, EsxiError>;
     async fn task_status(&self, task_id: &str) -> Result<TaskStatus, EsxiError>;
     /// Stops a running clone; returns the final status.
@@ -118,7 +129,7 @@ impl<'a, E: CloneExecutor + ?Sized> CloneTask<'a, E> {
     ) -> Result<CloneOutcome, EsxiError> {
         let started = self
             .executor
-            .start_clone(source_vmdk, target_device)
+            .start_clone(source_vmdk, target_device, None)
             .await?;
         let task_id = started.task_id.clone();
         info!(
@@ -225,18 +236,41 @@ impl<'a, E: CloneExecutor + ?Sized> CloneTask<'a, E> {
     }
 }
 
-/// Checks values before they leave for the host: both wrappers validate again, but an esxcli
-/// `<execute>` line single-quotes values for a shell, so quotes must never reach it.
 /// The wrapper's clone command for these paths, after [`check_clone_arguments`]: the one place
-/// both executors build it, so neither can send an unchecked path.
-pub fn clone_command(source_vmdk: &str, target_device: &str) -> Result<WrapperCommand, EsxiError> {
+/// both executors build it, so neither can send an unchecked path or id. `wrapper_version` is
+/// what the host reported (needed only with a task id): the id goes only to a wrapper that
+/// accepts it.
+pub fn clone_command(
+    source_vmdk: &str,
+    target_device: &str,
+    task_id: Option<&str>,
+    wrapper_version: Option<&str>,
+) -> Result<WrapperCommand, EsxiError> {
     check_clone_arguments(source_vmdk, target_device)?;
+    if let Some(id) = task_id {
+        if !is_task_id(id) {
+            return Err(EsxiError::InvalidArgument {
+                what: "clone task id",
+                value: id.to_owned(),
+                reason: "a task id must be a lowercase hyphenated UUID",
+            });
+        }
+        let version = wrapper_version.unwrap_or_default();
+        if !accepts_client_task_id(version) {
+            return Err(EsxiError::ClientTaskIdUnsupported {
+                version: version.to_owned(),
+            });
+        }
+    }
     Ok(WrapperCommand::Clone {
         source_vmdk: source_vmdk.to_owned(),
         target_device: target_device.to_owned(),
+        task_id: task_id.map(str::to_owned),
     })
 }
 
+/// Checks values before they leave for the host: both wrappers validate again, but an esxcli
+/// `<execute>` line single-quotes values for a shell, so quotes must never reach it.
 pub fn check_clone_arguments(source_vmdk: &str, target_device: &str) -> Result<(), EsxiError> {
     let invalid = |what, value: &str, reason| EsxiError::InvalidArgument {
         what,
@@ -318,7 +352,12 @@ mod tests {
         async fn version(&self) -> Result<String, EsxiError> {
             Ok("1".into())
         }
-        async fn start_clone(&self, _: &str, _: &str) -> Result<CloneStarted, EsxiError> {
+        async fn start_clone(
+            &self,
+            _: &str,
+            _: &str,
+            _: Option<&str>,
+        ) -> Result<CloneStarted, EsxiError> {
             self.calls.lock().unwrap().push("start".into());
             Ok(CloneStarted {
                 task_id: "t1".into(),
@@ -611,6 +650,30 @@ mod tests {
             (12..=14).contains(&polls),
             "{polls} polls in {:?}",
             started.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_task_id_goes_only_to_a_wrapper_that_accepts_it() {
+        let (source, target) = ("/vmfs/volumes/ds/a.vmdk", "/vmfs/devices/disks/naa.1");
+        let id = "5d0f3c9e-2b7a-4c61-9e8d-0a1b2c3d4e5f";
+        let command = clone_command(source, target, Some(id), Some("1.1.0")).unwrap();
+        assert_eq!(command.wrapper_args().last(), Some(&id));
+        for version in [Some("1.0.0"), Some("garbage"), None] {
+            let err = clone_command(source, target, Some(id), version).unwrap_err();
+            assert!(
+                matches!(err, EsxiError::ClientTaskIdUnsupported { .. }),
+                "{version:?}: {err}"
+            );
+        }
+        assert!(matches!(
+            clone_command(source, target, Some("T1"), Some("1.1.0")),
+            Err(EsxiError::InvalidArgument { .. })
+        ));
+        let without = clone_command(source, target, None, None).unwrap();
+        assert_eq!(
+            without.wrapper_args(),
+            ["--clone", "-s", source, "-t", target]
         );
     }
 

@@ -14,6 +14,33 @@ pub const ESXCLI_OUTPUT_NAMESPACE: &str = "http://www.vmware.com/Products/ESX/5.
 /// Reply of the legacy connectivity probe (`DS=;CMD=…`) and of `--probe`.
 pub const PROBE_REPLY: &str = "SSH_OK";
 
+/// First wrapper version whose clone operation accepts a client-chosen task id (`-i <uuid>`)
+/// and answers a repeated start with that id with the task already running.
+pub const CLIENT_TASK_ID_VERSION: (u32, u32, u32) = (1, 1, 0);
+
+/// Whether a wrapper reporting `version` accepts a client-chosen clone task id. A version that
+/// is not `major.minor.patch` (an unknown or foreign script) does not: it must never receive the
+/// argument.
+pub fn accepts_client_task_id(version: &str) -> bool {
+    let mut parts = version.trim().split('.').map(str::parse::<u32>);
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(Ok(major)), Some(Ok(minor)), Some(Ok(patch)), None) => {
+            (major, minor, patch) >= CLIENT_TASK_ID_VERSION
+        }
+        _ => false,
+    }
+}
+
+/// Whether `id` has the one task id form both wrappers accept: a lowercase, hyphenated UUID.
+pub fn is_task_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(index, byte)| match index {
+            8 | 13 | 18 | 23 => *byte == b'-',
+            _ => byte.is_ascii_digit() || (b'a'..=b'f').contains(byte),
+        })
+}
+
 /// Errors decoding what a wrapper sent back, or a request a wrapper must refuse.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProtocolError {
@@ -291,6 +318,9 @@ pub enum WrapperCommand {
     Clone {
         source_vmdk: String,
         target_device: String,
+        /// Client-chosen task id (wrapper 1.1.0 and later); `None` lets the wrapper choose, and
+        /// keeps the command byte-identical to what older wrappers accept.
+        task_id: Option<String>,
     },
     TaskGet {
         task_id: String,
@@ -312,8 +342,13 @@ impl WrapperCommand {
             Self::Clone {
                 source_vmdk,
                 target_device,
+                task_id,
             } => {
-                vec!["--clone", "-s", source_vmdk, "-t", target_device]
+                let mut args = vec!["--clone", "-s", source_vmdk, "-t", target_device];
+                if let Some(task_id) = task_id {
+                    args.extend(["-i", task_id]);
+                }
+                args
             }
             Self::TaskGet { task_id } => vec!["--task-get", "-i", task_id],
             Self::TaskAbort { task_id } => vec!["--task-abort", "-i", task_id],
@@ -328,15 +363,20 @@ impl WrapperCommand {
             Self::Clone {
                 source_vmdk,
                 target_device,
+                task_id,
             } => {
-                vec![
+                let mut args = vec![
                     "vmkfstools",
                     "clone",
                     "-s",
                     source_vmdk,
                     "-t",
                     target_device,
-                ]
+                ];
+                if let Some(task_id) = task_id {
+                    args.extend(["-i", task_id]);
+                }
+                args
             }
             Self::TaskGet { task_id } => vec!["vmkfstools", "taskGet", "-i", task_id],
             Self::TaskAbort { task_id } => vec!["vmkfstools", "taskAbort", "-i", task_id],
@@ -401,6 +441,8 @@ impl WrapperCommand {
             "--clone" => Self::Clone {
                 source_vmdk: take("source")?,
                 target_device: take("target")?,
+                // Optional: older populators never send it.
+                task_id: take("id").ok(),
             },
             "--task-get" => Self::TaskGet {
                 task_id: take("id")?,
@@ -627,6 +669,7 @@ mod tests {
         let clone = WrapperCommand::Clone {
             source_vmdk: "/vmfs/volumes/ds 1/vm's/vm.vmdk".into(),
             target_device: "/vmfs/devices/disks/naa.600a".into(),
+            task_id: None,
         };
         let line = clone.to_ssh_command();
         assert_eq!(
@@ -642,6 +685,135 @@ mod tests {
             WrapperCommand::parse_ssh_command(&framed).unwrap(),
             (Some("ds 1".to_owned()), clone)
         );
+    }
+
+    const CLIENT_ID: &str = "0b6f1a52-94de-4c35-8d0e-5f0c2a7be113";
+
+    fn clone_command(task_id: Option<&str>) -> WrapperCommand {
+        WrapperCommand::Clone {
+            source_vmdk: "/vmfs/volumes/ds1/vm/vm.vmdk".into(),
+            target_device: "/vmfs/devices/disks/naa.600a".into(),
+            task_id: task_id.map(str::to_owned),
+        }
+    }
+
+    /// Wrapper 1.0.0 refuses any option it does not know: without an id the clone command must
+    /// stay exactly what every wrapper accepts.
+    #[test]
+    fn clone_without_a_task_id_keeps_the_1_0_wire_forms() {
+        let clone = clone_command(None);
+        assert_eq!(
+            clone.to_ssh_command(),
+            "--clone -s /vmfs/volumes/ds1/vm/vm.vmdk -t /vmfs/devices/disks/naa.600a"
+        );
+        assert_eq!(
+            clone.to_legacy_frame("ds1"),
+            "DS=ds1;CMD=--clone -s /vmfs/volumes/ds1/vm/vm.vmdk -t /vmfs/devices/disks/naa.600a"
+        );
+        assert_eq!(
+            clone.esxcli_args(),
+            [
+                "vmkfstools",
+                "clone",
+                "-s",
+                "/vmfs/volumes/ds1/vm/vm.vmdk",
+                "-t",
+                "/vmfs/devices/disks/naa.600a"
+            ]
+        );
+    }
+
+    #[test]
+    fn clone_with_a_task_id_appends_it_in_every_form_and_parses_back() {
+        let clone = clone_command(Some(CLIENT_ID));
+        let line = clone.to_ssh_command();
+        assert_eq!(
+            line,
+            "--clone -s /vmfs/volumes/ds1/vm/vm.vmdk -t /vmfs/devices/disks/naa.600a \
+             -i 0b6f1a52-94de-4c35-8d0e-5f0c2a7be113"
+        );
+        assert_eq!(
+            clone.esxcli_args(),
+            [
+                "vmkfstools",
+                "clone",
+                "-s",
+                "/vmfs/volumes/ds1/vm/vm.vmdk",
+                "-t",
+                "/vmfs/devices/disks/naa.600a",
+                "-i",
+                CLIENT_ID
+            ]
+        );
+        assert_eq!(
+            WrapperCommand::parse_ssh_command(&line).unwrap(),
+            (None, clone.clone())
+        );
+        assert_eq!(
+            WrapperCommand::parse_ssh_command(&clone.to_legacy_frame("ds1")).unwrap(),
+            (Some("ds1".to_owned()), clone.clone())
+        );
+        let long_form = format!(
+            "--clone --task-id {CLIENT_ID} --source-vmdk /vmfs/volumes/ds1/vm/vm.vmdk \
+             --target-lun /vmfs/devices/disks/naa.600a"
+        );
+        assert_eq!(
+            WrapperCommand::parse_ssh_command(&long_form).unwrap(),
+            (None, clone)
+        );
+        assert_eq!(
+            WrapperCommand::parse_ssh_command(
+                "--clone -s /vmfs/volumes/ds1/a.vmdk -t /vmfs/devices/disks/n -i a -i b"
+            ),
+            Err(ProtocolError::UnsupportedCommand(
+                "--clone -s /vmfs/volumes/ds1/a.vmdk -t /vmfs/devices/disks/n -i a -i b".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn only_wrappers_from_1_1_0_take_a_client_task_id() {
+        for (version, accepts) in [
+            ("1.0.0", false),
+            ("0.9.9", false),
+            ("1.1.0", true),
+            ("1.1.1", true),
+            ("1.10.0", true),
+            ("2.0.0", true),
+            (" 1.1.0\n", true),
+            ("1.1", false),
+            ("1.1.0-rc1", false),
+            ("1.1.0.0", false),
+            ("", false),
+            ("unknown", false),
+        ] {
+            assert_eq!(accepts_client_task_id(version), accepts, "{version:?}");
+        }
+    }
+
+    #[test]
+    fn task_ids_are_lowercase_hyphenated_uuids() {
+        assert!(is_task_id(CLIENT_ID));
+        assert!(is_task_id(&uuid_like('a')));
+        for bad in [
+            "",
+            "0B6F1A52-94DE-4C35-8D0E-5F0C2A7BE113",
+            "0b6f1a5294de4c358d0e5f0c2a7be113",
+            "0b6f1a52-94de-4c35-8d0e-5f0c2a7be11",
+            "0b6f1a52-94de-4c35-8d0e-5f0c2a7be113 ",
+            "0b6f1a52-94de-4c35-8d0e-5f0c2a7be11g",
+            "../../../etc/passwd-aaaa-aaaa-aaaaaaaa",
+        ] {
+            assert!(!is_task_id(bad), "{bad:?}");
+        }
+    }
+
+    fn uuid_like(fill: char) -> String {
+        [8, 4, 4, 4, 12]
+            .iter()
+            .map(|n| fill.to_string().repeat(*n))
+            .collect::<Vec<_>>()
+            .join("-")
     }
 
     #[test]

@@ -489,6 +489,8 @@ pub struct SshExecutor {
     session: SshSession,
     datastore: String,
     public_key: String,
+    /// The wrapper version, read once per connection.
+    version: tokio::sync::OnceCell<String>,
 }
 
 impl SshExecutor {
@@ -507,6 +509,7 @@ impl SshExecutor {
                     session,
                     datastore: datastore.to_owned(),
                     public_key,
+                    version: tokio::sync::OnceCell::new(),
                 })
             }
             Err(EsxiError::AuthRejected { .. }) => {
@@ -605,26 +608,36 @@ impl SshExecutor {
 #[async_trait]
 impl CloneExecutor for SshExecutor {
     async fn version(&self) -> Result<String, EsxiError> {
-        let output = self
-            .session
-            .run(&WrapperCommand::Version.to_ssh_command(), None)
-            .await?;
-        if output.stdout.trim() == PROBE_REPLY {
-            return Err(EsxiError::LegacyKeyLine {
-                reply: PROBE_REPLY.into(),
-                key_line: restricted_key_line(&self.datastore, &self.public_key),
-            });
-        }
-        let reply = self.reply("version", output)?;
-        Ok(decode_message::<VersionInfo>(&reply)?.version)
+        self.version
+            .get_or_try_init(|| async {
+                let output = self
+                    .session
+                    .run(&WrapperCommand::Version.to_ssh_command(), None)
+                    .await?;
+                if output.stdout.trim() == PROBE_REPLY {
+                    return Err(EsxiError::LegacyKeyLine {
+                        reply: PROBE_REPLY.into(),
+                        key_line: restricted_key_line(&self.datastore, &self.public_key),
+                    });
+                }
+                let reply = self.reply("version", output)?;
+                Ok(decode_message::<VersionInfo>(&reply)?.version)
+            })
+            .await
+            .cloned()
     }
 
     async fn start_clone(
         &self,
         source_vmdk: &str,
         target_device: &str,
+        task_id: Option<&str>,
     ) -> Result<CloneStarted, EsxiError> {
-        let command = clone_command(source_vmdk, target_device)?;
+        let version = match task_id {
+            Some(_) => Some(self.version().await?),
+            None => None,
+        };
+        let command = clone_command(source_vmdk, target_device, task_id, version.as_deref())?;
         Ok(decode_message(&self.call("clone", command).await?)?)
     }
 

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use tokio::sync::OnceCell;
 
 use crate::error::EsxiError;
 use crate::executor::{CloneExecutor, clone_command};
@@ -52,11 +53,21 @@ pub fn reply_from_records(records: &[EsxcliRecord]) -> Result<WrapperReply, Esxi
 /// Clone executor over esxcli `vmkfstools …`.
 pub struct VibExecutor<R> {
     runner: R,
+    /// The wrapper version, read once: the VIB does not change under a running copy.
+    version: OnceCell<String>,
 }
 
 impl<R: EsxcliRunner> VibExecutor<R> {
     pub fn new(runner: R) -> Self {
-        Self { runner }
+        Self {
+            runner,
+            version: OnceCell::new(),
+        }
+    }
+
+    /// The esxcli transport this executor calls through.
+    pub fn runner(&self) -> &R {
+        &self.runner
     }
 
     async fn call(
@@ -82,18 +93,26 @@ impl<R: EsxcliRunner> VibExecutor<R> {
 #[async_trait]
 impl<R: EsxcliRunner> CloneExecutor for VibExecutor<R> {
     async fn version(&self) -> Result<String, EsxiError> {
-        Ok(
-            decode_message::<VersionInfo>(&self.call("version", WrapperCommand::Version).await?)?
-                .version,
-        )
+        self.version
+            .get_or_try_init(|| async {
+                let reply = self.call("version", WrapperCommand::Version).await?;
+                Ok::<_, EsxiError>(decode_message::<VersionInfo>(&reply)?.version)
+            })
+            .await
+            .cloned()
     }
 
     async fn start_clone(
         &self,
         source_vmdk: &str,
         target_device: &str,
+        task_id: Option<&str>,
     ) -> Result<CloneStarted, EsxiError> {
-        let command = clone_command(source_vmdk, target_device)?;
+        let version = match task_id {
+            Some(_) => Some(self.version().await?),
+            None => None,
+        };
+        let command = clone_command(source_vmdk, target_device, task_id, version.as_deref())?;
         Ok(decode_message(&self.call("clone", command).await?)?)
     }
 

@@ -177,7 +177,7 @@ async fn abort_stops_vmkfstools_and_clean_removes_everything() {
     );
     let device = rig.esxi.add_device("naa.1", Some(0));
     let executor = rig.executor().await;
-    let started = executor.start_clone(&source, &device).await.unwrap();
+    let started = executor.start_clone(&source, &device, None).await.unwrap();
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -524,7 +524,7 @@ async fn clean_deletes_only_the_tasks_own_rdm_files() {
         .add_vmdk("vm/vm.vmdk", r#"{"steps": 1, "interval": 0.01}"#);
     let device = rig.esxi.add_device("naa.1", Some(0));
     let executor = rig.executor().await;
-    let started = executor.start_clone(&source, &device).await.unwrap();
+    let started = executor.start_clone(&source, &device, None).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while executor
         .task_status(&started.task_id)
@@ -577,4 +577,110 @@ async fn a_key_line_running_another_wrapper_version_is_reported() {
         matches!(&err, EsxiError::WrapperVersionMismatch { found, .. } if found == "0.9.0"),
         "{err}"
     );
+}
+
+const CLIENT_ID: &str = "5d0f3c9e-2b7a-4c61-9e8d-0a1b2c3d4e5f";
+
+#[tokio::test]
+async fn a_client_task_id_names_the_clone_and_a_repeated_start_answers_it() {
+    let rig = Rig::start("ds1");
+    let source = rig.esxi.add_vmdk(
+        "vm/vm.vmdk",
+        r#"{"steps": 2, "interval": 0.01, "hang": true}"#,
+    );
+    let device = rig.esxi.add_device("naa.1", Some(0));
+    let other = rig.esxi.add_device("naa.2", Some(0));
+    let executor = rig.executor().await;
+    assert!(executor.accepts_client_task_id().await.unwrap());
+
+    let started = executor
+        .start_clone(&source, &device, Some(CLIENT_ID))
+        .await
+        .unwrap();
+    assert_eq!(started.task_id, CLIENT_ID);
+    // A re-run re-sends the start it journaled: same task, no second vmkfstools.
+    let again = executor
+        .start_clone(&source, &device, Some(CLIENT_ID))
+        .await
+        .unwrap();
+    assert_eq!(again, started);
+    let refused = executor
+        .start_clone(&source, &other, Some(CLIENT_ID))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("already names the clone of"),
+        "{refused}"
+    );
+    assert_eq!(rig.esxi.vmkfstools_runs().len(), 1);
+    assert!(process_runs(started.pid));
+
+    // The wire form, through the legacy framing as well, and a malformed id.
+    let session = rig.raw().await;
+    let framed = co_esxi::protocol::WrapperCommand::Clone {
+        source_vmdk: source.clone(),
+        target_device: device.clone(),
+        task_id: Some(CLIENT_ID.to_owned()),
+    }
+    .to_legacy_frame("ds1");
+    let output = session.run(&framed, None).await.unwrap();
+    let reply = WrapperReply::from_xml(&output.stdout).unwrap();
+    assert_eq!(reply.status, 0, "{reply:?}");
+    assert_eq!(
+        decode_message::<co_esxi::protocol::CloneStarted>(&reply.message).unwrap(),
+        started
+    );
+    let output = session
+        .run(
+            &format!("--clone -s {source} -t {device} -i NOT-A-UUID"),
+            None,
+        )
+        .await
+        .unwrap();
+    let reply = WrapperReply::from_xml(&output.stdout).unwrap();
+    assert_eq!(
+        reply,
+        WrapperReply::failed(1, "task id must be a lowercase UUID")
+    );
+    assert_eq!(rig.esxi.vmkfstools_runs().len(), 1);
+
+    let aborted = executor.abort(CLIENT_ID).await.unwrap();
+    assert_eq!(aborted.exit_code, Some(143));
+    executor.clean(CLIENT_ID).await.unwrap();
+    assert!(rig.esxi.task_dirs().is_empty());
+    assert_eq!(
+        rig.esxi.datastore_files(),
+        ["secure-vmkfstools-wrapper.py", "vm/vm.vmdk"]
+    );
+}
+
+/// Wrapper 1.0.0 refuses `-i` on a clone: the executor must never send it there.
+#[tokio::test]
+async fn an_older_wrapper_never_receives_a_client_task_id() {
+    let rig = Rig::start("ds1");
+    let script = rig
+        .esxi
+        .datastore_dir()
+        .join("secure-vmkfstools-wrapper.py");
+    let current = format!("SCRIPT_VERSION = \"{}\"", co_esxi::assets::WRAPPER_VERSION);
+    let older = std::fs::read_to_string(&script).unwrap().replacen(
+        &current,
+        "SCRIPT_VERSION = \"1.0.0\"",
+        1,
+    );
+    std::fs::write(&script, older).unwrap();
+    let source = rig.esxi.add_vmdk("vm/vm.vmdk", r#"{"steps": 1}"#);
+    let device = rig.esxi.add_device("naa.1", None);
+    let executor = rig.executor().await;
+    assert!(!executor.accepts_client_task_id().await.unwrap());
+    let err = executor
+        .start_clone(&source, &device, Some(CLIENT_ID))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, EsxiError::ClientTaskIdUnsupported { version } if version == "1.0.0"),
+        "{err}"
+    );
+    assert!(rig.esxi.vmkfstools_runs().is_empty());
+    assert!(rig.esxi.task_dirs().is_empty());
 }

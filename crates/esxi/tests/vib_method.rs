@@ -32,6 +32,7 @@ impl PluginHost {
             .expect("command in plugin");
         let block = &plugin[start..start + plugin[start..].find("</command>").unwrap()];
         let mut line = between(block, "<execute>", "</execute>").to_owned();
+        let mut given = Vec::new();
         for pair in argv[2..].chunks(2) {
             let short = pair[0].trim_start_matches('-');
             let name_at = block
@@ -42,8 +43,34 @@ impl PluginHost {
                 "name=\"",
                 "\"",
             );
-            line = line.replace(&format!("$val{{{name}}}"), pair[1]);
+            given.push((name.to_owned(), pair[1]));
         }
+        // esxcli's `$if{name, text}` expands to `text` only when the parameter was given.
+        while let Some(at) = line.find("$if{") {
+            let mut depth = 0;
+            let end = line[at..]
+                .char_indices()
+                .find_map(|(i, c)| {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => depth -= 1,
+                        _ => {}
+                    }
+                    (depth == 0 && c == '}').then_some(at + i)
+                })
+                .expect("closed $if{");
+            let (name, text) = line[at + 4..end].split_once(',').expect("$if{name, text}");
+            let expansion = if given.iter().any(|(n, _)| n == name.trim()) {
+                text.to_owned()
+            } else {
+                String::new()
+            };
+            line.replace_range(at..=end, &expansion);
+        }
+        for (name, value) in &given {
+            line = line.replace(&format!("$val{{{name}}}"), value);
+        }
+        assert!(!line.contains("$val{"), "unexpanded value in {line}");
         line.replace(
             "/opt/redhat/vmkfstools-wrapper",
             &self.wrapper.display().to_string(),
@@ -86,6 +113,125 @@ fn rig(shell: Shell) -> (FakeEsxi, VibExecutor<PluginHost>) {
     let esxi = FakeEsxi::new("ds 1");
     let wrapper = esxi.install_vib_wrapper(shell);
     (esxi, VibExecutor::new(PluginHost { wrapper }))
+}
+
+/// A host whose VIB still carries wrapper `version` (the script as shipped, version line changed).
+fn rig_with_wrapper_version(version: &str) -> (FakeEsxi, VibExecutor<PluginHost>) {
+    let (esxi, executor) = rig(Shell::Dash);
+    let script = std::fs::read_to_string(executor_wrapper(&executor)).unwrap();
+    let current = format!("SCRIPT_VERSION=\"{}\"", co_esxi::assets::WRAPPER_VERSION);
+    assert!(script.contains(&current));
+    let older = script.replacen(&current, &format!("SCRIPT_VERSION=\"{version}\""), 1);
+    std::fs::write(executor_wrapper(&executor), older).unwrap();
+    (esxi, executor)
+}
+
+fn executor_wrapper(executor: &VibExecutor<PluginHost>) -> std::path::PathBuf {
+    executor.runner().wrapper.clone()
+}
+
+const CLIENT_ID: &str = "5d0f3c9e-2b7a-4c61-9e8d-0a1b2c3d4e5f";
+
+#[tokio::test]
+async fn a_client_task_id_names_the_clone_and_a_repeated_start_answers_it() {
+    for shell in [Shell::Dash, Shell::Busybox] {
+        client_task_id_under(shell).await;
+    }
+}
+
+async fn client_task_id_under(shell: Shell) {
+    let (esxi, executor) = rig(shell);
+    assert!(executor.accepts_client_task_id().await.unwrap());
+    let source = esxi.add_vmdk(
+        "vm/vm.vmdk",
+        r#"{"steps": 2, "interval": 0.01, "hang": true}"#,
+    );
+    let device = esxi.add_device("naa.1", Some(0));
+    let other = esxi.add_device("naa.2", Some(0));
+
+    let started = executor
+        .start_clone(&source, &device, Some(CLIENT_ID))
+        .await
+        .unwrap();
+    assert_eq!(started.task_id, CLIENT_ID, "{shell:?}");
+    assert_eq!(esxi.task_dirs(), [CLIENT_ID]);
+
+    let again = executor
+        .start_clone(&source, &device, Some(CLIENT_ID))
+        .await
+        .unwrap();
+    assert_eq!(
+        again, started,
+        "{shell:?}: a repeated start answers the running task"
+    );
+    let refused = executor
+        .start_clone(&source, &other, Some(CLIENT_ID))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("already names another clone"),
+        "{shell:?}: {refused}"
+    );
+    assert_eq!(esxi.vmkfstools_runs().len(), 1, "{shell:?}: one clone only");
+
+    let status = executor.abort(CLIENT_ID).await.unwrap();
+    assert!(status.exit_code.is_some(), "{status:?}");
+    executor.clean(CLIENT_ID).await.unwrap();
+    assert!(esxi.task_dirs().is_empty());
+    assert_eq!(esxi.datastore_files(), ["vm/vm.vmdk"]);
+}
+
+#[tokio::test]
+async fn a_malformed_client_task_id_is_refused_by_executor_and_wrapper() {
+    let (esxi, executor) = rig(Shell::Dash);
+    let source = esxi.add_vmdk("vm/vm.vmdk", r#"{"steps": 1}"#);
+    let device = esxi.add_device("naa.1", None);
+    let err = executor
+        .start_clone(&source, &device, Some("../../etc"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EsxiError::InvalidArgument { .. }), "{err}");
+    // Past the executor's check, the wrapper refuses it itself.
+    let runner = executor.runner();
+    let records = runner
+        .esxcli(&[
+            "vmkfstools",
+            "clone",
+            "-s",
+            &source,
+            "-t",
+            &device,
+            "-i",
+            "ABC",
+        ])
+        .await
+        .unwrap();
+    let reply = co_esxi::vib_executor::reply_from_records(&records).unwrap();
+    assert_eq!(reply.status, 1);
+    assert_eq!(reply.message, "task id must be a lowercase UUID");
+    assert!(esxi.vmkfstools_runs().is_empty());
+    assert!(esxi.task_dirs().is_empty());
+}
+
+/// A host with wrapper 1.0.0: it refuses options it does not know, so the id never leaves.
+#[tokio::test]
+async fn an_older_wrapper_never_receives_a_client_task_id() {
+    let (esxi, executor) = rig_with_wrapper_version("1.0.0");
+    assert!(!executor.accepts_client_task_id().await.unwrap());
+    let source = esxi.add_vmdk("vm/vm.vmdk", r#"{"steps": 1}"#);
+    let device = esxi.add_device("naa.1", None);
+    let err = executor
+        .start_clone(&source, &device, Some(CLIENT_ID))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, EsxiError::ClientTaskIdUnsupported { version } if version == "1.0.0"),
+        "{err}"
+    );
+    assert!(esxi.vmkfstools_runs().is_empty());
+    assert!(esxi.task_dirs().is_empty());
+    let started = executor.start_clone(&source, &device, None).await.unwrap();
+    assert_ne!(started.task_id, CLIENT_ID);
 }
 
 #[tokio::test]
@@ -170,7 +316,7 @@ async fn quotes_never_reach_the_esxcli_execute_line() {
     let (esxi, executor) = rig(Shell::Dash);
     let device = esxi.add_device("naa.1", None);
     let err = executor
-        .start_clone("/vmfs/volumes/ds 1/x'; reboot; '.vmdk", &device)
+        .start_clone("/vmfs/volumes/ds 1/x'; reboot; '.vmdk", &device, None)
         .await
         .unwrap_err();
     assert!(matches!(err, EsxiError::InvalidArgument { .. }), "{err}");

@@ -11,7 +11,7 @@ use crate::faults::FaultPlan;
 use crate::host::{DeviceState, RescanKind, SimHost};
 use crate::vcenter::xml::{self, escape};
 use crate::wrapper;
-use co_esxi::protocol::WrapperCommand;
+use co_esxi::protocol::{WrapperCommand, accepts_client_task_id};
 
 const OBJ_OPEN: &str = "<obj xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" \
 xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns=\"urn:vim25\" versionId=\"5.0\"";
@@ -46,6 +46,13 @@ const TASK_ID: Param = Param {
     name: "id",
     aliases: &["--id", "-i"],
     help: "Task id returned by clone.",
+};
+
+/// The clone's optional task id: only in the plugin of wrapper 1.1.0 and later.
+const CLONE_TASK_ID: Param = Param {
+    name: "task-id",
+    aliases: &["--task-id", "-i"],
+    help: "Task id to give the clone; an existing task with this id is answered, not started again.",
 };
 
 /// Every command the lab's esxcli knows. `vmkfstools` exists only on hosts with the VIB.
@@ -123,6 +130,7 @@ const COMMANDS: &[Command] = &[
                 aliases: &["--target-lun", "-t"],
                 help: "Target device path.",
             },
+            CLONE_TASK_ID,
         ],
         formatter: "simple",
     },
@@ -182,7 +190,13 @@ fn cli_fault(message: &str) -> CliAnswer {
     }
 }
 
-fn cli_info(namespace: &str) -> String {
+/// Whether the host's VIB plugin takes a clone task id (an older plugin lacks the parameter).
+fn plugin_takes_task_id(host: &SimHost) -> bool {
+    accepts_client_task_id(host.wrapper_version())
+}
+
+/// `CLIInfo` of a namespace; `clone_task_id` says whether the installed plugin declares it.
+fn cli_info(namespace: &str, clone_task_id: bool) -> String {
     let mut out =
         format!("{OBJ_OPEN} xsi:type=\"vim.CLIInfo\"><name>vim.EsxCLI.{namespace}</name>");
     for command in COMMANDS.iter().filter(|c| c.namespace == namespace) {
@@ -192,7 +206,11 @@ fn cli_info(namespace: &str) -> String {
             command.name,
             escape(command.help)
         );
-        for param in command.params {
+        for param in command
+            .params
+            .iter()
+            .filter(|p| clone_task_id || p.name != CLONE_TASK_ID.name)
+        {
             let _ = write!(
                 out,
                 "<param><name>{0}</name><displayName>{0}</displayName><help>{1}</help>",
@@ -370,10 +388,18 @@ async fn run(
         }
         ("vmkfstools", command) => {
             let op = match command {
-                "clone" => WrapperCommand::Clone {
-                    source_vmdk: required("source-vmdk")?.to_owned(),
-                    target_device: required("target-lun")?.to_owned(),
-                },
+                "clone" => {
+                    let task_id = arg("task-id");
+                    if task_id.is_some() && !plugin_takes_task_id(host) {
+                        return Err(cli_fault("Invalid option --task-id"));
+                    }
+                    WrapperCommand::Clone {
+                        source_vmdk: required("source-vmdk")?.to_owned(),
+                        target_device: required("target-lun")?.to_owned(),
+                        // The plugin passes an omitted option as an empty value: no id.
+                        task_id: task_id.filter(|id| !id.is_empty()).map(str::to_owned),
+                    }
+                }
                 "taskGet" => WrapperCommand::TaskGet {
                     task_id: required("id")?.to_owned(),
                 },
@@ -421,7 +447,7 @@ pub async fn execute(
         {
             return not_found();
         }
-        return CliAnswer::Response(cli_info(namespace));
+        return CliAnswer::Response(cli_info(namespace, plugin_takes_task_id(host)));
     }
     let Some(full) = method.strip_prefix("vim.EsxCLI.") else {
         return not_found();
@@ -453,7 +479,7 @@ mod tests {
 
     #[test]
     fn cli_info_lists_methods_with_aliases() {
-        let info = xml::parse(&cli_info("storage.core.device")).unwrap();
+        let info = xml::parse(&cli_info("storage.core.device", true)).unwrap();
         assert_eq!(info.xsi_type(), Some("vim.CLIInfo"));
         let methods: Vec<_> = info.children_named("method").collect();
         assert_eq!(methods.len(), 2);

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use co_esxi::protocol::{CloneStarted, TaskStatus};
+use co_esxi::protocol::{
+    CloneStarted, TaskStatus, WrapperCommand, accepts_client_task_id, is_task_id,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::san::{San, VisibleLun};
@@ -163,6 +165,7 @@ impl WrapperError {
 #[derive(Debug)]
 struct CloneTask {
     pid: u32,
+    source: String,
     target_naa: String,
     clone_writes_at_start: u64,
     rdm_descriptor: PathBuf,
@@ -178,6 +181,8 @@ struct HostState {
     devices: BTreeMap<String, Device>,
     tasks: HashMap<String, CloneTask>,
     authorized_keys: Vec<String>,
+    /// Every wrapper operation the host received, in order (what went over the wire).
+    wrapper_commands: Vec<WrapperCommand>,
 }
 
 /// One simulated ESXi host. Cheap to clone.
@@ -191,6 +196,8 @@ pub struct SimHost {
     paths: Arc<DatastorePaths>,
     state: Arc<Mutex<HostState>>,
     next_pid: Arc<AtomicU32>,
+    /// How many of the next clones stay running without copying until aborted (tests).
+    clones_to_hold: Arc<AtomicU32>,
 }
 
 impl std::fmt::Debug for SimHost {
@@ -301,6 +308,7 @@ impl SimHost {
             paths,
             state: Arc::new(Mutex::new(state)),
             next_pid: Arc::new(AtomicU32::new(2_100_000 + 1000 * index as u32)),
+            clones_to_hold: Arc::new(AtomicU32::new(0)),
         }
     }
 
@@ -374,9 +382,18 @@ impl SimHost {
         self.lock().devices.get(naa).cloned()
     }
 
-    /// `esxcli storage core device set --state on|off`.
+    /// `esxcli storage core device set --state on|off`. Like ESXi, a device a clone still writes
+    /// to (an open handle) cannot be set off.
     pub fn set_device_state(&self, naa: &str, on: bool) -> Result<(), String> {
         let mut state = self.lock();
+        if !on
+            && state
+                .tasks
+                .values()
+                .any(|t| t.target_naa == naa && t.exit_code.is_none())
+        {
+            return Err(device_busy(naa));
+        }
         let device = state
             .devices
             .get_mut(naa)
@@ -411,8 +428,45 @@ impl SimHost {
         self.lock().authorized_keys = lines;
     }
 
-    /// Wrapper `--clone -s <source vmdk> -t <target device>`.
-    pub fn start_clone(&self, source: &str, target: &str) -> Result<CloneStarted, WrapperError> {
+    /// Makes the next clone started on this host stay running without writing anything until it
+    /// is aborted or cleaned: a clone that is still writing, for as long as a test needs one.
+    pub fn hold_next_clone(&self) {
+        self.clones_to_hold.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Version the host's wrapper reports.
+    pub fn wrapper_version(&self) -> &str {
+        self.spec
+            .wrapper_version
+            .as_deref()
+            .unwrap_or(WRAPPER_VERSION)
+    }
+
+    /// Records a wrapper operation as received (see [`SimHost::wrapper_commands`]).
+    pub fn record_wrapper_command(&self, command: &WrapperCommand) {
+        self.lock().wrapper_commands.push(command.clone());
+    }
+
+    /// Every wrapper operation this host received, in order.
+    pub fn wrapper_commands(&self) -> Vec<WrapperCommand> {
+        self.lock().wrapper_commands.clone()
+    }
+
+    /// Wrapper `--clone -s <source vmdk> -t <target device> [-i <task id>]`. With a task id the
+    /// task gets that id, and a start naming an existing task answers it without starting a
+    /// second clone, as wrapper 1.1.0 does; a wrapper before 1.1.0 refuses the option.
+    pub fn start_clone(
+        &self,
+        source: &str,
+        target: &str,
+        task_id: Option<&str>,
+    ) -> Result<CloneStarted, WrapperError> {
+        if task_id.is_some() && !accepts_client_task_id(self.wrapper_version()) {
+            return Err(WrapperError::new("Unknown option: -i"));
+        }
+        if task_id.is_some_and(|id| !is_task_id(id)) {
+            return Err(WrapperError::new("task id must be a lowercase UUID"));
+        }
         let source = validate_wrapper_path(source)?;
         let target = validate_wrapper_path(target)?;
         let (datastore, source_path) = self.paths.resolve_esxi(&source).ok_or_else(|| {
@@ -435,8 +489,31 @@ impl SimHost {
                     "target device {naa} is not attached to this host (rescan after mapping)"
                 ))
             })?;
+        let writes_at_start = self.san.clone_counters(&naa).clone_write_ops;
+        let mut state = self.lock();
+        if let Some(id) = task_id
+            && let Some(existing) = state.tasks.get(id)
+        {
+            if existing.source != source || existing.target_naa != naa {
+                return Err(WrapperError::new(format!(
+                    "task id {id} already names the clone of {} onto /vmfs/devices/disks/{}; \
+                     choose a new id for another clone",
+                    existing.source, existing.target_naa
+                )));
+            }
+            tracing::info!(host = %self.spec.name, task_id = id, "clone task already started: not starting it again");
+            return Ok(CloneStarted {
+                task_id: id.to_owned(),
+                pid: i64::from(existing.pid),
+                xcopy_used: false,
+            });
+        }
         let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
-        let task_id = random_uuid();
+        let task_id = task_id.map_or_else(random_uuid, str::to_owned);
+        let held = self
+            .clones_to_hold
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
         let mut rdm = source_path.clone().into_os_string();
         rdm.push(format!("-rdmdisk-{pid}"));
         let rdm_descriptor = PathBuf::from(rdm);
@@ -448,11 +525,12 @@ impl SimHost {
             san: self.san.clone(),
         };
         let cancel = CancellationToken::new();
-        let writes_at_start = self.san.clone_counters(&naa).clone_write_ops;
-        self.lock().tasks.insert(
+        // Registered under the same lock as the lookup: two starts with one id make one task.
+        state.tasks.insert(
             task_id.clone(),
             CloneTask {
                 pid,
+                source,
                 target_naa: naa,
                 clone_writes_at_start: writes_at_start,
                 rdm_descriptor,
@@ -463,6 +541,7 @@ impl SimHost {
                 handle: None,
             },
         );
+        drop(state);
         let host = self.clone();
         let id = task_id.clone();
         let handle = tokio::spawn(async move {
@@ -473,7 +552,12 @@ impl SimHost {
                     task.last_line = format!("Clone: {percent}% done.");
                 }
             };
-            let outcome = vmkfstools::clone(request, progress, cancel).await;
+            let outcome = if held {
+                cancel.cancelled().await;
+                Err(vmkfstools::VmkfstoolsError::Cancelled)
+            } else {
+                vmkfstools::clone(request, progress, cancel).await
+            };
             let mut state = host.lock();
             if let Some(task) = state.tasks.get_mut(&id) {
                 match outcome {
@@ -592,6 +676,14 @@ impl SimHost {
             let _ = handle.await;
         }
     }
+}
+
+/// ESXi's refusal to detach a device with open handles (here: a clone task writing to it).
+fn device_busy(naa: &str) -> String {
+    format!(
+        "Unable to set device state for {naa}: Sysinfo error: Busy. The device is in use: a \
+         process on the host has I/O outstanding on it (see the VMkernel log for details)"
+    )
 }
 
 fn missing_task(task_id: &str) -> WrapperError {

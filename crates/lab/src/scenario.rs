@@ -94,6 +94,11 @@ pub struct HostSpec {
     pub authorized_keys: Vec<String>,
     #[serde(default = "default_esxi_version")]
     pub esxi_version: String,
+    /// Version the host's vmkfstools wrapper (VIB and SSH script) reports; `None` is this build's
+    /// [`co_esxi::assets::WRAPPER_VERSION`]. An older version also behaves as that wrapper did
+    /// (a wrapper before 1.1.0 refuses a client-chosen clone task id).
+    #[serde(default)]
+    pub wrapper_version: Option<String>,
     /// Kernel modules reported by `QueryModules` (name → option string), e.g. `scini` for PowerFlex.
     #[serde(default)]
     pub kernel_modules: Vec<KernelModuleSpec>,

@@ -6,7 +6,7 @@
 
 use co_esxi::protocol::{VersionInfo, WrapperCommand, WrapperReply, encode_message};
 
-use crate::host::{SimHost, WRAPPER_VERSION, WrapperError};
+use crate::host::{SimHost, WrapperError};
 
 /// Fault-injection name of an operation (`ssh:<name>`).
 pub fn operation_name(command: &WrapperCommand) -> &'static str {
@@ -26,15 +26,17 @@ fn failed(error: WrapperError) -> WrapperReply {
 
 /// Runs one operation against a host and answers as the wrapper would.
 pub async fn run(host: &SimHost, command: WrapperCommand) -> WrapperReply {
+    host.record_wrapper_command(&command);
     match command {
         WrapperCommand::Probe => WrapperReply::ok(co_esxi::protocol::PROBE_REPLY),
         WrapperCommand::Version => WrapperReply::ok(encode_message(&VersionInfo {
-            version: WRAPPER_VERSION.to_owned(),
+            version: host.wrapper_version().to_owned(),
         })),
         WrapperCommand::Clone {
             source_vmdk,
             target_device,
-        } => match host.start_clone(&source_vmdk, &target_device) {
+            task_id,
+        } => match host.start_clone(&source_vmdk, &target_device, task_id.as_deref()) {
             Ok(started) => WrapperReply::ok(encode_message(&started)),
             Err(e) => failed(e),
         },
@@ -68,6 +70,7 @@ mod tests {
             WrapperCommand::Clone {
                 source_vmdk: String::new(),
                 target_device: String::new(),
+                task_id: None,
             },
             WrapperCommand::TaskGet {
                 task_id: String::new(),

@@ -270,6 +270,21 @@ async fn product_key_line_runs_the_python_wrapper_by_path() {
         co_esxi::protocol::decode_message(&reply.message).unwrap();
     assert_eq!(info.version, co_esxi::assets::WRAPPER_VERSION);
 
+    // A malformed client task id is refused in the script's own words, before anything else.
+    let bad_id = client
+        .run(
+            addr,
+            "--clone -s /vmfs/volumes/ds1/vm-1/vm-1.vmdk -t /vmfs/devices/disks/naa.1 -i NOT-A-UUID",
+        )
+        .await
+        .unwrap();
+    let reply = WrapperReply::from_xml(&bad_id.stdout).unwrap();
+    assert_eq!(
+        reply,
+        WrapperReply::failed(1, "task id must be a lowercase UUID")
+    );
+    assert!(host.sim.task_ids().is_empty());
+
     let unknown = client
         .run(addr, "--format-disk /vmfs/devices/disks/x")
         .await

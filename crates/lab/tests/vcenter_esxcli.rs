@@ -384,3 +384,132 @@ async fn soap_faults_match_vcenter() {
     assert_eq!(after.xsi_type(), Some("NotAuthenticated"));
     lab.shutdown().await;
 }
+
+const CLIENT_ID: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+
+/// Maps a new volume to host-10 and rescans; returns its device path.
+async fn mapped_target(lab: &co_lab::lab::RunningLab, soap: &Soap, name: &str) -> (String, String) {
+    let initiator = lab.host("esxi-1.lab.local").unwrap().sim.initiators()[0].clone();
+    let volume = lab
+        .san
+        .create_volume("ontap1", name, 64 * 1024 * 1024)
+        .unwrap();
+    lab.san
+        .ensure_group("ontap1", "xcopy-hostsystem-host-10", &[initiator])
+        .unwrap();
+    lab.san
+        .map("ontap1", name, "xcopy-hostsystem-host-10")
+        .unwrap();
+    soap.esxcli(
+        HOST1,
+        &["storage", "core", "adapter", "rescan"],
+        &[("type", "add"), ("all", "1")],
+    )
+    .await
+    .unwrap();
+    let target = format!("/vmfs/devices/disks/{}", volume.naa);
+    (volume.naa, target)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_task_id_makes_the_start_idempotent_and_a_writing_device_cannot_be_detached() {
+    let data = tempfile::tempdir().unwrap();
+    let lab = Lab::start(Scenario::default_embedded(), data.path())
+        .await
+        .unwrap();
+    let soap = Soap::login(&lab).await;
+    let host = lab.host("esxi-1.lab.local").unwrap().sim.clone();
+    let (naa, target) = mapped_target(&lab, &soap, "pvc-held").await;
+    let info = soap.cli_info(HOST1, "vmkfstools").await.unwrap();
+    let clone = info
+        .children_named("method")
+        .find(|m| m.child_text("name") == Some("clone"))
+        .unwrap();
+    let params: Vec<_> = clone
+        .children_named("param")
+        .filter_map(|p| p.child_text("name"))
+        .collect();
+    assert_eq!(params, ["source-vmdk", "target-lun", "task-id"]);
+
+    host.hold_next_clone();
+    let clone_args = [
+        ("source-vmdk", "/vmfs/volumes/ds1/vm-1/vm-1.vmdk"),
+        ("target-lun", target.as_str()),
+        ("task-id", CLIENT_ID),
+    ];
+    let start = || soap.esxcli(HOST1, &["vmkfstools", "clone"], &clone_args);
+    let first = start().await.unwrap();
+    let (status, message) = status_message(&first);
+    assert_eq!(status, "0", "{message}");
+    let first: serde_json::Value = serde_json::from_str(&message).unwrap();
+    assert_eq!(first["taskId"], CLIENT_ID);
+    let again: serde_json::Value =
+        serde_json::from_str(&status_message(&start().await.unwrap()).1).unwrap();
+    assert_eq!(again, first, "a repeated start answers the same task");
+    assert_eq!(host.task_ids(), [CLIENT_ID]);
+
+    let off_args = [("device", naa.as_str()), ("state", "off")];
+    let set_off = || soap.esxcli(HOST1, &["storage", "core", "device", "set"], &off_args);
+    let (busy, _) = set_off().await.unwrap_err();
+    assert!(
+        busy.contains("Busy") && busy.contains(&naa),
+        "a device a clone writes to cannot be detached: {busy}"
+    );
+    assert_eq!(host.device(&naa).unwrap().state.as_str(), "on");
+
+    let aborted = soap
+        .esxcli(HOST1, &["vmkfstools", "taskAbort"], &[("id", CLIENT_ID)])
+        .await
+        .unwrap();
+    assert_eq!(status_message(&aborted).0, "0");
+    eventually(Duration::from_secs(10), "the aborted clone to end", || {
+        let host = host.clone();
+        async move { host.task_status(CLIENT_ID).unwrap().exit_code }
+    })
+    .await;
+    set_off().await.unwrap();
+    let cleaned = soap
+        .esxcli(HOST1, &["vmkfstools", "taskClean"], &[("id", CLIENT_ID)])
+        .await
+        .unwrap();
+    assert_eq!(status_message(&cleaned).0, "0");
+    assert!(host.task_ids().is_empty());
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_with_wrapper_1_0_0_has_no_clone_task_id() {
+    let data = tempfile::tempdir().unwrap();
+    let mut scenario = Scenario::default_embedded();
+    scenario.hosts[0].wrapper_version = Some("1.0.0".into());
+    let lab = Lab::start(scenario, data.path()).await.unwrap();
+    let soap = Soap::login(&lab).await;
+    let (_, target) = mapped_target(&lab, &soap, "pvc-old").await;
+    let version = soap
+        .esxcli(HOST1, &["vmkfstools", "version"], &[])
+        .await
+        .unwrap();
+    assert_eq!(status_message(&version).1, r#"{"version":"1.0.0"}"#);
+    let info = soap.cli_info(HOST1, "vmkfstools").await.unwrap();
+    let clone = info
+        .children_named("method")
+        .find(|m| m.child_text("name") == Some("clone"))
+        .unwrap();
+    assert_eq!(clone.children_named("param").count(), 2);
+    let (refused, _) = soap
+        .esxcli(
+            HOST1,
+            &["vmkfstools", "clone"],
+            &[
+                ("source-vmdk", "/vmfs/volumes/ds1/vm-1/vm-1.vmdk"),
+                ("target-lun", &target),
+                ("task-id", CLIENT_ID),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert!(refused.contains("--task-id"), "{refused}");
+    let host = lab.host("esxi-1.lab.local").unwrap().sim.clone();
+    assert!(host.task_ids().is_empty());
+    lab.shutdown().await;
+}

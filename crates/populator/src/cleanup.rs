@@ -92,9 +92,9 @@ impl Undo<'_> {
     pub async fn outstanding(&self, journal: &CopyJournal, budget: Duration) -> Vec<String> {
         let deadline = Instant::now() + budget;
         let mut failures = self
-            .undo_until(journal, deadline, budget, |step| !is_host_hygiene(step))
+            .undo_until(journal, deadline, |step| !is_host_hygiene(step))
             .await;
-        failures.extend(self.host_hygiene(journal, deadline, budget).await);
+        failures.extend(self.host_hygiene(journal, deadline).await);
         failures
     }
 
@@ -102,26 +102,19 @@ impl Undo<'_> {
     /// the volume is back with its owners and the array holds nothing of the copy's.
     pub async fn release(&self, journal: &CopyJournal, budget: Duration) -> Vec<String> {
         let deadline = Instant::now() + budget;
-        self.undo_until(journal, deadline, budget, |step| !is_host_hygiene(step))
+        self.undo_until(journal, deadline, |step| !is_host_hygiene(step))
             .await
     }
 
-    /// Undoes the outstanding host-hygiene steps by `deadline` (`budget` names it in errors).
-    pub async fn host_hygiene(
-        &self,
-        journal: &CopyJournal,
-        deadline: Instant,
-        budget: Duration,
-    ) -> Vec<String> {
-        self.undo_until(journal, deadline, budget, is_host_hygiene)
-            .await
+    /// Undoes the outstanding host-hygiene steps by `deadline`.
+    pub async fn host_hygiene(&self, journal: &CopyJournal, deadline: Instant) -> Vec<String> {
+        self.undo_until(journal, deadline, is_host_hygiene).await
     }
 
     async fn undo_until(
         &self,
         journal: &CopyJournal,
         deadline: Instant,
-        budget: Duration,
         selected: impl Fn(&CleanupStep) -> bool,
     ) -> Vec<String> {
         let steps: Vec<CleanupStep> = journal
@@ -141,32 +134,38 @@ impl Undo<'_> {
         );
         let mut failures = Vec::new();
         for step in steps {
-            let outcome = tokio::time::timeout_at(deadline, self.undo(&step, deadline)).await;
-            let result = match outcome {
-                Ok(result) => result,
-                Err(_) => Err(CopyError::Refused(format!(
-                    "the cleanup deadline of {} s passed",
-                    budget.as_secs()
-                ))),
-            };
-            match result {
-                Ok(()) => {
-                    let done = JournalEntry::CleanupDone { step: step.clone() };
-                    if let Err(error) = journal.lock().await.record(done).await {
-                        failures.push(format!(
-                            "{}: undone, but not journaled: {error}",
-                            describe(&step)
-                        ));
-                    }
-                }
-                Err(error) => {
-                    warn!(step = %describe(&step), %error, "cleanup step failed; it stays in the journal");
-                    failures.push(format!("{}: {error}", describe(&step)));
-                }
+            if let Err(error) = self.step(journal, &step, deadline).await {
+                warn!(step = %describe(&step), %error, "cleanup step failed; it stays in the journal");
+                failures.push(format!("{}: {error}", describe(&step)));
             }
         }
         info!(failed = failures.len(), "cleanup finished");
         failures
+    }
+
+    /// Undoes one step before `deadline` and journals it as done; on error it stays outstanding.
+    pub async fn step(
+        &self,
+        journal: &CopyJournal,
+        step: &CleanupStep,
+        deadline: Instant,
+    ) -> Result<(), CopyError> {
+        let budget = deadline.saturating_duration_since(Instant::now());
+        tokio::time::timeout_at(deadline, self.undo(step, deadline))
+            .await
+            .map_err(|_| {
+                CopyError::Refused(format!(
+                    "not finished by the cleanup deadline ({} s were left for it)",
+                    budget.as_secs()
+                ))
+            })??;
+        let done = JournalEntry::CleanupDone { step: step.clone() };
+        journal
+            .lock()
+            .await
+            .record(done)
+            .await
+            .map_err(|error| CopyError::Refused(format!("undone, but not journaled: {error}")))
     }
 
     async fn undo(&self, step: &CleanupStep, deadline: Instant) -> Result<(), CopyError> {

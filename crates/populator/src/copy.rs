@@ -27,7 +27,7 @@ use crate::cleanup::{
 use crate::discover::{DeviceInfo, DiscoverySchedule, HostStorage, discover_device};
 use crate::error::CopyError;
 use crate::executors::{CopyJournal, ExecutorFactory, JournaledExecutor};
-use crate::journal::{JournalEntry, Outcome};
+use crate::journal::{CleanupStep, CloneRecord, JournalEntry, Outcome};
 use crate::lease::{HostId, HostLease};
 use crate::metrics::{CloneMethodLabel, PopulatorMetrics, StorageProtocolLabel};
 use crate::plan::{CopyPath, PlanInput, check_capacity, choose_path};
@@ -130,8 +130,9 @@ pub struct CopyReport {
 pub struct CopyOutcome {
     pub result: Result<(), CopyError>,
     pub report: CopyReport,
-    /// Deadline of the host hygiene still to run ([`CopyEngine::finish_host_hygiene`]).
-    pub host_hygiene_by: Instant,
+    /// Deadline of the host hygiene still to run ([`CopyEngine::finish_host_hygiene`]); `None`
+    /// when the cleanup was withheld (nothing of this run's to undo).
+    pub host_hygiene_by: Option<Instant>,
 }
 
 struct PhaseClock {
@@ -179,8 +180,17 @@ impl CopyEngine {
                 .await;
         }
         self.enter(&clock, Phase::Cleanup);
-        let host_hygiene_by = Instant::now() + self.timing.cleanup_budget;
-        let failures = undo.release(journal, self.timing.cleanup_budget).await;
+        let (failures, host_hygiene_by) =
+            if matches!(result, Err(CopyError::UnnamedCloneRunning { .. })) {
+                // Everything outstanding is the earlier run's and must stay until its clone ended:
+                // unmapping the LUN under a writing clone is not a cleanup. This run changed nothing.
+                info!("cleanup skipped: the earlier run's changes stay until its clone has ended");
+                (Vec::new(), None)
+            } else {
+                let deadline = Instant::now() + self.timing.cleanup_budget;
+                let failures = undo.release(journal, self.timing.cleanup_budget).await;
+                (failures, Some(deadline))
+            };
         let result = match (result, failures.is_empty()) {
             (Ok(()), true) => Ok(()),
             (Ok(()), false) => Err(CopyError::Recovery(failures.join("; "))),
@@ -232,9 +242,7 @@ impl CopyEngine {
             datastore: job.vmdk.datastore(),
         };
         let started = Instant::now();
-        let failures = undo
-            .host_hygiene(journal, deadline, self.timing.cleanup_budget)
-            .await;
+        let failures = undo.host_hygiene(journal, deadline).await;
         let duration_ms = started.elapsed().as_millis() as u64;
         if failures.is_empty() {
             info!(duration_ms, "host cleanup after completion done");
@@ -276,9 +284,12 @@ impl CopyEngine {
             warn!(
                 host = %clone.host,
                 device = ?clone.device,
-                "an earlier run died between starting a clone and learning its task id; its device is \
-                 detached and unmapped before the new copy starts"
+                "an earlier run died between starting a clone and learning its task id (wrapper \
+                 older than 1.1.0); its device is detached first, which the host refuses while the \
+                 clone still writes, and only then is anything else undone"
             );
+            self.detach_under_unnamed_clone(undo, journal, clone)
+                .await?;
         }
         info!(
             previous_run = ?recovery.previous_run,
@@ -291,6 +302,38 @@ impl CopyEngine {
         } else {
             Err(CopyError::Recovery(failures.join("; ")))
         }
+    }
+
+    /// Detaches the device of an earlier run's clone whose task id was never learned, before any
+    /// other undo: the host refuses while the clone holds the device, and that refusal is the
+    /// only sign the clone still runs. Until then nothing is undone (no unmapping under a writer)
+    /// and nothing new is started.
+    async fn detach_under_unnamed_clone(
+        &self,
+        undo: &Undo<'_>,
+        journal: &CopyJournal,
+        clone: &CloneRecord,
+    ) -> Result<(), CopyError> {
+        let Some(device) = &clone.device else {
+            return Ok(());
+        };
+        // The request names the device path the clone wrote to; the discovery, its bare id.
+        let naa = device.rsplit('/').next().unwrap_or(device);
+        let step = CleanupStep::RemoveDevice {
+            host: clone.host.clone(),
+            naa: naa.to_owned(),
+        };
+        if !journal.lock().await.recovery().outstanding.contains(&step) {
+            return Ok(());
+        }
+        let deadline = Instant::now() + self.timing.cleanup_budget;
+        undo.step(journal, &step, deadline)
+            .await
+            .map_err(|error| CopyError::UnnamedCloneRunning {
+                host: clone.host.clone(),
+                device: naa.to_owned(),
+                reason: error.to_string(),
+            })
     }
 
     async fn forward(

@@ -77,6 +77,22 @@ pub enum CopyError {
     )]
     Recovery(String),
 
+    /// An earlier run (wrapper older than 1.1.0) died between starting a clone and learning its
+    /// task id, and the device it clones onto cannot be detached: the clone may still write.
+    #[error(
+        "an earlier run started a clone onto device {device} on host {host} but died before learning \
+         its task id (the host's vmkfstools wrapper is older than 1.1.0), and the device cannot be \
+         detached ({reason}): that clone may still be writing to it. This run changed nothing and \
+         started no second clone. Re-run once that clone has ended (it ends by itself when its copy \
+         completes), or stop the vmkfstools process cloning onto {device} on the host first; upgrade \
+         the vmkfstools-wrapper VIB to 1.1.0 or later so every clone is named before it starts"
+    )]
+    UnnamedCloneRunning {
+        host: String,
+        device: String,
+        reason: String,
+    },
+
     #[error("the copy was cancelled (SIGTERM/SIGINT); everything it changed was cleaned up")]
     Cancelled,
 
@@ -145,6 +161,9 @@ impl CopyError {
                 _ => ExitCode::Permanent,
             },
             CopyError::Recovery(_) => ExitCode::Retryable,
+            // The clone ends by itself (its copy completes or fails), after which a re-run can
+            // detach the device and go on: transient, no configuration to fix.
+            CopyError::UnnamedCloneRunning { .. } => ExitCode::Retryable,
             CopyError::Cancelled => ExitCode::Cancelled,
             CopyError::Kube { source, .. } => match source {
                 kube::Error::Api(status) if status.code == 401 || status.code == 403 => {

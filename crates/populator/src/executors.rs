@@ -101,6 +101,11 @@ impl ExecutorFactory {
 /// Journals a clone task's life around an executor: `CloneRequested` before starting it,
 /// `CloneStarted` with its id right after, and `CleanupDone` once it is cleaned. A journal write
 /// that fails stops the operation before it reaches the host.
+///
+/// When the host's wrapper takes client-chosen task ids (1.1.0 and later), the id is chosen here
+/// and journaled with the request, before the host hears of the clone: a run killed at any point
+/// leaves the id of every clone it may have started, so the next run can abort and clean it
+/// instead of starting a second clone onto the same LUN.
 pub struct JournaledExecutor<'a> {
     inner: &'a dyn CloneExecutor,
     journal: &'a CopyJournal,
@@ -149,17 +154,41 @@ impl CloneExecutor for JournaledExecutor<'_> {
         self.inner.version().await
     }
 
+    async fn accepts_client_task_id(&self) -> Result<bool, EsxiError> {
+        self.inner.accepts_client_task_id().await
+    }
+
     async fn start_clone(
         &self,
         source_vmdk: &str,
         target_device: &str,
+        task_id: Option<&str>,
     ) -> Result<CloneStarted, EsxiError> {
+        let task_id = match task_id {
+            Some(id) => Some(id.to_owned()),
+            None if self.inner.accepts_client_task_id().await? => {
+                Some(uuid::Uuid::new_v4().to_string())
+            }
+            None => {
+                info!(
+                    host = %self.host,
+                    "the host's wrapper is older than 1.1.0: the clone's task id is known only once \
+                     the host answers; upgrade the vmkfstools-wrapper VIB so a crash can never \
+                     leave an unnamed clone"
+                );
+                None
+            }
+        };
         self.record(JournalEntry::CloneRequested {
             host: self.host.clone(),
             device: target_device.to_owned(),
+            task_id: task_id.clone(),
         })
         .await?;
-        let started = self.inner.start_clone(source_vmdk, target_device).await?;
+        let started = self
+            .inner
+            .start_clone(source_vmdk, target_device, task_id.as_deref())
+            .await?;
         if let Ok(mut slot) = self.started.lock() {
             *slot = Some(started.task_id.clone());
         }

@@ -63,8 +63,16 @@ pub enum JournalEntry {
     },
     /// The device `naa` is (about to be) visible on `host` (undone by detaching it).
     DeviceDiscovered { host: String, naa: String },
-    /// A clone onto `device` is about to be started on `host`; its task id is not known yet.
-    CloneRequested { host: String, device: String },
+    /// A clone onto `device` is about to be started on `host`. `task_id` is the id the populator
+    /// chose for it (wrapper 1.1.0 and later), so the task can be aborted and cleaned even if the
+    /// run dies before the host answers; `None` (older wrappers, older journals) means the id is
+    /// known only from [`JournalEntry::CloneStarted`].
+    CloneRequested {
+        host: String,
+        device: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task_id: Option<String>,
+    },
     /// The clone task `task_id` runs on `host` (undone by cleaning the task).
     CloneStarted { host: String, task_id: String },
     /// The clone task ended.
@@ -212,21 +220,30 @@ impl Recovery {
                     host: host.clone(),
                     naa: naa.clone(),
                 }),
-                JournalEntry::CloneRequested { host, device } => {
+                JournalEntry::CloneRequested {
+                    host,
+                    device,
+                    task_id,
+                } => {
                     recovery.last_clone = Some(CloneRecord {
                         host: host.clone(),
                         device: Some(device.clone()),
-                        task_id: None,
+                        task_id: task_id.clone(),
                         outcome: None,
                     });
-                    None
+                    // A named clone may be running from the moment it is requested: undo it as
+                    // a started one ("unknown to the host" then means it never started).
+                    task_id.as_ref().map(|task_id| CleanupStep::CleanTask {
+                        host: host.clone(),
+                        task_id: task_id.clone(),
+                    })
                 }
                 JournalEntry::CloneStarted { host, task_id } => {
-                    match recovery
-                        .last_clone
-                        .as_mut()
-                        .filter(|c| c.task_id.is_none() && c.outcome.is_none() && c.host == *host)
-                    {
+                    match recovery.last_clone.as_mut().filter(|c| {
+                        c.outcome.is_none()
+                            && c.host == *host
+                            && c.task_id.as_ref().is_none_or(|id| id == task_id)
+                    }) {
                         Some(clone) => clone.task_id = Some(task_id.clone()),
                         None => {
                             recovery.last_clone = Some(CloneRecord {
@@ -749,6 +766,7 @@ mod tests {
                 JournalEntry::CloneRequested {
                     host: "h".into(),
                     device: "naa.1".into(),
+                    task_id: None,
                 },
             ),
             (
@@ -811,6 +829,7 @@ mod tests {
             JournalEntry::CloneRequested {
                 host: "h".into(),
                 device: "naa.2".into(),
+                task_id: None,
             },
         )]));
         let clone = recovery.clone_may_be_running().unwrap();
@@ -896,6 +915,113 @@ mod tests {
         assert_eq!(back, record);
         let recovery = Recovery::fold(&[back]);
         assert_eq!(recovery.outstanding, vec![step]);
+    }
+
+    /// The JSON of a requested clone is a contract with journals already written: a journal from
+    /// the previous version (no `taskId`) still loads, and one without an id is written as before.
+    #[test]
+    fn clone_requested_json_reads_old_journals_and_carries_the_chosen_id() {
+        let old = r#"{"seq":4,"run":"r","at":"t","kind":"cloneRequested","host":"HostSystem:host-10","device":"naa.1"}"#;
+        let record: JournalRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            record.entry,
+            JournalEntry::CloneRequested {
+                host: "HostSystem:host-10".into(),
+                device: "naa.1".into(),
+                task_id: None,
+            }
+        );
+        assert_eq!(serde_json::to_string(&record).unwrap(), old);
+
+        let named = JournalRecord {
+            entry: JournalEntry::CloneRequested {
+                host: "HostSystem:host-10".into(),
+                device: "naa.1".into(),
+                task_id: Some("5d0f3c9e-2b7a-4c61-9e8d-0a1b2c3d4e5f".into()),
+            },
+            ..record
+        };
+        let text = serde_json::to_string(&named).unwrap();
+        assert_eq!(
+            text,
+            r#"{"seq":4,"run":"r","at":"t","kind":"cloneRequested","host":"HostSystem:host-10","device":"naa.1","taskId":"5d0f3c9e-2b7a-4c61-9e8d-0a1b2c3d4e5f"}"#
+        );
+        assert_eq!(serde_json::from_str::<JournalRecord>(&text).unwrap(), named);
+    }
+
+    /// Killed between journaling the request and the host's answer: the task has a name, so the
+    /// re-run aborts and cleans it like a started one, before anything else is undone.
+    #[test]
+    fn a_named_clone_request_is_undone_like_a_started_task() {
+        let task = CleanupStep::CleanTask {
+            host: "h".into(),
+            task_id: "t1".into(),
+        };
+        let requested = (
+            "r1",
+            JournalEntry::CloneRequested {
+                host: "h".into(),
+                device: "naa.1".into(),
+                task_id: Some("t1".into()),
+            },
+        );
+        let discovered = (
+            "r1",
+            JournalEntry::DeviceDiscovered {
+                host: "h".into(),
+                naa: "naa.1".into(),
+            },
+        );
+        let recovery = Recovery::fold(&records(vec![discovered.clone(), requested.clone()]));
+        assert_eq!(
+            recovery.outstanding,
+            vec![
+                task.clone(),
+                CleanupStep::RemoveDevice {
+                    host: "h".into(),
+                    naa: "naa.1".into()
+                }
+            ]
+        );
+        let clone = recovery.clone_may_be_running().unwrap();
+        assert_eq!(clone.task_id.as_deref(), Some("t1"));
+        assert_eq!(clone.device.as_deref(), Some("naa.1"));
+
+        // The host's answer names the same task: still one step, one clone record.
+        let started = (
+            "r1",
+            JournalEntry::CloneStarted {
+                host: "h".into(),
+                task_id: "t1".into(),
+            },
+        );
+        let recovery = Recovery::fold(&records(vec![
+            discovered.clone(),
+            requested.clone(),
+            started.clone(),
+        ]));
+        assert_eq!(recovery.outstanding.len(), 2);
+        assert_eq!(recovery.outstanding[0], task);
+        assert_eq!(
+            recovery.clone_may_be_running().unwrap().device.as_deref(),
+            Some("naa.1")
+        );
+
+        let recovery = Recovery::fold(&records(vec![
+            discovered,
+            requested,
+            started,
+            ("r1", JournalEntry::CleanupDone { step: task }),
+            (
+                "r1",
+                JournalEntry::CloneFinished {
+                    task_id: "t1".into(),
+                    outcome: Outcome::Aborted,
+                },
+            ),
+        ]));
+        assert_eq!(recovery.outstanding.len(), 1);
+        assert!(recovery.clone_may_be_running().is_none());
     }
 
     #[test]

@@ -151,7 +151,7 @@ pub async fn run_with(config: PopulateConfig, options: RunOptions) -> RunSummary
         Ok(outcome) => (
             outcome.result,
             Some(outcome.report),
-            Some(outcome.host_hygiene_by),
+            outcome.host_hygiene_by,
         ),
         Err(error) => (Err(error), None, None),
     };

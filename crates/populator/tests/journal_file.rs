@@ -46,6 +46,7 @@ async fn a_rerun_sees_what_the_crashed_run_left() {
         .record(JournalEntry::CloneRequested {
             host: "host-1".into(),
             device: "naa.600a0980".into(),
+            task_id: None,
         })
         .await
         .unwrap();

@@ -124,6 +124,7 @@ async fn the_journal_lives_in_an_annotation_on_the_cr() {
         .record(JournalEntry::CloneRequested {
             host: "host-7".into(),
             device: "naa.600a098038304437".into(),
+            task_id: None,
         })
         .await
         .unwrap();
@@ -224,6 +225,7 @@ async fn a_second_journal_writer_is_refused() {
         .record(JournalEntry::CloneRequested {
             host: "h".into(),
             device: "naa.1".into(),
+            task_id: None,
         })
         .await
         .unwrap_err();
