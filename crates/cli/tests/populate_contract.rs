@@ -82,6 +82,8 @@ const CONTRACT: &[(&str, Option<&str>, Option<&str>)] = &[
     ("target-volume-handle", None, None),
     ("target-volume-attribute", None, None),
     ("pv-file", None, None),
+    // ours: the ESXi host keys to accept (upstream never checked them, core.md W3)
+    ("ssh-known-hosts", Some("SSH_KNOWN_HOSTS"), None),
 ];
 
 /// Env vars whose values `--help` must never print.

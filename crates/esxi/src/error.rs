@@ -47,14 +47,41 @@ pub enum EsxiError {
     )]
     KeyNotAccepted { host: String, datastore: String },
     #[error(
-        "SSH host key of {host} does not match the pinned key (expected {expected}, got {actual}); \
-         if the host was reinstalled, update the pinned key, otherwise investigate a possible \
-         man-in-the-middle"
+        "SSH host key of {host} does not match {trusted_in}: the host presented {actual}, the \
+         trusted key is {expected}. Nothing was sent to the host. If the host was re-installed \
+         (new host key), {retrust}; otherwise investigate a possible man-in-the-middle"
     )]
     HostKeyMismatch {
         host: String,
+        /// Fingerprints (SHA256:…) of the trusted keys.
         expected: String,
+        /// Fingerprint of the key the host presented.
         actual: String,
+        /// Where the trusted key lives.
+        trusted_in: String,
+        /// How to trust a re-installed host's new key.
+        retrust: String,
+    },
+    #[error(
+        "SSH host key {actual} of {host} is not trusted: {reason}. Nothing was sent to the host; \
+         {remedy}"
+    )]
+    HostKeyUntrusted {
+        host: String,
+        actual: String,
+        reason: String,
+        remedy: String,
+    },
+    #[error(
+        "cannot check the SSH host key of {host} against {record}: {message}. Nothing was sent to \
+         the host"
+    )]
+    HostKeyRecord {
+        host: String,
+        record: String,
+        message: String,
+        /// Repeating later may succeed.
+        transient: bool,
     },
     #[error("vCenter inventory lookup failed ({what}): {message}")]
     Inventory { what: &'static str, message: String },

@@ -5,6 +5,7 @@
 //! - [`assets`]: the scripts and the esxcli plugin shipped to hosts.
 //! - [`executor`]: the [`CloneExecutor`] seam and the [`CloneTask`] driver.
 //! - [`vib_executor`] and [`ssh`]: the two methods.
+//! - [`host_keys`]: known_hosts lists and the host-key store behind trust on first use.
 //! - [`guidance`]: the restricted key line and the manual steps shown to administrators.
 //! - [`vib`]: building and installing the `vmkfstools-wrapper` VIB.
 //! - [`vsphere`]: the esxcli and datastore-file seams over `co_vsphere::Client`.
@@ -13,6 +14,7 @@ pub mod assets;
 pub mod error;
 pub mod executor;
 pub mod guidance;
+pub mod host_keys;
 pub mod protocol;
 pub mod ssh;
 pub mod vib;

@@ -1,7 +1,8 @@
 //! The SSH clone method: one russh connection to ESXi root with the restricted copy-offload key,
 //! whose forced command is `secure-vmkfstools-wrapper.py` on the datastore. Covers key loading
-//! (`SSH_PRIVATE_KEY`, `SSH_TIMEOUT_SECONDS`), host-key pinning (given or trust-on-first-use),
-//! the "key not installed" guidance, and putting a verified wrapper on the datastore.
+//! (`SSH_PRIVATE_KEY`, `SSH_TIMEOUT_SECONDS`), checking the host key by a [`HostKeyPolicy`]
+//! (pinned, a known_hosts list, or trust on first use in a [`HostKeyStore`]), the "key not
+//! installed" guidance, and putting a verified wrapper on the datastore.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,9 @@ use crate::assets::{
 use crate::error::EsxiError;
 use crate::executor::{CloneExecutor, clone_command};
 use crate::guidance::{manual_key_instructions, restricted_key_line};
+use crate::host_keys::{
+    HostKeyStore, HostKeyStoreError, KnownHosts, KnownHostsFile, fingerprint, known_hosts_name,
+};
 use crate::protocol::{
     CloneStarted, PROBE_REPLY, TaskStatus, VersionInfo, WrapperCommand, WrapperReply,
     decode_message,
@@ -37,8 +41,13 @@ pub const DEFAULT_SSH_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum HostKeyPolicy {
     /// Only this key is accepted.
     Pinned(PublicKey),
-    /// The first key seen for `host:port` is recorded in this OpenSSH known_hosts file and every
-    /// later connection must present the same key.
+    /// Only hosts listed with the key they present are accepted: a host that is not listed, or
+    /// listed with other keys, or whose key is marked `@revoked`, is refused.
+    KnownHosts(KnownHosts),
+    /// Trust on first use in a shared record: the first key seen for `host:port` is recorded in
+    /// the store, and every later connection through that store must present the same key.
+    Store(Arc<dyn HostKeyStore>),
+    /// Trust on first use in this OpenSSH known_hosts file (a [`KnownHostsFile`] store).
     TrustOnFirstUse { known_hosts: PathBuf },
 }
 
@@ -126,83 +135,142 @@ pub fn parse_timeout(value: Option<&str>) -> Result<Duration, EsxiError> {
     }
 }
 
-/// What the host-key check saw, reported back from russh's handler.
-#[derive(Default)]
-struct HostKeyVerdict {
-    mismatch: Option<(String, String)>,
-    failure: Option<String>,
-}
-
 struct HostKeyCheck {
     host: String,
     port: u16,
     policy: HostKeyPolicy,
-    verdict: Arc<Mutex<HostKeyVerdict>>,
-}
-
-fn fingerprint(key: &PublicKey) -> String {
-    key.fingerprint(HashAlg::Sha256).to_string()
+    /// Why the key was refused, handed back to [`SshSession::connect`] (russh only sees `false`).
+    refusal: Arc<Mutex<Option<EsxiError>>>,
 }
 
 impl HostKeyCheck {
-    fn verify(&self, key: &PublicKey) -> Result<bool, String> {
+    async fn verify(&self, key: &PublicKey) -> Result<(), EsxiError> {
+        let (host, port) = (self.host.as_str(), self.port);
         match &self.policy {
             HostKeyPolicy::Pinned(pinned) => {
                 if pinned.key_data() == key.key_data() {
-                    Ok(true)
+                    Ok(())
                 } else {
-                    self.record_mismatch(fingerprint(pinned), fingerprint(key));
-                    Ok(false)
+                    Err(self.mismatch(
+                        std::slice::from_ref(pinned),
+                        key,
+                        "the pinned key".into(),
+                        "update the pinned key".into(),
+                    ))
                 }
             }
-            HostKeyPolicy::TrustOnFirstUse { known_hosts } => {
-                let recorded = if known_hosts.exists() {
-                    russh::keys::known_hosts::known_host_keys_path(
-                        &self.host,
-                        self.port,
-                        known_hosts,
-                    )
-                    .map_err(|err| format!("cannot read {}: {err}", known_hosts.display()))?
-                } else {
-                    Vec::new()
-                };
-                if recorded.is_empty() {
-                    info!(host = %self.host, fingerprint = %fingerprint(key), "recording ESXi host key on first use");
-                    return russh::keys::known_hosts::learn_known_hosts_path(
-                        &self.host,
-                        self.port,
-                        key,
-                        known_hosts,
-                    )
-                    .map(|()| true)
-                    .map_err(|err| {
-                        format!(
-                            "cannot record the host key in {}: {err}",
-                            known_hosts.display()
-                        )
+            HostKeyPolicy::KnownHosts(list) => {
+                let name = known_hosts_name(host, port);
+                let listed = list.keys_for(host, port);
+                if listed
+                    .revoked
+                    .iter()
+                    .any(|k| k.key_data() == key.key_data())
+                {
+                    return Err(EsxiError::HostKeyUntrusted {
+                        host: host.to_owned(),
+                        actual: fingerprint(key),
+                        reason: format!("{} marks this key @revoked", list.source()),
+                        remedy: format!(
+                            "re-key the host and list its new key for {name} in {}",
+                            list.source()
+                        ),
                     });
                 }
-                // Any recorded key binds the host: a different key, even of another algorithm, is refused.
-                if recorded
-                    .iter()
-                    .any(|(_, known)| known.key_data() == key.key_data())
-                {
-                    return Ok(true);
+                if listed.trusted.is_empty() {
+                    return Err(EsxiError::HostKeyUntrusted {
+                        host: host.to_owned(),
+                        actual: fingerprint(key),
+                        reason: format!("{name} is not listed in {}", list.source()),
+                        remedy: format!(
+                            "add the host's line `{name} <key type> <base64 key>` to {} \
+                             (`ssh-keyscan -p {port} {host}` prints it; compare its fingerprint with \
+                             `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the host's console)",
+                            list.source()
+                        ),
+                    });
                 }
-                let expected = recorded
+                if listed
+                    .trusted
                     .iter()
-                    .map(|(_, known)| fingerprint(known))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                self.record_mismatch(expected, fingerprint(key));
-                Ok(false)
+                    .any(|known| known.key_data() == key.key_data())
+                {
+                    Ok(())
+                } else {
+                    Err(self.mismatch(
+                        &listed.trusted,
+                        key,
+                        format!("the entries for {name} in {}", list.source()),
+                        format!("replace them with the host's new key in {}", list.source()),
+                    ))
+                }
+            }
+            HostKeyPolicy::Store(store) => self.verify_in_store(store.as_ref(), key).await,
+            HostKeyPolicy::TrustOnFirstUse { known_hosts } => {
+                self.verify_in_store(&KnownHostsFile::new(known_hosts.clone()), key)
+                    .await
             }
         }
     }
 
-    fn record_mismatch(&self, expected: String, actual: String) {
-        if let Ok(mut verdict) = self.verdict.lock() {
-            verdict.mismatch = Some((expected, actual));
+    /// Trust on first use: the recorded keys bind the host; with none, `key` is offered to the
+    /// store, and whatever the store holds afterwards (ours, or a racing writer's) decides.
+    async fn verify_in_store(
+        &self,
+        store: &dyn HostKeyStore,
+        key: &PublicKey,
+    ) -> Result<(), EsxiError> {
+        let (host, port) = (self.host.as_str(), self.port);
+        let store_failed = |err: HostKeyStoreError| EsxiError::HostKeyRecord {
+            host: host.to_owned(),
+            record: store.record_of(host, port),
+            message: err.message,
+            transient: err.transient,
+        };
+        let mut recorded = store.known(host, port).await.map_err(store_failed)?;
+        if recorded.is_empty() {
+            info!(
+                host,
+                port,
+                fingerprint = %fingerprint(key),
+                record = %store.record_of(host, port),
+                "trusting the ESXi host key on first use"
+            );
+            recorded = store.learn(host, port, key).await.map_err(store_failed)?;
+        }
+        // Any recorded key binds the host: a different key, even of another algorithm, is refused.
+        if recorded
+            .iter()
+            .any(|known| known.key_data() == key.key_data())
+        {
+            Ok(())
+        } else {
+            Err(self.mismatch(
+                &recorded,
+                key,
+                store.record_of(host, port),
+                store.retrust_hint(host, port),
+            ))
+        }
+    }
+
+    fn mismatch(
+        &self,
+        expected: &[PublicKey],
+        actual: &PublicKey,
+        trusted_in: String,
+        retrust: String,
+    ) -> EsxiError {
+        EsxiError::HostKeyMismatch {
+            host: self.host.clone(),
+            expected: expected
+                .iter()
+                .map(fingerprint)
+                .collect::<Vec<_>>()
+                .join(", "),
+            actual: fingerprint(actual),
+            trusted_in,
+            retrust,
         }
     }
 }
@@ -217,11 +285,12 @@ impl client::Handler for HostKeyCheck {
         let PublicKeyOrCertificate::PublicKey { key, .. } = server_key else {
             return Ok(false);
         };
-        match self.verify(key) {
-            Ok(accepted) => Ok(accepted),
-            Err(message) => {
-                if let Ok(mut verdict) = self.verdict.lock() {
-                    verdict.failure = Some(message);
+        match self.verify(key).await {
+            Ok(()) => Ok(true),
+            Err(refusal) => {
+                warn!(host = %self.host, port = self.port, error = %refusal, "SSH host key refused");
+                if let Ok(mut slot) = self.refusal.lock() {
+                    *slot = Some(refusal);
                 }
                 Ok(false)
             }
@@ -339,12 +408,12 @@ pub struct SshSession {
 impl SshSession {
     /// Connects and authenticates with `settings`, verifying the host key by its policy.
     pub async fn connect(host: &str, settings: &SshSettings) -> Result<Self, EsxiError> {
-        let verdict = Arc::new(Mutex::new(HostKeyVerdict::default()));
+        let refusal = Arc::new(Mutex::new(None));
         let check = HostKeyCheck {
             host: host.to_owned(),
             port: settings.port,
             policy: settings.host_key.clone(),
-            verdict: verdict.clone(),
+            refusal: refusal.clone(),
         };
         let config = Arc::new(client::Config {
             inactivity_timeout: None,
@@ -370,19 +439,8 @@ impl SshSession {
             Err(_) => return Err(timed_out("SSH connect")),
             Ok(Ok(handle)) => handle,
             Ok(Err(err)) => {
-                let verdict = verdict
-                    .lock()
-                    .map(|v| (v.mismatch.clone(), v.failure.clone()))
-                    .unwrap_or_default();
-                return Err(match verdict {
-                    (Some((expected, actual)), _) => EsxiError::HostKeyMismatch {
-                        host: host.to_owned(),
-                        expected,
-                        actual,
-                    },
-                    (None, Some(failure)) => ssh_error(failure),
-                    (None, None) => ssh_error(err.to_string()),
-                });
+                let refused = refusal.lock().ok().and_then(|mut slot| slot.take());
+                return Err(refused.unwrap_or_else(|| ssh_error(err.to_string())));
             }
         };
         let auth = async {

@@ -451,6 +451,15 @@ impl Lab {
     }
 }
 
+impl HostEndpoint {
+    /// Gives the host a new SSH host key (a re-installed host, or an impostor on its address);
+    /// returns it, OpenSSH format.
+    pub fn replace_ssh_host_key(&mut self) -> std::io::Result<String> {
+        self.ssh_host_key = self.ssh.replace_host_key()?;
+        Ok(self.ssh_host_key.clone())
+    }
+}
+
 impl RunningLab {
     /// The host endpoint with this name.
     pub fn host(&self, name: &str) -> Option<&HostEndpoint> {

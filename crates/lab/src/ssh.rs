@@ -7,7 +7,7 @@
 //! and subsystems (sftp) are refused; so is any command that is not the wrapper.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
@@ -261,8 +261,29 @@ pub struct SshEndpoint {
     pub addr: SocketAddr,
     /// Host public key, OpenSSH format.
     pub host_key: String,
+    /// Server configuration (with the host key) for connections accepted from now on.
+    config: Arc<RwLock<Arc<russh::server::Config>>>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// A fresh Ed25519 host key and the server configuration presenting it.
+fn host_config() -> std::io::Result<(String, Arc<russh::server::Config>)> {
+    let seed = crate::host::random_bytes();
+    let key = PrivateKey::from(ssh_key::private::Ed25519Keypair::from_seed(&seed));
+    let host_key = key
+        .public_key()
+        .to_openssh()
+        .map_err(std::io::Error::other)?;
+    let config = Arc::new(russh::server::Config {
+        keys: vec![key],
+        methods: MethodSet::from(&[MethodKind::PublicKey][..]),
+        auth_rejection_time: std::time::Duration::from_millis(10),
+        auth_rejection_time_initial: Some(std::time::Duration::ZERO),
+        inactivity_timeout: Some(std::time::Duration::from_secs(600)),
+        ..Default::default()
+    });
+    Ok((host_key, config))
 }
 
 impl SshEndpoint {
@@ -272,24 +293,13 @@ impl SshEndpoint {
         faults: FaultPlan,
         ip: IpAddr,
     ) -> std::io::Result<SshEndpoint> {
-        let seed = crate::host::random_bytes();
-        let key = PrivateKey::from(ssh_key::private::Ed25519Keypair::from_seed(&seed));
-        let host_key = key
-            .public_key()
-            .to_openssh()
-            .map_err(std::io::Error::other)?;
-        let config = Arc::new(russh::server::Config {
-            keys: vec![key],
-            methods: MethodSet::from(&[MethodKind::PublicKey][..]),
-            auth_rejection_time: std::time::Duration::from_millis(10),
-            auth_rejection_time_initial: Some(std::time::Duration::ZERO),
-            inactivity_timeout: Some(std::time::Duration::from_secs(600)),
-            ..Default::default()
-        });
+        let (host_key, config) = host_config()?;
+        let config = Arc::new(RwLock::new(config));
         let listener = tokio::net::TcpListener::bind((ip, 0)).await?;
         let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let stopped = stop.clone();
+        let current = config.clone();
         let task = tokio::spawn(async move {
             let mut sessions = tokio::task::JoinSet::new();
             loop {
@@ -298,7 +308,7 @@ impl SshEndpoint {
                     accepted = listener.accept() => {
                         let Ok((stream, peer)) = accepted else { continue };
                         let handler = SshSession { host: host.clone(), faults: faults.clone(), forced_command: None };
-                        let config = config.clone();
+                        let config = current.read().unwrap_or_else(PoisonError::into_inner).clone();
                         sessions.spawn(async move {
                             match russh::server::run_stream(config, stream, handler).await {
                                 Ok(running) => {
@@ -318,9 +328,19 @@ impl SshEndpoint {
         Ok(SshEndpoint {
             addr,
             host_key,
+            config,
             stop,
             task,
         })
+    }
+
+    /// Gives the host a new SSH host key, as re-installing ESXi does (or as an impostor on its
+    /// address would present): connections accepted from now on see it. Returns the new public key.
+    pub fn replace_host_key(&mut self) -> std::io::Result<String> {
+        let (host_key, config) = host_config()?;
+        *self.config.write().unwrap_or_else(PoisonError::into_inner) = config;
+        self.host_key = host_key.clone();
+        Ok(host_key)
     }
 
     /// Stops accepting, ends open sessions and waits for them.

@@ -19,6 +19,7 @@
 //!   rule: only the literal `true` enables; other non-empty values other than `false` draw a warning.
 //! - `--http-endpoint` and `--metrics-path` are honoured (upstream parsed and ignored them, W2).
 //! - Vendor keys that the vendor cannot work without are checked up front.
+//! - `SSH_KNOWN_HOSTS` (new) lists the ESXi host keys to accept; upstream never checked them (W3).
 //! - `--target-volume-handle`, `--target-volume-attribute`, `--pv-file` select a target without
 //!   Kubernetes; with one of them the Kubernetes PVC flags become optional.
 
@@ -33,6 +34,7 @@ use base64::Engine as _;
 use clap::{CommandFactory, Parser};
 use co_api::{CloneMethod, DATASTORE_PATH_EXAMPLE, DatastorePath, Secret, StorageVendorProduct};
 use co_esxi::assets::WRAPPER_VERSION;
+use co_esxi::host_keys::KnownHosts;
 
 /// What `--version` prints: the binary's version and the ESXi wrapper protocol version.
 pub fn version_text() -> String {
@@ -250,6 +252,15 @@ pub struct PopulateArgs {
         help_heading = "ESXi"
     )]
     pub ssh_timeout_seconds: Option<String>,
+    /// SSH method: OpenSSH known_hosts text listing the ESXi hosts' keys; only listed keys are
+    /// accepted. Default: trust on first use, recorded cluster-wide in a ConfigMap.
+    #[arg(
+        long,
+        env = "SSH_KNOWN_HOSTS",
+        hide_env_values = true,
+        help_heading = "ESXi"
+    )]
+    pub ssh_known_hosts: Option<String>,
     /// "true" copies vVol disks through vmkfstools instead of the array's vVol copy.
     #[arg(long, env = "DISABLE_VVOL_METHOD", help_heading = "ESXi")]
     pub disable_vvol_method: Option<String>,
@@ -536,6 +547,8 @@ pub struct EsxiConfig {
     pub ssh_keys: Option<SshKeys>,
     /// SSH connect and per-command timeout.
     pub ssh_timeout: Duration,
+    /// The ESXi host keys to accept (`SSH_KNOWN_HOSTS`); `None`: trust on first use.
+    pub ssh_known_hosts: Option<KnownHosts>,
     /// Copy vVol disks through vmkfstools instead of the array.
     pub disable_vvol_method: bool,
     /// Copy RDM disks through vmkfstools instead of the array.
@@ -932,6 +945,7 @@ impl PopulateArgs {
                 .map_err(|e| v.problem("esxi_clone_method", e.to_string()))
                 .ok();
         let ssh_timeout = v.seconds(&self.ssh_timeout_seconds, "ssh_timeout_seconds", 30);
+        let ssh_known_hosts = self.ssh_known_hosts(v);
         let ssh_keys = match clone_method {
             Some(CloneMethod::Ssh) => {
                 let private_key = v.base64_secret(&self.ssh_private_key, "ssh_private_key");
@@ -958,9 +972,27 @@ impl PopulateArgs {
             migration_host: present(&self.migration_host),
             ssh_keys,
             ssh_timeout: ssh_timeout?,
+            ssh_known_hosts: ssh_known_hosts?,
             disable_vvol_method,
             disable_rdm_method,
         })
+    }
+
+    /// `Some(None)` when unset; each unusable line is its own problem.
+    fn ssh_known_hosts(&self, v: &mut Validator) -> Option<Option<KnownHosts>> {
+        let Some(text) = present(&self.ssh_known_hosts) else {
+            return Some(None);
+        };
+        let subject = v.subject("ssh_known_hosts");
+        match KnownHosts::parse(&text) {
+            Ok(list) => Some(Some(list.from_source(subject))),
+            Err(problems) => {
+                for problem in problems {
+                    v.problem("ssh_known_hosts", problem.to_string());
+                }
+                None
+            }
+        }
     }
 
     fn host_lease(&self, v: &mut Validator) -> Option<HostLeaseConfig> {
@@ -1403,6 +1435,57 @@ mod tests {
             "-----BEGIN RSA PRIVATE KEY-----\n"
         );
         assert_eq!(keys.public_key, "ssh-rsa AAAA key");
+    }
+
+    #[test]
+    fn ssh_known_hosts_is_checked_line_by_line() {
+        const KEY: &str =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
+        let mut list = complete();
+        let text = format!("# lab\n[10.0.0.1]:22 {KEY}\nesxi-2 ssh-ed25519 not-base64\nesxi-3\n");
+        let flag = format!("--ssh-known-hosts={text}");
+        list.push(&flag);
+        let problems = problems_of(&list);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].starts_with(
+                "--ssh-known-hosts (env: SSH_KNOWN_HOSTS): line 3 is not a known_hosts entry"
+            ),
+            "{problems:?}"
+        );
+        assert!(problems[1].contains("line 4 is not"), "{problems:?}");
+
+        let mut list = complete();
+        let comments_only = "--ssh-known-hosts=# nothing yet\n".to_owned();
+        list.push(&comments_only);
+        assert_eq!(
+            problems_of(&list),
+            [
+                "--ssh-known-hosts (env: SSH_KNOWN_HOSTS): has no host key lines; expected one line \
+              per ESXi host, as `ssh-keyscan` prints them"
+            ]
+        );
+
+        let mut list = complete();
+        let good = format!("--ssh-known-hosts=10.0.0.1,10.0.0.2 {KEY}\n[10.0.0.3]:2222 {KEY}\n");
+        list.push(&good);
+        let known = args(&list)
+            .validate()
+            .unwrap()
+            .esxi
+            .ssh_known_hosts
+            .unwrap();
+        assert_eq!(known.len(), 2);
+        assert_eq!(known.source(), "--ssh-known-hosts (env: SSH_KNOWN_HOSTS)");
+        assert_eq!(known.keys_for("10.0.0.3", 2222).trusted.len(), 1);
+        assert!(
+            args(&complete())
+                .validate()
+                .unwrap()
+                .esxi
+                .ssh_known_hosts
+                .is_none()
+        );
     }
 
     #[test]

@@ -192,6 +192,7 @@ fn esxi_class(error: &EsxiError) -> ExitCode {
     match error {
         EsxiError::Cancelled { .. } => ExitCode::Cancelled,
         EsxiError::DatastoreTransfer { .. } => ExitCode::Retryable,
+        EsxiError::HostKeyRecord { transient, .. } if *transient => ExitCode::Retryable,
         err if err.is_transport_fault() => ExitCode::Retryable,
         _ => ExitCode::Permanent,
     }

@@ -658,7 +658,7 @@ enum Pass {
 
 /// Errors worth retrying: the API server is overloaded, restarting or briefly unreachable.
 /// Anything else (forbidden, not found, invalid) will not fix itself.
-fn is_transient(error: &kube::Error) -> bool {
+pub(crate) fn is_transient(error: &kube::Error) -> bool {
     match error {
         kube::Error::Api(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
         kube::Error::HyperError(_) | kube::Error::Service(_) => true,

@@ -1,5 +1,5 @@
 //! The copy engine behind `copy-offload populate`: argument contract, the copy state machine and
-//! its journal, host lease, metrics endpoint.
+//! its journal, host lease, the cluster-wide ESXi host-key record, metrics endpoint.
 pub mod args;
 pub mod cleanup;
 pub mod copy;
@@ -7,6 +7,7 @@ pub mod discover;
 pub mod error;
 pub mod executors;
 pub mod exit;
+pub mod host_keys;
 pub mod journal;
 pub mod lease;
 pub mod metrics;

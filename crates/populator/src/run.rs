@@ -26,6 +26,7 @@ use crate::copy::{CopyEngine, CopyJob, CopyReport, PhaseObserver, Timing};
 use crate::error::CopyError;
 use crate::executors::{CopyJournal, ExecutorFactory, SshAccess};
 use crate::exit::ExitCode;
+use crate::host_keys::{HOST_KEYS_CONFIG_MAP, KubeHostKeyStore};
 use crate::journal::{FileJournalStore, Journal, JournalBackend, KubeJournalStore};
 use crate::lease::{self, HostLease};
 use crate::metrics::{
@@ -48,7 +49,7 @@ pub struct RunOptions {
     /// SSH address to dial instead of the host's management IP, and port.
     pub ssh_address: Option<String>,
     pub ssh_port: Option<u16>,
-    /// SSH host key trust; default trust-on-first-use in a known_hosts file in the temp directory.
+    /// SSH host key trust instead of the configured one (see [`host_key_policy`]).
     pub ssh_host_key: Option<HostKeyPolicy>,
     /// Journal file in Kubernetes-less mode; default derived from the volume handle.
     pub journal_path: Option<PathBuf>,
@@ -311,7 +312,7 @@ async fn prepare(
     let executors = ExecutorFactory {
         vsphere: vsphere.clone(),
         method: config.esxi.clone_method,
-        ssh: ssh_access(config, options)?,
+        ssh: ssh_access(config, options, kube.as_ref())?,
     };
     let engine = CopyEngine {
         vsphere,
@@ -488,6 +489,7 @@ fn journal_backend(
 fn ssh_access(
     config: &PopulateConfig,
     options: &RunOptions,
+    kube: Option<&kube::Client>,
 ) -> Result<Option<SshAccess>, CopyError> {
     if config.esxi.clone_method != CloneMethod::Ssh {
         return Ok(None);
@@ -495,12 +497,7 @@ fn ssh_access(
     let Some(keys) = &config.esxi.ssh_keys else {
         return Ok(None);
     };
-    let policy = options
-        .ssh_host_key
-        .clone()
-        .unwrap_or_else(|| HostKeyPolicy::TrustOnFirstUse {
-            known_hosts: std::env::temp_dir().join("copy-offload-known_hosts"),
-        });
+    let policy = host_key_policy(config, options, kube);
     let encoded = base64::engine::general_purpose::STANDARD.encode(keys.private_key_pem.expose());
     let mut settings = SshSettings::from_base64_pem(&encoded, policy)
         .map_err(|e| CopyError::Refused(format!("the SSH private key is unusable: {e}")))?;
@@ -512,4 +509,43 @@ fn ssh_access(
         settings,
         address_override: options.ssh_address.clone(),
     }))
+}
+
+/// How the ESXi host key is trusted, strictest configured source first: the options' policy
+/// (tests, the lab); the `SSH_KNOWN_HOSTS` list; with a Kubernetes API, trust on first use
+/// recorded cluster-wide in a ConfigMap of the host lease namespace; without one, trust on first
+/// use in a known_hosts file in the temporary directory (one run's trust in a fresh pod).
+pub fn host_key_policy(
+    config: &PopulateConfig,
+    options: &RunOptions,
+    kube: Option<&kube::Client>,
+) -> HostKeyPolicy {
+    if let Some(policy) = &options.ssh_host_key {
+        return policy.clone();
+    }
+    if let Some(list) = &config.esxi.ssh_known_hosts {
+        info!(
+            entries = list.len(),
+            "ESXi host keys checked against SSH_KNOWN_HOSTS"
+        );
+        return HostKeyPolicy::KnownHosts(list.clone());
+    }
+    if let Some(client) = kube {
+        info!(
+            namespace = %config.host_lease.namespace,
+            config_map = HOST_KEYS_CONFIG_MAP,
+            "ESXi host keys trusted on first use, recorded for the cluster"
+        );
+        return HostKeyPolicy::Store(Arc::new(KubeHostKeyStore::new(
+            client.clone(),
+            &config.host_lease.namespace,
+        )));
+    }
+    let known_hosts = std::env::temp_dir().join("copy-offload-known_hosts");
+    warn!(
+        path = %known_hosts.display(),
+        "no SSH_KNOWN_HOSTS and no Kubernetes API: ESXi host keys are trusted on first use in a \
+         local file only"
+    );
+    HostKeyPolicy::TrustOnFirstUse { known_hosts }
 }
