@@ -17,12 +17,14 @@ use co_vsphere::{Client, ManagedObjectReference};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::discover::{HostStorage, rescan_all};
 use crate::error::CopyError;
 use crate::executors::{CopyJournal, ExecutorFactory, abort_and_clean};
 use crate::journal::{CleanupStep, JournalEntry};
+use crate::lease::{HostId, HostLease};
 
 /// Names of the array and host steps this crate defines as [`CleanupStep::Custom`].
 pub mod step {
@@ -82,6 +84,8 @@ pub struct Undo<'a> {
     pub vsphere: &'a Client,
     pub storage: &'a dyn StorageApi,
     pub executors: &'a ExecutorFactory,
+    /// The host lease: the rescan-delete is a rescan, so it takes a slot like discovery does.
+    pub lease: Option<&'a HostLease>,
     /// Datastore of the source disk (the SSH key line routes by datastore).
     pub datastore: &'a str,
 }
@@ -214,8 +218,19 @@ impl Undo<'_> {
             step::RESCAN_DELETE => {
                 let d: RescanDelete = parse(name, detail)?;
                 let host = HostStorage::new(self.vsphere.clone(), host_ref(&d.host));
+                let rescan = |_: CancellationToken| rescan_all(&host, &d.adapters, "delete");
+                // Rescans are what the host lease rations (upstream left this one unguarded, W11).
+                let rescanned = match self.lease {
+                    Some(lease) => {
+                        let host_id = HostId::from_managed_object(&d.host)?;
+                        lease
+                            .with_slot(&host_id, &CancellationToken::new(), rescan)
+                            .await?
+                    }
+                    None => rescan(CancellationToken::new()).await,
+                };
                 // Upstream only warns here: a failed rescan-delete leaves a dead path entry, not data at risk.
-                if let Err(error) = rescan_all(&host, &d.adapters, "delete").await {
+                if let Err(error) = rescanned {
                     warn!(%error, "rescan after unmapping failed; the host shows a dead path until its next rescan");
                 }
                 Ok(())

@@ -165,12 +165,7 @@ impl CopyEngine {
             allocated_bytes: 0,
             phases: Vec::new(),
         };
-        let undo = Undo {
-            vsphere: &self.vsphere,
-            storage: self.storage.as_ref(),
-            executors: &self.executors,
-            datastore: job.vmdk.datastore(),
-        };
+        let undo = self.undo(job);
 
         self.enter(&clock, Phase::Recover);
         let mut result = self.recover(&undo, journal).await;
@@ -235,12 +230,7 @@ impl CopyEngine {
         journal: &CopyJournal,
         deadline: Instant,
     ) {
-        let undo = Undo {
-            vsphere: &self.vsphere,
-            storage: self.storage.as_ref(),
-            executors: &self.executors,
-            datastore: job.vmdk.datastore(),
-        };
+        let undo = self.undo(job);
         let started = Instant::now();
         let failures = undo.host_hygiene(journal, deadline).await;
         let duration_ms = started.elapsed().as_millis() as u64;
@@ -248,6 +238,17 @@ impl CopyEngine {
             info!(duration_ms, "host cleanup after completion done");
         } else {
             warn!(duration_ms, failures = %failures.join("; "), "host cleanup after completion incomplete; the journal keeps it");
+        }
+    }
+
+    /// What cleanup needs to undo this engine's changes for `job`.
+    fn undo<'a>(&'a self, job: &'a CopyJob) -> Undo<'a> {
+        Undo {
+            vsphere: &self.vsphere,
+            storage: self.storage.as_ref(),
+            executors: &self.executors,
+            lease: self.lease.as_ref(),
+            datastore: job.vmdk.datastore(),
         }
     }
 

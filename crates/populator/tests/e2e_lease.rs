@@ -1,6 +1,7 @@
 //! Six copies from one ESXi host at once, coordinated through host leases on the real
 //! kube-apiserver peer (`scripts/peers.sh start`): never more than two of them rescan at the same
-//! time, every copy succeeds with the right bytes, and every lease is released at the end.
+//! time — the discovery rescans and the rescan-deletes after unmapping alike — every copy succeeds
+//! with the right bytes, and every lease is released at the end.
 
 mod e2e_support;
 mod kube_support;
@@ -18,19 +19,22 @@ use kube::api::ListParams;
 use kube_support::ScratchNamespace;
 
 const RUNS: usize = 6;
+const RESCAN: &str = "esxcli:storage core adapter rescan";
+const RESCAN_LATENCY: std::time::Duration = std::time::Duration::from_millis(200);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_copies_on_one_host_rescan_at_most_two_at_a_time_and_release_their_leases() {
     let client = kube_support::client().await;
     let namespace = ScratchNamespace::new(&client, "engine-lease").await;
     let rig = LabRig::start().await;
-    // Rescans take a while, as on a real host, so overlapping discoveries would be seen.
+    // Rescans take a while, as on a real host, so overlapping ones would be seen.
     rig.lab.faults.add(co_lab::faults::FaultRule {
-        site: "esxcli:storage core adapter rescan".into(),
-        latency_ms: 200,
+        site: RESCAN.into(),
+        latency_ms: RESCAN_LATENCY.as_millis() as u64,
         error: None,
         times: None,
     });
+    rig.lab.faults.record_calls();
     let discovering = Arc::new(AtomicUsize::new(0));
     let most = Arc::new(AtomicUsize::new(0));
     let mut runs = Vec::new();
@@ -67,6 +71,35 @@ async fn six_copies_on_one_host_rescan_at_most_two_at_a_time_and_release_their_l
     let most = most.load(Ordering::SeqCst);
     println!("at most {most} of {RUNS} copies discovered at the same time");
     assert!((1..=2).contains(&most), "{most} discoveries at once");
+    // A rescan is in flight for at least its injected latency after it arrives, so the rescans
+    // that arrived within that much before another one were still running when it arrived.
+    let rescans: Vec<_> = rig
+        .lab
+        .faults
+        .take_calls()
+        .into_iter()
+        .filter(|c| c.site == RESCAN)
+        .map(|c| c.at)
+        .collect();
+    // A rescan-delete per copy; a discovery may find its device already visible through another
+    // copy's rescan and skip its own.
+    assert!(
+        (RUNS + 1..=2 * RUNS).contains(&rescans.len()),
+        "{} rescans",
+        rescans.len()
+    );
+    let in_flight = rescans
+        .iter()
+        .map(|&at| {
+            rescans
+                .iter()
+                .filter(|&&other| other <= at && at.duration_since(other) < RESCAN_LATENCY)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    println!("at most {in_flight} rescans in flight at once");
+    assert!(in_flight <= 2, "{in_flight} rescans on one host at once");
     rig.assert_clean("trident_pvc_lease_0");
 
     let leases: Api<Lease> = Api::namespaced(client.clone(), &namespace.name);
