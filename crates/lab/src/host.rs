@@ -22,17 +22,19 @@ use crate::vmkfstools::{self, CloneRequest};
 pub use co_esxi::assets::WRAPPER_VERSION;
 
 /// Where datastore files live on the machine running the lab: `/vmfs/volumes/<ds>/<p>` ⇔
-/// `<data>/datastores/<ds>/<p>`. Every VMFS datastore is also a SAN volume `ds-<name>` on an array.
+/// `<data>/datastores/<ds>/<p>`. Every VMFS datastore is also a SAN volume `ds-<name>` on an array;
+/// an NFS datastore is on none.
 #[derive(Debug, Clone)]
 pub struct DatastorePaths {
     root: PathBuf,
-    arrays: BTreeMap<String, String>,
+    arrays: BTreeMap<String, Option<String>>,
 }
 
 impl DatastorePaths {
+    /// `datastore_arrays`: each datastore with the array of its volume (`None` for NFS).
     pub fn new(
         data_dir: &Path,
-        datastore_arrays: impl IntoIterator<Item = (String, String)>,
+        datastore_arrays: impl IntoIterator<Item = (String, Option<String>)>,
     ) -> DatastorePaths {
         DatastorePaths {
             root: data_dir.join("datastores"),
@@ -45,9 +47,9 @@ impl DatastorePaths {
         self.root.join(datastore)
     }
 
-    /// Array backing a datastore.
+    /// Array backing a datastore (`None` for an NFS datastore or an unknown name).
     pub fn array_of(&self, datastore: &str) -> Option<&str> {
-        self.arrays.get(datastore).map(String::as_str)
+        self.arrays.get(datastore)?.as_deref()
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -295,6 +297,14 @@ impl SimHost {
                 wwnn: Some(0x2000_0025_b500_a000 + n),
                 wwpn: Some(0x2000_0025_b500_b000 + n),
             },
+            AdapterKind::Local => Adapter {
+                device: "vmhba0".into(),
+                kind: AdapterKind::Local,
+                driver: "vmw_ahci".into(),
+                iscsi_name: None,
+                wwnn: None,
+                wwpn: None,
+            },
         };
         let state = HostState {
             authorized_keys: spec.authorized_keys.clone(),
@@ -329,9 +339,13 @@ impl SimHost {
         &self.san
     }
 
-    /// Initiator ids of all adapters, as the SAN matches them.
+    /// Initiator ids of the SAN adapters, as the SAN matches them.
     pub fn initiators(&self) -> Vec<String> {
-        self.adapters.iter().map(Adapter::initiator_id).collect()
+        self.adapters
+            .iter()
+            .filter(|a| a.kind != AdapterKind::Local)
+            .map(Adapter::initiator_id)
+            .collect()
     }
 
     /// Rescans the SAN: new mappings appear as `on` devices, vanished ones go `dead timeout`
@@ -716,7 +730,10 @@ mod tests {
 
     #[test]
     fn datastore_paths_map_both_ways_and_refuse_escapes() {
-        let paths = DatastorePaths::new(Path::new("/data"), [("ds1".to_owned(), "a".to_owned())]);
+        let paths = DatastorePaths::new(
+            Path::new("/data"),
+            [("ds1".to_owned(), Some("a".to_owned()))],
+        );
         let (ds, p) = paths.resolve_esxi("/vmfs/volumes/ds1/vm/vm.vmdk").unwrap();
         assert_eq!(ds, "ds1");
         assert_eq!(p, Path::new("/data/datastores/ds1/vm/vm.vmdk"));

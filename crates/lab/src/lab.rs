@@ -1,6 +1,7 @@
 //! Wiring: starts every simulated endpoint of a scenario and hands out their addresses and credentials.
 //!
-//! [`Lab::start`] builds the SAN (arrays, one volume per VMFS datastore mapped to every host), writes the
+//! [`Lab::start`] builds the SAN (arrays, one volume per VMFS datastore mapped to every host; NFS
+//! datastores are only directories), writes the
 //! VMs' disks with a known pattern, then serves the vCenter SOAP endpoint and each array's REST API over
 //! HTTPS (one self-signed certificate per lab) and one SSH endpoint per host, all on 127.0.0.1 with
 //! ephemeral ports. [`RunningLab::shutdown`] stops them all and waits for every task.
@@ -19,13 +20,18 @@ use sha2::{Digest, Sha256};
 use crate::faults::FaultPlan;
 use crate::host::{DatastorePaths, RescanKind, SimHost, random_uuid};
 use crate::san::{ArrayVendor, San, SanError};
-use crate::scenario::{Scenario, VendorSpec};
+use crate::scenario::{DatastoreKind, Scenario, ScenarioError, VendorSpec};
 use crate::ssh::SshEndpoint;
-use crate::vcenter::inventory::{DatastoreEntry, Inventory, VmDisk, VmEntry, host_moid};
+use crate::vcenter::inventory::{
+    DatastoreBacking, DatastoreEntry, Inventory, VmDisk, VmEntry, host_moid,
+};
 use crate::vcenter::{self, VcenterState};
 
 /// Initiator group every host is in, on every array, for the datastore volumes.
 pub const DATASTORE_GROUP: &str = "lab-esxi-datastores";
+
+/// The NFS server every NFS datastore of the lab is exported from (`nas.remoteHost`).
+pub const NFS_SERVER: &str = "nfs.lab.local";
 
 /// Size of one pattern block; every MiB of a lab disk starts with one, the rest is a hole.
 pub const PATTERN_BLOCK: usize = 4096;
@@ -38,6 +44,8 @@ pub enum LabError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
     #[error("building the lab SAN failed: {0}")]
     San(#[from] SanError),
     #[error("writing disk {path}: {source}")]
@@ -215,6 +223,8 @@ async fn array_faults(
 impl Lab {
     /// Builds and serves a scenario; `data_dir` receives the datastores and the SAN's volume files.
     pub async fn start(scenario: Scenario, data_dir: &Path) -> Result<RunningLab, LabError> {
+        // Scenarios built in code skip `from_yaml`; the lab relies on their consistency all the same.
+        scenario.validate()?;
         let dir_error = |source| LabError::DataDir {
             path: data_dir.to_owned(),
             source,
@@ -247,20 +257,34 @@ impl Lab {
                 path: paths.dir(&ds.name),
                 source: e,
             })?;
-            let volume_name = DatastorePaths::volume_name(&ds.name);
-            let volume = san.create_volume(
-                &ds.array,
-                &volume_name,
-                ds.capacity_gib * 1024 * 1024 * 1024,
-            )?;
-            san.ensure_group(&ds.array, DATASTORE_GROUP, &all_initiators)?;
-            san.map(&ds.array, &volume_name, DATASTORE_GROUP)?;
+            let capacity_bytes = ds.capacity_gib * 1024 * 1024 * 1024;
+            // Validated: VMFS datastores, and only they, name an array.
+            let (backing, capacity_bytes) = match &ds.array {
+                Some(array) => {
+                    let volume_name = DatastorePaths::volume_name(&ds.name);
+                    let volume = san.create_volume(array, &volume_name, capacity_bytes)?;
+                    san.ensure_group(array, DATASTORE_GROUP, &all_initiators)?;
+                    san.map(array, &volume_name, DATASTORE_GROUP)?;
+                    let backing = DatastoreBacking::Vmfs {
+                        array: array.clone(),
+                        naa: volume.naa,
+                    };
+                    (backing, volume.size_bytes)
+                }
+                None => {
+                    let backing = DatastoreBacking::Nfs {
+                        remote_host: NFS_SERVER.to_owned(),
+                        remote_path: format!("/export/{}", ds.name),
+                        nfs41: ds.kind == DatastoreKind::Nfs41,
+                    };
+                    (backing, capacity_bytes)
+                }
+            };
             datastores.push(DatastoreEntry {
                 name: ds.name.clone(),
                 moid: format!("datastore-{}", i + 30),
-                array: ds.array.clone(),
-                naa: volume.naa,
-                capacity_bytes: volume.size_bytes,
+                backing,
+                capacity_bytes,
             });
         }
         let mut vms = Vec::new();

@@ -74,6 +74,8 @@ pub enum AdapterKind {
     #[default]
     Iscsi,
     Fc,
+    /// Only a local (AHCI) controller: the host reaches no SAN, only NFS datastores.
+    Local,
 }
 
 /// A simulated ESXi host.
@@ -113,12 +115,30 @@ pub struct KernelModuleSpec {
     pub options: String,
 }
 
-/// A VMFS datastore backed by a SAN volume `ds-<name>` on `array`.
+/// What a datastore is made of, as vCenter reports its `summary.type`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DatastoreKind {
+    /// VMFS on a SAN volume of the datastore's array.
+    #[default]
+    Vmfs,
+    /// An NFS 3 export (no SAN device; `NasDatastoreInfo`).
+    Nfs,
+    /// An NFS 4.1 export.
+    Nfs41,
+}
+
+/// A datastore whose files live in the lab's datastore directory: VMFS (the default) backed by a
+/// SAN volume `ds-<name>` on `array`, or an NFS export (`kind: nfs`/`nfs41`, no array).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DatastoreSpec {
     pub name: String,
-    pub array: String,
+    #[serde(default)]
+    pub kind: DatastoreKind,
+    /// The array of a VMFS datastore's volume; an NFS datastore has none.
+    #[serde(default)]
+    pub array: Option<String>,
     #[serde(default = "default_capacity_gib")]
     pub capacity_gib: u64,
 }
@@ -195,7 +215,7 @@ impl Scenario {
         Ok(scenario)
     }
 
-    fn validate(&self) -> Result<(), ScenarioError> {
+    pub(crate) fn validate(&self) -> Result<(), ScenarioError> {
         let bad = |m: String| Err(ScenarioError::Inconsistent(m));
         let unique = |names: Vec<&str>, what: &str| -> Result<(), ScenarioError> {
             let mut seen = BTreeSet::new();
@@ -222,11 +242,28 @@ impl Scenario {
             return bad("at least one host is required".into());
         }
         for ds in &self.datastores {
-            if !self.arrays.iter().any(|a| a.name == ds.array) {
-                return bad(format!(
-                    "datastore {:?} names unknown array {:?}",
-                    ds.name, ds.array
-                ));
+            match (ds.kind, &ds.array) {
+                (DatastoreKind::Vmfs, None) => {
+                    return bad(format!(
+                        "VMFS datastore {:?} needs the `array` its volume is on",
+                        ds.name
+                    ));
+                }
+                (DatastoreKind::Vmfs, Some(array))
+                    if !self.arrays.iter().any(|a| &a.name == array) =>
+                {
+                    return bad(format!(
+                        "datastore {:?} names unknown array {array:?}",
+                        ds.name
+                    ));
+                }
+                (DatastoreKind::Nfs | DatastoreKind::Nfs41, Some(array)) => {
+                    return bad(format!(
+                        "NFS datastore {:?} is on no array; remove `array: {array}`",
+                        ds.name
+                    ));
+                }
+                _ => {}
             }
             if ds.name.is_empty() || ds.name.contains(['/', '\\']) || ds.name.starts_with('.') {
                 return bad(format!(
@@ -286,7 +323,8 @@ mod tests {
         assert_eq!(s.hosts.len(), 2);
         assert!(s.hosts[0].vib_installed && !s.hosts[1].vib_installed);
         assert_eq!(s.arrays[0].vendor, VendorSpec::Ontap);
-        assert_eq!(s.datastores[0].array, s.arrays[0].name);
+        assert_eq!(s.datastores[0].array.as_ref(), Some(&s.arrays[0].name));
+        assert_eq!(s.datastores[0].kind, DatastoreKind::Vmfs);
         assert_eq!(s.vms[0].disks[0].size_mib, 64);
         assert!(s.hosts.iter().all(|h| h.adapter == AdapterKind::Iscsi));
     }
@@ -315,6 +353,28 @@ mod tests {
         ));
         let traversal = "arrays: [{name: a, vendor: ontap}]\nhosts: [{name: h}]\ndatastores: [{name: ../x, array: a}]\n";
         assert!(Scenario::from_yaml(traversal).is_err());
+    }
+
+    #[test]
+    fn an_nfs_datastore_has_no_array_and_a_vmfs_one_needs_one() {
+        let base = "arrays: [{name: a, vendor: ontap}]\nhosts: [{name: h, adapter: local}]\n";
+        let nfs = Scenario::from_yaml(&format!(
+            "{base}datastores: [{{name: n, kind: nfs}}, {{name: m, kind: nfs41}}]\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            nfs.datastores.iter().map(|d| d.kind).collect::<Vec<_>>(),
+            [DatastoreKind::Nfs, DatastoreKind::Nfs41]
+        );
+        assert_eq!(nfs.hosts[0].adapter, AdapterKind::Local);
+        let nfs_on_array = format!("{base}datastores: [{{name: n, kind: nfs, array: a}}]\n");
+        assert!(
+            matches!(Scenario::from_yaml(&nfs_on_array), Err(ScenarioError::Inconsistent(m)) if m.contains("on no array"))
+        );
+        let vmfs_without = format!("{base}datastores: [{{name: d}}]\n");
+        assert!(
+            matches!(Scenario::from_yaml(&vmfs_without), Err(ScenarioError::Inconsistent(m)) if m.contains("needs the `array`"))
+        );
     }
 
     #[test]

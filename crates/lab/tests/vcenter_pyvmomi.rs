@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use co_lab::lab::Lab;
-use co_lab::scenario::{DiskSpec, Scenario, VmSpec};
+use co_lab::scenario::{DatastoreKind, DatastoreSpec, DiskSpec, Scenario, VmSpec};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,6 +33,13 @@ async fn pyvmomi_reads_the_default_inventory_and_uploads() {
             rdm_array: None,
             vvol: true,
         }],
+    });
+    // An NFS 4.1 datastore, for the `NasDatastoreInfo` shape.
+    scenario.datastores.push(DatastoreSpec {
+        name: "nfs1".into(),
+        kind: DatastoreKind::Nfs41,
+        array: None,
+        capacity_gib: 16,
     });
     let lab = Lab::start(scenario.clone(), data.path()).await.unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pyvmomi/read_lab.py");
@@ -104,7 +111,7 @@ async fn pyvmomi_reads_the_default_inventory_and_uploads() {
         assert_eq!(host["path_adapters_known"], true);
         assert_eq!(host["path_states"], serde_json::json!(["active"]));
         assert_eq!(host["management_ips"], serde_json::json!(["127.0.0.1"]));
-        assert_eq!(host["datastores"], serde_json::json!(["ds1"]));
+        assert_eq!(host["datastores"], serde_json::json!(["ds1", "nfs1"]));
         assert_eq!(host["kernel_modules"], serde_json::json!([]));
     }
     let iqns: Vec<_> = hosts.iter().map(|h| h["hbas"][0]["iqn"].clone()).collect();
@@ -115,6 +122,24 @@ async fn pyvmomi_reads_the_default_inventory_and_uploads() {
     assert_eq!(ds["info_type"], "vim.host.VmfsDatastoreInfo");
     assert_eq!(ds["extent"], datastore_naa.as_str());
     assert_eq!(ds["type"], "VMFS");
+    assert_eq!(ds["nas"], Value::Null);
+    let nfs = &seen["datastores"][1];
+    assert_eq!(nfs["name"], "nfs1");
+    assert_eq!(nfs["info_type"], "vim.host.NasDatastoreInfo");
+    assert_eq!(nfs["extent"], Value::Null, "an NFS datastore has no extent");
+    assert_eq!(nfs["type"], "NFS41");
+    assert_eq!(nfs["capacity"], 16u64 << 30);
+    assert_eq!(
+        nfs["nas"],
+        serde_json::json!({
+            "type": "NFS41",
+            "name": "nfs1",
+            "capacity": 16u64 << 30,
+            "remote_host": co_lab::lab::NFS_SERVER,
+            "remote_path": "/export/nfs1",
+            "remote_host_names": [co_lab::lab::NFS_SERVER],
+        })
+    );
 
     let vm = &seen["vms"][0];
     assert_eq!(vm["name"], "vm-1");

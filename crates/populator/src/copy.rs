@@ -590,15 +590,27 @@ impl CopyEngine {
                 .datastore_device(host, job.vmdk.datastore())
                 .await
                 .map_err(CopyError::vsphere("reading the source datastore"))?;
-            let source_device = datastore
-                .canonical_device()
-                .map_err(CopyError::vsphere("finding the source datastore's device"))?
-                .to_owned();
             let adapters = self
                 .vsphere
-                .device_adapters(host, &source_device, self.storage.requires_sdc())
+                .source_adapters(host, &datastore, self.storage.requires_sdc())
                 .await
                 .map_err(CopyError::vsphere("finding the host's SAN adapters"))?;
+            let chosen: Vec<&str> = adapters
+                .adapters
+                .iter()
+                .map(|a| a.device.as_str())
+                .collect();
+            match &adapters.device {
+                Some(device) if !adapters.fallback => {
+                    info!(datastore = %datastore.name, %device, adapters = ?chosen, "adapters with active paths to the source datastore's device chosen");
+                }
+                Some(device) => {
+                    info!(datastore = %datastore.name, %device, adapters = ?chosen, "no active path to the source datastore's device goes through a SAN adapter; the host's first FC, else iSCSI, adapter chosen");
+                }
+                None => {
+                    info!(datastore = %datastore.name, info_type = %datastore.info_type, adapters = ?chosen, "the source datastore has no SAN device (NFS): the host's SAN adapter chosen (PowerFlex SDC if the array needs it, else first FC, else iSCSI); the clone will be a host copy (no XCOPY from NFS to a SAN LUN)");
+                }
+            }
             Ok::<_, CopyError>((datastore, adapters))
         };
         let originals = async {
@@ -736,7 +748,8 @@ impl CopyEngine {
             return Err(CopyError::Cancelled);
         }
 
-        // Verify: nothing is written unless the device is provably the volume.
+        // Verify: nothing is written unless the device is provably the volume. A datastore
+        // without a SAN device (NFS) has no extents the target could be.
         self.enter(clock, Phase::Verify);
         verify_device(
             Expected {

@@ -387,3 +387,130 @@ async fn a_migration_host_without_the_vib_fails_with_guidance_and_cleans_up() {
     rig.assert_untouched("trident_pvc_migration");
     rig.assert_clean("trident_pvc_migration");
 }
+
+/// The default lab plus an NFS datastore `nfs1` holding a 64 MiB disk of VM `vm-nfs` on `host`.
+fn nfs_scenario(host: Option<co_lab::scenario::HostSpec>) -> co_lab::scenario::Scenario {
+    use co_lab::scenario::{DatastoreKind, DatastoreSpec, DiskSpec, Scenario, VmSpec};
+    let mut scenario = Scenario::default_embedded();
+    scenario.datastores.push(DatastoreSpec {
+        name: "nfs1".into(),
+        kind: DatastoreKind::Nfs,
+        array: None,
+        capacity_gib: 16,
+    });
+    let vm_host = match host {
+        Some(spec) => {
+            let name = spec.name.clone();
+            scenario.hosts.push(spec);
+            name
+        }
+        None => scenario.hosts[0].name.clone(),
+    };
+    scenario.vms.push(VmSpec {
+        name: "vm-nfs".into(),
+        host: vm_host,
+        disks: vec![DiskSpec {
+            datastore: "nfs1".into(),
+            size_mib: 64,
+            rdm_array: None,
+            vvol: false,
+        }],
+    });
+    scenario
+}
+
+fn nfs_args(rig: &LabRig, flexvol: &str) -> co_populator::args::PopulateArgs {
+    let mut args = rig.args(flexvol);
+    args.source_vmdk = Some("[nfs1] vm-nfs/vm-nfs.vmdk".into());
+    args.source_vm_id = Some("vm-nfs".into());
+    args
+}
+
+fn nfs_vm_files(rig: &LabRig) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(rig.lab.datastore_dir("nfs1").join("vm-nfs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    files
+}
+
+/// A VMDK on an NFS datastore (no SAN device, so no active paths to choose adapters by) is
+/// cloned through the host's SAN adapter onto the target LUN: a host copy, as vmkfstools does
+/// between NFS and a SAN LUN, with the bytes verified and nothing left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vmdk_on_an_nfs_datastore_is_host_copied_through_the_vib() {
+    let rig = LabRig::start_with(nfs_scenario(None)).await;
+    rig.target_volume("trident_pvc_nfs", 64 * MIB);
+    let files_before = nfs_vm_files(&rig);
+    let summary = run_with(
+        rig.config(&nfs_args(&rig, "trident_pvc_nfs")),
+        rig.options("nfs"),
+    )
+    .await;
+    assert_eq!(summary.exit_code, ExitCode::Success, "{:?}", summary.error);
+    let source = std::fs::read(
+        rig.lab
+            .datastore_dir("nfs1")
+            .join("vm-nfs/vm-nfs-flat.vmdk"),
+    )
+    .unwrap();
+    assert_eq!(source.len() as u64, 64 * MIB);
+    rig.assert_copied_from(&source, "trident_pvc_nfs");
+    rig.assert_clean("trident_pvc_nfs");
+    assert_eq!(nfs_vm_files(&rig), files_before, "no RDM descriptor left");
+    let report = summary.report.unwrap();
+    assert!(!report.xcopy_used, "NFS to a SAN LUN is a host copy");
+    assert_eq!(
+        (report.clone_method, report.storage_protocol),
+        (
+            co_populator::metrics::CloneMethodLabel::Vib,
+            co_populator::metrics::StorageProtocolLabel::Iscsi
+        ),
+        "mapped through the host's iSCSI adapter"
+    );
+    assert_eq!(report.provisioned_bytes, 64 * MIB);
+}
+
+/// A host that reaches no SAN (an NFS-only host) cannot be given the target LUN: the run fails
+/// permanently, naming the host and the datastore, before anything is created on the array.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_nfs_source_on_a_host_without_san_adapters_fails_permanently_and_changes_nothing() {
+    let host = co_lab::scenario::Scenario::from_yaml(
+        "arrays: []\nhosts: [{name: esxi-nfs.lab.local, adapter: local, vib_installed: true}]\ndatastores: []\n",
+    )
+    .unwrap()
+    .hosts
+    .remove(0);
+    let rig = LabRig::start_with(nfs_scenario(Some(host))).await;
+    rig.target_volume("trident_pvc_nosan", 64 * MIB);
+    let mappings_before = rig.lab.san.mappings(e2e_support::ARRAY);
+    let summary = run_with(
+        rig.config(&nfs_args(&rig, "trident_pvc_nosan")),
+        rig.options("nosan"),
+    )
+    .await;
+    assert_eq!(
+        summary.exit_code,
+        ExitCode::Permanent,
+        "{:?}",
+        summary.error
+    );
+    let error = summary.error.expect("no SAN adapter");
+    assert!(
+        matches!(
+            &error,
+            co_populator::error::CopyError::Vsphere { source, .. }
+                if matches!(**source, co_vsphere::Error::NoSanAdapter { .. })
+        ),
+        "{error}"
+    );
+    let message = error.to_string();
+    for named in ["esxi-nfs.lab.local", "\"nfs1\"", "vmhba0 (vmw_ahci)"] {
+        assert!(message.contains(named), "{named} missing: {message}");
+    }
+    rig.assert_untouched("trident_pvc_nosan");
+    rig.assert_clean("trident_pvc_nosan");
+    assert_eq!(rig.lab.san.mappings(e2e_support::ARRAY), mappings_before);
+    assert_eq!(nfs_vm_files(&rig), ["vm-nfs-flat.vmdk", "vm-nfs.vmdk"]);
+}

@@ -2,13 +2,17 @@
 //! initiator id an array needs for its initiator group: iSCSI IQN, FC `fc.<wwnn>:<wwpn>`, SAS
 //! node WWN, or the PowerFlex SDC GUID from the `scini` module options. When no active path goes
 //! through a SAN adapter the choice falls back to the host's FC, then iSCSI adapters in device
-//! order, so the same host always yields the same answer.
+//! order, so the same host always yields the same answer. A source datastore without a SAN device
+//! (NFS) has no paths at all: it takes the same fallback, after the PowerFlex SDC when the
+//! destination array needs one.
 
 use std::cmp::Ordering;
 
 use crate::client::Client;
 use crate::decode::Node;
 use crate::error::Error;
+use crate::inventory::DatastoreDevice;
+use crate::property::ObjectContent;
 use crate::soap::Request;
 use crate::types::ManagedObjectReference;
 
@@ -57,10 +61,11 @@ impl HostAdapter {
 /// The adapters chosen for a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceAdapters {
-    /// Canonical device name (`naa.…`).
-    pub device: String,
+    /// Canonical device name (`naa.…`); `None` for a source datastore without a SAN device (NFS).
+    pub device: Option<String>,
     pub adapters: Vec<HostAdapter>,
-    /// True when no active path went through a SAN adapter and the host-wide fallback was used.
+    /// True when no active path went through a SAN adapter (or there was no device to have paths)
+    /// and the host-wide fallback was used.
     pub fallback: bool,
 }
 
@@ -90,6 +95,24 @@ impl Client {
         self.device_adapters(host, &device, requires_scini).await
     }
 
+    /// The adapters through which `host` reaches the array when copying from `datastore`: those
+    /// with active paths to its SAN device ([`Client::device_adapters`]), or — for a datastore
+    /// without one (NFS) — the host's SAN adapters ([`Client::host_san_adapters`]).
+    pub async fn source_adapters(
+        &self,
+        host: &ManagedObjectReference,
+        datastore: &DatastoreDevice,
+        requires_scini: bool,
+    ) -> Result<DeviceAdapters, Error> {
+        match datastore.extents.first() {
+            Some(device) => self.device_adapters(host, device, requires_scini).await,
+            None => {
+                self.host_san_adapters(host, &datastore.name, requires_scini)
+                    .await
+            }
+        }
+    }
+
     /// The adapters with active paths to `device` (a canonical name) on `host`.
     pub async fn device_adapters(
         &self,
@@ -97,32 +120,79 @@ impl Client {
         device: &str,
         requires_scini: bool,
     ) -> Result<DeviceAdapters, Error> {
+        let no_adapter = |reason| Error::NoAdapter {
+            host: host.to_string(),
+            device: device.to_owned(),
+            reason,
+        };
+        let view = self.storage_view(host, requires_scini).await?;
+        let storage = view
+            .storage()
+            .ok_or_else(|| no_adapter("the host reports no storage device information".into()))?;
+        select_adapters(storage, device, view.scini_guid.as_deref(), requires_scini)
+            .map_err(no_adapter)
+    }
+
+    /// The SAN adapters of `host` for a copy from `datastore`, a datastore without a SAN device
+    /// (NFS): nothing has paths to it, so the choice is the fallback's — the PowerFlex SDC when
+    /// `requires_scini`, else the first FC, else the first iSCSI adapter in device order.
+    pub async fn host_san_adapters(
+        &self,
+        host: &ManagedObjectReference,
+        datastore: &str,
+        requires_scini: bool,
+    ) -> Result<DeviceAdapters, Error> {
+        let view = self.storage_view(host, requires_scini).await?;
+        let adapters = view
+            .storage()
+            .map(|storage| parse_adapters(storage, view.scini_guid.as_deref()))
+            .unwrap_or_default();
+        select_host_adapters(&adapters, requires_scini).ok_or_else(|| Error::NoSanAdapter {
+            host: match view.host_name() {
+                Some(name) => format!("{name} ({host})"),
+                None => host.to_string(),
+            },
+            datastore: datastore.to_owned(),
+            found: if adapters.is_empty() {
+                "none".into()
+            } else {
+                adapters
+                    .iter()
+                    .map(|a| format!("{} ({})", a.device, a.driver))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        })
+    }
+
+    /// The host's storage device information with the PowerFlex GUID resolved when it matters.
+    async fn storage_view(
+        &self,
+        host: &ManagedObjectReference,
+        requires_scini: bool,
+    ) -> Result<StorageView, Error> {
         let content = self
             .retrieve_one(
                 host,
-                &["config.storageDevice", "configManager.kernelModuleSystem"],
+                &[
+                    "name",
+                    "config.storageDevice",
+                    "configManager.kernelModuleSystem",
+                ],
             )
             .await?;
-        let storage = content
-            .prop("config.storageDevice")
-            .ok_or_else(|| Error::NoAdapter {
-                host: host.to_string(),
-                device: device.to_owned(),
-                reason: "the host reports no storage device information".into(),
-            })?;
-        let has_scini = parse_adapters(storage, None)
-            .iter()
-            .any(|a| a.driver == "scini");
+        let has_scini = content.prop("config.storageDevice").is_some_and(|storage| {
+            parse_adapters(storage, None)
+                .iter()
+                .any(|a| a.driver == "scini")
+        });
         let scini_guid = match content.moref("configManager.kernelModuleSystem") {
             Some(kms) if has_scini || requires_scini => self.scini_guid(&kms).await?,
             _ => None,
         };
-        select_adapters(storage, device, scini_guid.as_deref(), requires_scini).map_err(|reason| {
-            Error::NoAdapter {
-                host: host.to_string(),
-                device: device.to_owned(),
-                reason,
-            }
+        Ok(StorageView {
+            content,
+            scini_guid,
         })
     }
 
@@ -178,6 +248,22 @@ impl Client {
             .children_named("returnval")
             .find(|m| m.text_of("name") == Some("scini"))
             .and_then(|m| scini_guid_from_options(m.text_of("optionString").unwrap_or_default())))
+    }
+}
+
+/// A host's `config.storageDevice` and `name`, with the PowerFlex GUID if it was needed.
+struct StorageView {
+    content: ObjectContent,
+    scini_guid: Option<String>,
+}
+
+impl StorageView {
+    fn storage(&self) -> Option<&Node> {
+        self.content.prop("config.storageDevice")
+    }
+
+    fn host_name(&self) -> Option<&str> {
+        self.content.text("name")
     }
 }
 
@@ -284,29 +370,60 @@ pub fn select_adapters(
     };
     if active.iter().any(usable) {
         return Ok(DeviceAdapters {
-            device: device.to_owned(),
+            device: Some(device.to_owned()),
             adapters: active,
             fallback: false,
         });
     }
-    let mut by_order = adapters.clone();
-    by_order.sort_by(|a, b| device_order(&a.device, &b.device));
-    let fallback = [AdapterKind::FibreChannel, AdapterKind::Iscsi]
-        .iter()
-        .find_map(|kind| by_order.iter().find(|a| a.kind == *kind));
-    match fallback {
+    match fallback_adapter(&adapters) {
         Some(a) => Ok(DeviceAdapters {
-            device: device.to_owned(),
+            device: Some(device.to_owned()),
             adapters: vec![a.clone()],
             fallback: true,
         }),
         None if !active.is_empty() => Ok(DeviceAdapters {
-            device: device.to_owned(),
+            device: Some(device.to_owned()),
             adapters: active,
             fallback: false,
         }),
         None => Err(format!("no active adapters found for device {device}")),
     }
+}
+
+/// Chooses the adapters for a source without a SAN device from the host's `adapters`: the first
+/// PowerFlex SDC (with its GUID) in device order when `requires_scini`, else the
+/// [`fallback_adapter`]. `None` when the host has none of them.
+pub fn select_host_adapters(
+    adapters: &[HostAdapter],
+    requires_scini: bool,
+) -> Option<DeviceAdapters> {
+    let sdc = || {
+        adapters
+            .iter()
+            .filter(|a| a.kind == AdapterKind::Scini && a.is_san())
+            .min_by(|a, b| device_order(&a.device, &b.device))
+    };
+    let chosen = requires_scini
+        .then(sdc)
+        .flatten()
+        .or_else(|| fallback_adapter(adapters))?;
+    Some(DeviceAdapters {
+        device: None,
+        adapters: vec![chosen.clone()],
+        fallback: true,
+    })
+}
+
+/// The host-wide fallback: the first FC adapter in device order, else the first iSCSI adapter.
+fn fallback_adapter(adapters: &[HostAdapter]) -> Option<&HostAdapter> {
+    [AdapterKind::FibreChannel, AdapterKind::Iscsi]
+        .iter()
+        .find_map(|kind| {
+            adapters
+                .iter()
+                .filter(|a| a.kind == *kind)
+                .min_by(|a, b| device_order(&a.device, &b.device))
+        })
 }
 
 /// `vmhba2` < `vmhba10` (numeric suffix order), then plain string order.
@@ -393,6 +510,77 @@ mod tests {
                 .unwrap_err()
                 .contains("not found")
         );
+    }
+
+    #[test]
+    fn a_source_without_device_takes_the_fallback_fc_first_in_device_order() {
+        let storage = parse(STORAGE.as_bytes()).unwrap();
+        let adapters = parse_adapters(&storage, Some("guid-1"));
+        let chosen = select_host_adapters(&adapters, false).unwrap();
+        assert_eq!(chosen.device, None);
+        assert!(chosen.fallback);
+        let devices: Vec<&str> = chosen.adapters.iter().map(|a| a.device.as_str()).collect();
+        assert_eq!(
+            devices,
+            ["vmhba2"],
+            "FC before iSCSI, vmhba2 before vmhba10"
+        );
+        let mut reversed = adapters.clone();
+        reversed.reverse();
+        assert_eq!(
+            select_host_adapters(&reversed, false),
+            Some(chosen),
+            "the host's listing order does not matter"
+        );
+    }
+
+    #[test]
+    fn a_source_without_device_uses_iscsi_when_the_host_has_no_fc() {
+        let storage = parse(STORAGE.as_bytes()).unwrap();
+        let adapters: Vec<HostAdapter> = parse_adapters(&storage, None)
+            .into_iter()
+            .filter(|a| a.kind != AdapterKind::FibreChannel)
+            .collect();
+        let chosen = select_host_adapters(&adapters, true).unwrap();
+        assert_eq!(
+            chosen.adapters[0].id, "iqn.1998-01.com.vmware:esx-1",
+            "an SDC without a GUID cannot be mapped: the iSCSI adapter is used"
+        );
+        let same = select_adapters(&storage, "mpx.vmhba1:C0:T0:L0", None, false).unwrap();
+        assert_eq!(same.adapters[0].kind, AdapterKind::FibreChannel);
+    }
+
+    #[test]
+    fn a_source_without_device_uses_the_powerflex_sdc_only_when_the_destination_needs_it() {
+        let storage = parse(STORAGE.as_bytes()).unwrap();
+        let adapters = parse_adapters(&storage, Some("guid-1"));
+        let flex = select_host_adapters(&adapters, true).unwrap();
+        assert_eq!(
+            (
+                flex.adapters[0].device.as_str(),
+                flex.adapters[0].id.as_str()
+            ),
+            ("vmhba70", "guid-1")
+        );
+        let other = select_host_adapters(&adapters, false).unwrap();
+        assert_eq!(other.adapters[0].kind, AdapterKind::FibreChannel);
+    }
+
+    #[test]
+    fn a_source_without_device_on_a_host_without_san_adapters_has_no_choice() {
+        let storage = parse(STORAGE.as_bytes()).unwrap();
+        let local: Vec<HostAdapter> = parse_adapters(&storage, None)
+            .into_iter()
+            .filter(|a| !matches!(a.kind, AdapterKind::Iscsi | AdapterKind::FibreChannel))
+            .collect();
+        assert_eq!(local.len(), 2, "block and SDC adapters remain");
+        assert_eq!(select_host_adapters(&local, false), None);
+        assert_eq!(
+            select_host_adapters(&local, true),
+            None,
+            "an SDC without a GUID is no initiator"
+        );
+        assert_eq!(select_host_adapters(&[], false), None);
     }
 
     #[test]

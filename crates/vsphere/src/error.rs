@@ -148,6 +148,20 @@ pub enum Error {
         reason: String,
     },
 
+    /// A source datastore without a SAN device (NFS) leaves only the host's own SAN adapters to
+    /// reach the target array, and the host has none.
+    #[error(
+        "host {host} has no FC or iSCSI adapter to reach the target array while copying from \
+         datastore {datastore:?}, which has no SAN device of its own (adapters found: {found}); \
+         enable the host's software iSCSI adapter or connect an FC HBA to the array, or run the copy \
+         on another host that mounts the datastore (--migration-host)"
+    )]
+    NoSanAdapter {
+        host: String,
+        datastore: String,
+        found: String,
+    },
+
     #[error("invalid esxcli command {argv:?}: {reason}")]
     EsxcliUsage { argv: String, reason: String },
 

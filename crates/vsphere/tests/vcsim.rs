@@ -216,6 +216,31 @@ async fn a_non_vmfs_datastore_has_no_device() {
         .unwrap_err();
     assert!(matches!(err, Error::DatastoreDevice { .. }), "{err}");
     assert!(client.datastore_device(&host, "missing").await.is_err());
+
+    // A copy from it needs one of the host's SAN adapters, and vcsim's host shows none at first.
+    let err = client.source_adapters(&host, &ds, false).await.unwrap_err();
+    assert!(matches!(err, Error::NoSanAdapter { .. }), "{err}");
+    let message = err.to_string();
+    for named in ["DC0_H0", "LocalDS_0", "vmhba0 (pvscsi)", "iSCSI"] {
+        assert!(message.contains(named), "{named} missing: {message}");
+    }
+
+    // Its FC adapters appear with a rescan: the lowest-numbered one is chosen, every time.
+    client.rescan_all_hba(&host).await.unwrap();
+    let chosen = client.source_adapters(&host, &ds, false).await.unwrap();
+    assert_eq!((chosen.device.as_deref(), chosen.fallback), (None, true));
+    let fc: Vec<_> = client
+        .host_adapters(&host)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.protocol() == "fc")
+        .collect();
+    assert_eq!(chosen.adapters, fc[..1], "{chosen:?}");
+    assert_eq!(
+        client.source_adapters(&host, &ds, false).await.unwrap(),
+        chosen
+    );
 }
 
 #[tokio::test]

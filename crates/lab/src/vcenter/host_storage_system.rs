@@ -11,6 +11,7 @@ fn adapter_key(adapter: &Adapter) -> String {
     match adapter.kind {
         AdapterKind::Iscsi => format!("key-vim.host.InternetScsiHba-{}", adapter.device),
         AdapterKind::Fc => format!("key-vim.host.FibreChannelHba-{}", adapter.device),
+        AdapterKind::Local => format!("key-vim.host.BlockHba-{}", adapter.device),
     }
 }
 
@@ -47,6 +48,10 @@ fn adapter_value(adapter: &Adapter) -> Value {
             fields.push(("portType", s("fabric")));
             fields.push(("speed", Value::Long(16)));
             Value::obj("HostFibreChannelHba", fields)
+        }
+        AdapterKind::Local => {
+            fields.insert(3, ("model", s("SATA AHCI Controller")));
+            Value::obj("HostBlockHba", fields)
         }
     }
 }

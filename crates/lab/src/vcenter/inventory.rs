@@ -13,15 +13,26 @@ pub const HOST_FOLDER: &str = "group-h4";
 pub const DATASTORE_FOLDER: &str = "group-s5";
 pub const NETWORK_FOLDER: &str = "group-n6";
 
-/// A VMFS datastore and the SAN volume that is its extent.
+/// A datastore and what backs it.
 #[derive(Debug, Clone)]
 pub struct DatastoreEntry {
     pub name: String,
     pub moid: String,
-    pub array: String,
-    /// Canonical name of the extent device.
-    pub naa: String,
+    pub backing: DatastoreBacking,
     pub capacity_bytes: u64,
+}
+
+/// What a datastore is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatastoreBacking {
+    /// VMFS whose single extent is the SAN volume with device `naa` on `array`.
+    Vmfs { array: String, naa: String },
+    /// An NFS export (version 4.1 when `nfs41`): no SAN device behind it.
+    Nfs {
+        remote_host: String,
+        remote_path: String,
+        nfs41: bool,
+    },
 }
 
 /// A virtual disk of a VM.

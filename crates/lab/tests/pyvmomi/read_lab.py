@@ -84,10 +84,19 @@ for h in objects(vim.HostSystem):
     h.configManager.storageSystem.RescanAllHba()
 out["hosts"] = hosts
 
+def nas_volume(info):
+    if not isinstance(info, vim.host.NasDatastoreInfo):
+        return None
+    nas = info.nas
+    return {"type": nas.type, "name": nas.name, "capacity": nas.capacity, "remote_host": nas.remoteHost,
+            "remote_path": nas.remotePath, "remote_host_names": list(nas.remoteHostNames)}
+
+
 out["datastores"] = [{
     "name": d.name,
     "info_type": type(d.info).__name__,
-    "extent": d.info.vmfs.extent[0].diskName,
+    "extent": d.info.vmfs.extent[0].diskName if isinstance(d.info, vim.host.VmfsDatastoreInfo) else None,
+    "nas": nas_volume(d.info),
     "capacity": d.summary.capacity,
     "type": d.summary.type,
 } for d in objects(vim.Datastore)]
