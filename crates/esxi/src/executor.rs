@@ -1,17 +1,20 @@
-//! The clone executor seam shared by the VIB and SSH methods, and [`CloneTask`], which drives one
-//! clone from start to cleanup: adaptive polling, progress events, cancellation (abort, then clean).
+//! The clone executor seam shared by the VIB and SSH methods — each method is only a
+//! [`WrapperTransport`] (one request/reply exchange with the wrapper); the operations on top are
+//! written once — and [`CloneTask`], which drives one clone from start to cleanup: adaptive polling, progress events, cancellation (abort, then clean).
 //! A status poll that fails in transit (vCenter or SSH hiccup) is repeated a few times before the
 //! clone is given up, so one lost round trip does not abort a copy that runs on regardless.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::error::EsxiError;
 use crate::protocol::{
-    CloneStarted, TaskStatus, WrapperCommand, accepts_client_task_id, is_task_id,
+    CloneStarted, TaskStatus, VersionInfo, WrapperCommand, WrapperReply, accepts_client_task_id,
+    decode_message, is_task_id,
 };
 
 /// One ESXi-side wrapper, reached by whichever method.
@@ -39,6 +42,83 @@ pub trait CloneExecutor: Send + Sync {
     async fn abort(&self, task_id: &str) -> Result<TaskStatus, EsxiError>;
     /// Removes the task's RDM descriptor and state; refused while the clone runs.
     async fn clean(&self, task_id: &str) -> Result<(), EsxiError>;
+}
+
+/// One request/reply exchange with the host's wrapper — the only thing the clone methods do
+/// differently (esxcli through vCenter for the VIB, a session for SSH). Every transport is a
+/// [`CloneExecutor`]: the operations on top of the exchange are the same for both.
+#[async_trait]
+pub trait WrapperTransport: Send + Sync {
+    /// Sends `command`; returns the reply's message when its status is 0, otherwise
+    /// [`EsxiError::OperationFailed`].
+    async fn call(&self, command: WrapperCommand) -> Result<String, EsxiError>;
+
+    /// Asks the host for the wrapper version (the executor caches the answer).
+    async fn read_version(&self) -> Result<String, EsxiError> {
+        let reply = self.call(WrapperCommand::Version).await?;
+        Ok(decode_message::<VersionInfo>(&reply)?.version)
+    }
+
+    /// Where the version is kept once read: a wrapper does not change under a running copy.
+    fn version_cache(&self) -> &OnceCell<String>;
+}
+
+#[async_trait]
+impl<T: WrapperTransport> CloneExecutor for T {
+    async fn version(&self) -> Result<String, EsxiError> {
+        self.version_cache()
+            .get_or_try_init(|| self.read_version())
+            .await
+            .cloned()
+    }
+
+    async fn start_clone(
+        &self,
+        source_vmdk: &str,
+        target_device: &str,
+        task_id: Option<&str>,
+    ) -> Result<CloneStarted, EsxiError> {
+        let version = match task_id {
+            Some(_) => Some(self.version().await?),
+            None => None,
+        };
+        let command = clone_command(source_vmdk, target_device, task_id, version.as_deref())?;
+        Ok(decode_message(&self.call(command).await?)?)
+    }
+
+    async fn task_status(&self, task_id: &str) -> Result<TaskStatus, EsxiError> {
+        let task_id = task_id.to_owned();
+        Ok(decode_message(
+            &self.call(WrapperCommand::TaskGet { task_id }).await?,
+        )?)
+    }
+
+    async fn abort(&self, task_id: &str) -> Result<TaskStatus, EsxiError> {
+        let task_id = task_id.to_owned();
+        Ok(decode_message(
+            &self.call(WrapperCommand::TaskAbort { task_id }).await?,
+        )?)
+    }
+
+    async fn clean(&self, task_id: &str) -> Result<(), EsxiError> {
+        let task_id = task_id.to_owned();
+        self.call(WrapperCommand::TaskClean { task_id })
+            .await
+            .map(drop)
+    }
+}
+
+/// The reply's message when `reply` reports success, else the operation's failure.
+pub fn reply_message(operation: &'static str, reply: WrapperReply) -> Result<String, EsxiError> {
+    if reply.is_success() {
+        Ok(reply.message)
+    } else {
+        Err(EsxiError::OperationFailed {
+            operation,
+            status: reply.status,
+            message: reply.message,
+        })
+    }
 }
 
 /// A progress observation streamed while a clone runs.

@@ -24,5 +24,6 @@ pub mod vsphere;
 pub use error::EsxiError;
 pub use executor::{
     CloneExecutor, CloneOutcome, CloneProgress, CloneTask, PollRetry, PollSchedule,
+    WrapperTransport,
 };
 pub use guidance::{manual_key_instructions, restricted_key_line};

@@ -334,6 +334,30 @@ pub enum WrapperCommand {
 }
 
 impl WrapperCommand {
+    /// The operation's name as the wrappers' options spell it (`task-get`), used in errors, logs
+    /// and the lab's fault sites (`ssh:<operation>`).
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Self::Probe => "probe",
+            Self::Version => "version",
+            Self::Clone { .. } => "clone",
+            Self::TaskGet { .. } => "task-get",
+            Self::TaskAbort { .. } => "task-abort",
+            Self::TaskClean { .. } => "task-clean",
+        }
+    }
+
+    /// The esxcli command of the VIB's `vmkfstools` namespace that runs the operation (`taskGet`).
+    pub fn esxcli_command(&self) -> &'static str {
+        match self {
+            Self::Probe | Self::Version => "version",
+            Self::Clone { .. } => "clone",
+            Self::TaskGet { .. } => "taskGet",
+            Self::TaskAbort { .. } => "taskAbort",
+            Self::TaskClean { .. } => "taskClean",
+        }
+    }
+
     /// Wrapper argv (`--clone -s <src> -t <dev>`, …), shared by both wrappers.
     pub fn wrapper_args(&self) -> Vec<&str> {
         match self {
@@ -358,30 +382,26 @@ impl WrapperCommand {
 
     /// esxcli argv for the VIB's `vmkfstools` namespace.
     pub fn esxcli_args(&self) -> Vec<&str> {
+        let mut args = vec!["vmkfstools", self.esxcli_command()];
         match self {
-            Self::Probe | Self::Version => vec!["vmkfstools", "version"],
+            Self::Probe | Self::Version => {}
             Self::Clone {
                 source_vmdk,
                 target_device,
                 task_id,
             } => {
-                let mut args = vec![
-                    "vmkfstools",
-                    "clone",
-                    "-s",
-                    source_vmdk,
-                    "-t",
-                    target_device,
-                ];
+                args.extend(["-s", source_vmdk, "-t", target_device]);
                 if let Some(task_id) = task_id {
                     args.extend(["-i", task_id]);
                 }
-                args
             }
-            Self::TaskGet { task_id } => vec!["vmkfstools", "taskGet", "-i", task_id],
-            Self::TaskAbort { task_id } => vec!["vmkfstools", "taskAbort", "-i", task_id],
-            Self::TaskClean { task_id } => vec!["vmkfstools", "taskClean", "-i", task_id],
+            Self::TaskGet { task_id }
+            | Self::TaskAbort { task_id }
+            | Self::TaskClean { task_id } => {
+                args.extend(["-i", task_id]);
+            }
         }
+        args
     }
 
     /// The SSH command for the seed's key line (`command="python …/secure-vmkfstools-wrapper.py"`),

@@ -19,15 +19,12 @@ use crate::assets::{
     SSH_WRAPPER, SSH_WRAPPER_FILE_NAME, WRAPPER_VERSION, sha256_hex, ssh_wrapper_sha256,
 };
 use crate::error::EsxiError;
-use crate::executor::{CloneExecutor, clone_command};
+use crate::executor::{CloneExecutor, WrapperTransport, reply_message};
 use crate::guidance::{manual_key_instructions, restricted_key_line};
 use crate::host_keys::{
     HostKeyStore, HostKeyStoreError, KnownHosts, KnownHostsFile, fingerprint, known_hosts_name,
 };
-use crate::protocol::{
-    CloneStarted, PROBE_REPLY, TaskStatus, VersionInfo, WrapperCommand, WrapperReply,
-    decode_message,
-};
+use crate::protocol::{PROBE_REPLY, VersionInfo, WrapperCommand, WrapperReply, decode_message};
 
 /// Env var holding the base64-encoded PEM private key.
 pub const SSH_PRIVATE_KEY_ENV: &str = "SSH_PRIVATE_KEY";
@@ -642,96 +639,36 @@ impl SshExecutor {
                 warn!(host = %self.session.host, operation, stderr = %output.stderr.trim(), "wrapper wrote to stderr");
             }
         })?;
-        if reply.is_success() {
-            Ok(reply.message)
-        } else {
-            Err(EsxiError::OperationFailed {
-                operation,
-                status: reply.status,
-                message: reply.message,
-            })
-        }
-    }
-
-    async fn call(
-        &self,
-        operation: &'static str,
-        command: WrapperCommand,
-    ) -> Result<String, EsxiError> {
-        let output = self.session.run(&command.to_ssh_command(), None).await?;
-        self.reply(operation, output)
+        reply_message(operation, reply)
     }
 }
 
 #[async_trait]
-impl CloneExecutor for SshExecutor {
-    async fn version(&self) -> Result<String, EsxiError> {
-        self.version
-            .get_or_try_init(|| async {
-                let output = self
-                    .session
-                    .run(&WrapperCommand::Version.to_ssh_command(), None)
-                    .await?;
-                if output.stdout.trim() == PROBE_REPLY {
-                    return Err(EsxiError::LegacyKeyLine {
-                        reply: PROBE_REPLY.into(),
-                        key_line: restricted_key_line(&self.datastore, &self.public_key),
-                    });
-                }
-                let reply = self.reply("version", output)?;
-                Ok(decode_message::<VersionInfo>(&reply)?.version)
-            })
-            .await
-            .cloned()
+impl WrapperTransport for SshExecutor {
+    async fn call(&self, command: WrapperCommand) -> Result<String, EsxiError> {
+        let output = self.session.run(&command.to_ssh_command(), None).await?;
+        self.reply(command.operation(), output)
     }
 
-    async fn start_clone(
-        &self,
-        source_vmdk: &str,
-        target_device: &str,
-        task_id: Option<&str>,
-    ) -> Result<CloneStarted, EsxiError> {
-        let version = match task_id {
-            Some(_) => Some(self.version().await?),
-            None => None,
-        };
-        let command = clone_command(source_vmdk, target_device, task_id, version.as_deref())?;
-        Ok(decode_message(&self.call("clone", command).await?)?)
-    }
-
-    async fn task_status(&self, task_id: &str) -> Result<TaskStatus, EsxiError> {
-        let message = self
-            .call(
-                "task-get",
-                WrapperCommand::TaskGet {
-                    task_id: task_id.to_owned(),
-                },
-            )
+    /// The version, or — when the key line still runs upstream's shell wrapper, which answers
+    /// every command with its probe reply — the key line to install instead.
+    async fn read_version(&self) -> Result<String, EsxiError> {
+        let output = self
+            .session
+            .run(&WrapperCommand::Version.to_ssh_command(), None)
             .await?;
-        Ok(decode_message(&message)?)
+        if output.stdout.trim() == PROBE_REPLY {
+            return Err(EsxiError::LegacyKeyLine {
+                reply: PROBE_REPLY.into(),
+                key_line: restricted_key_line(&self.datastore, &self.public_key),
+            });
+        }
+        let reply = self.reply("version", output)?;
+        Ok(decode_message::<VersionInfo>(&reply)?.version)
     }
 
-    async fn abort(&self, task_id: &str) -> Result<TaskStatus, EsxiError> {
-        let message = self
-            .call(
-                "task-abort",
-                WrapperCommand::TaskAbort {
-                    task_id: task_id.to_owned(),
-                },
-            )
-            .await?;
-        Ok(decode_message(&message)?)
-    }
-
-    async fn clean(&self, task_id: &str) -> Result<(), EsxiError> {
-        self.call(
-            "task-clean",
-            WrapperCommand::TaskClean {
-                task_id: task_id.to_owned(),
-            },
-        )
-        .await
-        .map(drop)
+    fn version_cache(&self) -> &tokio::sync::OnceCell<String> {
+        &self.version
     }
 }
 

@@ -8,10 +8,8 @@ use async_trait::async_trait;
 use tokio::sync::OnceCell;
 
 use crate::error::EsxiError;
-use crate::executor::{CloneExecutor, clone_command};
-use crate::protocol::{
-    CloneStarted, TaskStatus, VersionInfo, WrapperCommand, WrapperReply, decode_message,
-};
+use crate::executor::{WrapperTransport, reply_message};
+use crate::protocol::{WrapperCommand, WrapperReply};
 
 /// One esxcli output structure: field name → values.
 pub type EsxcliRecord = BTreeMap<String, Vec<String>>;
@@ -69,88 +67,17 @@ impl<R: EsxcliRunner> VibExecutor<R> {
     pub fn runner(&self) -> &R {
         &self.runner
     }
-
-    async fn call(
-        &self,
-        operation: &'static str,
-        command: WrapperCommand,
-    ) -> Result<String, EsxiError> {
-        let argv = command.esxcli_args();
-        let records = self.runner.esxcli(&argv).await?;
-        let reply = reply_from_records(&records)?;
-        if reply.is_success() {
-            Ok(reply.message)
-        } else {
-            Err(EsxiError::OperationFailed {
-                operation,
-                status: reply.status,
-                message: reply.message,
-            })
-        }
-    }
 }
 
 #[async_trait]
-impl<R: EsxcliRunner> CloneExecutor for VibExecutor<R> {
-    async fn version(&self) -> Result<String, EsxiError> {
-        self.version
-            .get_or_try_init(|| async {
-                let reply = self.call("version", WrapperCommand::Version).await?;
-                Ok::<_, EsxiError>(decode_message::<VersionInfo>(&reply)?.version)
-            })
-            .await
-            .cloned()
+impl<R: EsxcliRunner> WrapperTransport for VibExecutor<R> {
+    async fn call(&self, command: WrapperCommand) -> Result<String, EsxiError> {
+        let records = self.runner.esxcli(&command.esxcli_args()).await?;
+        reply_message(command.esxcli_command(), reply_from_records(&records)?)
     }
 
-    async fn start_clone(
-        &self,
-        source_vmdk: &str,
-        target_device: &str,
-        task_id: Option<&str>,
-    ) -> Result<CloneStarted, EsxiError> {
-        let version = match task_id {
-            Some(_) => Some(self.version().await?),
-            None => None,
-        };
-        let command = clone_command(source_vmdk, target_device, task_id, version.as_deref())?;
-        Ok(decode_message(&self.call("clone", command).await?)?)
-    }
-
-    async fn task_status(&self, task_id: &str) -> Result<TaskStatus, EsxiError> {
-        Ok(decode_message(
-            &self
-                .call(
-                    "taskGet",
-                    WrapperCommand::TaskGet {
-                        task_id: task_id.to_owned(),
-                    },
-                )
-                .await?,
-        )?)
-    }
-
-    async fn abort(&self, task_id: &str) -> Result<TaskStatus, EsxiError> {
-        Ok(decode_message(
-            &self
-                .call(
-                    "taskAbort",
-                    WrapperCommand::TaskAbort {
-                        task_id: task_id.to_owned(),
-                    },
-                )
-                .await?,
-        )?)
-    }
-
-    async fn clean(&self, task_id: &str) -> Result<(), EsxiError> {
-        self.call(
-            "taskClean",
-            WrapperCommand::TaskClean {
-                task_id: task_id.to_owned(),
-            },
-        )
-        .await
-        .map(drop)
+    fn version_cache(&self) -> &OnceCell<String> {
+        &self.version
     }
 }
 

@@ -190,10 +190,7 @@ async fn run_wrapper(
         Ok((_, command)) => command,
         Err(e) => return ExecOutcome::wrapper(&WrapperReply::failed(1, e.to_string()), 1),
     };
-    if let Err(injected) = faults
-        .apply(&format!("ssh:{}", wrapper::operation_name(&command)))
-        .await
-    {
+    if let Err(injected) = faults.apply(&format!("ssh:{}", command.operation())).await {
         return ExecOutcome::failed(&injected.message);
     }
     if command == WrapperCommand::Probe {

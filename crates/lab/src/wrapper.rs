@@ -8,18 +8,6 @@ use co_esxi::protocol::{VersionInfo, WrapperCommand, WrapperReply, encode_messag
 
 use crate::host::{SimHost, WrapperError};
 
-/// Fault-injection name of an operation (`ssh:<name>`).
-pub fn operation_name(command: &WrapperCommand) -> &'static str {
-    match command {
-        WrapperCommand::Probe => "probe",
-        WrapperCommand::Version => "version",
-        WrapperCommand::Clone { .. } => "clone",
-        WrapperCommand::TaskGet { .. } => "task-get",
-        WrapperCommand::TaskAbort { .. } => "task-abort",
-        WrapperCommand::TaskClean { .. } => "task-clean",
-    }
-}
-
 fn failed(error: WrapperError) -> WrapperReply {
     WrapperReply::failed(error.status, error.message)
 }
@@ -83,7 +71,7 @@ mod tests {
             },
         ]
         .iter()
-        .map(operation_name)
+        .map(WrapperCommand::operation)
         .collect();
         assert_eq!(
             names,
