@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use crate::cleanup::{
     ReleaseGroup, RescanDelete, RestoreMappings, Undo, UnmapVolume, custom_step, step,
 };
-use crate::discover::{DeviceInfo, DiscoverySchedule, HostStorage, discover_device};
+use crate::discover::{DiscoverySchedule, HostStorage, discover_device};
 use crate::error::CopyError;
 use crate::executors::{CopyJournal, ExecutorFactory, JournaledExecutor};
 use crate::journal::{CleanupStep, CloneRecord, JournalEntry, Outcome};
@@ -477,7 +477,7 @@ impl CopyEngine {
             }
             connected
         };
-        let device = async {
+        let mapped_and_verified = async {
             let mapped = self
                 .map_and_discover(
                     job,
@@ -497,10 +497,10 @@ impl CopyEngine {
             }
             mapped
         };
-        let (executor, device) = tokio::join!(executor, device);
+        let (executor, verified) = tokio::join!(executor, mapped_and_verified);
         // The first real failure explains the run; the other side only saw the abandon signal.
-        let (executor, _device) = match (executor, device) {
-            (Ok(executor), Ok(device)) => (executor, device),
+        let executor = match (executor, verified) {
+            (Ok(executor), Ok(())) => executor,
             (Err(error), Err(CopyError::Cancelled)) | (Err(CopyError::Cancelled), Err(error)) => {
                 return Err(if cancel.is_cancelled() {
                     CopyError::Cancelled
@@ -565,7 +565,7 @@ impl CopyEngine {
     }
 
     /// Map (journaled first), discover under the host lease, and verify that the device is the
-    /// volume: nothing is written unless this returns the device.
+    /// volume: nothing is written unless this succeeds.
     #[allow(clippy::too_many_arguments)]
     async fn map_and_discover(
         &self,
@@ -579,7 +579,7 @@ impl CopyEngine {
         cancel: &CancellationToken,
         clock: &SyncMutex<PhaseClock>,
         report: &mut CopyReport,
-    ) -> Result<DeviceInfo, CopyError> {
+    ) -> Result<(), CopyError> {
         let host_key = host.to_string();
         // Reads that do not depend on each other run at once: the host's SAN side (vSphere), the
         // volume's current mappings (array) and esxcli's command metadata (so each esxcli later
@@ -763,8 +763,7 @@ impl CopyEngine {
             host: host_key.clone(),
             device: device.naa.clone(),
             reason,
-        })?;
-        Ok(device)
+        })
     }
 }
 
