@@ -1,9 +1,11 @@
 //! Kubernetes API types shared by every copy-offload component: the `VSphereXcopyVolumePopulator`
 //! CRD (spec + status), the subsets of Forklift's `StorageMap`, `Provider` and `Plan` we read, and
 //! the closed value types every layer agrees on (`StorageVendorProduct`, `CloneMethod`,
-//! `DatastorePath`, `Secret`). Pure data: no I/O.
+//! `DatastorePath`, `Secret`), and the [`contract`] the controller and the populator pod share.
+//! Pure data: no I/O.
 
 mod clone_method;
+pub mod contract;
 mod datastore_path;
 pub mod forklift;
 mod populator;

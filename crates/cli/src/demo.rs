@@ -26,11 +26,11 @@ use co_lab::lab::{Lab, RunningLab};
 use co_lab::san::GroupSpec;
 use co_lab::scenario::{DiskSpec, Scenario};
 use co_populator::args::PopulateArgs;
-use co_populator::cleanup::describe;
 use co_populator::copy::{CopyReport, Phase, PhaseObserver};
 use co_populator::exit::ExitCode;
-use co_populator::journal::{CleanupStep, FileJournalStore, Journal, JournalEntry};
+use co_populator::journal::CleanupStep;
 use co_populator::run::{RunOptions, RunSummary, run_with};
+use co_storage::GroupRef;
 use co_vsphere::TlsTrust;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -404,7 +404,7 @@ async fn run_on_lab(
             }
         }
     }
-    let cleanups = cleanup_records(lab, &disks).await;
+    let cleanups = cleanup_lines(&summaries);
     let leftovers = leftovers(lab, &disks);
     if worst != ExitCode::Success {
         print_phases(&disks, &summaries);
@@ -651,105 +651,60 @@ fn journal_path(lab: &RunningLab, disk: &DemoDisk) -> PathBuf {
         .join(format!("journal-{}.json", disk.names.flexvol))
 }
 
-/// What each disk's populate journaled as undone in its last run: the cleanup it performed.
-async fn cleanup_records(lab: &RunningLab, disks: &[DemoDisk]) -> Vec<Vec<String>> {
-    let mut all = Vec::new();
-    for disk in disks {
-        let path = journal_path(lab, disk);
-        let mut done = Vec::new();
-        if path.exists() {
-            match Journal::load(FileJournalStore::new(&path)).await {
-                Ok((journal, _)) => {
-                    let records = journal.records();
-                    let last_run = records.last().map(|r| r.run.clone());
-                    done.extend(
-                        records
-                            .iter()
-                            .filter(|r| Some(&r.run) == last_run.as_ref())
-                            .filter_map(|r| match &r.entry {
-                                JournalEntry::CleanupDone { step } => cleanup_line(step),
-                                _ => None,
-                            }),
-                    );
-                }
-                Err(e) => done.push(format!("(journal unreadable: {e})")),
-            }
-        }
-        all.push(done);
-    }
-    all
+/// The cleanup each disk's populate reported, as sentences.
+fn cleanup_lines(summaries: &[RunSummary]) -> Vec<Vec<String>> {
+    summaries
+        .iter()
+        .map(|summary| summary.cleanup.iter().filter_map(cleanup_line).collect())
+        .collect()
 }
 
-/// One cleanup step in words, with the objects it touched; `None` for the placeholder a run
+/// One undone step in words, with the objects it touched; `None` for the placeholder a run
 /// journals before the array has named the host's initiator group (superseded, nothing undone).
 fn cleanup_line(step: &CleanupStep) -> Option<String> {
-    let CleanupStep::Custom { name, detail } = step else {
-        return Some(describe(step));
+    let names = |groups: &[GroupRef]| {
+        groups
+            .iter()
+            .map(|g| g.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    let text = |pointer: &str| {
-        detail
-            .pointer(pointer)
-            .and_then(|v| v.as_str())
-            .unwrap_or("?")
-            .to_owned()
-    };
-    let names = |pointer: &str| {
-        detail
-            .pointer(pointer)
-            .and_then(|v| v.as_array())
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|i| i.get("name").or(Some(i)).and_then(|n| n.as_str()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default()
-    };
-    let line = match name.as_str() {
-        co_populator::cleanup::step::UNMAP_VOLUME => format!(
+    Some(match step {
+        CleanupStep::UnmapVolume { volume, group } => format!(
             "unmapped {} from initiator group {}",
-            text("/volume/name"),
-            names("/group/targets")
+            volume.name,
+            names(&group.targets)
         ),
-        co_populator::cleanup::step::RESTORE_MAPPINGS => {
-            let groups = names("/groups");
-            if groups.is_empty() {
-                format!("left {} unmapped, as found", text("/volume/name"))
-            } else {
-                format!("kept {} mapped to {groups}, as found", text("/volume/name"))
-            }
+        CleanupStep::RestoreMappings { volume, groups } if groups.is_empty() => {
+            format!("left {} unmapped, as found", volume.name)
         }
-        co_populator::cleanup::step::RESCAN_DELETE => format!(
-            "rescanned adapters {} on {} to drop the device",
-            detail
-                .pointer("/adapters")
-                .and_then(|v| v.as_array())
-                .map(|a| a
-                    .iter()
-                    .filter_map(|v| v.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default(),
-            text("/host")
+        CleanupStep::RestoreMappings { volume, groups } => {
+            format!("kept {} mapped to {}, as found", volume.name, names(groups))
+        }
+        CleanupStep::RescanDelete { host, adapters } => format!(
+            "rescanned adapters {} on {host} to drop the device",
+            adapters.join(", ")
         ),
-        co_populator::cleanup::step::RELEASE_GROUP => {
-            if detail.get("group").is_none_or(|g| g.is_null()) {
-                return None;
-            }
-            let owned = names("/group/owned");
-            if owned.is_empty() {
-                format!(
-                    "initiator group {} kept: copy-offload did not create it",
-                    names("/group/targets")
-                )
-            } else {
-                format!("initiator group {owned} released")
-            }
+        CleanupStep::ReleaseGroup { group: None, .. } => return None,
+        CleanupStep::ReleaseGroup {
+            group: Some(group), ..
+        } if group.owned.is_empty() => format!(
+            "initiator group {} kept: copy-offload did not create it",
+            names(&group.targets)
+        ),
+        CleanupStep::ReleaseGroup {
+            group: Some(group), ..
+        } => format!("initiator group {} released", names(&group.owned)),
+        CleanupStep::RemoveDevice { host, naa } => format!("detached device {naa} from {host}"),
+        CleanupStep::CleanTask { host, task_id } => {
+            format!("cleaned clone task {task_id} on {host}")
         }
-        _ => describe(step),
-    };
-    Some(line)
+        CleanupStep::EndArrayCopy { session } => format!(
+            "ended array copy {} onto {}",
+            session.name, session.target.name
+        ),
+        other => other.to_string(),
+    })
 }
 
 /// What the copy left behind on the array and the hosts; empty when cleanup was complete.
@@ -884,7 +839,7 @@ fn print_transfer(disks: &[DemoDisk], reports: &[&CopyReport], populate_time: Du
 
 fn print_cleanup(disks: &[DemoDisk], cleanups: &[Vec<String>], leftovers: &[String]) {
     println!();
-    println!("cleanup performed (from each run's journal):");
+    println!("cleanup performed (as each run reported it):");
     for (disk, steps) in disks.iter().zip(cleanups) {
         if steps.is_empty() {
             println!("  disk {}: nothing to undo", disk.names.index);
@@ -1198,26 +1153,41 @@ mod tests {
 
     #[test]
     fn cleanup_steps_read_as_sentences() {
-        let step = CleanupStep::Custom {
-            name: co_populator::cleanup::step::RESTORE_MAPPINGS.into(),
-            detail: serde_json::json!({
-                "volume": {"name": "/vol/demo_pvc_0/lun0"},
-                "groups": [{"kind": "igroup", "name": "demo-worker-1", "id": ""}]
-            }),
+        use co_storage::{EsxiHostRef, GroupKind, Volume};
+        let volume = Volume {
+            id: "u".into(),
+            name: "/vol/demo_pvc_0/lun0".into(),
+            naa: co_storage::DeviceName::parse("naa.600a0980383044372f5d4a2d6b6e6f70").unwrap(),
+            serial: "s".into(),
+            size_bytes: 1,
+        };
+        let step = CleanupStep::RestoreMappings {
+            volume,
+            groups: vec![GroupRef {
+                kind: GroupKind::Igroup,
+                name: "demo-worker-1".into(),
+                id: String::new(),
+            }],
         };
         assert_eq!(
             cleanup_line(&step).unwrap(),
             "kept /vol/demo_pvc_0/lun0 mapped to demo-worker-1, as found"
         );
-        let placeholder = CleanupStep::Custom {
-            name: co_populator::cleanup::step::RELEASE_GROUP.into(),
-            detail: serde_json::json!({"host": {"hostId": "h"}, "group": null}),
+        let placeholder = CleanupStep::ReleaseGroup {
+            host: EsxiHostRef {
+                host_id: "h".into(),
+                initiators: vec![],
+            },
+            group: None,
         };
         assert_eq!(cleanup_line(&placeholder), None);
         let task = CleanupStep::CleanTask {
             host: "HostSystem:host-10".into(),
             task_id: "t1".into(),
         };
-        assert_eq!(cleanup_line(&task), Some(describe(&task)));
+        assert_eq!(
+            cleanup_line(&task).unwrap(),
+            "cleaned clone task t1 on HostSystem:host-10"
+        );
     }
 }

@@ -102,7 +102,7 @@ fn sigterm_mid_copy_cancels_cleans_up_and_leaves_nothing_running() {
     assert!(stderr.contains("demo cancelled"), "{stderr}");
     assert!(!stdout.contains("checksum verified"), "{stdout}");
     // The copy undid its mapping, and the lab saw nothing left behind before it stopped.
-    assert!(stdout.contains("disk 0: clean task"), "{stdout}");
+    assert!(stdout.contains("disk 0: cleaned clone task"), "{stdout}");
     assert!(
         stdout.contains("disk 0: unmapped /vol/demo_pvc_0/lun0"),
         "{stdout}"

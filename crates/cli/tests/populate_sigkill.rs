@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use co_lab::arrays::ontap::trident_lun_path;
 use co_lab::faults::FaultRule;
-use co_populator::cleanup::{ReleaseGroup, step};
 use co_populator::journal::{CleanupStep, FileJournalStore, Journal, Outcome, Recovery};
 use e2e_support::{ARRAY, LabRig, MIB, SOURCE_VMDK};
 
@@ -146,10 +145,7 @@ impl Leftovers<'_> {
     /// array creating the group and journaling its name leaves a group the re-run cannot name).
     fn copy_group_journaled(&self) -> bool {
         self.recovery().outstanding.iter().any(|step| match step {
-            CleanupStep::Custom { name, detail } if name == step::RELEASE_GROUP => {
-                serde_json::from_value::<ReleaseGroup>(detail.clone())
-                    .is_ok_and(|release| release.group.is_some())
-            }
+            CleanupStep::ReleaseGroup { group, .. } => group.is_some(),
             _ => false,
         })
     }
@@ -169,7 +165,7 @@ impl Leftovers<'_> {
             .groups(ARRAY)
             .into_iter()
             .map(|g| g.name)
-            .filter(|n| n.starts_with("xcopy-"))
+            .filter(|n| co_api::contract::names::is_array_object_ours(n))
             .collect()
     }
 

@@ -136,6 +136,19 @@ pub enum EsxiError {
 }
 
 impl EsxiError {
+    /// The failure class. Transport faults and datastore transfers pass by themselves; a
+    /// host-key record the API could not write may; everything the host answered is permanent.
+    pub fn class(&self) -> co_api::contract::ErrorClass {
+        use co_api::contract::ErrorClass;
+        match self {
+            EsxiError::Cancelled { .. } => ErrorClass::Cancelled,
+            EsxiError::DatastoreTransfer { .. } => ErrorClass::Retryable,
+            EsxiError::HostKeyRecord { transient, .. } if *transient => ErrorClass::Retryable,
+            error if error.is_transport_fault() => ErrorClass::Retryable,
+            _ => ErrorClass::Permanent,
+        }
+    }
+
     /// Whether the call failed on the way to or from the host (vCenter SOAP/HTTP, the SSH
     /// connection) rather than in the host's answer: repeating a read-only call may succeed.
     /// A wrapper reply, even a failing one (`task not found`), is never a transport fault.

@@ -28,9 +28,7 @@ use crate::protocol::{PROBE_REPLY, VersionInfo, WrapperCommand, WrapperReply, de
 
 /// Env var holding the base64-encoded PEM private key.
 pub const SSH_PRIVATE_KEY_ENV: &str = "SSH_PRIVATE_KEY";
-/// Env var holding the per-operation SSH timeout in seconds.
-pub const SSH_TIMEOUT_SECONDS_ENV: &str = "SSH_TIMEOUT_SECONDS";
-/// Default for [`SSH_TIMEOUT_SECONDS_ENV`].
+/// Default per-operation SSH timeout (`SSH_TIMEOUT_SECONDS`, read by the populator's arguments).
 pub const DEFAULT_SSH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How the ESXi host key is trusted.
@@ -71,43 +69,81 @@ impl std::fmt::Debug for SshSettings {
     }
 }
 
-impl SshSettings {
-    /// Settings from a base64-encoded PEM key (the `SSH_PRIVATE_KEY` format), root on port 22.
-    pub fn from_base64_pem(encoded: &str, host_key: HostKeyPolicy) -> Result<Self, EsxiError> {
+/// A parsed SSH private key: the provider's `SSH_PRIVATE_KEY` secret, decoded and checked. The
+/// argument reader parses it, so a value that is not a key is a bad-arguments error before any
+/// connection is made.
+#[derive(Clone)]
+pub struct SshPrivateKey(Arc<PrivateKey>);
+
+impl std::fmt::Debug for SshPrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SshPrivateKey(<redacted>)")
+    }
+}
+
+impl PartialEq for SshPrivateKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.public_key_openssh() == other.public_key_openssh()
+    }
+}
+
+impl Eq for SshPrivateKey {}
+
+impl SshPrivateKey {
+    /// A key from PEM text (OpenSSH or PKCS#1/PKCS#8). The error says what is wrong, without any
+    /// of the key's content.
+    pub fn from_pem(pem: &str) -> Result<Self, String> {
+        if pem.trim().is_empty() {
+            return Err("it is empty".into());
+        }
+        russh::keys::decode_secret_key(pem, None)
+            .map(|key| Self(Arc::new(key)))
+            .map_err(|err| format!("it is not a usable private key ({err})"))
+    }
+
+    /// A key from base64-encoded PEM, the secret's format.
+    pub fn from_base64_pem(encoded: &str) -> Result<Self, String> {
         let pem = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
-            .map_err(|err| {
-                EsxiError::SshConfig(format!("{SSH_PRIVATE_KEY_ENV} is not valid base64: {err}"))
-            })?;
+            .map_err(|err| format!("it is not valid base64 ({err})"))?;
         let pem = String::from_utf8(pem).map_err(|_| {
-            EsxiError::SshConfig(format!("{SSH_PRIVATE_KEY_ENV} does not decode to PEM text"))
+            "it does not decode to PEM text (binary after base64 decoding)".to_owned()
         })?;
         if pem.trim().is_empty() {
-            return Err(EsxiError::SshConfig(
-                "ssh key material must be non-empty".into(),
-            ));
+            return Err("it is empty".into());
         }
-        let key = russh::keys::decode_secret_key(&pem, None).map_err(|err| {
-            EsxiError::SshConfig(format!(
-                "{SSH_PRIVATE_KEY_ENV} is not a usable private key: {err}"
-            ))
-        })?;
-        Ok(Self {
-            private_key: Arc::new(key),
+        if !pem.contains("-----BEGIN") {
+            return Err(
+                "it decodes from base64, but not to a PEM private key (no \"-----BEGIN\" line)"
+                    .into(),
+            );
+        }
+        Self::from_pem(&pem)
+    }
+
+    /// The public half, in authorized_keys format.
+    pub fn public_key_openssh(&self) -> String {
+        self.0.public_key().to_openssh().unwrap_or_default()
+    }
+}
+
+impl SshSettings {
+    /// Settings for `key`: root on port 22, the default timeout.
+    pub fn new(key: SshPrivateKey, host_key: HostKeyPolicy) -> Self {
+        Self {
+            private_key: key.0,
             host_key,
             timeout: DEFAULT_SSH_TIMEOUT,
             port: 22,
             user: "root".into(),
-        })
+        }
     }
 
-    /// Settings from `SSH_PRIVATE_KEY` and `SSH_TIMEOUT_SECONDS`.
-    pub fn from_env(host_key: HostKeyPolicy) -> Result<Self, EsxiError> {
-        let key = std::env::var(SSH_PRIVATE_KEY_ENV)
-            .map_err(|_| EsxiError::SshConfig(format!("{SSH_PRIVATE_KEY_ENV} is not set")))?;
-        let mut settings = Self::from_base64_pem(&key, host_key)?;
-        settings.timeout = parse_timeout(std::env::var(SSH_TIMEOUT_SECONDS_ENV).ok().as_deref())?;
-        Ok(settings)
+    /// Settings from a base64-encoded PEM key (the `SSH_PRIVATE_KEY` format), root on port 22.
+    pub fn from_base64_pem(encoded: &str, host_key: HostKeyPolicy) -> Result<Self, EsxiError> {
+        let key = SshPrivateKey::from_base64_pem(encoded)
+            .map_err(|reason| EsxiError::SshConfig(format!("{SSH_PRIVATE_KEY_ENV}: {reason}")))?;
+        Ok(Self::new(key, host_key))
     }
 
     /// The public half, in authorized_keys format.
@@ -116,19 +152,6 @@ impl SshSettings {
             .public_key()
             .to_openssh()
             .unwrap_or_default()
-    }
-}
-
-/// Parses `SSH_TIMEOUT_SECONDS` (unset or empty = 30 s).
-pub fn parse_timeout(value: Option<&str>) -> Result<Duration, EsxiError> {
-    match value.map(str::trim) {
-        None | Some("") => Ok(DEFAULT_SSH_TIMEOUT),
-        Some(text) => match text.parse::<u64>() {
-            Ok(seconds) if seconds > 0 => Ok(Duration::from_secs(seconds)),
-            _ => Err(EsxiError::SshConfig(format!(
-                "{SSH_TIMEOUT_SECONDS_ENV}={text:?} must be a positive number of seconds"
-            ))),
-        },
     }
 }
 
@@ -677,30 +700,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timeout_defaults_to_30_seconds_and_rejects_nonsense() {
-        assert_eq!(parse_timeout(None).unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_timeout(Some(" ")).unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_timeout(Some("60")).unwrap(), Duration::from_secs(60));
-        for bad in ["0", "-5", "ten"] {
-            assert!(
-                parse_timeout(Some(bad))
-                    .unwrap_err()
-                    .to_string()
-                    .contains("SSH_TIMEOUT_SECONDS")
-            );
-        }
-    }
-
-    #[test]
     fn key_material_errors_are_actionable() {
         let policy = HostKeyPolicy::TrustOnFirstUse {
             known_hosts: "/nonexistent".into(),
         };
         let empty = SshSettings::from_base64_pem("", policy.clone()).unwrap_err();
         assert!(
-            empty
-                .to_string()
-                .contains("ssh key material must be non-empty"),
+            empty.to_string().contains("SSH_PRIVATE_KEY: it is empty"),
             "{empty}"
         );
         let not_base64 = SshSettings::from_base64_pem("***", policy.clone()).unwrap_err();
@@ -710,7 +716,7 @@ mod tests {
             SshSettings::from_base64_pem(&not_key, policy)
                 .unwrap_err()
                 .to_string()
-                .contains("not a usable")
+                .contains("not to a PEM private key")
         );
     }
 }

@@ -52,12 +52,11 @@ impl EsxcliRunner for HostEsxcli {
 }
 
 /// Whether an esxcli call failed in transit (connection, gateway, timeout, a SOAP fault saying the
-/// method did not run) rather than in the host's esxcli answer.
+/// method did not run) rather than in the host's esxcli answer: the vSphere client's one
+/// classification decides, except that a logged-out session needs a new login, which repeating
+/// the call does not give it.
 fn is_transport_fault(err: &co_vsphere::Error) -> bool {
-    matches!(
-        err,
-        co_vsphere::Error::Http { .. } | co_vsphere::Error::Timeout { .. }
-    ) || co_vsphere::retry::is_transient(err, true)
+    err.class().is_retryable() && !matches!(err, co_vsphere::Error::LoggedOut)
 }
 
 /// Files on the datastores of one datacenter.

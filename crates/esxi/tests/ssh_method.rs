@@ -435,7 +435,7 @@ async fn ssh_timeout_bounds_a_silent_host() {
     )
     .unwrap();
     settings.port = port;
-    settings.timeout = co_esxi::ssh::parse_timeout(Some("1")).unwrap();
+    settings.timeout = std::time::Duration::from_secs(1);
     let started = std::time::Instant::now();
     let err = SshSession::connect("127.0.0.1", &settings)
         .await

@@ -32,9 +32,12 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use clap::{CommandFactory, Parser};
+use co_api::contract::flags::{self, Flag};
 use co_api::{CloneMethod, DATASTORE_PATH_EXAMPLE, DatastorePath, Secret, StorageVendorProduct};
 use co_esxi::assets::WRAPPER_VERSION;
 use co_esxi::host_keys::KnownHosts;
+use co_esxi::ssh::SshPrivateKey;
+pub use co_storage::VendorSettings;
 
 /// What `--version` prints: the binary's version and the ESXi wrapper protocol version.
 pub fn version_text() -> String {
@@ -437,90 +440,6 @@ pub enum StorageAuth {
     },
 }
 
-/// The storage product with the keys only that vendor reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VendorSettings {
-    /// Hitachi Vantara.
-    Vantara {
-        /// Array serial number (metrics only).
-        storage_id: Option<String>,
-        /// REST API port.
-        port: u16,
-        /// Host groups to use instead of discovery.
-        host_groups: Vec<VantaraHostGroup>,
-        /// Array-side copy pace.
-        copy_speed: VantaraCopySpeed,
-    },
-    /// NetApp ONTAP.
-    Ontap {
-        /// SVM; `None` lets the array pick its only SVM.
-        svm: Option<String>,
-    },
-    /// HPE Primera / 3PAR.
-    Primera3Par,
-    /// Pure FlashArray.
-    PureFlashArray {
-        /// Portworx cluster prefix (`px_xxxxxxxx`).
-        cluster_prefix: String,
-    },
-    /// Dell PowerFlex.
-    PowerFlex {
-        /// System id of the array.
-        system_id: String,
-    },
-    /// Dell PowerMax.
-    PowerMax {
-        /// Symmetrix id of the array.
-        symmetrix_id: String,
-        /// Port group for the masking view.
-        port_group_name: String,
-    },
-    /// Dell PowerStore.
-    PowerStore,
-    /// Infinidat InfiniBox.
-    InfiniBox,
-    /// IBM FlashSystem.
-    FlashSystem,
-}
-
-impl VendorSettings {
-    /// The storage product these settings are for.
-    pub fn product(&self) -> StorageVendorProduct {
-        match self {
-            Self::Vantara { .. } => StorageVendorProduct::Vantara,
-            Self::Ontap { .. } => StorageVendorProduct::Ontap,
-            Self::Primera3Par => StorageVendorProduct::Primera3Par,
-            Self::PureFlashArray { .. } => StorageVendorProduct::PureFlashArray,
-            Self::PowerFlex { .. } => StorageVendorProduct::PowerFlex,
-            Self::PowerMax { .. } => StorageVendorProduct::PowerMax,
-            Self::PowerStore => StorageVendorProduct::PowerStore,
-            Self::InfiniBox => StorageVendorProduct::InfiniBox,
-            Self::FlashSystem => StorageVendorProduct::FlashSystem,
-        }
-    }
-}
-
-/// A Vantara host group: a port and a host group number on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VantaraHostGroup {
-    /// Port id, e.g. `CL1-A`.
-    pub port: String,
-    /// Host group number on that port.
-    pub number: u32,
-}
-
-/// Vantara Thin Image copy pace (`COPY_SPEED`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum VantaraCopySpeed {
-    /// `slower` (default).
-    #[default]
-    Slower,
-    /// `medium`.
-    Medium,
-    /// `faster`.
-    Faster,
-}
-
 /// vCenter access.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VsphereConfig {
@@ -558,8 +477,8 @@ pub struct EsxiConfig {
 /// The SSH key pair the provider controller generated, decoded from base64.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshKeys {
-    /// PEM private key.
-    pub private_key_pem: Secret,
+    /// The private key, parsed.
+    pub private_key: SshPrivateKey,
     /// authorized_keys-format public key.
     pub public_key: String,
 }
@@ -736,7 +655,7 @@ impl PopulateArgs {
             "storage_hostname",
             "the storage array management address",
         );
-        let auth = self.storage_auth(v);
+        let auth = self.storage_auth(v, product);
         let skip_tls_verification = v.literal_true(
             &self.storage_skip_ssl_verification,
             "storage_skip_ssl_verification",
@@ -745,7 +664,7 @@ impl PopulateArgs {
         let http_timeout = v.seconds(
             &self.storage_http_timeout_seconds,
             "storage_http_timeout_seconds",
-            30,
+            co_storage::http::DEFAULT_HTTP_TIMEOUT.as_secs(),
         );
         let vendor = product.and_then(|product| self.vendor_settings(product, v));
         Some(StorageConfig {
@@ -757,12 +676,35 @@ impl PopulateArgs {
         })
     }
 
-    fn storage_auth(&self, v: &mut Validator) -> Option<StorageAuth> {
-        if let Some(token) = present(&self.storage_token) {
-            return Some(StorageAuth::Token(Secret::new(token)));
-        }
+    fn storage_auth(
+        &self,
+        v: &mut Validator,
+        product: Option<StorageVendorProduct>,
+    ) -> Option<StorageAuth> {
         let username = present(&self.storage_username);
         let password = self.storage_password.clone().filter(|p| !p.is_empty());
+        if let Some(token) = present(&self.storage_token) {
+            let takes_token = product.is_none_or(|p| VendorSettings::info(p).takes_token);
+            if takes_token {
+                return Some(StorageAuth::Token(Secret::new(token)));
+            }
+            let product = product.map(|p| p.as_str()).unwrap_or_default();
+            if username.is_none() || password.is_none() {
+                v.problem(
+                    "storage_token",
+                    format!(
+                        "{product} does not authenticate with a token; give the array's user name and password in {} and {} instead",
+                        v.subject("storage_username"),
+                        v.subject("storage_password")
+                    ),
+                );
+                return None;
+            }
+            v.warnings.push(format!(
+                "{} is ignored: {product} authenticates with the user name and password",
+                v.subject("storage_token")
+            ));
+        }
         match (username, password) {
             (Some(username), Some(password)) => Some(StorageAuth::Basic {
                 username,
@@ -798,106 +740,44 @@ impl PopulateArgs {
         }
     }
 
+    /// The vendor's own keys, read and checked by the vendor's module in the storage crate.
     fn vendor_settings(
         &self,
         product: StorageVendorProduct,
         v: &mut Validator,
     ) -> Option<VendorSettings> {
-        let needed_by = |what: &str| format!("{what} (required for {product})");
-        Some(match product {
-            StorageVendorProduct::Vantara => {
-                let port = match present(&self.vantara_storage_port) {
-                    None => {
-                        v.missing("vantara_storage_port", &needed_by("the REST API port"));
-                        None
-                    }
-                    Some(text) => match text.parse::<u16>() {
-                        Ok(port) if port > 0 => Some(port),
-                        _ => {
-                            v.problem(
-                                "vantara_storage_port",
-                                format!(
-                                    "{text:?} is not a port; expected a number from 1 to 65535"
-                                ),
-                            );
-                            None
-                        }
-                    },
-                };
-                let host_groups = present(&self.vantara_hostgroup_id_list)
-                    .map(|text| {
-                        parse_host_groups(&text).unwrap_or_else(|| {
-                            v.problem(
-                                "vantara_hostgroup_id_list",
-                                format!(
-                                    "{text:?} is not a host group list; expected <portId>,<hostGroupNumber> entries separated by \":\", e.g. \"CL1-A,1:CL2-B,2\""
-                                ),
-                            );
-                            Vec::new()
-                        })
-                    })
-                    .unwrap_or_default();
-                let copy_speed = match present(&self.vantara_copy_speed).as_deref() {
-                    None | Some("slower") => VantaraCopySpeed::Slower,
-                    Some("medium") => VantaraCopySpeed::Medium,
-                    Some("faster") => VantaraCopySpeed::Faster,
-                    Some(other) => {
-                        v.problem(
-                            "vantara_copy_speed",
-                            format!(
-                                "{other:?} is not a copy speed; expected slower, medium or faster"
-                            ),
-                        );
-                        VantaraCopySpeed::Slower
-                    }
-                };
-                VendorSettings::Vantara {
-                    storage_id: present(&self.vantara_storage_id),
-                    port: port?,
-                    host_groups,
-                    copy_speed,
+        let vendor_flags: [(Flag, &Option<String>); 9] = [
+            (flags::PURE_CLUSTER_PREFIX, &self.pure_cluster_prefix),
+            (flags::POWERFLEX_SYSTEM_ID, &self.powerflex_system_id),
+            (flags::ONTAP_SVM, &self.ontap_svm),
+            (flags::POWERMAX_SYMMETRIX_ID, &self.powermax_symmetrix_id),
+            (
+                flags::POWERMAX_PORT_GROUP_NAME,
+                &self.powermax_port_group_name,
+            ),
+            (flags::VANTARA_STORAGE_ID, &self.vantara_storage_id),
+            (flags::VANTARA_STORAGE_PORT, &self.vantara_storage_port),
+            (
+                flags::VANTARA_HOSTGROUP_ID_LIST,
+                &self.vantara_hostgroup_id_list,
+            ),
+            (flags::VANTARA_COPY_SPEED, &self.vantara_copy_speed),
+        ];
+        let lookup = |flag: &Flag| {
+            vendor_flags
+                .iter()
+                .find(|(known, _)| known == flag)
+                .and_then(|(_, value)| present(value))
+        };
+        match VendorSettings::read(product, &lookup) {
+            Ok(settings) => Some(settings),
+            Err(problems) => {
+                for problem in problems {
+                    v.problem(&problem.flag.name.replace('-', "_"), problem.message);
                 }
+                None
             }
-            StorageVendorProduct::Ontap => VendorSettings::Ontap {
-                svm: present(&self.ontap_svm),
-            },
-            StorageVendorProduct::Primera3Par => VendorSettings::Primera3Par,
-            StorageVendorProduct::PureFlashArray => VendorSettings::PureFlashArray {
-                cluster_prefix: v.required(
-                    &self.pure_cluster_prefix,
-                    "pure_cluster_prefix",
-                    &needed_by(
-                        "the Portworx cluster prefix, px_<first 8 chars of the StorageCluster uid>",
-                    ),
-                )?,
-            },
-            StorageVendorProduct::PowerFlex => VendorSettings::PowerFlex {
-                system_id: v.required(
-                    &self.powerflex_system_id,
-                    "powerflex_system_id",
-                    &needed_by("the PowerFlex system id"),
-                )?,
-            },
-            StorageVendorProduct::PowerMax => {
-                let symmetrix_id = v.required(
-                    &self.powermax_symmetrix_id,
-                    "powermax_symmetrix_id",
-                    &needed_by("the Symmetrix id"),
-                );
-                let port_group_name = v.required(
-                    &self.powermax_port_group_name,
-                    "powermax_port_group_name",
-                    &needed_by("the port group for the masking view"),
-                );
-                VendorSettings::PowerMax {
-                    symmetrix_id: symmetrix_id?,
-                    port_group_name: port_group_name?,
-                }
-            }
-            StorageVendorProduct::PowerStore => VendorSettings::PowerStore,
-            StorageVendorProduct::InfiniBox => VendorSettings::InfiniBox,
-            StorageVendorProduct::FlashSystem => VendorSettings::FlashSystem,
-        })
+        }
     }
 
     fn vsphere(&self, v: &mut Validator) -> Option<VsphereConfig> {
@@ -944,14 +824,31 @@ impl PopulateArgs {
             CloneMethod::from_setting(self.esxi_clone_method.as_deref().unwrap_or(""))
                 .map_err(|e| v.problem("esxi_clone_method", e.to_string()))
                 .ok();
-        let ssh_timeout = v.seconds(&self.ssh_timeout_seconds, "ssh_timeout_seconds", 30);
+        let ssh_timeout = v.seconds(
+            &self.ssh_timeout_seconds,
+            "ssh_timeout_seconds",
+            co_esxi::ssh::DEFAULT_SSH_TIMEOUT.as_secs(),
+        );
         let ssh_known_hosts = self.ssh_known_hosts(v);
         let ssh_keys = match clone_method {
             Some(CloneMethod::Ssh) => {
-                let private_key = v.base64_secret(&self.ssh_private_key, "ssh_private_key");
+                let private_key = v
+                    .base64_secret(&self.ssh_private_key, "ssh_private_key")
+                    .and_then(|pem| match SshPrivateKey::from_pem(pem.expose()) {
+                        Ok(key) => Some(key),
+                        Err(reason) => {
+                            v.problem(
+                                "ssh_private_key",
+                                format!(
+                                    "decodes from base64, but {reason}; expected the private key the provider controller stored (the key itself is not shown)"
+                                ),
+                            );
+                            None
+                        }
+                    });
                 let public_key = v.base64_secret(&self.ssh_public_key, "ssh_public_key");
                 Some(SshKeys {
-                    private_key_pem: private_key?,
+                    private_key: private_key?,
                     public_key: public_key?.expose().trim().to_owned(),
                 })
             }
@@ -1163,20 +1060,6 @@ fn present(value: &Option<String>) -> Option<String> {
 }
 
 /// `CL1-A,1:CL2-B,2` → host groups; `None` if any entry is malformed.
-fn parse_host_groups(text: &str) -> Option<Vec<VantaraHostGroup>> {
-    text.split(':')
-        .map(|entry| {
-            let (port, number) = entry.split_once(',')?;
-            let port = port.trim();
-            (!port.is_empty()).then_some(())?;
-            Some(VantaraHostGroup {
-                port: port.to_owned(),
-                number: number.trim().parse().ok()?,
-            })
-        })
-        .collect()
-}
-
 /// Go-style listen addresses: `:8443` means every IPv4 interface, which every pod network has.
 fn parse_listen_addr(text: &str) -> Option<SocketAddr> {
     match text.strip_prefix(':') {
@@ -1233,6 +1116,12 @@ pub fn parse_quantity(text: &str) -> Result<u64, &'static str> {
 mod tests {
     use super::*;
 
+    use co_storage::vantara;
+
+    /// A throw-away ed25519 key pair made for this test (base64 of the OpenSSH files).
+    const TEST_PRIVATE_KEY: &str = "LS0tLS1CRUdJTiBPUEVOU1NIIFBSSVZBVEUgS0VZLS0tLS0KYjNCbGJuTnphQzFyWlhrdGRqRUFBQUFBQkc1dmJtVUFBQUFFYm05dVpRQUFBQUFBQUFBQkFBQUFNd0FBQUF0emMyZ3RaVwpReU5UVXhPUUFBQUNESHVFRmZ4NEc1WHlPYWppMzl4MGxCR1Bpc3d1SjRUWGxJS3dlN3dZdnpDd0FBQUlpb1FJQ3VxRUNBCnJnQUFBQXR6YzJndFpXUXlOVFV4T1FBQUFDREh1RUZmeDRHNVh5T2FqaTM5eDBsQkdQaXN3dUo0VFhsSUt3ZTd3WXZ6Q3cKQUFBRUJoWVFhNVNQcnN4RmJjRXNWL0pKM09MN2VsRjMyR1VsbXRKakhpYm1jVGlNZTRRVi9IZ2JsZkk1cU9MZjNIU1VFWQorS3pDNG5oTmVVZ3JCN3ZCaS9NTEFBQUFCSFJsYzNRQgotLS0tLUVORCBPUEVOU1NIIFBSSVZBVEUgS0VZLS0tLS0K";
+    const TEST_PUBLIC_KEY: &str = "c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSU1lNFFWL0hnYmxmSTVxT0xmM0hTVUVZK0t6QzRuaE5lVWdyQjd2QmkvTUwgdGVzdAo=";
+
     fn args(list: &[&str]) -> PopulateArgs {
         PopulateArgs::try_parse_from(std::iter::once("populate").chain(list.iter().copied()))
             .unwrap()
@@ -1252,6 +1141,30 @@ mod tests {
             "--vsphere-username=administrator@vsphere.local",
             "--vsphere-password=vc-pass",
         ]
+    }
+
+    /// The clap definition is the shared contract's flag list, flag for flag and env for env:
+    /// the controller builds pod arguments from the contract, so the two must not drift.
+    #[test]
+    fn flags_are_the_shared_contract() {
+        let command = PopulateArgs::command();
+        let defined: Vec<(String, Option<String>)> = command
+            .get_arguments()
+            .filter_map(|arg| {
+                let name = arg.get_long()?;
+                (name != "version" && name != "help").then(|| {
+                    (
+                        name.to_owned(),
+                        arg.get_env().map(|e| e.to_string_lossy().into_owned()),
+                    )
+                })
+            })
+            .collect();
+        let contract: Vec<(String, Option<String>)> = co_api::contract::flags::ALL
+            .iter()
+            .map(|f| (f.name.to_owned(), f.env.map(str::to_owned)))
+            .collect();
+        assert_eq!(defined, contract);
     }
 
     fn problems_of(list: &[&str]) -> Vec<String> {
@@ -1289,11 +1202,53 @@ mod tests {
     }
 
     #[test]
-    fn token_wins_over_user_and_password() {
+    fn token_wins_over_user_and_password_where_the_vendor_takes_one() {
+        let mut list: Vec<_> = complete()
+            .into_iter()
+            .filter(|a| !a.starts_with("--storage-vendor-product"))
+            .collect();
+        list.extend([
+            "--storage-vendor-product=pureFlashArray",
+            "--pure-cluster-prefix=px_1234abcd",
+            "--storage-token=tok",
+        ]);
+        let config = args(&list).validate().unwrap();
+        assert!(matches!(config.storage.auth, StorageAuth::Token(ref t) if t.expose() == "tok"));
+    }
+
+    /// ONTAP takes no token: next to a user name and password it is ignored with a warning;
+    /// alone it is a bad argument naming what to give instead.
+    #[test]
+    fn a_token_for_a_vendor_without_tokens_is_refused_or_ignored() {
         let mut list = complete();
         list.push("--storage-token=tok");
         let config = args(&list).validate().unwrap();
-        assert!(matches!(config.storage.auth, StorageAuth::Token(ref t) if t.expose() == "tok"));
+        assert!(matches!(config.storage.auth, StorageAuth::Basic { .. }));
+        assert!(
+            config
+                .warnings
+                .iter()
+                .any(|w| w.contains("is ignored: ontap")),
+            "{:?}",
+            config.warnings
+        );
+
+        let mut list: Vec<_> = complete()
+            .into_iter()
+            .filter(|a| {
+                !a.starts_with("--storage-username") && !a.starts_with("--storage-password")
+            })
+            .collect();
+        list.push("--storage-token=tok");
+        let problems = problems_of(&list);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with(
+                "--storage-token (env: STORAGE_TOKEN): ontap does not authenticate with a token"
+            ),
+            "{problems:?}"
+        );
+        assert!(problems[0].contains("STORAGE_USERNAME"), "{problems:?}");
     }
 
     #[test]
@@ -1391,21 +1346,21 @@ mod tests {
         let config = args(&list).validate().unwrap();
         assert_eq!(
             config.storage.vendor,
-            VendorSettings::Vantara {
+            VendorSettings::Vantara(vantara::Settings {
                 storage_id: None,
                 port: 443,
                 host_groups: vec![
-                    VantaraHostGroup {
+                    vantara::HostGroup {
                         port: "CL1-A".into(),
                         number: 1
                     },
-                    VantaraHostGroup {
+                    vantara::HostGroup {
                         port: "CL2-B".into(),
                         number: 2
                     },
                 ],
-                copy_speed: VantaraCopySpeed::Faster,
-            }
+                copy_speed: vantara::CopySpeed::Faster,
+            })
         );
     }
 
@@ -1422,19 +1377,35 @@ mod tests {
         assert!(problems[1].starts_with("--ssh-public-key (env: SSH_PUBLIC_KEY): missing"));
         assert!(problems.iter().all(|p| !p.contains("s3cr3t")));
 
+        // Valid base64 of something that is not a key: a bad argument, named, nothing shown.
         let mut list = complete();
         list.extend([
             "--esxi-clone-method=ssh",
             "--ssh-private-key=LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVktLS0tLQo=",
             "--ssh-public-key=c3NoLXJzYSBBQUFBIGtleQo=",
         ]);
+        let problems = problems_of(&list);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with(
+                "--ssh-private-key (env: SSH_PRIVATE_KEY): decodes from base64, but it is not a usable private key"
+            ),
+            "{problems:?}"
+        );
+
+        let mut list = complete();
+        let private = format!("--ssh-private-key={TEST_PRIVATE_KEY}");
+        let public = format!("--ssh-public-key={TEST_PUBLIC_KEY}");
+        list.extend(["--esxi-clone-method=ssh", &private, &public]);
         let config = args(&list).validate().unwrap();
         let keys = config.esxi.ssh_keys.unwrap();
+        assert!(keys.private_key.public_key_openssh().starts_with(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMe4QV/HgblfI5qOLf3HSUEY+KzC4nhNeUgrB7vBi/ML"
+        ));
         assert_eq!(
-            keys.private_key_pem.expose(),
-            "-----BEGIN RSA PRIVATE KEY-----\n"
+            keys.public_key,
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMe4QV/HgblfI5qOLf3HSUEY+KzC4nhNeUgrB7vBi/ML test"
         );
-        assert_eq!(keys.public_key, "ssh-rsa AAAA key");
     }
 
     #[test]

@@ -21,11 +21,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::cleanup::{
-    ReleaseGroup, RescanDelete, RestoreMappings, Undo, UnmapVolume, custom_step, step,
-};
+use crate::cleanup::Undo;
 use crate::discover::{DiscoverySchedule, HostStorage, discover_device};
-use crate::error::CopyError;
+use crate::error::{CleanupFailures, CopyError};
 use crate::executors::{CopyJournal, ExecutorFactory, JournaledExecutor};
 use crate::journal::{CleanupStep, CloneRecord, JournalEntry, Outcome};
 use crate::lease::{HostId, HostLease};
@@ -188,7 +186,7 @@ impl CopyEngine {
             };
         let result = match (result, failures.is_empty()) {
             (Ok(()), true) => Ok(()),
-            (Ok(()), false) => Err(CopyError::Recovery(failures.join("; "))),
+            (Ok(()), false) => Err(CopyError::Recovery(CleanupFailures(failures))),
             (Err(error), _) => Err(error),
         };
         let outcome = match &result {
@@ -232,12 +230,12 @@ impl CopyEngine {
     ) {
         let undo = self.undo(job);
         let started = Instant::now();
-        let failures = undo.host_hygiene(journal, deadline).await;
+        let failures = CleanupFailures(undo.host_hygiene(journal, deadline).await);
         let duration_ms = started.elapsed().as_millis() as u64;
-        if failures.is_empty() {
+        if failures.0.is_empty() {
             info!(duration_ms, "host cleanup after completion done");
         } else {
-            warn!(duration_ms, failures = %failures.join("; "), "host cleanup after completion incomplete; the journal keeps it");
+            warn!(duration_ms, %failures, "host cleanup after completion incomplete; the journal keeps it");
         }
     }
 
@@ -301,7 +299,7 @@ impl CopyEngine {
         if failures.is_empty() {
             Ok(())
         } else {
-            Err(CopyError::Recovery(failures.join("; ")))
+            Err(CopyError::Recovery(CleanupFailures(failures)))
         }
     }
 
@@ -423,11 +421,14 @@ impl CopyEngine {
             .ok_or_else(|| CopyError::Refused("the array lost its copy capability".into()))?;
         self.metrics
             .set_xcopy_used(&job.storage_vendor, report.clone_method, false);
+        // The session's objects are named before they exist, so the journal can list them first.
+        let session = array.session(source, volume);
         record(
             journal,
-            JournalEntry::Note {
-                name: "arrayCopy".into(),
-                detail: serde_json::json!({ "source": source, "target": volume.name }),
+            JournalEntry::ChangeMade {
+                undo: CleanupStep::EndArrayCopy {
+                    session: session.clone(),
+                },
             },
         )
         .await?;
@@ -436,7 +437,7 @@ impl CopyEngine {
         tokio::select! {
             biased;
             () = cancel.cancelled() => Err(CopyError::Cancelled),
-            copied = array.copy(source, volume, &progress) => copied.map_err(CopyError::storage("array-side copy")),
+            copied = array.copy(&session, &progress) => copied.map_err(CopyError::storage("array-side copy")),
         }
     }
 
@@ -642,13 +643,10 @@ impl CopyEngine {
             adapters.adapters.iter().map(|a| a.device.clone()).collect();
 
         // Map: every change is journaled first.
-        let pending_group = custom_step(
-            step::RELEASE_GROUP,
-            &ReleaseGroup {
-                host: esx.clone(),
-                group: None,
-            },
-        );
+        let pending_group = CleanupStep::ReleaseGroup {
+            host: esx.clone(),
+            group: None,
+        };
         record(
             journal,
             JournalEntry::ChangeMade {
@@ -665,37 +663,25 @@ impl CopyEngine {
         // that knows the array's objects supersedes the pending one.
         let change = |undo| JournalEntry::ChangeMade { undo };
         let entries = vec![
-            change(custom_step(
-                step::RELEASE_GROUP,
-                &ReleaseGroup {
-                    host: esx.clone(),
-                    group: Some(group.clone()),
-                },
-            )),
+            change(CleanupStep::ReleaseGroup {
+                host: esx.clone(),
+                group: Some(group.clone()),
+            }),
             JournalEntry::CleanupDone {
                 step: pending_group,
             },
-            change(custom_step(
-                step::RESTORE_MAPPINGS,
-                &RestoreMappings {
-                    volume: volume.clone(),
-                    groups: originals,
-                },
-            )),
-            change(custom_step(
-                step::RESCAN_DELETE,
-                &RescanDelete {
-                    host: host_key.clone(),
-                    adapters: adapter_devices.clone(),
-                },
-            )),
-            change(custom_step(
-                step::UNMAP_VOLUME,
-                &UnmapVolume {
-                    volume: volume.clone(),
-                    group: group.clone(),
-                },
-            )),
+            change(CleanupStep::RestoreMappings {
+                volume: volume.clone(),
+                groups: originals,
+            }),
+            change(CleanupStep::RescanDelete {
+                host: host_key.clone(),
+                adapters: adapter_devices.clone(),
+            }),
+            change(CleanupStep::UnmapVolume {
+                volume: volume.clone(),
+                group: group.clone(),
+            }),
         ];
         journal
             .lock()
@@ -726,9 +712,11 @@ impl CopyEngine {
         let naa = volume.naa.as_str();
         record(
             journal,
-            JournalEntry::DeviceDiscovered {
-                host: host_key.clone(),
-                naa: naa.to_owned(),
+            JournalEntry::ChangeMade {
+                undo: CleanupStep::RemoveDevice {
+                    host: host_key.clone(),
+                    naa: naa.to_owned(),
+                },
             },
         )
         .await?;

@@ -1,13 +1,53 @@
-//! `CopyError`: every way one copy can fail, each naming the phase, the cause and what to do, and
-//! each mapped to an [`ExitCode`] class so the controller can tell "fix it" from "try again"
-//! (upstream exited 255 for everything, core.md W15).
+//! `CopyError`: every way one copy can fail, each naming the phase, the cause and what to do.
+//! Its [`ErrorClass`] comes from the library error underneath (each library classifies its own
+//! errors once) and the exit code is a flat map of the class, so the controller can tell "fix it"
+//! from "try again" (upstream exited 255 for everything).
 
+use co_api::contract::ErrorClass;
 use co_esxi::EsxiError;
-use co_storage::{ErrorClass, StorageError};
+use co_storage::StorageError;
 
 use crate::exit::ExitCode;
-use crate::journal::JournalError;
+use crate::journal::{CleanupStep, JournalError};
 use crate::lease::LeaseError;
+
+/// One cleanup step that could not be undone, and why; it stays in the journal.
+#[derive(Debug)]
+pub struct CleanupFailure {
+    pub step: CleanupStep,
+    pub error: CopyError,
+}
+
+impl std::fmt::Display for CleanupFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.step, self.error)
+    }
+}
+
+/// Cleanup failures as one error; its class is retryable only if every failure is.
+#[derive(Debug)]
+pub struct CleanupFailures(pub Vec<CleanupFailure>);
+
+impl std::fmt::Display for CleanupFailures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("; "))
+    }
+}
+
+impl CleanupFailures {
+    fn class(&self) -> ErrorClass {
+        if self
+            .0
+            .iter()
+            .all(|failure| failure.error.class() == ErrorClass::Retryable)
+        {
+            ErrorClass::Retryable
+        } else {
+            ErrorClass::Permanent
+        }
+    }
+}
 
 /// A failed copy.
 #[derive(Debug, thiserror::Error)]
@@ -70,12 +110,13 @@ pub enum CopyError {
     #[error("copy journal: {0}")]
     Journal(#[from] JournalError),
 
-    /// An earlier run left work that this run could not undo; starting over could hit it.
+    /// Changes this run or an earlier one made could not be undone; they stay in the journal.
     #[error(
-        "an earlier run left changes that could not be undone ({0}); fix the cause, or undo them by hand as \
-         the journal lists, before re-running"
+        "changes could not be undone ({0}); they stay in the copy journal and the next run undoes them \
+         first. If the cause is not transient, fix it, or undo them by hand as the journal lists and \
+         remove the journal"
     )]
-    Recovery(String),
+    Recovery(CleanupFailures),
 
     /// An earlier run (wrapper older than 1.1.0) died between starting a clone and learning its
     /// task id, and the device it clones onto cannot be detached: the clone may still write.
@@ -131,70 +172,40 @@ impl CopyError {
         }
     }
 
-    /// The exit code class of this failure.
-    pub fn exit_code(&self) -> ExitCode {
+    /// The class of this failure, from the error underneath.
+    pub fn class(&self) -> ErrorClass {
         match self {
             CopyError::Target { retryable, .. } => {
                 if *retryable {
-                    ExitCode::Retryable
+                    ErrorClass::Retryable
                 } else {
-                    ExitCode::Permanent
+                    ErrorClass::Permanent
                 }
             }
-            CopyError::Vsphere { source, .. } => vsphere_class(source),
-            CopyError::Storage { source, .. } => match source.class() {
-                ErrorClass::Permanent => ExitCode::Permanent,
-                ErrorClass::Retryable => ExitCode::Retryable,
-            },
-            CopyError::Esxi { source, .. } => esxi_class(source),
-            CopyError::Refused(_) | CopyError::WrongDevice { .. } => ExitCode::Permanent,
-            CopyError::DeviceNotVisible { .. } => ExitCode::Retryable,
-            CopyError::Lease(error) => match error {
-                LeaseError::Cancelled { .. } => ExitCode::Cancelled,
-                LeaseError::InvalidHostId { .. }
-                | LeaseError::InvalidSetting { .. }
-                | LeaseError::Refused { .. } => ExitCode::Permanent,
-                _ => ExitCode::Retryable,
-            },
-            CopyError::Journal(error) => match error {
-                JournalError::Io { .. } | JournalError::Kube { .. } => ExitCode::Retryable,
-                _ => ExitCode::Permanent,
-            },
-            CopyError::Recovery(_) => ExitCode::Retryable,
+            CopyError::Vsphere { source, .. } => source.class(),
+            CopyError::Storage { source, .. } => source.class(),
+            CopyError::Esxi { source, .. } => source.class(),
+            CopyError::Refused(_) | CopyError::WrongDevice { .. } => ErrorClass::Permanent,
+            CopyError::DeviceNotVisible { .. } => ErrorClass::Retryable,
+            CopyError::Lease(error) => error.class(),
+            CopyError::Journal(error) => error.class(),
+            CopyError::Recovery(failures) => failures.class(),
             // The clone ends by itself (its copy completes or fails), after which a re-run can
             // detach the device and go on: transient, no configuration to fix.
-            CopyError::UnnamedCloneRunning { .. } => ExitCode::Retryable,
-            CopyError::Cancelled => ExitCode::Cancelled,
+            CopyError::UnnamedCloneRunning { .. } => ErrorClass::Retryable,
+            CopyError::Cancelled => ErrorClass::Cancelled,
             CopyError::Kube { source, .. } => match source {
                 kube::Error::Api(status) if status.code == 401 || status.code == 403 => {
-                    ExitCode::Permanent
+                    ErrorClass::Permanent
                 }
-                _ => ExitCode::Retryable,
+                _ => ErrorClass::Retryable,
             },
         }
     }
-}
 
-fn vsphere_class(error: &co_vsphere::Error) -> ExitCode {
-    use co_vsphere::Error as E;
-    match error {
-        E::Timeout { .. } | E::Http { .. } | E::HttpStatus { .. } | E::LoggedOut => {
-            ExitCode::Retryable
-        }
-        E::Fault { fault, .. } if fault.kind == co_vsphere::FaultKind::SystemError => {
-            ExitCode::Retryable
-        }
-        _ => ExitCode::Permanent,
-    }
-}
-
-fn esxi_class(error: &EsxiError) -> ExitCode {
-    match error {
-        EsxiError::Cancelled { .. } => ExitCode::Cancelled,
-        EsxiError::DatastoreTransfer { .. } => ExitCode::Retryable,
-        EsxiError::HostKeyRecord { transient, .. } if *transient => ExitCode::Retryable,
-        err if err.is_transport_fault() => ExitCode::Retryable,
-        _ => ExitCode::Permanent,
+    /// The process exit code: a flat map of [`CopyError::class`].
+    pub fn exit_code(&self) -> ExitCode {
+        self.class().exit_code()
     }
 }
 

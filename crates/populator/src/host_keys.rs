@@ -24,7 +24,7 @@ use crate::lease::is_transient;
 
 /// Name of the ConfigMap holding the host keys (compatibility contract: RBAC and pre-seeding
 /// refer to it).
-pub const HOST_KEYS_CONFIG_MAP: &str = "copy-offload-esxi-ssh-host-keys";
+pub use co_api::contract::names::HOST_KEYS_CONFIG_MAP;
 
 /// Reads and conditional writes before `learn` gives up on a ConfigMap that keeps changing.
 const LEARN_ATTEMPTS: u32 = 8;

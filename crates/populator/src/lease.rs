@@ -42,19 +42,17 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 /// Namespace of the host leases when `HOST_LEASE_NAMESPACE` is unset (upstream's default).
-pub const DEFAULT_LEASE_NAMESPACE: &str = "openshift-mtv";
+pub use co_api::contract::names::DEFAULT_LEASE_NAMESPACE;
 /// Lease duration when `HOST_LEASE_DURATION_SECONDS` is unset (upstream's default).
 pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(10);
 /// Concurrent holders per ESXi host (upstream's hard-coded value).
-pub const DEFAULT_SLOTS: u32 = 2;
+pub const DEFAULT_SLOTS: u32 = co_api::contract::names::DEFAULT_LEASE_SLOTS;
 /// Longest wait between two acquisition attempts when no watch event arrives (upstream retries
 /// every 10 s).
 pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Environment variable naming the lease namespace (compatibility contract).
-pub const LEASE_NAMESPACE_ENV: &str = "HOST_LEASE_NAMESPACE";
-/// Environment variable giving the lease duration in whole seconds (compatibility contract).
-pub const LEASE_DURATION_ENV: &str = "HOST_LEASE_DURATION_SECONDS";
+/// Environment variable naming the lease namespace (read by the argument contract).
+const LEASE_NAMESPACE_ENV: &str = co_api::contract::flags::HOST_LEASE_NAMESPACE.env_name();
 
 /// Consecutive acquisition passes that may fail with transient API errors before giving up.
 const MAX_TRANSIENT_FAILURES: u32 = 5;
@@ -80,7 +78,7 @@ impl HostId {
     /// (`HostSystem:host-1234` → `hostsystem-host-1234`); the same id names the initiator group
     /// `xcopy-<id>`, so it must not drift.
     pub fn from_managed_object(moref: &str) -> Result<Self, LeaseError> {
-        Self::new(moref.to_lowercase().replace(':', "-"))
+        Self::new(co_api::contract::names::host_id_from_managed_object(moref))
     }
 
     pub fn as_str(&self) -> &str {
@@ -115,7 +113,7 @@ fn dns1123_label_violation(id: &str) -> Option<&'static str> {
 
 /// The name of one slot's lease (compatibility contract with upstream pods).
 pub fn lease_name(host: &HostId, slot: u32) -> String {
-    format!("esxi-lock-{host}-slot-{slot}")
+    co_api::contract::names::host_lease_name(host.as_str(), slot)
 }
 
 /// How host leases are named, held and timed.
@@ -148,35 +146,6 @@ impl Default for HostLeaseConfig {
 }
 
 impl HostLeaseConfig {
-    /// Reads `HOST_LEASE_NAMESPACE` and `HOST_LEASE_DURATION_SECONDS` from the process environment.
-    pub fn from_env() -> Result<Self, LeaseError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Like [`Self::from_env`], with the variables supplied by `lookup`. Empty values mean "unset",
-    /// as upstream treats them; a duration that is not a positive whole number of seconds is an
-    /// error rather than silently replaced by the default.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, LeaseError> {
-        let mut config = Self::default();
-        if let Some(namespace) = lookup(LEASE_NAMESPACE_ENV).filter(|v| !v.is_empty()) {
-            config.namespace = namespace;
-        }
-        if let Some(raw) = lookup(LEASE_DURATION_ENV).filter(|v| !v.is_empty()) {
-            let seconds = raw
-                .trim()
-                .parse::<i32>()
-                .ok()
-                .filter(|s| *s > 0)
-                .ok_or_else(|| LeaseError::InvalidSetting {
-                    name: LEASE_DURATION_ENV,
-                    value: raw.clone(),
-                    reason: "expected a positive whole number of seconds, e.g. 10",
-                })?;
-            config.duration = Duration::from_secs(seconds.unsigned_abs().into());
-        }
-        Ok(config)
-    }
-
     fn duration_seconds(&self) -> i32 {
         i32::try_from(self.duration.as_secs().max(1)).unwrap_or(i32::MAX)
     }
@@ -240,13 +209,6 @@ pub enum LeaseError {
         reason: &'static str,
     },
 
-    #[error("invalid {name}={value:?}: {reason}")]
-    InvalidSetting {
-        name: &'static str,
-        value: String,
-        reason: &'static str,
-    },
-
     #[error(
         "the Kubernetes API refused to {operation} lease {namespace}/{name}; check that namespace \
          {namespace} exists (it is set by {LEASE_NAMESPACE_ENV}) and that the populator's service account \
@@ -295,6 +257,20 @@ pub enum LeaseError {
         #[source]
         source: Box<kube::Error>,
     },
+}
+
+impl LeaseError {
+    /// The failure class: a refusal or a bad id needs a person; the rest passes by itself.
+    pub fn class(&self) -> co_api::contract::ErrorClass {
+        use co_api::contract::ErrorClass;
+        match self {
+            LeaseError::Cancelled { .. } => ErrorClass::Cancelled,
+            LeaseError::InvalidHostId { .. } | LeaseError::Refused { .. } => ErrorClass::Permanent,
+            LeaseError::Unreachable { .. }
+            | LeaseError::Lost { .. }
+            | LeaseError::ReleaseFailed { .. } => ErrorClass::Retryable,
+        }
+    }
 }
 
 /// Takes host-lease slots. Cheap to clone; one per process is enough.
@@ -965,38 +941,6 @@ mod tests {
         let id = HostId::from_managed_object("HostSystem:host-1234").unwrap();
         assert_eq!(id.as_str(), "hostsystem-host-1234");
         assert_eq!(lease_name(&id, 1), "esxi-lock-hostsystem-host-1234-slot-1");
-    }
-
-    #[test]
-    fn config_reads_upstream_env_names() {
-        let config = HostLeaseConfig::from_lookup(|name| match name {
-            "HOST_LEASE_NAMESPACE" => Some("mtv".into()),
-            "HOST_LEASE_DURATION_SECONDS" => Some("30".into()),
-            _ => None,
-        })
-        .unwrap();
-        assert_eq!(config.namespace, "mtv");
-        assert_eq!(config.duration, Duration::from_secs(30));
-        assert_eq!(config.slots, 2);
-        assert_eq!(config.renew_interval(), Duration::from_secs(10));
-
-        let defaults = HostLeaseConfig::from_lookup(|_| Some(String::new())).unwrap();
-        assert_eq!(defaults.namespace, "openshift-mtv");
-        assert_eq!(defaults.duration, Duration::from_secs(10));
-    }
-
-    #[test]
-    fn bad_duration_is_an_error_not_a_silent_default() {
-        for bad in ["0", "-5", "ten", "1.5"] {
-            let err = HostLeaseConfig::from_lookup(|name| {
-                (name == LEASE_DURATION_ENV).then(|| bad.to_owned())
-            })
-            .unwrap_err();
-            assert!(
-                err.to_string().contains("HOST_LEASE_DURATION_SECONDS"),
-                "{err}"
-            );
-        }
     }
 
     #[test]

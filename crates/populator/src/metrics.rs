@@ -38,86 +38,10 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub const FINAL_SCRAPE_WAIT: Duration = Duration::from_secs(10);
 
 /// Metric names (compatibility contract: the controller and Forklift match these).
-pub mod names {
-    pub const PROGRESS: &str = "vsphere_xcopy_volume_populator_progress";
-    pub const XCOPY_USED: &str = "vsphere_xcopy_volume_populator_xcopy_used";
-    pub const VIB_VERSION: &str = "vsphere_xcopy_volume_populator_vib_version";
-    pub const STORAGE_ARRAY_INFO: &str = "vsphere_xcopy_volume_populator_storage_array_info";
-    pub const SOURCE_DISK_BYTES: &str = "vsphere_xcopy_volume_populator_source_disk_bytes";
-    pub const COPY_DURATION_SECONDS: &str = "vsphere_xcopy_volume_populator_copy_duration_seconds";
-    /// Ours: bytes written to the target so far.
-    pub const COPIED_BYTES: &str = "vsphere_xcopy_volume_populator_copied_bytes";
-    /// Ours: recent copy rate.
-    pub const COPY_RATE: &str = "vsphere_xcopy_volume_populator_copy_rate_bytes_per_second";
-    /// Ours: 1 for the phase the copy is in, 0 for phases it went through.
-    pub const PHASE: &str = "vsphere_xcopy_volume_populator_phase";
-}
+pub use co_api::contract::metrics as names;
+pub use co_api::contract::metrics::{CloneMethodLabel, CopyResult, StorageProtocolLabel};
 
-/// `clone_method` label values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloneMethodLabel {
-    Vib,
-    Ssh,
-    Vvol,
-    Rdm,
-}
-
-impl CloneMethodLabel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Vib => "vib",
-            Self::Ssh => "ssh",
-            Self::Vvol => "vvol",
-            Self::Rdm => "rdm",
-        }
-    }
-}
-
-impl From<co_api::CloneMethod> for CloneMethodLabel {
-    fn from(method: co_api::CloneMethod) -> Self {
-        match method {
-            co_api::CloneMethod::Vib => Self::Vib,
-            co_api::CloneMethod::Ssh => Self::Ssh,
-        }
-    }
-}
-
-/// `storage_protocol` label values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StorageProtocolLabel {
-    Iscsi,
-    Fc,
-    /// Not detected (or a failed copy, which upstream always reports as `n/a`).
-    Unknown,
-}
-
-impl StorageProtocolLabel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Iscsi => "iscsi",
-            Self::Fc => "fc",
-            Self::Unknown => NOT_AVAILABLE,
-        }
-    }
-}
-
-/// `result` label values of the completion metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CopyResult {
-    Success,
-    Failure,
-}
-
-impl CopyResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Success => "success",
-            Self::Failure => "failure",
-        }
-    }
-}
-
-const NOT_AVAILABLE: &str = "n/a";
+use co_api::contract::metrics::NOT_AVAILABLE;
 
 /// What the storage array says about itself; empty model/version are reported as `n/a`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

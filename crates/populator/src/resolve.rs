@@ -15,9 +15,7 @@ use crate::args::TargetVolume;
 use crate::error::CopyError;
 
 /// Name of the prime PVC the populator controller creates for the PVC with this UID.
-pub fn prime_pvc_name(pvc_uid: &str) -> String {
-    format!("prime-{pvc_uid}")
-}
+pub use co_api::contract::names::prime_pvc_name;
 
 /// The PV behind `target`. `kube` is needed only for [`TargetVolume::Pvc`].
 pub async fn resolve_target(

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use co_api::CloneMethod;
 use co_esxi::ssh::{HostKeyPolicy, SshSettings};
 use co_storage::StorageApi;
@@ -21,7 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::args::{PopulateConfig, StorageAuth, TargetVolume, VendorSettings};
+use crate::args::{PopulateConfig, StorageAuth, TargetVolume};
 use crate::copy::{CopyEngine, CopyJob, CopyReport, PhaseObserver, Timing};
 use crate::error::CopyError;
 use crate::executors::{CopyJournal, ExecutorFactory, SshAccess};
@@ -99,6 +98,8 @@ pub struct RunSummary {
     /// When the completion metric was set: the volume was released by then; only the host's
     /// rescan-delete and the wait for the final scrape follow.
     pub completion_reported_at: std::time::Instant,
+    /// What this run undid, in order: its own changes and any an earlier run left.
+    pub cleanup: Vec<crate::journal::CleanupStep>,
 }
 
 /// Runs `copy-offload populate` and returns its exit code (the CLI's entry point).
@@ -219,7 +220,12 @@ pub async fn run_with(config: PopulateConfig, options: RunOptions) -> RunSummary
     if let Some(task) = signals {
         task.abort();
     }
+    let cleanup = match &prepared {
+        Some(copy) => copy.journal.lock().await.undone_by_this_run().to_vec(),
+        None => Vec::new(),
+    };
     RunSummary {
+        cleanup,
         exit_code,
         error: result.err(),
         report,
@@ -242,6 +248,7 @@ fn summary(
         metrics_addr,
         soap_round_trips: 0,
         completion_reported_at: std::time::Instant::now(),
+        cleanup: Vec::new(),
     }
 }
 
@@ -408,19 +415,9 @@ async fn connect_storage(
         http_timeout: config.storage.http_timeout,
         retry: RetryPolicy::default(),
     };
-    let svm = match &config.storage.vendor {
-        VendorSettings::Ontap { svm } => svm.clone(),
-        _ => None,
-    };
-    let env = move |key: &str| {
-        (key == co_storage::vendor::ONTAP_SVM)
-            .then(|| svm.clone())
-            .flatten()
-    };
     co_storage::connect(
-        config.storage.product(),
+        &config.storage.vendor,
         &settings,
-        &env,
         options.storage_observer.clone(),
     )
     .await
@@ -498,9 +495,7 @@ fn ssh_access(
         return Ok(None);
     };
     let policy = host_key_policy(config, options, kube);
-    let encoded = base64::engine::general_purpose::STANDARD.encode(keys.private_key_pem.expose());
-    let mut settings = SshSettings::from_base64_pem(&encoded, policy)
-        .map_err(|e| CopyError::Refused(format!("the SSH private key is unusable: {e}")))?;
+    let mut settings = SshSettings::new(keys.private_key.clone(), policy);
     settings.timeout = config.esxi.ssh_timeout;
     if let Some(port) = options.ssh_port {
         settings.port = port;

@@ -125,9 +125,11 @@ async fn a_pvc_waiting_for_its_populator_is_filled_through_its_prime_pvc() {
         .expect("a runFinished record");
     assert_eq!(records[finished]["outcome"], "succeeded", "{journal}");
     // Only the host's rescan-delete follows the outcome: it runs after completion is reported.
+    // Nothing else is kept: a finished run leaves its end and its last record, nothing to undo.
+    assert_eq!(records.len(), 2, "{journal}");
     let after: Vec<_> = records[finished + 1..]
         .iter()
-        .map(|r| (r["kind"].clone(), r["step"]["name"].clone()))
+        .map(|r| (r["kind"].clone(), r["step"]["step"].clone()))
         .collect();
     assert_eq!(
         after,

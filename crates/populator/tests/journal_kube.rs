@@ -3,6 +3,7 @@
 //! PVC), optimistic concurrency that tolerates other writers of the object but refuses a second
 //! journal writer, and a clear error when the object is gone.
 
+mod journal_support;
 mod kube_support;
 
 use std::collections::BTreeMap;
@@ -91,11 +92,7 @@ fn annotation<K: Resource>(object: &K) -> Option<String> {
 }
 
 fn mapped() -> JournalEntry {
-    JournalEntry::VolumeMapped {
-        volume: "trident_pvc_1".into(),
-        group: "xcopy-hostsystem-host-7".into(),
-        lun: Some("3".into()),
-    }
+    journal_support::mapped("trident_pvc_1")
 }
 
 #[tokio::test]
@@ -113,16 +110,15 @@ async fn the_journal_lives_in_an_annotation_on_the_cr() {
     .unwrap();
     assert!(recovery.is_clean());
     journal
-        .record(JournalEntry::OriginalMappings {
-            volume: "trident_pvc_1".into(),
-            groups: vec![],
+        .record(JournalEntry::ChangeMade {
+            undo: journal_support::restore("trident_pvc_1", vec![]),
         })
         .await
         .unwrap();
     journal.record(mapped()).await.unwrap();
     journal
         .record(JournalEntry::CloneRequested {
-            host: "host-7".into(),
+            host: "HostSystem:host-7".into(),
             device: "naa.600a098038304437".into(),
             task_id: None,
         })
@@ -132,17 +128,14 @@ async fn the_journal_lives_in_an_annotation_on_the_cr() {
 
     let stored = annotation(&api.get("disk-1").await.unwrap()).expect("journal annotation missing");
     let document: serde_json::Value = serde_json::from_str(&stored).unwrap();
-    assert_eq!(document["version"], 1);
+    assert_eq!(document["version"], 2);
     let kinds: Vec<&str> = document["records"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        kinds,
-        ["originalMappings", "volumeMapped", "cloneRequested"]
-    );
+    assert_eq!(kinds, ["changeMade", "changeMade", "cloneRequested"]);
 
     let (_, recovery) = Journal::load(KubeJournalStore::on_populator_cr(
         client.clone(),
@@ -158,10 +151,10 @@ async fn the_journal_lives_in_an_annotation_on_the_cr() {
     );
     assert_eq!(
         recovery.outstanding,
-        vec![CleanupStep::UnmapVolume {
-            volume: "trident_pvc_1".into(),
-            group: "xcopy-hostsystem-host-7".into()
-        }]
+        vec![
+            journal_support::unmap("trident_pvc_1"),
+            journal_support::restore("trident_pvc_1", vec![])
+        ]
     );
     ns.delete().await;
 }
@@ -269,15 +262,17 @@ async fn without_a_cr_the_journal_goes_on_the_target_pvc() {
             .await
             .unwrap();
     journal
-        .record(JournalEntry::DeviceDiscovered {
-            host: "host-1".into(),
-            naa: "naa.6".into(),
+        .record(JournalEntry::ChangeMade {
+            undo: CleanupStep::RemoveDevice {
+                host: "HostSystem:host-1".into(),
+                naa: "naa.6".into(),
+            },
         })
         .await
         .unwrap();
     let stored = annotation(&pvcs.get("target").await.unwrap())
         .expect("journal annotation missing on the PVC");
-    assert!(stored.contains("deviceDiscovered"), "{stored}");
+    assert!(stored.contains("removeDevice"), "{stored}");
     ns.delete().await;
 }
 

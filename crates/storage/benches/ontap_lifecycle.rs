@@ -76,7 +76,7 @@ async fn main() {
         retry: RetryPolicy::default(),
     };
     let counter = Arc::new(Counter::default());
-    let array = OntapArray::connect(&settings, None, Some(counter.clone()))
+    let array = OntapArray::connect(&settings, &Default::default(), Some(counter.clone()))
         .await
         .unwrap();
     counter.take();

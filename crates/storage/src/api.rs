@@ -86,18 +86,41 @@ pub enum ArrayCopySource {
 /// Receives copy progress in percent (0..=100, never decreasing).
 pub type ProgressSink<'a> = &'a (dyn Fn(u8) + Send + Sync);
 
+/// The array objects one array-side copy creates (a snapshot, a copy pair, a FlashCopy mapping),
+/// named before they exist so the populator can journal them first: a run that dies at any point
+/// leaves a record from which [`ArrayCopy::end`] finds and removes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArrayCopySession {
+    pub source: ArrayCopySource,
+    pub target: Volume,
+    /// The vendor's name for the copy's objects, derived from the target only (so a re-run
+    /// derives the same name): e.g. `xcopy-copy-<target id>`.
+    pub name: String,
+}
+
 /// Array-side copy of a vVol or RDM disk into the target volume.
+///
+/// The populator journals [`ArrayCopy::session`] before calling [`ArrayCopy::copy`], and calls
+/// [`ArrayCopy::end`] at cleanup, after success, failure, cancellation or a crash alike.
 #[async_trait]
 pub trait ArrayCopy: Send + Sync {
     /// Whether this array can copy from `source` (some vendors do RDM only).
     fn supports(&self, source: &ArrayCopySource) -> bool;
 
-    /// Copies `source` onto `target`. Returns only once the array reports the data fully copied
-    /// (not merely "started", as several upstream plugins did), reporting progress on the way.
+    /// The session a copy of `source` onto `target` will create. Pure: no request is sent.
+    fn session(&self, source: &ArrayCopySource, target: &Volume) -> ArrayCopySession;
+
+    /// Runs the copy `session` describes. Returns only once the array reports the data fully
+    /// copied (not merely "started", as several upstream plugins did), reporting progress on the
+    /// way. Idempotent: a session that already exists (an earlier run's) is adopted, not doubled.
     async fn copy(
         &self,
-        source: &ArrayCopySource,
-        target: &Volume,
+        session: &ArrayCopySession,
         progress: ProgressSink<'_>,
     ) -> Result<(), StorageError>;
+
+    /// Stops the session if it still runs and removes every object it created (split and delete a
+    /// pair, delete a mapping or snapshot); the target volume keeps its data. Idempotent: objects
+    /// already gone are fine.
+    async fn end(&self, session: &ArrayCopySession) -> Result<(), StorageError>;
 }

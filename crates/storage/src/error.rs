@@ -4,15 +4,7 @@
 
 use std::time::Duration;
 
-/// Whether repeating the same operation later can succeed without anyone changing anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorClass {
-    /// Wrong configuration, refused credentials, missing objects, requests the array rejects:
-    /// retrying gives the same answer until a person fixes something.
-    Permanent,
-    /// Timeouts, unreachable endpoints, overloaded arrays (5xx/429 after bounded retries).
-    Retryable,
-}
+pub use co_api::contract::ErrorClass;
 
 /// A failed storage-array operation.
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +69,9 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    /// Permanent or retryable; see [`ErrorClass`].
+    /// Permanent (wrong configuration, refused credentials, missing objects, requests the array
+    /// rejects: the same answer until a person fixes something) or retryable (timeouts,
+    /// unreachable endpoints, overloaded arrays after bounded retries).
     pub fn class(&self) -> ErrorClass {
         match self {
             StorageError::Unreachable { .. } | StorageError::Unavailable { .. } => {

@@ -31,7 +31,7 @@ pub struct Credentials {
 }
 
 /// Default HTTP timeout when `STORAGE_HTTP_TIMEOUT_SECONDS` is not set.
-pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything needed to reach and log in to one array, read from the storage secret/env.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,47 +49,18 @@ pub struct ConnectionSettings {
 }
 
 impl ConnectionSettings {
-    /// Reads `STORAGE_HOSTNAME`, `STORAGE_USERNAME`, `STORAGE_PASSWORD`, `STORAGE_TOKEN`,
-    /// `STORAGE_SKIP_SSL_VERIFICATION` (only the literal `true` enables it, as upstream),
-    /// `STORAGE_HTTP_TIMEOUT_SECONDS` and `STORAGE_CA_CERT` (PEM; new, optional) through `lookup`
-    /// (e.g. `|k| std::env::var(k).ok()`).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, StorageError> {
-        let non_empty = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
-        let hostname = non_empty("STORAGE_HOSTNAME")
-            .ok_or_else(|| StorageError::config("STORAGE_HOSTNAME is not set; put the array's management address in the storage secret"))?;
-        let token = non_empty("STORAGE_TOKEN").map(Secret::new);
-        let username = non_empty("STORAGE_USERNAME").unwrap_or_default();
-        let password = non_empty("STORAGE_PASSWORD")
-            .map(Secret::new)
-            .unwrap_or_else(|| Secret::new(""));
-        if token.is_none() && (username.is_empty() || password.expose().is_empty()) {
-            return Err(StorageError::config(
-                "either STORAGE_TOKEN or both STORAGE_USERNAME and STORAGE_PASSWORD must be provided",
-            ));
-        }
-        let http_timeout = match non_empty("STORAGE_HTTP_TIMEOUT_SECONDS") {
-            None => DEFAULT_HTTP_TIMEOUT,
-            Some(text) => match text.trim().parse::<u64>() {
-                Ok(secs) if secs > 0 => Duration::from_secs(secs),
-                _ => {
-                    return Err(StorageError::config(format!(
-                        "STORAGE_HTTP_TIMEOUT_SECONDS={text:?} is not a positive whole number of seconds"
-                    )));
-                }
-            },
-        };
-        Ok(ConnectionSettings {
-            hostname,
-            credentials: Credentials {
-                username,
-                password,
-                token,
-            },
-            skip_tls_verify: lookup("STORAGE_SKIP_SSL_VERIFICATION").as_deref() == Some("true"),
-            ca_certificate_pem: non_empty("STORAGE_CA_CERT").map(String::into_bytes),
-            http_timeout,
+    /// Settings for `hostname` with `credentials`, verifying TLS, with the default timeout and
+    /// retry policy. The populator's argument reader is the one place that reads them from flags
+    /// and environment.
+    pub fn new(hostname: impl Into<String>, credentials: Credentials) -> Self {
+        Self {
+            hostname: hostname.into(),
+            credentials,
+            skip_tls_verify: false,
+            ca_certificate_pem: None,
+            http_timeout: DEFAULT_HTTP_TIMEOUT,
             retry: RetryPolicy::default(),
-        })
+        }
     }
 }
 
@@ -851,66 +822,6 @@ mod tests {
             assert!(matches!(err, StorageError::Config { .. }), "{bad}: {err}");
             assert!(err.to_string().contains("STORAGE_HOSTNAME"), "{bad}: {err}");
         }
-    }
-
-    #[test]
-    fn settings_follow_the_upstream_env_rules() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(key, _)| *key == k)
-                    .map(|(_, v)| (*v).to_owned())
-            }
-        };
-        let s = ConnectionSettings::from_lookup(env(&[
-            ("STORAGE_HOSTNAME", "array"),
-            ("STORAGE_USERNAME", "admin"),
-            ("STORAGE_PASSWORD", "pw"),
-            ("STORAGE_SKIP_SSL_VERIFICATION", "true"),
-            ("STORAGE_HTTP_TIMEOUT_SECONDS", "15"),
-        ]))
-        .unwrap();
-        assert!(s.skip_tls_verify);
-        assert_eq!(s.http_timeout, Duration::from_secs(15));
-        assert_eq!(s.ca_certificate_pem, None);
-        assert_eq!(s.credentials.password.expose(), "pw");
-
-        let s = ConnectionSettings::from_lookup(env(&[
-            ("STORAGE_HOSTNAME", "array"),
-            ("STORAGE_TOKEN", "t"),
-            ("STORAGE_SKIP_SSL_VERIFICATION", "True"),
-            ("STORAGE_CA_CERT", "-----BEGIN CERTIFICATE-----"),
-        ]))
-        .unwrap();
-        assert!(
-            !s.skip_tls_verify,
-            "only the literal `true` skips verification"
-        );
-        assert_eq!(s.http_timeout, DEFAULT_HTTP_TIMEOUT);
-        assert_eq!(
-            s.ca_certificate_pem.as_deref(),
-            Some(&b"-----BEGIN CERTIFICATE-----"[..])
-        );
-
-        let err = ConnectionSettings::from_lookup(env(&[
-            ("STORAGE_HOSTNAME", "a"),
-            ("STORAGE_USERNAME", "u"),
-        ]))
-        .unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("either STORAGE_TOKEN or both STORAGE_USERNAME and STORAGE_PASSWORD")
-        );
-        let err = ConnectionSettings::from_lookup(env(&[("STORAGE_TOKEN", "t")])).unwrap_err();
-        assert!(err.to_string().contains("STORAGE_HOSTNAME"));
-        let err = ConnectionSettings::from_lookup(env(&[
-            ("STORAGE_HOSTNAME", "a"),
-            ("STORAGE_TOKEN", "t"),
-            ("STORAGE_HTTP_TIMEOUT_SECONDS", "soon"),
-        ]))
-        .unwrap_err();
-        assert!(err.to_string().contains("STORAGE_HTTP_TIMEOUT_SECONDS"));
     }
 
     #[test]

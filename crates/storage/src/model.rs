@@ -13,7 +13,7 @@ use crate::naa::DeviceName;
 
 /// Name prefix of every array object copy-offload creates (`xcopy-<hostID>...`), shared with the
 /// upstream populator so objects it left behind are recognised.
-pub const OBJECT_NAME_PREFIX: &str = "xcopy-";
+pub use co_api::contract::names::ARRAY_OBJECT_PREFIX as OBJECT_NAME_PREFIX;
 
 /// The CSI persistent volume backing the target PVC (or its `prime-<uid>` PVC).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,7 +167,7 @@ pub struct EsxiHostRef {
 impl EsxiHostRef {
     /// `xcopy-<hostID>`: the base name of every array object created for this host.
     pub fn group_base_name(&self) -> String {
-        format!("{OBJECT_NAME_PREFIX}{}", self.host_id)
+        co_api::contract::names::array_object_base_name(&self.host_id)
     }
 }
 
@@ -201,7 +201,7 @@ pub struct GroupRef {
 impl GroupRef {
     /// True for objects named like the ones copy-offload (or upstream's populator) creates.
     pub fn is_copy_offload_object(&self) -> bool {
-        self.name.starts_with(OBJECT_NAME_PREFIX)
+        co_api::contract::names::is_array_object_ours(&self.name)
     }
 }
 

@@ -61,9 +61,13 @@ impl Lab {
     }
 
     async fn connect(&self, recorder: Option<Arc<Recorder>>) -> OntapArray {
-        OntapArray::connect(&self.settings(), None, recorder.map(|r| r as _))
-            .await
-            .unwrap()
+        OntapArray::connect(
+            &self.settings(),
+            &Default::default(),
+            recorder.map(|r| r as _),
+        )
+        .await
+        .unwrap()
     }
 
     /// A Trident ontap-san PV whose LUN is attached to an OpenShift worker, as the prime PVC is.
@@ -390,7 +394,7 @@ async fn failures_say_what_to_fix_and_are_classed() {
 
     let mut wrong_password = lab.settings();
     wrong_password.credentials.password = co_storage::http::Secret::new("nope");
-    let err = OntapArray::connect(&wrong_password, None, None)
+    let err = OntapArray::connect(&wrong_password, &Default::default(), None)
         .await
         .unwrap_err();
     assert!(
@@ -398,15 +402,21 @@ async fn failures_say_what_to_fix_and_are_classed() {
         "{err}"
     );
 
-    let err = OntapArray::connect(&lab.settings(), Some("svm-other"), None)
-        .await
-        .unwrap_err();
+    let err = OntapArray::connect(
+        &lab.settings(),
+        &co_storage::ontap::Settings {
+            svm: Some("svm-other".into()),
+        },
+        None,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, StorageError::NotFound { .. }), "{err}");
     assert!(err.to_string().contains("ONTAP_SVM"), "{err}");
 
     let mut untrusted = lab.settings();
     untrusted.ca_certificate_pem = None;
-    let err = OntapArray::connect(&untrusted, None, None)
+    let err = OntapArray::connect(&untrusted, &Default::default(), None)
         .await
         .unwrap_err();
     assert!(matches!(err, StorageError::Tls { .. }), "{err}");

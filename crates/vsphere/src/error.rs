@@ -200,6 +200,30 @@ impl Error {
         }
     }
 
+    /// The failure class, the one definition every caller uses: the transport and the server's
+    /// transient states (timeouts, unreachable endpoint, HTTP 429/500/502/503/504, a logged-out
+    /// session, `SystemError`/`HostCommunication` faults and faults without a cause) pass by
+    /// themselves; everything else — refused logins, permissions, missing objects, bad input,
+    /// untrusted certificates — needs a person. Whether a failed call may be repeated at once is
+    /// a different question: see [`crate::retry::is_transient`].
+    pub fn class(&self) -> co_api::contract::ErrorClass {
+        use co_api::contract::ErrorClass;
+        match self {
+            Error::Timeout { .. } | Error::Http { .. } | Error::LoggedOut => ErrorClass::Retryable,
+            Error::HttpStatus {
+                status: 429 | 500 | 502..=504,
+                ..
+            } => ErrorClass::Retryable,
+            Error::Fault { fault, .. }
+                if fault.kind == FaultKind::SystemError
+                    || (fault.kind == FaultKind::Other && fault.detail_type.is_empty()) =>
+            {
+                ErrorClass::Retryable
+            }
+            _ => ErrorClass::Permanent,
+        }
+    }
+
     /// True when the fault class is `kind`.
     pub fn is_fault(&self, kind: FaultKind) -> bool {
         self.fault().is_some_and(|f| f.kind == kind)

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::error::{Error, FaultKind};
+use crate::error::Error;
 
 /// Backoff settings for transient failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,21 +59,21 @@ impl RetryPolicy {
 ///
 /// Timeouts are never retried here: the server may still be executing the call.
 pub fn is_transient(err: &Error, idempotent: bool) -> bool {
-    match err {
-        Error::Http { source, .. } => source.is_connect(),
-        Error::HttpStatus { status, .. } => matches!(status, 502..=504),
-        Error::Fault { fault, .. } if idempotent => {
-            fault.kind == FaultKind::SystemError
-                || (fault.kind == FaultKind::Other && fault.detail_type.is_empty())
+    // Only failures of the retryable class, and of those only the ones that prove the call did
+    // not run (or cannot double its effect).
+    err.class().is_retryable()
+        && match err {
+            Error::Http { source, .. } => source.is_connect(),
+            Error::HttpStatus { status, .. } => matches!(status, 502..=504),
+            Error::Fault { .. } => idempotent,
+            _ => false,
         }
-        _ => false,
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Fault;
+    use crate::error::{Fault, FaultKind};
 
     fn fault(kind: FaultKind, detail_type: &str) -> Error {
         Error::Fault {

@@ -8,6 +8,10 @@
 //! once no LUN is mapped to it; restore never re-maps a leftover `xcopy-...-<proto>` igroup; map
 //! re-creates the igroup if a concurrent copy released it in between.
 
+mod settings;
+
+pub use settings::Settings;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -276,9 +280,10 @@ impl OntapArray {
     /// Fails fast on refused credentials, untrusted TLS and ambiguous SVMs.
     pub async fn connect(
         settings: &ConnectionSettings,
-        svm: Option<&str>,
+        vendor: &Settings,
         observer: Option<Arc<dyn RequestObserver>>,
     ) -> Result<Self, StorageError> {
+        let svm = vendor.svm.as_deref();
         let creds = &settings.credentials;
         if creds.username.is_empty() || creds.password.expose().is_empty() {
             return Err(StorageError::config(

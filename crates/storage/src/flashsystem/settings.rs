@@ -1,0 +1,3 @@
+//! IBM FlashSystem reads no keys of its own.
+
+crate::settings::settings_without_keys!(FlashSystem);

@@ -1,0 +1,3 @@
+//! Infinidat InfiniBox reads no keys of its own.
+
+crate::settings::settings_without_keys!(InfiniBox);

@@ -1,0 +1,3 @@
+//! Dell PowerStore reads no keys of its own.
+
+crate::settings::settings_without_keys!(PowerStore);
