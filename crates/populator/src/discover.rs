@@ -2,10 +2,10 @@
 //!
 //! Only the adapters that reach the source datastore are rescanned (add-only), and the device is
 //! polled with a short, growing interval under a deadline instead of upstream's five 5 s sleeps.
-//! A device left `off` or `dead timeout` by an earlier run is removed from the
-//! detached list and rescanned, as upstream does, but a bounded number of times. This module also
-//! owns the host-side device operations cleanup needs (off, detach, rescan-delete). The esxcli
-//! commands are the typed values of `co_vsphere::esxcli`; their answers arrive typed.
+//! A device left `off` or `dead timeout` by an earlier run is removed from the detached list and
+//! rescanned, as upstream does, but a bounded number of times. This module also owns the
+//! host-side device operations cleanup needs (off, detach, rescan-delete). Each is a typed
+//! command of `co_vsphere::esxcli` with a typed answer.
 
 use std::time::Duration;
 

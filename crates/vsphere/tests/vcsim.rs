@@ -9,7 +9,7 @@ use co_vsphere::object::DiskKind;
 use co_vsphere::property::{ObjectSpec, PropertySpec};
 use co_vsphere::{
     Client, ClientConfig, Datastore, DatastorePath, Error, FaultKind, HostSystem,
-    ManagedObjectReference, Request, Secret, TlsTrust,
+    ManagedObjectReference, Request, Secret, TlsTrust, VirtualMachine,
 };
 use futures::TryStreamExt;
 
@@ -196,6 +196,17 @@ async fn hosts_are_found_from_vms_by_name_and_by_id() {
     let dc = client.datacenter_of(&host).await.unwrap();
     assert_eq!(dc.path, "DC0");
     assert_eq!(dc.moref.kind, "Datacenter");
+
+    // The same through the typed handles: the VM's host is a HostSystem handle.
+    let host_system = VirtualMachine::new(client.clone(), vm)
+        .host()
+        .await
+        .unwrap();
+    assert_eq!(host_system.reference(), &host);
+    assert_eq!(host_system.name().await.unwrap(), name);
+    assert_eq!(host_system.esxcli().host(), &host);
+    let storage = host_system.storage_system().await.unwrap();
+    assert_eq!(storage.reference().kind, "HostStorageSystem");
 }
 
 #[tokio::test]
