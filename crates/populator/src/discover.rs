@@ -1,13 +1,18 @@
 //! Discover: make the freshly mapped LUN appear on the ESXi host, fast and without fixed sleeps.
 //!
 //! Only the adapters that reach the source datastore are rescanned (add-only), and the device is
-//! polled with a short, growing interval under a deadline instead of upstream's five 5 s sleeps
-//! (core.md §5.3). A device left `off` or `dead timeout` by an earlier run is removed from the
-//! detached list and rescanned, as upstream does, but a bounded number of times. This module also
-//! owns the host-side device operations cleanup needs (off, detach, rescan-delete).
+//! polled with a short, growing interval under a deadline instead of upstream's five 5 s sleeps.
+//! A device left `off` or `dead timeout` by an earlier run is removed from the detached list and
+//! rescanned, as upstream does, but a bounded number of times. This module also owns the
+//! host-side device operations cleanup needs (off, detach, rescan-delete). Each is a typed
+//! command of `co_vsphere::esxcli` with a typed answer.
 
 use std::time::Duration;
 
+use co_vsphere::esxcli::{
+    DeviceState, Esxcli, RescanType, StorageCoreAdapterRescan, StorageCoreDeviceDetachedRemove,
+    StorageCoreDeviceList, StorageCoreDeviceSet,
+};
 use co_vsphere::{Client, ManagedObjectReference};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -15,79 +20,50 @@ use tracing::{debug, info, warn};
 
 use crate::error::CopyError;
 
-const MIB: u64 = 1024 * 1024;
+pub use co_vsphere::esxcli::DeviceInfo;
+
 /// How often a stale (`off`/`dead timeout`) device is removed and rescanned before giving up.
 const STALE_DEVICE_RETRIES: u32 = 3;
-
-/// A SCSI device as `esxcli storage core device list -d` reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceInfo {
-    pub naa: String,
-    /// `Size` (MiB) in bytes.
-    pub size_bytes: u64,
-    /// `Status`: `on`, `off`, `dead timeout`, …
-    pub status: String,
-}
-
-impl DeviceInfo {
-    fn is_stale(&self) -> bool {
-        matches!(self.status.as_str(), "off" | "dead timeout")
-    }
-}
 
 /// The storage side of one ESXi host, through esxcli over vCenter.
 #[derive(Debug, Clone)]
 pub struct HostStorage {
-    client: Client,
-    host: ManagedObjectReference,
+    esxcli: Esxcli,
 }
 
 impl HostStorage {
     pub fn new(client: Client, host: ManagedObjectReference) -> Self {
-        Self { client, host }
+        Self {
+            esxcli: Esxcli::new(client, host),
+        }
     }
 
     pub fn host(&self) -> &ManagedObjectReference {
-        &self.host
+        self.esxcli.host()
     }
 
-    /// Readies every esxcli command this type runs (see [`Client::prepare_esxcli`]), so that
-    /// discovery and cleanup pay one round trip per command. Run while the array maps the volume.
+    /// Readies every esxcli command this type runs (see [`Esxcli::prepare`]), so that discovery
+    /// and cleanup pay one round trip per command. Run while the array maps the volume.
     pub async fn prepare(&self) -> Result<(), CopyError> {
-        self.client
-            .prepare_esxcli(
-                &self.host,
-                &[
-                    &["storage", "core", "device", "list"],
-                    &["storage", "core", "adapter", "rescan"],
-                    &["storage", "core", "device", "detached", "remove"],
-                ],
-            )
+        self.esxcli
+            .prepare(&[
+                &["storage", "core", "device", "list"],
+                &["storage", "core", "adapter", "rescan"],
+                &["storage", "core", "device", "detached", "remove"],
+            ])
             .await
             .map_err(CopyError::vsphere("preparing esxcli on the host"))
     }
 
     /// The device, or `None` when the host does not know it (esxcli answers with a CLI fault).
     pub async fn device(&self, naa: &str) -> Result<Option<DeviceInfo>, CopyError> {
-        match self
-            .client
-            .esxcli(
-                &self.host,
-                &["storage", "core", "device", "list", "-d", naa],
-            )
-            .await
-        {
-            Ok(response) => Ok(Some(DeviceInfo {
-                naa: response.first("Device").unwrap_or_else(|| naa.to_owned()),
-                size_bytes: response
-                    .first("Size")
-                    .and_then(|s| s.trim().parse::<u64>().ok())
-                    .unwrap_or(0)
-                    .saturating_mul(MIB),
-                status: response.first("Status").unwrap_or_default(),
-            })),
+        let list = StorageCoreDeviceList {
+            device: Some(naa.to_owned()),
+        };
+        match self.esxcli.execute(&list).await {
+            Ok(devices) => Ok(devices.into_iter().next()),
             Err(co_vsphere::Error::Esxcli { message, .. }) => {
-                debug!(host = %self.host, naa, %message, "device not known to the host");
+                debug!(host = %self.host(), naa, %message, "device not known to the host");
                 Ok(None)
             }
             Err(source) => Err(CopyError::vsphere("esxcli storage core device list")(
@@ -96,33 +72,26 @@ impl HostStorage {
         }
     }
 
-    /// `esxcli storage core adapter rescan -t <kind> -A <adapter>`.
-    pub async fn rescan(&self, adapter: &str, kind: &str) -> Result<(), CopyError> {
-        self.client
-            .esxcli(
-                &self.host,
-                &[
-                    "storage", "core", "adapter", "rescan", "-t", kind, "-A", adapter,
-                ],
-            )
+    /// `esxcli storage core adapter rescan -t <rescan> -A <adapter>`.
+    pub async fn rescan(&self, adapter: &str, rescan: RescanType) -> Result<(), CopyError> {
+        let command = StorageCoreAdapterRescan {
+            adapter: adapter.to_owned(),
+            rescan,
+        };
+        self.esxcli
+            .execute(&command)
             .await
-            .map(drop)
             .map_err(CopyError::vsphere("esxcli storage core adapter rescan"))
     }
 
     /// `esxcli storage core device set --state off -d <naa>`; an unknown device is fine.
     pub async fn set_off(&self, naa: &str) -> Result<(), CopyError> {
-        match self
-            .client
-            .esxcli(
-                &self.host,
-                &[
-                    "storage", "core", "device", "set", "--state", "off", "-d", naa,
-                ],
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
+        let command = StorageCoreDeviceSet {
+            device: naa.to_owned(),
+            state: DeviceState::Off,
+        };
+        match self.esxcli.execute(&command).await {
+            Ok(()) => Ok(()),
             Err(co_vsphere::Error::Esxcli { message, .. }) if self.device(naa).await?.is_none() => {
                 debug!(naa, %message, "device already gone");
                 Ok(())
@@ -135,15 +104,11 @@ impl HostStorage {
 
     /// `esxcli storage core device detached remove -d <naa>`; an unknown device is fine.
     pub async fn remove_detached(&self, naa: &str) -> Result<(), CopyError> {
-        match self
-            .client
-            .esxcli(
-                &self.host,
-                &["storage", "core", "device", "detached", "remove", "-d", naa],
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
+        let command = StorageCoreDeviceDetachedRemove {
+            device: naa.to_owned(),
+        };
+        match self.esxcli.execute(&command).await {
+            Ok(()) => Ok(()),
             Err(co_vsphere::Error::Esxcli { message, .. }) if self.device(naa).await?.is_none() => {
                 debug!(naa, %message, "device already removed");
                 Ok(())
@@ -161,12 +126,13 @@ impl HostStorage {
         loop {
             match self.device(naa).await? {
                 None => return Ok(()),
-                Some(d) if d.status == "off" || d.status == "dead timeout" => break,
+                Some(d) if d.is_stale() => break,
                 Some(d) if Instant::now() >= deadline => {
                     return Err(CopyError::Refused(format!(
                         "device {naa} on host {} is still {:?} after being set off; a process on the host may \
                          still use it",
-                        self.host, d.status
+                        self.host(),
+                        d.status
                     )));
                 }
                 Some(_) => {}
@@ -218,7 +184,7 @@ pub async fn discover_device(
                 stale_retries += 1;
                 warn!(naa, status = %device.status, "stale device from an earlier run; removing it and rescanning");
                 host.remove_detached(naa).await?;
-                rescan_all(host, adapters, "add").await?;
+                rescan_adapters(host, adapters, RescanType::Add).await?;
                 rescans += 1;
                 continue;
             }
@@ -242,7 +208,7 @@ pub async fn discover_device(
             });
         }
         if rescans == 0 || pause >= schedule.max_pause {
-            rescan_all(host, adapters, "add").await?;
+            rescan_adapters(host, adapters, RescanType::Add).await?;
             rescans += 1;
             // The rescan itself is the wait; look again right away.
             if rescans == 1 {
@@ -258,14 +224,29 @@ pub async fn discover_device(
     }
 }
 
-/// Rescans every adapter in `adapters` with `-t kind`.
+/// Rescans every adapter in `adapters`.
+pub async fn rescan_adapters(
+    host: &HostStorage,
+    adapters: &[String],
+    rescan: RescanType,
+) -> Result<(), CopyError> {
+    for adapter in adapters {
+        host.rescan(adapter, rescan).await?;
+    }
+    Ok(())
+}
+
+/// [`rescan_adapters`] with the rescan type as esxcli spells it (`add`, `delete`, `all`,
+/// `update`), for callers that name it by string.
 pub async fn rescan_all(
     host: &HostStorage,
     adapters: &[String],
     kind: &str,
 ) -> Result<(), CopyError> {
-    for adapter in adapters {
-        host.rescan(adapter, kind).await?;
-    }
-    Ok(())
+    let rescan = RescanType::parse(kind).ok_or_else(|| {
+        CopyError::Refused(format!(
+            "unknown rescan type {kind:?}; esxcli takes add, delete, all or update"
+        ))
+    })?;
+    rescan_adapters(host, adapters, rescan).await
 }

@@ -1,11 +1,11 @@
 //! Verify: prove that the device ESXi shows is the volume the array resolved for the PV, before a
-//! single byte is written to it (ARCHITECTURE.md §1.4). A device that is not provably the target
+//! single byte is written to it. A device that is not provably the target
 //! — another name, another size, too small, or the LUN under the source datastore itself — is
 //! refused.
 
 use co_storage::Volume;
 
-use crate::discover::DeviceInfo;
+use co_vsphere::esxcli::DeviceInfo;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -36,7 +36,7 @@ pub fn verify_device(expected: Expected<'_>, device: &DeviceInfo) -> Result<(), 
             "it backs a VMFS datastore in use (the source datastore); the PV must be a separate volume".into(),
         );
     }
-    if device.status != "on" {
+    if !device.is_on() {
         return Err(format!("its status is {:?}, not \"on\"", device.status));
     }
     // esxcli reports whole MiB; the array knows the exact size.

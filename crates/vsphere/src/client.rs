@@ -2,25 +2,24 @@
 //! re-login when the server forgot the session, retries of transient failures, and logout when the
 //! last clone of the `Client` is dropped.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::OnceCell;
 use tracing::{debug, warn};
 
 use crate::decode::Node;
 use crate::error::{Error, FaultKind};
-use crate::esxcli::CommandInfo;
 use crate::retry::{RetryPolicy, is_transient};
 use crate::soap::{self, Request};
 use crate::transport::{self, TlsTrust, Transport};
 use crate::types::{ManagedObjectReference, ServiceContent};
 use co_api::Secret;
 
-/// Values fetched once per key and shared by concurrent callers (one fetch; the others wait).
-pub(crate) type OnceMap<K, V> = Mutex<HashMap<K, Arc<OnceCell<V>>>>;
+/// State of the layers above the session, by type and key, that lives as long as the session.
+type SessionState = Mutex<HashMap<(TypeId, String), Arc<dyn Any + Send + Sync>>>;
 
 /// How to reach and log in to vCenter or a standalone ESXi host.
 #[derive(Debug, Clone)]
@@ -50,7 +49,7 @@ impl ClientConfig {
 }
 
 /// A logged-in VIM session. Cheap to clone; all clones share the session, the cookie jar and
-/// the esxcli caches. The session is logged out when the last clone is dropped (inside a tokio
+/// the per-host state of the layers above (the esxcli caches). The session is logged out when the last clone is dropped (inside a tokio
 /// runtime) or by [`Client::logout`].
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -66,10 +65,8 @@ pub(crate) struct Inner {
     password: Secret,
     retry: RetryPolicy,
     logged_out: AtomicBool,
-    /// esxcli: the ManagedMethodExecuter of each host (by host moid).
-    pub(crate) executers: OnceMap<String, ManagedObjectReference>,
-    /// esxcli: CLI info per (host moid, namespace), fetched once.
-    pub(crate) cli_info: OnceMap<(String, String), Arc<CommandInfo>>,
+    /// See [`Client::session_state`].
+    state: SessionState,
 }
 
 impl Client {
@@ -100,8 +97,7 @@ impl Client {
                 password: cfg.password,
                 retry: cfg.retry,
                 logged_out: AtomicBool::new(false),
-                executers: Mutex::new(HashMap::new()),
-                cli_info: Mutex::new(HashMap::new()),
+                state: Mutex::new(HashMap::new()),
             }),
         };
         client.session_login().await?;
@@ -140,6 +136,26 @@ impl Client {
     /// The HTTPS layer of this session.
     pub fn transport(&self) -> &Transport {
         &self.inner.transport
+    }
+
+    /// The session's `T` for `key`, created on first use: how a layer above keeps what it learnt
+    /// about an object (the esxcli handle of a host keeps its executer and CLI info here) for
+    /// every handle made from any clone of this client, without the session knowing its type.
+    pub(crate) fn session_state<T: Default + Send + Sync + 'static>(&self, key: &str) -> Arc<T> {
+        let mut state = self
+            .inner
+            .state
+            .lock()
+            // The map only gains entries; a panic elsewhere cannot leave it inconsistent.
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let entry = state
+            .entry((TypeId::of::<T>(), key.to_owned()))
+            .or_insert_with(|| Arc::new(T::default()));
+        match Arc::clone(entry).downcast::<T>() {
+            Ok(value) => value,
+            // The key holds the TypeId of T, so the value is a T.
+            Err(_) => unreachable!("session state of another type under the key of {key}"),
+        }
     }
 
     pub(crate) async fn session_login(&self) -> Result<(), Error> {

@@ -1,7 +1,7 @@
 //! esxcli over the API and property-collector continuation against a minimal in-test HTTPS
 //! endpoint that answers like hostd. vcsim 0.24 implements neither `RetrieveManagedMethodExecuter`
 //! nor `maxObjects`/`ContinueRetrievePropertiesEx`; until the lab's esxcli-capable endpoint exists,
-//! this endpoint (test code only) plays those methods with the wire shapes of test-peers.md §1.4,
+//! this endpoint (test code only) plays those methods with the wire shapes govc exchanges,
 //! checks the session cookie, and records every request so the tests can pin round trips.
 
 use std::net::SocketAddr;
@@ -13,9 +13,10 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use co_vsphere::esxcli::{DeviceInfo, StorageCoreDeviceList};
 use co_vsphere::property::{ObjectSpec, PropertySpec};
 use co_vsphere::{
-    Client, ClientConfig, Error, ManagedObjectReference, RetryPolicy, Secret, TlsTrust,
+    Client, ClientConfig, Error, Esxcli, ManagedObjectReference, RetryPolicy, Secret, TlsTrust,
 };
 use quick_xml::escape::escape;
 
@@ -395,20 +396,18 @@ async fn esxcli_costs_one_round_trip_after_the_first_call_on_a_namespace() {
 }
 
 #[tokio::test]
-async fn prepared_esxcli_commands_cost_one_round_trip_each() {
+async fn prepared_esxcli_commands_cost_one_round_trip_each_on_every_handle_of_the_host() {
     let endpoint = start(true).await;
     let client = login(&endpoint).await;
+    let esxcli = Esxcli::new(client.clone(), host());
 
     let before = client.round_trips();
-    client
-        .prepare_esxcli(
-            &host(),
-            &[
-                &["storage", "core", "device", "list"],
-                &["storage", "core", "device", "set"],
-                &["vmkfstools", "clone"],
-            ],
-        )
+    esxcli
+        .prepare(&[
+            &["storage", "core", "device", "list"],
+            &["storage", "core", "device", "set"],
+            &["vmkfstools", "clone"],
+        ])
         .await
         .unwrap();
     assert_eq!(
@@ -417,14 +416,24 @@ async fn prepared_esxcli_commands_cost_one_round_trip_each() {
         "the executer plus one FetchCLIInfo per distinct namespace"
     );
 
+    // A typed command: its argv on the wire, its answer typed.
     let before = client.round_trips();
-    client
-        .esxcli(
-            &host(),
-            &["storage", "core", "device", "list", "-d", "naa.600a"],
-        )
+    let devices = esxcli
+        .execute(&StorageCoreDeviceList {
+            device: Some("naa.600a".into()),
+        })
         .await
         .unwrap();
+    assert_eq!(
+        devices,
+        [DeviceInfo {
+            naa: "naa.600a".into(),
+            size_bytes: 10240 * 1024 * 1024,
+            status: "on".into(),
+        }]
+    );
+    // Another handle of the same host on the same session (here the raw form on the client)
+    // shares what the first one fetched.
     client
         .esxcli(&host(), &["vmkfstools", "clone", "-s", "[ds] a", "-t", "b"])
         .await
@@ -434,11 +443,20 @@ async fn prepared_esxcli_commands_cost_one_round_trip_each() {
         2,
         "one round trip per command"
     );
+    let listed = endpoint
+        .hostd
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("<method>vim.EsxCLI.storage.core.device.list</method>"))
+        .collect::<Vec<_>>();
+    assert_eq!(listed.len(), 1);
+    assert!(
+        listed[0].contains("<name>device</name><val>&lt;device&gt;naa.600a&lt;/device&gt;</val>"),
+        "{}",
+        listed[0]
+    );
 
-    let err = client
-        .prepare_esxcli(&host(), &[&["-d", "x"]])
-        .await
-        .unwrap_err();
+    let err = esxcli.prepare(&[&["-d", "x"]]).await.unwrap_err();
     assert!(matches!(err, Error::EsxcliUsage { .. }), "{err:?}");
 }
 

@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use co_testpeers::Vcsim;
-use co_vsphere::inventory::DiskKind;
+use co_vsphere::object::DiskKind;
 use co_vsphere::property::{ObjectSpec, PropertySpec};
-use co_vsphere::soap::Request;
 use co_vsphere::{
-    Client, ClientConfig, DatastorePath, Error, FaultKind, ManagedObjectReference, Secret, TlsTrust,
+    Client, ClientConfig, Datastore, DatastorePath, Error, FaultKind, HostSystem,
+    ManagedObjectReference, Request, Secret, TlsTrust, VirtualMachine,
 };
 use futures::TryStreamExt;
 
@@ -149,7 +149,7 @@ async fn vms_are_found_by_name_path_and_id_and_their_disks_read() {
 
     let disks = client.vm_disks(&vm).await.unwrap();
     assert_eq!(disks.len(), 1, "{disks:?}");
-    let co_vsphere::inventory::DiskBacking::File { chain, .. } = &disks[0].backing else {
+    let co_vsphere::object::DiskBacking::File { chain, .. } = &disks[0].backing else {
         panic!("flat backing expected: {disks:?}");
     };
     let path = chain[0].file_name.clone();
@@ -196,6 +196,17 @@ async fn hosts_are_found_from_vms_by_name_and_by_id() {
     let dc = client.datacenter_of(&host).await.unwrap();
     assert_eq!(dc.path, "DC0");
     assert_eq!(dc.moref.kind, "Datacenter");
+
+    // The same through the typed handles: the VM's host is a HostSystem handle.
+    let host_system = VirtualMachine::new(client.clone(), vm)
+        .host()
+        .await
+        .unwrap();
+    assert_eq!(host_system.reference(), &host);
+    assert_eq!(host_system.name().await.unwrap(), name);
+    assert_eq!(host_system.esxcli().host(), &host);
+    let storage = host_system.storage_system().await.unwrap();
+    assert_eq!(storage.reference().kind, "HostStorageSystem");
 }
 
 #[tokio::test]
@@ -226,11 +237,11 @@ async fn a_non_vmfs_datastore_has_no_device() {
     }
 
     // Its FC adapters appear with a rescan: the lowest-numbered one is chosen, every time.
-    client.rescan_all_hba(&host).await.unwrap();
+    rescan_all_hba(&client, &host).await;
     let chosen = client.source_adapters(&host, &ds, false).await.unwrap();
     assert_eq!((chosen.device.as_deref(), chosen.fallback), (None, true));
-    let fc: Vec<_> = client
-        .host_adapters(&host)
+    let fc: Vec<_> = HostSystem::new(client.clone(), host.clone())
+        .adapters()
         .await
         .unwrap()
         .into_iter()
@@ -251,15 +262,21 @@ async fn fibre_channel_adapters_appear_after_rescan_and_win_the_fallback() {
         .vm_host(&client.find_vm("DC0_H0_VM0").await.unwrap())
         .await
         .unwrap();
-    let before = client.host_adapters(&host).await.unwrap();
+    let before = HostSystem::new(client.clone(), host.clone())
+        .adapters()
+        .await
+        .unwrap();
     assert!(!before.is_empty());
     assert!(
         before.iter().all(|a| !a.id.starts_with("fc.")),
         "{before:?}"
     );
 
-    client.rescan_all_hba(&host).await.unwrap();
-    let after = client.host_adapters(&host).await.unwrap();
+    rescan_all_hba(&client, &host).await;
+    let after = HostSystem::new(client.clone(), host.clone())
+        .adapters()
+        .await
+        .unwrap();
     let fc: Vec<_> = after.iter().filter(|a| a.id.starts_with("fc.")).collect();
     assert_eq!(fc.len(), 2, "{after:?}");
     for a in &fc {
@@ -269,8 +286,8 @@ async fn fibre_channel_adapters_appear_after_rescan_and_win_the_fallback() {
     }
 
     // The local disk's only path is not SAN: the choice falls back to the first FC adapter.
-    let chosen = client
-        .device_adapters(&host, "mpx.vmhba0:C0:T0:L0", false)
+    let chosen = HostSystem::new(client.clone(), host.clone())
+        .device_adapters("mpx.vmhba0:C0:T0:L0", false)
         .await
         .unwrap();
     assert!(chosen.fallback);
@@ -280,13 +297,13 @@ async fn fibre_channel_adapters_appear_after_rescan_and_win_the_fallback() {
         "deterministic: lowest device first"
     );
     assert_eq!(chosen.adapters[0].protocol(), "fc");
-    let again = client
-        .device_adapters(&host, "mpx.vmhba0:C0:T0:L0", false)
+    let again = HostSystem::new(client.clone(), host.clone())
+        .device_adapters("mpx.vmhba0:C0:T0:L0", false)
         .await
         .unwrap();
     assert_eq!(again, chosen);
-    let err = client
-        .device_adapters(&host, "naa.nope", false)
+    let err = HostSystem::new(client.clone(), host.clone())
+        .device_adapters("naa.nope", false)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("not found"), "{err}");
@@ -330,14 +347,17 @@ async fn folder_upload_download_round_trip_is_byte_identical_and_delete_removes_
     assert_eq!(got.len(), data.len());
     assert!(got == data, "downloaded bytes differ from the upload");
 
-    client.delete_file("DC0", "LocalDS_0", path).await.unwrap();
+    Datastore::new(client.clone(), "DC0", "LocalDS_0")
+        .delete(path)
+        .await
+        .unwrap();
     let err = match client.download_file("DC0", "LocalDS_0", path).await {
         Ok(_) => panic!("the file was deleted"),
         Err(e) => e,
     };
     assert!(matches!(err, Error::File { op: "download", .. }), "{err}");
-    let err = client
-        .delete_file("DC0", "LocalDS_0", path)
+    let err = Datastore::new(client.clone(), "DC0", "LocalDS_0")
+        .delete(path)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::File { op: "delete", .. }), "{err}");
@@ -449,12 +469,12 @@ async fn round_trips_per_operation() {
     measure("source_disk (refresh + devices + layoutEx)", &client, 2);
     client.datastore_device(&host, "LocalDS_0").await.unwrap();
     measure("datastore_device", &client, 1);
-    client
-        .device_adapters(&host, "mpx.vmhba0:C0:T0:L0", false)
+    HostSystem::new(client.clone(), host.clone())
+        .device_adapters("mpx.vmhba0:C0:T0:L0", false)
         .await
         .unwrap();
     measure("device_adapters (no scini)", &client, 1);
-    client.rescan_all_hba(&host).await.unwrap();
+    rescan_all_hba(&client, &host).await;
     measure("rescan_all_hba", &client, 2);
     client.datacenter_of(&host).await.unwrap();
     measure("datacenter_of", &client, 1);
@@ -486,4 +506,15 @@ async fn a_standalone_esxi_host_is_navigated_the_same_way() {
         client.datacenter_of(&host).await.unwrap().path,
         "ha-datacenter"
     );
+}
+
+/// `RescanAllHba` through the host's storage system (two round trips: the lookup and the call).
+async fn rescan_all_hba(client: &Client, host: &ManagedObjectReference) {
+    HostSystem::new(client.clone(), host.clone())
+        .storage_system()
+        .await
+        .unwrap()
+        .rescan_all_hba()
+        .await
+        .unwrap();
 }

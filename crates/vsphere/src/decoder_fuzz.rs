@@ -2,15 +2,18 @@
 //! arbitrary bytes or real vcsim answers with bytes flipped, inserted, deleted or cut off.
 //!
 //! CI runs a small number of cases; run longer locally with
-//! `CO_VSPHERE_FUZZ_CASES=200000 cargo test -p co-vsphere --test decoder_fuzz --release`.
+//! `CO_VSPHERE_FUZZ_CASES=200000 cargo test -p co-vsphere --lib decoder_fuzz --release`.
 
-use co_vsphere::decode::{self, Node};
-use co_vsphere::{adapters, esxcli, inventory, soap};
 use proptest::prelude::*;
 
-const VM_PROPERTIES: &str = include_str!("fixtures/vcsim_vm_devices_layout.xml");
-const HOST_STORAGE: &str = include_str!("fixtures/vcsim_host_storage_device.xml");
-const INVALID_LOGIN: &str = include_str!("fixtures/vcsim_invalid_login.xml");
+use crate::decode::{self, Node};
+use crate::esxcli::wire as esxcli;
+use crate::object::{disks_from_devices, parse_adapters, select_adapters};
+use crate::soap;
+
+const VM_PROPERTIES: &str = include_str!("../tests/fixtures/vcsim_vm_devices_layout.xml");
+const HOST_STORAGE: &str = include_str!("../tests/fixtures/vcsim_host_storage_device.xml");
+const INVALID_LOGIN: &str = include_str!("../tests/fixtures/vcsim_invalid_login.xml");
 const EXECUTE_SOAP: &str = r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><ExecuteSoapResponse xmlns="urn:vim25"><returnval><response>&lt;obj xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="ArrayOfDataObject"&gt;&lt;DataObject&gt;&lt;Device&gt;naa.1&lt;/Device&gt;&lt;Paths&gt;&lt;string&gt;a&lt;/string&gt;&lt;/Paths&gt;&lt;/DataObject&gt;&lt;/obj&gt;</response></returnval></ExecuteSoapResponse></soapenv:Body></soapenv:Envelope>"#;
 const EXECUTE_SOAP_FAULT: &str = r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><ExecuteSoapResponse xmlns="urn:vim25"><returnval><fault><faultMsg>boom</faultMsg><faultDetail>&lt;obj xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"&gt;&lt;fault xsi:type="NotFound"&gt;&lt;errMsg&gt;x&lt;/errMsg&gt;&lt;/fault&gt;&lt;/obj&gt;</faultDetail></fault></returnval></ExecuteSoapResponse></soapenv:Body></soapenv:Envelope>"#;
 
@@ -54,10 +57,10 @@ fn exercise_node(node: &Node) {
         if visited > 2_000 {
             break;
         }
-        let _ = inventory::disks_from_devices(n);
-        let _ = adapters::parse_adapters(n, Some("guid"));
-        let _ = adapters::select_adapters(n, "mpx.vmhba0:C0:T0:L0", None, true);
-        let _ = co_vsphere::ManagedObjectReference::from_node(n);
+        let _ = disks_from_devices(n);
+        let _ = parse_adapters(n, Some("guid"));
+        let _ = select_adapters(n, "mpx.vmhba0:C0:T0:L0", None, true);
+        let _ = crate::ManagedObjectReference::from_node(n);
         let _ = n.leaf_texts();
         stack.extend(n.children.iter());
     }
@@ -161,7 +164,7 @@ fn the_seeds_decode_cleanly() {
         })
         .and_then(|p| p.child("val"))
         .unwrap();
-    assert_eq!(inventory::disks_from_devices(devices).len(), 1);
+    assert_eq!(disks_from_devices(devices).len(), 1);
 
     let host = soap::parse_response("RetrievePropertiesEx", 200, HOST_STORAGE.as_bytes()).unwrap();
     let storage = host
@@ -172,11 +175,11 @@ fn the_seeds_decode_cleanly() {
         })
         .and_then(|p| p.child("val"))
         .unwrap();
-    let local = adapters::select_adapters(storage, "mpx.vmhba0:C0:T0:L0", None, false).unwrap();
+    let local = select_adapters(storage, "mpx.vmhba0:C0:T0:L0", None, false).unwrap();
     assert_eq!(local.adapters[0].device, "vmhba0");
 
     let err = soap::parse_response("Login", 500, INVALID_LOGIN.as_bytes()).unwrap_err();
-    assert!(err.is_fault(co_vsphere::FaultKind::InvalidLogin), "{err:?}");
+    assert!(err.is_fault(crate::FaultKind::InvalidLogin), "{err:?}");
 
     let soap_ok = soap::parse_response("ExecuteSoap", 200, EXECUTE_SOAP.as_bytes()).unwrap();
     assert!(matches!(

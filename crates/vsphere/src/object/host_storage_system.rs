@@ -1,20 +1,60 @@
-//! The storage adapters (HBAs) through which a host reaches a datastore's device, with the
-//! initiator id an array needs for its initiator group: iSCSI IQN, FC `fc.<wwnn>:<wwpn>`, SAS
-//! node WWN, or the PowerFlex SDC GUID from the `scini` module options. When no active path goes
-//! through a SAN adapter the choice falls back to the host's FC, then iSCSI adapters in device
-//! order, so the same host always yields the same answer. A source datastore without a SAN device
-//! (NFS) has no paths at all: it takes the same fallback, after the PowerFlex SDC when the
-//! destination array needs one.
+//! `HostStorageSystem`: rescans, and the host's storage device information
+//! (`HostStorageDeviceInfo`) read as the adapters (HBAs) through which the host reaches a device,
+//! with the initiator id an array needs for its initiator group: iSCSI IQN, FC
+//! `fc.<wwnn>:<wwpn>`, SAS node WWN, or the PowerFlex SDC GUID from the `scini` module options.
+//!
+//! When no active path goes through a SAN adapter the choice falls back to the host's FC, then
+//! iSCSI adapters in device order, so the same host always yields the same answer. A source
+//! datastore without a SAN device (NFS) has no paths at all: it takes the same fallback, after the
+//! PowerFlex SDC when the destination array needs one.
 
 use std::cmp::Ordering;
 
 use crate::client::Client;
 use crate::decode::Node;
 use crate::error::Error;
-use crate::inventory::DatastoreDevice;
-use crate::property::ObjectContent;
 use crate::soap::Request;
 use crate::types::ManagedObjectReference;
+
+/// A host's `HostStorageSystem`: the rescans.
+#[derive(Debug, Clone)]
+pub struct HostStorageSystem {
+    client: Client,
+    moref: ManagedObjectReference,
+}
+
+impl HostStorageSystem {
+    pub fn new(client: Client, moref: ManagedObjectReference) -> Self {
+        Self { client, moref }
+    }
+
+    pub fn reference(&self) -> &ManagedObjectReference {
+        &self.moref
+    }
+
+    /// `RescanAllHba`: scans every adapter for new devices.
+    pub async fn rescan_all_hba(&self) -> Result<(), Error> {
+        self.client
+            .call(&Request::new("RescanAllHba", &self.moref))
+            .await
+            .map(drop)
+    }
+
+    /// `RescanHba` of one adapter (`vmhba65`).
+    pub async fn rescan_hba(&self, adapter_device: &str) -> Result<(), Error> {
+        let mut req = Request::new("RescanHba", &self.moref);
+        req.text("hbaDevice", adapter_device);
+        self.client.call(&req).await.map(drop)
+    }
+
+    /// `RescanVmfs`: looks for new VMFS volumes.
+    pub async fn rescan_vmfs(&self) -> Result<(), Error> {
+        self.client
+            .call(&Request::new("RescanVmfs", &self.moref))
+            .await
+            .map(drop)
+    }
+}
 
 /// The transport of a host bus adapter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,204 +107,6 @@ pub struct DeviceAdapters {
     /// True when no active path went through a SAN adapter (or there was no device to have paths)
     /// and the host-wide fallback was used.
     pub fallback: bool,
-}
-
-impl Client {
-    /// Every host bus adapter of `host` with its initiator id.
-    pub async fn host_adapters(
-        &self,
-        host: &ManagedObjectReference,
-    ) -> Result<Vec<HostAdapter>, Error> {
-        let content = self.retrieve_one(host, &["config.storageDevice"]).await?;
-        Ok(content
-            .prop("config.storageDevice")
-            .map(|d| parse_adapters(d, None))
-            .unwrap_or_default())
-    }
-
-    /// The adapters with active paths to the device under `datastore` on `host` (see the module
-    /// documentation for the fallback). `requires_scini`: the destination array is PowerFlex.
-    pub async fn datastore_adapters(
-        &self,
-        host: &ManagedObjectReference,
-        datastore: &str,
-        requires_scini: bool,
-    ) -> Result<DeviceAdapters, Error> {
-        let ds = self.datastore_device(host, datastore).await?;
-        let device = ds.canonical_device()?.to_owned();
-        self.device_adapters(host, &device, requires_scini).await
-    }
-
-    /// The adapters through which `host` reaches the array when copying from `datastore`: those
-    /// with active paths to its SAN device ([`Client::device_adapters`]), or — for a datastore
-    /// without one (NFS) — the host's SAN adapters ([`Client::host_san_adapters`]).
-    pub async fn source_adapters(
-        &self,
-        host: &ManagedObjectReference,
-        datastore: &DatastoreDevice,
-        requires_scini: bool,
-    ) -> Result<DeviceAdapters, Error> {
-        match datastore.extents.first() {
-            Some(device) => self.device_adapters(host, device, requires_scini).await,
-            None => {
-                self.host_san_adapters(host, &datastore.name, requires_scini)
-                    .await
-            }
-        }
-    }
-
-    /// The adapters with active paths to `device` (a canonical name) on `host`.
-    pub async fn device_adapters(
-        &self,
-        host: &ManagedObjectReference,
-        device: &str,
-        requires_scini: bool,
-    ) -> Result<DeviceAdapters, Error> {
-        let no_adapter = |reason| Error::NoAdapter {
-            host: host.to_string(),
-            device: device.to_owned(),
-            reason,
-        };
-        let view = self.storage_view(host, requires_scini).await?;
-        let storage = view
-            .storage()
-            .ok_or_else(|| no_adapter("the host reports no storage device information".into()))?;
-        select_adapters(storage, device, view.scini_guid.as_deref(), requires_scini)
-            .map_err(no_adapter)
-    }
-
-    /// The SAN adapters of `host` for a copy from `datastore`, a datastore without a SAN device
-    /// (NFS): nothing has paths to it, so the choice is the fallback's — the PowerFlex SDC when
-    /// `requires_scini`, else the first FC, else the first iSCSI adapter in device order.
-    pub async fn host_san_adapters(
-        &self,
-        host: &ManagedObjectReference,
-        datastore: &str,
-        requires_scini: bool,
-    ) -> Result<DeviceAdapters, Error> {
-        let view = self.storage_view(host, requires_scini).await?;
-        let adapters = view
-            .storage()
-            .map(|storage| parse_adapters(storage, view.scini_guid.as_deref()))
-            .unwrap_or_default();
-        select_host_adapters(&adapters, requires_scini).ok_or_else(|| Error::NoSanAdapter {
-            host: match view.host_name() {
-                Some(name) => format!("{name} ({host})"),
-                None => host.to_string(),
-            },
-            datastore: datastore.to_owned(),
-            found: if adapters.is_empty() {
-                "none".into()
-            } else {
-                adapters
-                    .iter()
-                    .map(|a| format!("{} ({})", a.device, a.driver))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            },
-        })
-    }
-
-    /// The host's storage device information with the PowerFlex GUID resolved when it matters.
-    async fn storage_view(
-        &self,
-        host: &ManagedObjectReference,
-        requires_scini: bool,
-    ) -> Result<StorageView, Error> {
-        let content = self
-            .retrieve_one(
-                host,
-                &[
-                    "name",
-                    "config.storageDevice",
-                    "configManager.kernelModuleSystem",
-                ],
-            )
-            .await?;
-        let has_scini = content.prop("config.storageDevice").is_some_and(|storage| {
-            parse_adapters(storage, None)
-                .iter()
-                .any(|a| a.driver == "scini")
-        });
-        let scini_guid = match content.moref("configManager.kernelModuleSystem") {
-            Some(kms) if has_scini || requires_scini => self.scini_guid(&kms).await?,
-            _ => None,
-        };
-        Ok(StorageView {
-            content,
-            scini_guid,
-        })
-    }
-
-    /// `HostStorageSystem.RescanAllHba`: scans every adapter for new devices.
-    pub async fn rescan_all_hba(&self, host: &ManagedObjectReference) -> Result<(), Error> {
-        let storage = self.storage_system(host).await?;
-        self.call(&Request::new("RescanAllHba", &storage))
-            .await
-            .map(|_| ())
-    }
-
-    /// `HostStorageSystem.RescanHba` of one adapter (`vmhba65`).
-    pub async fn rescan_hba(
-        &self,
-        host: &ManagedObjectReference,
-        adapter_device: &str,
-    ) -> Result<(), Error> {
-        let storage = self.storage_system(host).await?;
-        let mut req = Request::new("RescanHba", &storage);
-        req.text("hbaDevice", adapter_device);
-        self.call(&req).await.map(|_| ())
-    }
-
-    /// `HostStorageSystem.RescanVmfs`: looks for new VMFS volumes.
-    pub async fn rescan_vmfs(&self, host: &ManagedObjectReference) -> Result<(), Error> {
-        let storage = self.storage_system(host).await?;
-        self.call(&Request::new("RescanVmfs", &storage))
-            .await
-            .map(|_| ())
-    }
-
-    async fn storage_system(
-        &self,
-        host: &ManagedObjectReference,
-    ) -> Result<ManagedObjectReference, Error> {
-        let content = self
-            .retrieve_one(host, &["configManager.storageSystem"])
-            .await?;
-        content
-            .moref("configManager.storageSystem")
-            .ok_or_else(|| Error::NotFound {
-                what: "storage system of host",
-                id: host.to_string(),
-                hint: String::new(),
-            })
-    }
-
-    /// `IoctlIniGuidStr` from the `scini` kernel module options, if the module is present.
-    async fn scini_guid(&self, kms: &ManagedObjectReference) -> Result<Option<String>, Error> {
-        let req = Request::new("QueryModules", kms);
-        let response = self.call(&req).await?;
-        Ok(response
-            .children_named("returnval")
-            .find(|m| m.text_of("name") == Some("scini"))
-            .and_then(|m| scini_guid_from_options(m.text_of("optionString").unwrap_or_default())))
-    }
-}
-
-/// A host's `config.storageDevice` and `name`, with the PowerFlex GUID if it was needed.
-struct StorageView {
-    content: ObjectContent,
-    scini_guid: Option<String>,
-}
-
-impl StorageView {
-    fn storage(&self) -> Option<&Node> {
-        self.content.prop("config.storageDevice")
-    }
-
-    fn host_name(&self) -> Option<&str> {
-        self.content.text("name")
-    }
 }
 
 /// Parses the PowerFlex GUID out of a module option string (`IoctlIniGuidStr=<guid> …`).

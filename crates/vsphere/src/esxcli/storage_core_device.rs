@@ -1,0 +1,213 @@
+//! The `storage core device` namespace (and its `detached` child): list a device, set its state,
+//! forget a detached device.
+
+use crate::error::Error;
+
+use super::command::Command;
+use super::command_line::words;
+use super::wire::EsxcliResponse;
+
+const MIB: u64 = 1024 * 1024;
+
+/// A SCSI device as `esxcli storage core device list` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Canonical name (`Device`): `naa.…`, or `eui.…`/`t10.…` for devices without an NAA id.
+    pub naa: String,
+    /// `Size`, reported in whole MiB, in bytes.
+    pub size_bytes: u64,
+    /// `Status`: `on`, `off`, `dead timeout`, …
+    pub status: String,
+}
+
+impl DeviceInfo {
+    pub fn is_on(&self) -> bool {
+        self.status == "on"
+    }
+
+    /// Set off, or lost by the host: left over by an earlier detach or unmap.
+    pub fn is_stale(&self) -> bool {
+        matches!(self.status.as_str(), "off" | "dead timeout")
+    }
+}
+
+/// `esxcli storage core device list [-d <device>]`. A device the host does not know is an
+/// [`Error::Esxcli`] from the host, not an empty list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageCoreDeviceList {
+    pub device: Option<String>,
+}
+
+impl Command for StorageCoreDeviceList {
+    type Output = Vec<DeviceInfo>;
+
+    fn argv(&self) -> Vec<String> {
+        let mut argv = words(&["storage", "core", "device", "list"]);
+        if let Some(device) = &self.device {
+            argv.extend(["-d".to_owned(), device.clone()]);
+        }
+        argv
+    }
+
+    fn output(&self, response: EsxcliResponse) -> Result<Vec<DeviceInfo>, Error> {
+        let field = |record: &std::collections::BTreeMap<String, Vec<String>>, key: &str| {
+            record.get(key).map(|values| values.concat())
+        };
+        Ok(response
+            .records
+            .iter()
+            .map(|record| DeviceInfo {
+                naa: field(record, "Device")
+                    .or_else(|| self.device.clone())
+                    .unwrap_or_default(),
+                size_bytes: field(record, "Size")
+                    .and_then(|mib| mib.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+                    .saturating_mul(MIB),
+                status: field(record, "Status").unwrap_or_default(),
+            })
+            .collect())
+    }
+}
+
+/// The states `storage core device set --state` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceState {
+    On,
+    Off,
+}
+
+impl DeviceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceState::On => "on",
+            DeviceState::Off => "off",
+        }
+    }
+}
+
+/// `esxcli storage core device set --state <state> -d <device>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageCoreDeviceSet {
+    pub device: String,
+    pub state: DeviceState,
+}
+
+impl Command for StorageCoreDeviceSet {
+    type Output = ();
+
+    fn argv(&self) -> Vec<String> {
+        let mut argv = words(&["storage", "core", "device", "set", "--state"]);
+        argv.extend([
+            self.state.as_str().to_owned(),
+            "-d".to_owned(),
+            self.device.clone(),
+        ]);
+        argv
+    }
+
+    fn output(&self, _: EsxcliResponse) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// `esxcli storage core device detached remove -d <device>`: forgets a detached device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageCoreDeviceDetachedRemove {
+    pub device: String,
+}
+
+impl Command for StorageCoreDeviceDetachedRemove {
+    type Output = ();
+
+    fn argv(&self) -> Vec<String> {
+        let mut argv = words(&["storage", "core", "device", "detached", "remove", "-d"]);
+        argv.push(self.device.clone());
+        argv
+    }
+
+    fn output(&self, _: EsxcliResponse) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn record(fields: &[(&str, &str)]) -> BTreeMap<String, Vec<String>> {
+        fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
+            .collect()
+    }
+
+    #[test]
+    fn command_lines_are_the_ones_upstream_runs() {
+        let naa = "naa.600a0980";
+        assert_eq!(
+            StorageCoreDeviceList {
+                device: Some(naa.into())
+            }
+            .argv(),
+            ["storage", "core", "device", "list", "-d", naa]
+        );
+        assert_eq!(
+            StorageCoreDeviceList { device: None }.argv(),
+            ["storage", "core", "device", "list"]
+        );
+        assert_eq!(
+            StorageCoreDeviceSet {
+                device: naa.into(),
+                state: DeviceState::Off
+            }
+            .argv(),
+            [
+                "storage", "core", "device", "set", "--state", "off", "-d", naa
+            ]
+        );
+        assert_eq!(
+            StorageCoreDeviceDetachedRemove { device: naa.into() }.argv(),
+            ["storage", "core", "device", "detached", "remove", "-d", naa]
+        );
+    }
+
+    #[test]
+    fn a_listed_device_reads_name_size_in_mib_and_status() {
+        let list = StorageCoreDeviceList {
+            device: Some("naa.1".into()),
+        };
+        let devices = list
+            .output(EsxcliResponse {
+                records: vec![
+                    record(&[("Device", "naa.1"), ("Size", " 1024 "), ("Status", "on")]),
+                    record(&[("Size", "x"), ("Status", "dead timeout")]),
+                ],
+                value: None,
+            })
+            .unwrap();
+        assert_eq!(
+            devices,
+            [
+                DeviceInfo {
+                    naa: "naa.1".into(),
+                    size_bytes: 1024 * MIB,
+                    status: "on".into()
+                },
+                DeviceInfo {
+                    naa: "naa.1".into(),
+                    size_bytes: 0,
+                    status: "dead timeout".into()
+                }
+            ]
+        );
+        assert!(devices[0].is_on() && !devices[0].is_stale());
+        assert!(devices[1].is_stale());
+        assert!(
+            list.output(EsxcliResponse::default()).unwrap().is_empty(),
+            "no record, no device"
+        );
+    }
+}
