@@ -7,81 +7,17 @@ mod journal_support;
 mod kube_support;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use co_api::{VSphereXcopyVolumePopulator, VSphereXcopyVolumePopulatorSpec};
 use co_populator::journal::{
     CleanupStep, JOURNAL_ANNOTATION, Journal, JournalEntry, JournalError, KubeJournalStore, Outcome,
 };
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements,
 };
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
-use kube::{Api, Client, CustomResourceExt, Resource};
+use kube::{Api, Resource};
 use kube_support::ScratchNamespace;
-use tokio::time::Instant;
-
-/// Installs the CRD (if no other test did) and waits until the apiserver serves it.
-async fn ensure_crd(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = VSphereXcopyVolumePopulator::crd();
-    let name = crd.metadata.name.clone().unwrap();
-    match crds.create(&PostParams::default(), &crd).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.is_already_exists() => {}
-        Err(error) => panic!("cannot install the CRD: {error}"),
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let established = crds
-            .get(&name)
-            .await
-            .unwrap()
-            .status
-            .and_then(|s| s.conditions)
-            .is_some_and(|conditions| {
-                conditions
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            });
-        if established {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "CRD {name} never became established"
-        );
-        tokio::task::yield_now().await;
-    }
-}
-
-async fn create_cr(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-) -> Api<VSphereXcopyVolumePopulator> {
-    ensure_crd(client).await;
-    let api: Api<VSphereXcopyVolumePopulator> = Api::namespaced(client.clone(), namespace);
-    let spec = VSphereXcopyVolumePopulatorSpec {
-        vm_id: Some("vm-42".into()),
-        vmdk_path: "[datastore1] vm-42/vm-42.vmdk".into(),
-        secret_name: Some("storage-secret".into()),
-        storage_vendor_product: "ontap".into(),
-        ..Default::default()
-    };
-    let cr = VSphereXcopyVolumePopulator::new(name, spec);
-    // The CRD may have been installed a moment ago: the first creates can race its serving.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match api.create(&PostParams::default(), &cr).await {
-            Ok(_) => return api,
-            Err(_) if Instant::now() < deadline => tokio::task::yield_now().await,
-            Err(error) => panic!("cannot create the CR: {error}"),
-        }
-    }
-}
 
 fn annotation<K: Resource>(object: &K) -> Option<String> {
     object
@@ -99,7 +35,7 @@ fn mapped() -> JournalEntry {
 async fn the_journal_lives_in_an_annotation_on_the_cr() {
     let client = kube_support::client().await;
     let ns = ScratchNamespace::new(&client, "journal-cr").await;
-    let api = create_cr(&client, &ns.name, "disk-1").await;
+    let api = kube_support::create_cr(&client, &ns.name, "disk-1").await;
 
     let (mut journal, recovery) = Journal::load(KubeJournalStore::on_populator_cr(
         client.clone(),
@@ -163,7 +99,7 @@ async fn the_journal_lives_in_an_annotation_on_the_cr() {
 async fn other_writers_of_the_object_do_not_disturb_the_journal() {
     let client = kube_support::client().await;
     let ns = ScratchNamespace::new(&client, "journal-rv").await;
-    let api = create_cr(&client, &ns.name, "disk-2").await;
+    let api = kube_support::create_cr(&client, &ns.name, "disk-2").await;
     let (mut journal, _) = Journal::load(KubeJournalStore::on_populator_cr(
         client.clone(),
         &ns.name,
@@ -209,7 +145,7 @@ async fn other_writers_of_the_object_do_not_disturb_the_journal() {
 async fn a_second_journal_writer_is_refused() {
     let client = kube_support::client().await;
     let ns = ScratchNamespace::new(&client, "journal-two").await;
-    create_cr(&client, &ns.name, "disk-3").await;
+    kube_support::create_cr(&client, &ns.name, "disk-3").await;
     let store = || KubeJournalStore::on_populator_cr(client.clone(), &ns.name, "disk-3");
     let (mut one, _) = Journal::load(store()).await.unwrap();
     let (mut two, _) = Journal::load(store()).await.unwrap();
@@ -280,7 +216,7 @@ async fn without_a_cr_the_journal_goes_on_the_target_pvc() {
 async fn a_missing_object_is_named_in_the_error() {
     let client = kube_support::client().await;
     let ns = ScratchNamespace::new(&client, "journal-missing").await;
-    ensure_crd(&client).await;
+    kube_support::ensure_crd(&client).await;
     let err = Journal::load(KubeJournalStore::on_populator_cr(
         client.clone(),
         &ns.name,

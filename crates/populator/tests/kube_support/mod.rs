@@ -1,8 +1,15 @@
 //! Shared setup for the tests that run against the kube-apiserver peer (`scripts/peers.sh start`).
 
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use co_api::{VSphereXcopyVolumePopulator, VSphereXcopyVolumePopulatorSpec};
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, PostParams};
-use kube::{Api, Client};
+use kube::{Api, Client, CustomResourceExt};
+use tokio::time::Instant;
 
 /// A client for the peer; fails (with the command to start it) if the peer is not running.
 pub async fn client() -> Client {
@@ -42,5 +49,65 @@ impl ScratchNamespace {
     /// Deletes the namespace (a test that fails before this leaves it for inspection).
     pub async fn delete(self) {
         let _ = self.api.delete(&self.name, &DeleteParams::default()).await;
+    }
+}
+
+/// Installs the CRD (if no other test did) and waits until the apiserver serves it.
+pub async fn ensure_crd(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = VSphereXcopyVolumePopulator::crd();
+    let name = crd.metadata.name.clone().unwrap();
+    match crds.create(&PostParams::default(), &crd).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.is_already_exists() => {}
+        Err(error) => panic!("cannot install the CRD: {error}"),
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let established = crds
+            .get(&name)
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.conditions)
+            .is_some_and(|conditions| {
+                conditions
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            });
+        if established {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "CRD {name} never became established"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+pub async fn create_cr(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Api<VSphereXcopyVolumePopulator> {
+    ensure_crd(client).await;
+    let api: Api<VSphereXcopyVolumePopulator> = Api::namespaced(client.clone(), namespace);
+    let spec = VSphereXcopyVolumePopulatorSpec {
+        vm_id: Some("vm-42".into()),
+        vmdk_path: "[datastore1] vm-42/vm-42.vmdk".into(),
+        secret_name: Some("storage-secret".into()),
+        storage_vendor_product: "ontap".into(),
+        ..Default::default()
+    };
+    let cr = VSphereXcopyVolumePopulator::new(name, spec);
+    // The CRD may have been installed a moment ago: the first creates can race its serving.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match api.create(&PostParams::default(), &cr).await {
+            Ok(_) => return api,
+            Err(_) if Instant::now() < deadline => tokio::task::yield_now().await,
+            Err(error) => panic!("cannot create the CR: {error}"),
+        }
     }
 }
