@@ -1,7 +1,7 @@
 //! `DatastorePath`: the vSphere datastore path of a virtual disk descriptor, `[datastore] dir/file.vmdk`.
 //!
 //! Upstream accepted exactly one folder level (`[ds] vm/disk.vmdk`), rejecting disks in nested
-//! folders and at the datastore root (core.md W6). This type accepts both, keeps spaces, and
+//! folders and at the datastore root. This type accepts both, keeps spaces, and
 //! rejects anything that could escape the datastore once turned into an ESXi path (`..`, control
 //! characters, absolute paths), because the path ends up in commands run on the ESXi host.
 

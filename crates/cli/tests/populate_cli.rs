@@ -17,7 +17,7 @@ fn populate() -> assert_cmd::Command {
     cmd
 }
 
-/// The args the populator controller builds (core.md §2.2 step 8) plus the two the machinery
+/// The args the populator controller builds plus the two the machinery
 /// appends, in the same `--name=value` form.
 const CONTROLLER_ARGS: &[&str] = &[
     "--source-vm-id=vm-42",
@@ -38,7 +38,7 @@ const VSPHERE_PASSWORD: &str = "vc-Pa55-w0rd#";
 const STORAGE_TOKEN: &str = "tok-9f8e7d6c5b4a";
 const SSH_PRIVATE_KEY: &str = "LS0tLS1CRUdJTiBPUEVOU1NIIFBSSVZBVEUgS0VZLS0tLS0K";
 
-/// The migration Secret as Forklift's `mergeSecrets` fills it (core.md §11e), including keys
+/// The migration Secret as Forklift's `mergeSecrets` fills it, including keys
 /// this program does not read.
 fn with_secret_env(cmd: &mut assert_cmd::Command) -> &mut assert_cmd::Command {
     // Loopback ports nothing listens on: a run that gets past validation fails fast, offline.

@@ -1,13 +1,13 @@
 //! Pins the `copy-offload populate` flags and environment variables. The populator controller
-//! passes these flags and the migration Secret provides these env vars (core.md §3.1, §3.2,
-//! §11e); renaming one breaks existing installations, so this table must only change on purpose.
+//! passes these flags and the migration Secret provides these env vars;
+//! renaming one breaks existing installations, so this table must only change on purpose.
 
 use clap::CommandFactory;
 use co_populator::args::PopulateArgs;
 
 /// (flag, env var, default). Upstream's flags first, in upstream's order, then ours.
 const CONTRACT: &[(&str, Option<&str>, Option<&str>)] = &[
-    // upstream flags (core.md §3.1)
+    // upstream flags
     ("cr-name", None, None),
     ("cr-namespace", None, None),
     ("pvc-size", None, None),
@@ -42,7 +42,7 @@ const CONTRACT: &[(&str, Option<&str>, Option<&str>)] = &[
     ("http-endpoint", None, Some(":8443")),
     ("metrics-path", None, Some("/metrics")),
     ("version", None, None),
-    // upstream env vars read directly (core.md §3.2), given flags here as well
+    // upstream env vars read directly, given flags here as well
     ("ssh-private-key", Some("SSH_PRIVATE_KEY"), None),
     ("ssh-public-key", Some("SSH_PUBLIC_KEY"), None),
     (
@@ -82,7 +82,7 @@ const CONTRACT: &[(&str, Option<&str>, Option<&str>)] = &[
     ("target-volume-handle", None, None),
     ("target-volume-attribute", None, None),
     ("pv-file", None, None),
-    // ours: the ESXi host keys to accept (upstream never checked them, core.md W3)
+    // ours: the ESXi host keys to accept (upstream never checked them)
     ("ssh-known-hosts", Some("SSH_KNOWN_HOSTS"), None),
 ];
 

@@ -559,7 +559,7 @@ pub fn split_shell_words(line: &str) -> Result<Vec<String>, ProtocolError> {
 mod tests {
     use super::*;
 
-    /// Byte-for-byte what upstream's shell wrapper prints (core.md §6.4); old populators parse it.
+    /// Byte-for-byte what upstream's shell wrapper prints; old populators parse it.
     const UPSTREAM_CLONE_REPLY: &str = "<?xml version=\"1.0\" ?>\n\
 <output xmlns=\"http://www.vmware.com/Products/ESX/5.0/esxcli/\">\n    \
 <structure typeName=\"result\">\n        \

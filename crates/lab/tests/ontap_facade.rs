@@ -1,5 +1,5 @@
 //! The ONTAP facade over HTTP on loopback, driven through the call sequence the populator's ONTAP
-//! client makes (vendors.md §2.2): SVM and cluster lookup, igroup ensure, initiator add, LUN by name,
+//! client makes: SVM and cluster lookup, igroup ensure, initiator add, LUN by name,
 //! lun-map create/list/delete — and the SAN model reflects each step.
 
 use co_lab::arrays::ontap;

@@ -9,17 +9,17 @@
 //!
 //! Where we differ from upstream, on purpose:
 //! - `--owner-name`, `--target-namespace` and `--owner-uid` are validated (upstream checked
-//!   non-existent flag names instead, core.md W1); `--source-vm-id` is optional (the VM is found
+//!   non-existent flag names instead); `--source-vm-id` is optional (the VM is found
 //!   from the disk path).
 //! - `ESXI_CLONE_METHOD` must be `vib`, `ssh` or empty (upstream took any other value as `vib`).
-//! - `GOVMOMI_INSECURE` is honoured (upstream never verified vCenter's certificate, W3): it is
+//! - `GOVMOMI_INSECURE` is honoured (upstream never verified vCenter's certificate): it is
 //!   read like Go's `strconv.ParseBool` (`1/t/T/TRUE/true/True` and the false forms), empty means
 //!   verify, anything else is an error. `cacert` (PEM) adds a trusted CA for vCenter.
 //! - `STORAGE_SKIP_SSL_VERIFICATION`, `DISABLE_VVOL_METHOD`, `DISABLE_RDM_METHOD` keep upstream's
 //!   rule: only the literal `true` enables; other non-empty values other than `false` draw a warning.
-//! - `--http-endpoint` and `--metrics-path` are honoured (upstream parsed and ignored them, W2).
+//! - `--http-endpoint` and `--metrics-path` are honoured (upstream parsed and ignored them).
 //! - Vendor keys that the vendor cannot work without are checked up front.
-//! - `SSH_KNOWN_HOSTS` (new) lists the ESXi host keys to accept; upstream never checked them (W3).
+//! - `SSH_KNOWN_HOSTS` (new) lists the ESXi host keys to accept; upstream never checked them.
 //! - `--target-volume-handle`, `--target-volume-attribute`, `--pv-file` select a target without
 //!   Kubernetes; with one of them the Kubernetes PVC flags become optional.
 

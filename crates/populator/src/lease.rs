@@ -3,7 +3,7 @@
 //! `esxi-lock-<hostID>-slot-<k>` in `HOST_LEASE_NAMESPACE` — the names, namespace and holder identity
 //! upstream populators use, so old and new pods share the same slots.
 //!
-//! Differences from upstream (core.md §8, weakness W20), and why:
+//! Differences from upstream, and why:
 //! - **Expiry never compares clocks.** Upstream declares a lease expired when `renewTime +
 //!   leaseDurationSeconds` is before its own wall clock, so a holder whose clock runs behind loses its
 //!   slot while alive, and one whose clock runs ahead blocks the slot long after it died. Here a lease

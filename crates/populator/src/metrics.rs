@@ -1,5 +1,5 @@
 //! The populator's Prometheus endpoint: the upstream metric names and label sets the populator
-//! controller and Forklift scrape (compatibility contract, core.md §3.5 and §9.5), our extra
+//! controller and Forklift scrape (compatibility contract), our extra
 //! progress figures (bytes copied, rate, phase), and the HTTPS server that exposes them with a
 //! self-signed certificate generated at start, like upstream.
 //!

@@ -1,5 +1,5 @@
 //! Plan: which way a disk is copied, decided from its backing, the array's capabilities and the
-//! `DISABLE_VVOL_METHOD`/`DISABLE_RDM_METHOD` switches (core.md §4), plus the size rule every path
+//! `DISABLE_VVOL_METHOD`/`DISABLE_RDM_METHOD` switches, plus the size rule every path
 //! shares: the target must hold the whole source.
 
 use co_api::CloneMethod;

@@ -1,8 +1,8 @@
 //! Resolve: which PersistentVolume (CSI volume handle and attributes) the copy writes into.
 //!
 //! In a cluster that is the PV bound to the target PVC or, while the PVC waits for its populator,
-//! to the prime PVC `prime-<PVC UID>` in the same namespace (upstream's convention, core.md §2.3
-//! step 19). Without Kubernetes (manual runs, the lab) the volume is given directly, as a handle
+//! to the prime PVC `prime-<PVC UID>` in the same namespace (upstream's convention).
+//! Without Kubernetes (manual runs, the lab) the volume is given directly, as a handle
 //! with attributes or as a PV manifest file (YAML or JSON).
 
 use std::path::Path;

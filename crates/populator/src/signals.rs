@@ -1,6 +1,6 @@
 //! Signals: SIGTERM (pod deletion, eviction) and SIGINT (Ctrl-C) cancel the copy's token, so the
 //! running clone is aborted on ESXi and the full cleanup runs within the pod's grace period
-//! (upstream left vmkfstools running and cleaned with a cancelled context, core.md W5). The
+//! (upstream left vmkfstools running and cleaned with a cancelled context). The
 //! process keeps running until the cleanup is done; further signals are only logged.
 
 use tokio::signal::unix::{SignalKind, signal};

@@ -1,6 +1,6 @@
 //! The metrics a copy feeds, scraped from its HTTPS endpoint during the final-scrape wait as the
 //! populator controller does, parsed with a Prometheus text parser and checked against the
-//! upstream names and labels (core.md §3.5).
+//! upstream names and labels.
 
 mod e2e_support;
 

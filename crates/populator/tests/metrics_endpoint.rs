@@ -1,6 +1,6 @@
 //! The metrics endpoint as the populator controller sees it: scraped over HTTPS (certificate not
 //! verified, as the controller does), parsed by a Prometheus text-format parser, and checked
-//! against the pinned upstream names, types and label sets (compatibility contract, core.md §3.5).
+//! against the pinned upstream names, types and label sets (compatibility contract).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

@@ -1,5 +1,5 @@
 //! Per-vendor identity rules: how an array spells a volume's serial and which NAA ESXi derives from it
-//! (`../shared/spec/vendors.md` §1). Adding a vendor means adding a variant and its two rules here.
+//! Adding a vendor means adding a variant and its two rules here.
 
 use serde::{Deserialize, Serialize};
 
@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn ontap_naa_is_prefix_plus_hex_of_serial_ascii() {
-        // vendors.md §2.2: 12 ASCII characters → 24 hex digits, 32 in total.
+        // 12 ASCII characters → 24 hex digits, 32 in total.
         let naa = ArrayVendor::Ontap.naa("80Ab1-?]bJ3L");
         assert_eq!(naa, "naa.600a098038304162312d3f5d624a334c");
         assert_eq!(naa.len() - "naa.".len(), 32);
@@ -175,7 +175,7 @@ mod tests {
         assert_eq!(first, ArrayVendor::Ontap.serial(seed, 1), "deterministic");
     }
 
-    /// vendors.md §1: each vendor's device name prefix; ESXi names are 32 hex digits after the
+    /// each vendor's device name prefix; ESXi names are 32 hex digits after the
     /// `naa.`/`eui.` prefix, in lower case.
     #[test]
     fn every_vendor_produces_its_own_device_name_form() {

@@ -294,7 +294,7 @@ async fn collect(channel: &mut russh::Channel<russh::client::Msg>) -> Result<Rem
     Ok(out)
 }
 
-/// The restricted authorized_keys line of the product (template semantics, see core.md §7.2).
+/// The restricted authorized_keys line of the product (template semantics).
 pub fn restricted_line(public_key: &str) -> String {
     format!(
         "command=\"sh -c 'DS=$(echo \\\"$SSH_ORIGINAL_COMMAND\\\" | sed -n \\\"s/^DS=\\\\([^;]*\\\\);.*/\\\\1/p\\\"); \
