@@ -17,13 +17,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
+use clap::Parser as _;
 use co_api::CloneMethod;
+use co_api::contract::flags;
 use co_esxi::ssh::HostKeyPolicy;
-use co_lab::arrays::ontap::{create_trident_volume, trident_lun_path};
 use co_lab::faults::FaultRule;
 use co_lab::host::SimHost;
 use co_lab::lab::{Lab, RunningLab};
-use co_lab::san::GroupSpec;
+use co_lab::rig::{Rig, TargetVolume, WORKER_GROUP};
 use co_lab::scenario::{DiskSpec, Scenario};
 use co_populator::args::PopulateArgs;
 use co_populator::copy::{CopyReport, Phase, PhaseObserver};
@@ -40,12 +41,6 @@ use crate::lab_cmd::{LabDir, connection_details, parse_latency, write_certificat
 
 const MIB: u64 = 1024 * 1024;
 const GIB: u64 = 1024 * MIB;
-/// The worker node the target volumes are attached to before the copy (what the prime PVC's
-/// volume looks like to the array while the populator runs); cleanup must leave exactly this.
-const WORKER_GROUP: &str = "demo-worker-1";
-const WORKER_IQN: &str = "iqn.2020-01.io.openshift:demo-worker-1";
-/// Prefix of the initiator groups the copy creates for ESXi hosts.
-const COPY_GROUP_PREFIX: &str = "xcopy-";
 
 /// Storage vendor of the simulated array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -141,10 +136,8 @@ struct DemoDisk {
     names: DiskNames,
     /// The file holding the disk's bytes: the flat extent, or the RDM volume's backing file.
     source_file: PathBuf,
-    /// ONTAP LUN path of the target volume.
-    target_lun: String,
-    target_file: PathBuf,
-    target_naa: String,
+    /// The target volume, as the array's CSI driver made it.
+    target: TargetVolume,
     size: u64,
 }
 
@@ -416,7 +409,13 @@ async fn run_on_lab(
     }
 
     let started = Instant::now();
-    let targets = match checksums(disks.iter().map(|d| (d.target_file.clone(), d.size))).await {
+    let targets = match checksums(
+        disks
+            .iter()
+            .map(|d| (d.target.backing_path.clone(), d.size)),
+    )
+    .await
+    {
         Ok(sums) => sums,
         Err(e) => {
             eprintln!("reading the target volumes failed: {e}");
@@ -441,13 +440,13 @@ async fn run_on_lab(
         if source == target {
             println!(
                 "checksum verified: disk {} sha256 {source} ({} = {} on {})",
-                disk.names.index, disk.names.vmdk, disk.target_lun, lab.arrays[0].name
+                disk.names.index, disk.names.vmdk, disk.target.name, lab.arrays[0].name
             );
         } else {
             verified = false;
             println!(
                 "checksum MISMATCH: disk {} source sha256 {source}, target sha256 {target} ({} -> {})",
-                disk.names.index, disk.names.vmdk, disk.target_lun
+                disk.names.index, disk.names.vmdk, disk.target.name
             );
         }
     }
@@ -480,30 +479,13 @@ fn prepare_disks(
             }
             DiskType::Vmdk | DiskType::Vvol => vm_dir.join(format!("{}-flat.vmdk", names.stem)),
         };
-        let volume = create_trident_volume(&lab.san, array, &names.flexvol, args.size)
-            .map_err(|e| e.to_string())?;
-        if lab.san.group(array, WORKER_GROUP).is_none() {
-            lab.san
-                .create_group(
-                    array,
-                    GroupSpec {
-                        name: WORKER_GROUP.into(),
-                        initiators: vec![WORKER_IQN.into()],
-                        protocol: Some("iscsi".into()),
-                        os_type: Some("linux".into()),
-                    },
-                )
-                .map_err(|e| e.to_string())?;
-        }
-        lab.san
-            .map(array, &volume.name, WORKER_GROUP)
+        let target = Rig::new(lab)
+            .target_volume(&names.flexvol, args.size)
             .map_err(|e| e.to_string())?;
         disks.push(DemoDisk {
-            target_lun: trident_lun_path(&names.flexvol),
+            target,
             names,
             source_file,
-            target_file: volume.backing_path,
-            target_naa: volume.naa,
             size: args.size,
         });
     }
@@ -551,34 +533,23 @@ fn sha256_prefix(path: &Path, len: u64) -> std::io::Result<String> {
     Ok(hex::encode(hasher.finish()))
 }
 
-/// The populate arguments for one disk, exactly as a user would pass them on the command line.
+/// The populate arguments for one disk, exactly as a user would pass them on the command line:
+/// the rig's, with the demo's clone method and SSH key.
 fn populate_args(
     lab: &RunningLab,
     disk: &DemoDisk,
     method: DemoMethod,
     ssh_key: Option<&ClientKey>,
-) -> PopulateArgs {
-    let array = &lab.arrays[0];
+) -> Result<PopulateArgs, String> {
     let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
-    PopulateArgs {
-        source_vmdk: Some(disk.names.vmdk.clone()),
-        target_volume_handle: Some(format!("pvc-{}", disk.names.flexvol)),
-        target_volume_attribute: vec![format!("internalName={}", disk.names.flexvol)],
-        owner_uid: Some(format!("demo-{}", disk.names.flexvol)),
-        storage_vendor_product: Some("ontap".into()),
-        storage_hostname: Some(array.url.clone()),
-        storage_username: Some(array.username.clone()),
-        storage_password: Some(array.password.clone()),
-        ontap_svm: Some(array.svm.clone()),
-        vsphere_hostname: Some(lab.vcenter_url.clone()),
-        vsphere_username: Some(lab.username.clone()),
-        vsphere_password: Some(lab.password.clone()),
-        esxi_clone_method: Some(CloneMethod::from(method).as_str().into()),
-        ssh_private_key: ssh_key.map(|k| b64(&k.private_openssh)),
-        ssh_public_key: ssh_key.map(|k| b64(&k.public_openssh)),
-        http_endpoint: Some("127.0.0.1:0".into()),
-        ..PopulateArgs::default()
+    let mut line = vec!["populate".to_owned()];
+    line.extend(Rig::new(lab).populate_args(&disk.names.vmdk, &disk.target));
+    line.push(flags::ESXI_CLONE_METHOD.with_value(CloneMethod::from(method).as_str()));
+    if let Some(key) = ssh_key {
+        line.push(flags::SSH_PRIVATE_KEY.with_value(&b64(&key.private_openssh)));
+        line.push(flags::SSH_PUBLIC_KEY.with_value(&b64(&key.public_openssh)));
     }
+    PopulateArgs::try_parse_from(line).map_err(|e| e.to_string())
 }
 
 /// Runs one populate per disk, concurrently, while showing their progress.
@@ -604,7 +575,7 @@ async fn populate_all(
     };
     let mut configs = Vec::new();
     for disk in disks {
-        match populate_args(lab, disk, args.method, ssh_key).validate() {
+        match populate_args(lab, disk, args.method, ssh_key)?.validate() {
             Ok(config) => configs.push(config),
             Err(problems) => {
                 return Err(format!(
@@ -709,46 +680,8 @@ fn cleanup_line(step: &CleanupStep) -> Option<String> {
 
 /// What the copy left behind on the array and the hosts; empty when cleanup was complete.
 fn leftovers(lab: &RunningLab, disks: &[DemoDisk]) -> Vec<String> {
-    let array = &lab.arrays[0].name;
-    let mut left: Vec<String> = lab
-        .san
-        .groups(array)
-        .into_iter()
-        .filter(|g| g.name.starts_with(COPY_GROUP_PREFIX))
-        .map(|g| format!("initiator group {} on {array}", g.name))
-        .collect();
-    let mappings = lab.san.mappings(array);
-    for disk in disks {
-        left.extend(
-            mappings
-                .iter()
-                .filter(|m| m.volume == disk.target_lun && m.group != WORKER_GROUP)
-                .map(|m| format!("mapping of {} to {}", m.volume, m.group)),
-        );
-        if !mappings
-            .iter()
-            .any(|m| m.volume == disk.target_lun && m.group == WORKER_GROUP)
-        {
-            left.push(format!(
-                "{} lost its original mapping to {WORKER_GROUP}",
-                disk.target_lun
-            ));
-        }
-        for host in &lab.hosts {
-            if host.sim.device(&disk.target_naa).is_some() {
-                left.push(format!("device {} on {}", disk.target_naa, host.name));
-            }
-        }
-    }
-    for host in &lab.hosts {
-        left.extend(
-            host.sim
-                .task_ids()
-                .into_iter()
-                .map(|id| format!("clone task {id} on {}", host.name)),
-        );
-    }
-    left
+    let targets: Vec<&TargetVolume> = disks.iter().map(|d| &d.target).collect();
+    Rig::new(lab).leftovers(&targets)
 }
 
 fn print_phases(disks: &[DemoDisk], summaries: &[RunSummary]) {

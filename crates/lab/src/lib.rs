@@ -6,6 +6,7 @@ pub mod esxcli;
 pub mod faults;
 pub mod host;
 pub mod lab;
+pub mod rig;
 pub mod san;
 pub mod scenario;
 pub mod ssh;

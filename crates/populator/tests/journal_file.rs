@@ -281,8 +281,9 @@ fn write_until_killed(path: &str) -> ! {
         .unwrap();
     runtime.block_on(async {
         let (mut journal, _) = Journal::load(FileJournalStore::new(path)).await.unwrap();
-        // Distinct outstanding steps, so compaction at load keeps every one of them.
-        for i in 0u64.. {
+        // Distinct outstanding steps across every writer, so compaction at load keeps them all.
+        let first = journal.records().last().map_or(0, |r| r.seq + 1);
+        for i in first.. {
             journal
                 .record(JournalEntry::ChangeMade {
                     undo: CleanupStep::RemoveDevice {

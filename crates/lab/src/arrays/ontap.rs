@@ -84,6 +84,44 @@ pub fn create_trident_volume(
     san.create_volume(array, &trident_lun_path(flexvol), size_bytes)
 }
 
+/// ONTAP in the lab rig: Trident's `ontap-san` driver names a PV's LUN after the FlexVol it
+/// creates for it (`volumeHandle` `pvc-<name>`, `volumeAttributes.internalName` = the FlexVol), and
+/// `populate` is told the SVM.
+pub struct OntapFacade;
+
+impl crate::rig::ArrayFacade for OntapFacade {
+    fn product(&self) -> &'static str {
+        "ontap"
+    }
+
+    fn create_csi_volume(
+        &self,
+        san: &San,
+        array: &crate::lab::ArrayEndpoint,
+        flexvol: &str,
+        size_bytes: u64,
+    ) -> Result<crate::rig::TargetVolume, SanError> {
+        let volume = create_trident_volume(san, &array.name, flexvol, size_bytes)?;
+        Ok(crate::rig::TargetVolume {
+            pvc: flexvol.to_owned(),
+            array: array.name.clone(),
+            name: volume.name,
+            volume_handle: format!("pvc-{flexvol}"),
+            attributes: vec![("internalName".into(), flexvol.to_owned())],
+            naa: volume.naa,
+            backing_path: volume.backing_path,
+            size_bytes,
+        })
+    }
+
+    fn vendor_flags(
+        &self,
+        array: &crate::lab::ArrayEndpoint,
+    ) -> Vec<(co_api::contract::flags::Flag, String)> {
+        vec![(co_api::contract::flags::ONTAP_SVM, array.svm.clone())]
+    }
+}
+
 /// The ONTAP REST API of `array` in `san`, serving one SVM named `svm`, guarded by HTTP Basic.
 pub fn router(san: San, array: &str, svm: &str, username: &str, password: &str) -> Router {
     let ontap = Arc::new(Ontap {

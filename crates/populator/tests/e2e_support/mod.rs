@@ -1,17 +1,19 @@
-//! The lab rig for the copy engine's end-to-end tests: a running lab (vCenter/ESXi simulators
-//! with a real byte-copying vmkfstools, the ONTAP REST simulator over one SAN), a Trident-style
-//! target volume attached to a worker node as the prime PVC would be, and the checks that the
-//! array, the hosts and the datastore are left exactly as found.
+//! The copy engine's end-to-end tests over the lab rig (`co_lab::rig`, shared with `lab demo`): a
+//! running lab (vCenter/ESXi simulators with a real byte-copying vmkfstools, the array's REST
+//! facade over one SAN), a CSI-style target volume attached to a worker node as the prime PVC's
+//! would be, and the checks that the array, the hosts and the datastore are left exactly as found.
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
+use clap::Parser as _;
 use co_esxi::PollSchedule;
-use co_lab::arrays::ontap::{create_trident_volume, trident_lun_path};
 use co_lab::lab::{Lab, RunningLab};
-use co_lab::san::GroupSpec;
+use co_lab::rig::{Rig, TargetVolume};
 use co_lab::scenario::Scenario;
 use co_populator::args::{PopulateArgs, PopulateConfig};
 use co_populator::copy::Timing;
@@ -20,8 +22,6 @@ use co_populator::run::RunOptions;
 use co_vsphere::TlsTrust;
 
 pub const ARRAY: &str = "ontap1";
-pub const WORKER_GROUP: &str = "ocp-worker-1";
-pub const WORKER_IQN: &str = "iqn.2020-01.io.openshift:worker-1";
 pub const SOURCE_VMDK: &str = "[ds1] vm-1/vm-1.vmdk";
 pub const SOURCE_FLAT: &str = "vm-1/vm-1-flat.vmdk";
 pub const MIB: u64 = 1024 * 1024;
@@ -29,6 +29,8 @@ pub const MIB: u64 = 1024 * 1024;
 pub struct LabRig {
     pub lab: RunningLab,
     pub dir: tempfile::TempDir,
+    /// The target volumes made so far, by name.
+    targets: Mutex<HashMap<String, TargetVolume>>,
 }
 
 impl LabRig {
@@ -40,52 +42,33 @@ impl LabRig {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let lab = Lab::start(scenario, dir.path()).await.unwrap();
-        LabRig { lab, dir }
+        LabRig {
+            lab,
+            dir,
+            targets: Mutex::default(),
+        }
     }
 
-    /// A Trident `ontap-san` volume (`internalName` = `flexvol`) mapped to a worker node, as the
-    /// prime PVC's volume is while the populator runs.
-    pub fn target_volume(&self, flexvol: &str, size_bytes: u64) {
-        create_trident_volume(&self.lab.san, ARRAY, flexvol, size_bytes).unwrap();
-        if self.lab.san.group(ARRAY, WORKER_GROUP).is_none() {
-            self.lab
-                .san
-                .create_group(
-                    ARRAY,
-                    GroupSpec {
-                        name: WORKER_GROUP.into(),
-                        initiators: vec![WORKER_IQN.into()],
-                        protocol: Some("iscsi".into()),
-                        os_type: Some("linux".into()),
-                    },
-                )
-                .unwrap();
-        }
-        self.lab
-            .san
-            .map(ARRAY, &trident_lun_path(flexvol), WORKER_GROUP)
-            .unwrap();
+    pub fn rig(&self) -> Rig<'_> {
+        Rig::new(&self.lab)
     }
 
-    /// Populate arguments for copying the lab VM's disk into `flexvol` (VIB method, no Kubernetes).
-    pub fn args(&self, flexvol: &str) -> PopulateArgs {
-        let array = &self.lab.arrays[0];
-        PopulateArgs {
-            source_vmdk: Some(SOURCE_VMDK.into()),
-            target_volume_handle: Some(format!("pvc-{flexvol}")),
-            target_volume_attribute: vec![format!("internalName={flexvol}")],
-            owner_uid: Some(format!("uid-{flexvol}")),
-            storage_vendor_product: Some("ontap".into()),
-            storage_hostname: Some(array.url.clone()),
-            storage_username: Some(array.username.clone()),
-            storage_password: Some(array.password.clone()),
-            vsphere_hostname: Some(self.lab.vcenter_url.clone()),
-            vsphere_username: Some(self.lab.username.clone()),
-            vsphere_password: Some(self.lab.password.clone()),
-            esxi_clone_method: Some("vib".into()),
-            http_endpoint: Some("127.0.0.1:0".into()),
-            ..PopulateArgs::default()
-        }
+    /// A CSI-style volume named `name`, attached to a worker node as the prime PVC's volume is
+    /// while the populator runs.
+    pub fn target_volume(&self, name: &str, size_bytes: u64) {
+        let target = self.rig().target_volume(name, size_bytes).unwrap();
+        self.targets.lock().unwrap().insert(name.to_owned(), target);
+    }
+
+    pub fn target(&self, name: &str) -> TargetVolume {
+        self.targets.lock().unwrap()[name].clone()
+    }
+
+    /// Populate arguments for copying the lab VM's disk into target `name` (VIB method, no
+    /// Kubernetes), parsed from the command line the rig builds.
+    pub fn args(&self, name: &str) -> PopulateArgs {
+        let args = self.rig().populate_args(SOURCE_VMDK, &self.target(name));
+        PopulateArgs::try_parse_from(std::iter::once("populate".to_owned()).chain(args)).unwrap()
     }
 
     pub fn config(&self, args: &PopulateArgs) -> PopulateConfig {
@@ -125,13 +108,8 @@ impl LabRig {
         std::fs::read(self.lab.datastore_dir("ds1").join(SOURCE_FLAT)).unwrap()
     }
 
-    pub fn target_bytes(&self, flexvol: &str) -> Vec<u8> {
-        let volume = self
-            .lab
-            .san
-            .volume(ARRAY, &trident_lun_path(flexvol))
-            .unwrap();
-        std::fs::read(volume.backing_path).unwrap_or_default()
+    pub fn target_bytes(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.target(name).backing_path).unwrap_or_default()
     }
 
     /// The target holds the source disk byte for byte.
@@ -160,40 +138,10 @@ impl LabRig {
 
     /// Nothing the copy created is left: no copy-offload group or mapping on the array, the
     /// volume mapped to the worker only, no device, task or RDM descriptor on any host.
-    pub fn assert_clean(&self, flexvol: &str) {
-        let lun = trident_lun_path(flexvol);
-        let groups: Vec<String> = self
-            .lab
-            .san
-            .groups(ARRAY)
-            .into_iter()
-            .map(|g| g.name)
-            .filter(|n| n.starts_with("xcopy-"))
-            .collect();
-        assert!(groups.is_empty(), "initiator groups left: {groups:?}");
-        let mapped: Vec<String> = self
-            .lab
-            .san
-            .mappings(ARRAY)
-            .into_iter()
-            .filter(|m| m.volume == lun)
-            .map(|m| m.group)
-            .collect();
-        assert_eq!(mapped, [WORKER_GROUP], "mappings of the target volume");
-        let naa = self.lab.san.volume(ARRAY, &lun).unwrap().naa;
-        for host in &self.lab.hosts {
-            assert!(
-                host.sim.device(&naa).is_none(),
-                "device {naa} left on {}",
-                host.name
-            );
-            assert!(
-                host.sim.task_ids().is_empty(),
-                "clone tasks left on {}: {:?}",
-                host.name,
-                host.sim.task_ids()
-            );
-        }
+    pub fn assert_clean(&self, name: &str) {
+        let target = self.target(name);
+        let left = self.rig().leftovers(&[&target]);
+        assert!(left.is_empty(), "left behind: {left:?}");
         assert_eq!(
             self.vm_files("vm-1"),
             ["vm-1-flat.vmdk", "vm-1.vmdk"],
