@@ -368,6 +368,7 @@ impl Lab {
                 moid: format!("vm-{}", i + 40),
                 host,
                 uuid: random_uuid(),
+                instance_uuid: random_uuid(),
                 disks,
             });
         }

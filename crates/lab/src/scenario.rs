@@ -3,7 +3,7 @@
 //! Everything has a default so a scenario only names what differs; [`Scenario::default_embedded`] is
 //! the inventory `copy-offload lab serve` uses without `--scenario`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -104,6 +104,38 @@ pub struct HostSpec {
     /// Kernel modules reported by `QueryModules` (name → option string), e.g. `scini` for PowerFlex.
     #[serde(default)]
     pub kernel_modules: Vec<KernelModuleSpec>,
+    /// Advanced settings that differ from ESXi's defaults (`configManager.advancedOption`), keyed as
+    /// the API names them (`DataMover.HardwareAcceleratedMove`) or as esxcli does
+    /// (`/DataMover/HardwareAcceleratedMove`); see [`HostSpec::advanced_option_overrides`].
+    #[serde(default)]
+    pub advanced_options: BTreeMap<String, AdvancedOptionValue>,
+}
+
+/// The value of an ESXi advanced setting: integer settings travel as `xsd:long`, the rest as strings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum AdvancedOptionValue {
+    Long(i64),
+    Str(String),
+}
+
+impl HostSpec {
+    /// The scenario's advanced settings keyed as the vSphere API names them (`Group.Name`): the esxcli
+    /// spelling `/Group/Name` is accepted in the scenario because that is how administrators read them.
+    pub fn advanced_option_overrides(&self) -> Vec<(String, AdvancedOptionValue)> {
+        self.advanced_options
+            .iter()
+            .map(|(key, value)| (api_option_key(key), value.clone()))
+            .collect()
+    }
+}
+
+/// `/DataMover/MaxHWTransferSize` → `DataMover.MaxHWTransferSize`; an API key is returned unchanged.
+pub fn api_option_key(key: &str) -> String {
+    match key.strip_prefix('/') {
+        Some(path) => path.replace('/', "."),
+        None => key.to_owned(),
+    }
 }
 
 /// A loaded kernel module.
@@ -272,6 +304,20 @@ impl Scenario {
                 ));
             }
         }
+        for host in &self.hosts {
+            for key in host.advanced_options.keys() {
+                let api = api_option_key(key);
+                let well_formed = api.split('.').all(|part| {
+                    !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                });
+                if !well_formed || !api.contains('.') {
+                    return bad(format!(
+                        "host {:?}: advanced option {key:?} is not `Group.Name` or `/Group/Name`",
+                        host.name
+                    ));
+                }
+            }
+        }
         for vm in &self.vms {
             if !self.hosts.iter().any(|h| h.name == vm.host) {
                 return bad(format!("VM {:?} names unknown host {:?}", vm.name, vm.host));
@@ -374,6 +420,33 @@ mod tests {
         let vmfs_without = format!("{base}datastores: [{{name: d}}]\n");
         assert!(
             matches!(Scenario::from_yaml(&vmfs_without), Err(ScenarioError::Inconsistent(m)) if m.contains("needs the `array`"))
+        );
+    }
+
+    #[test]
+    fn advanced_options_accept_api_and_esxcli_keys() {
+        let base = "arrays: [{name: a, vendor: ontap}]\ndatastores: [{name: d, array: a}]\n";
+        let s = Scenario::from_yaml(&format!(
+            "{base}hosts: [{{name: h, advanced_options: {{/DataMover/HardwareAcceleratedMove: 0, Disk.MaxLUN: 256, Misc.HostName: h1}}}}]\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            s.hosts[0].advanced_option_overrides(),
+            vec![
+                (
+                    "DataMover.HardwareAcceleratedMove".to_owned(),
+                    AdvancedOptionValue::Long(0)
+                ),
+                ("Disk.MaxLUN".to_owned(), AdvancedOptionValue::Long(256)),
+                (
+                    "Misc.HostName".to_owned(),
+                    AdvancedOptionValue::Str("h1".into())
+                ),
+            ]
+        );
+        let bad_key = format!("{base}hosts: [{{name: h, advanced_options: {{NoGroup: 1}}}}]\n");
+        assert!(
+            matches!(Scenario::from_yaml(&bad_key), Err(ScenarioError::Inconsistent(m)) if m.contains("NoGroup"))
         );
     }
 

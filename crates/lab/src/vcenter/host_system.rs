@@ -2,9 +2,13 @@
 //! and the entry points of esxcli over the API (`RetrieveManagedMethodExecuter`,
 //! `RetrieveDynamicTypeManager`, then `ExecuteSoap` on the executer).
 
+use sha2::{Digest, Sha256};
+
 use super::VcenterState;
+use super::datastore_browser::host_browser_moid;
 use super::host_storage_system::storage_device_info;
 use super::inventory::Inventory;
+use super::option_manager::advanced_option_moid;
 use super::soap::{Call, Fault};
 use super::value::{Moref, Value, s};
 use crate::esxcli::{self, CliAnswer};
@@ -84,6 +88,41 @@ fn management_nic(host: &SimHost) -> Value {
     )
 }
 
+/// The host's SMBIOS UUID (`summary.hardware.uuid`): derived from its name, so it is stable across lab
+/// restarts as a real host's is across reboots.
+pub(super) fn hardware_uuid(host: &SimHost) -> String {
+    let digest = Sha256::digest(host.name().as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// `summary.hardware`: the lab's hosts present as nested ESXi on a VMware virtual platform.
+fn hardware_summary(host: &SimHost) -> Value {
+    Value::obj(
+        "HostHardwareSummary",
+        vec![
+            ("vendor", s("VMware, Inc.")),
+            ("model", s("VMware7,1")),
+            ("uuid", s(hardware_uuid(host))),
+            ("memorySize", Value::Long(64 << 30)),
+            ("cpuModel", s("Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz")),
+            ("cpuMhz", Value::Int(2100)),
+            ("numCpuPkgs", Value::Int(2)),
+            ("numCpuCores", Value::Int(8)),
+            ("numCpuThreads", Value::Int(8)),
+            ("numNics", Value::Int(1)),
+            ("numHBAs", Value::Int(host.adapters.len() as i32)),
+        ],
+    )
+}
+
 pub(super) fn properties(inv: &Inventory, obj: &Moref) -> Option<Vec<(&'static str, Value)>> {
     let (index, host) = inv.host(&obj.value)?;
     let suffix = index + 10;
@@ -112,6 +151,7 @@ pub(super) fn properties(inv: &Inventory, obj: &Moref) -> Option<Vec<(&'static s
                 "HostListSummary",
                 vec![
                     ("host", Value::Ref(this.clone())),
+                    ("hardware", hardware_summary(host)),
                     ("runtime", runtime),
                     (
                         "config",
@@ -141,6 +181,10 @@ pub(super) fn properties(inv: &Inventory, obj: &Moref) -> Option<Vec<(&'static s
                         )),
                     ),
                     (
+                        "advancedOption",
+                        Value::Ref(Moref::new("OptionManager", advanced_option_moid(index))),
+                    ),
+                    (
                         "kernelModuleSystem",
                         Value::Ref(Moref::new(
                             "HostKernelModuleSystem",
@@ -167,6 +211,13 @@ pub(super) fn properties(inv: &Inventory, obj: &Moref) -> Option<Vec<(&'static s
             Value::refs("Datastore", inv.datastores.iter().map(|d| d.moid.clone())),
         ),
         ("vm", Value::refs("VirtualMachine", vms)),
+        (
+            "datastoreBrowser",
+            Value::Ref(Moref::new(
+                "HostDatastoreBrowser",
+                host_browser_moid(&obj.value),
+            )),
+        ),
     ])
 }
 

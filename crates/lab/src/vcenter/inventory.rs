@@ -60,7 +60,10 @@ pub struct VmEntry {
     pub moid: String,
     /// Index into [`Inventory::hosts`].
     pub host: usize,
+    /// BIOS UUID (`config.uuid`, SMBIOS), what guests and `FindByUuid` see.
     pub uuid: String,
+    /// vCenter's own id of the VM (`config.instanceUuid`), distinct from the BIOS UUID.
+    pub instance_uuid: String,
     pub disks: Vec<VmDisk>,
 }
 
