@@ -146,6 +146,10 @@ async fn generic_automation_gets_vcenter_answers_from_the_lab() {
             json!({"state": "success", "disk_found_in": ["[<ds>] <vm>/"]}),
         ),
         (
+            "folder.dc_path",
+            json!({"/<dc>": true, "<dc>": true, "NoSuchDC": 404}),
+        ),
+        (
             "session.clone_ticket",
             json!({"user": true, "cloned_session_works": true, "ticket_reused": "fault:InvalidLogin"}),
         ),

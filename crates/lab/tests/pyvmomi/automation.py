@@ -334,5 +334,28 @@ def _():
     return answer
 
 
+@check("folder.dc_path")
+def _():
+    import urllib.error
+    import urllib.request
+    ctx = ssl._create_unverified_context()
+    payload = b"dcPath forms\n"
+    answers = {}
+    for form in ["/" + dc.name, dc.name, "NoSuchDC"]:
+        url = "https://{}:{}/folder/{}/dcpath-check.txt?dcPath={}&dsName={}".format(
+            HOST, PORT, vm_dir, urllib.request.quote(form, safe=""), urllib.request.quote(ds.name))
+        form_name = form.replace(dc.name, "<dc>")
+        try:
+            put = urllib.request.Request(url, data=payload, method="PUT", headers={"Cookie": si._stub.cookie})
+            urllib.request.urlopen(put, context=ctx)
+            get = urllib.request.Request(url, headers={"Cookie": si._stub.cookie})
+            answers[form_name] = urllib.request.urlopen(get, context=ctx).read() == payload
+            delete = urllib.request.Request(url, method="DELETE", headers={"Cookie": si._stub.cookie})
+            urllib.request.urlopen(delete, context=ctx)
+        except urllib.error.HTTPError as e:
+            answers[form_name] = e.code
+    return answers
+
+
 Disconnect(si)
 print(json.dumps(out, sort_keys=True))
