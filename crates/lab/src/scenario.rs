@@ -19,6 +19,12 @@ pub struct Scenario {
     pub datacenter: String,
     #[serde(default)]
     pub vcenter: VcenterSpec,
+    /// Port every host's SSH endpoint listens on at its management IP, as ESXi does on 22. A port
+    /// below 1024 needs root (or `CAP_NET_BIND_SERVICE`); when the port cannot be had the host
+    /// listens on an ephemeral port instead and says why ([`crate::lab::HostEndpoint::ssh_port_fallback`]).
+    /// `0` always picks an ephemeral port.
+    #[serde(default = "default_esxi_ssh_port")]
+    pub esxi_ssh_port: u16,
     pub arrays: Vec<ArraySpec>,
     pub hosts: Vec<HostSpec>,
     pub datastores: Vec<DatastoreSpec>,
@@ -85,8 +91,10 @@ pub struct HostSpec {
     pub name: String,
     #[serde(default)]
     pub adapter: AdapterKind,
-    /// Address reported as the management vmk IP (the SSH endpoint listens there).
-    #[serde(default = "default_management_ip")]
+    /// Address reported as the management vmk IP; the host's SSH endpoint listens there. Empty (the
+    /// default): the lab gives the N-th host (from 0) its own loopback address `127.0.0.<11+N>`, so
+    /// a client that connects to the management IP reaches that host and no other.
+    #[serde(default)]
     pub management_ip: String,
     /// Whether the `vmkfstools` esxcli namespace (the VIB) is installed.
     #[serde(default)]
@@ -213,8 +221,8 @@ fn default_array_user() -> String {
 fn default_password() -> String {
     "lab-Passw0rd".into()
 }
-fn default_management_ip() -> String {
-    "127.0.0.1".into()
+fn default_esxi_ssh_port() -> u16 {
+    22
 }
 fn default_esxi_version() -> String {
     "8.0.3".into()
@@ -304,7 +312,18 @@ impl Scenario {
                 ));
             }
         }
+        if self.hosts.len() > 240 {
+            return bad("at most 240 hosts (one loopback address each)".into());
+        }
         for host in &self.hosts {
+            if !host.management_ip.is_empty()
+                && host.management_ip.parse::<std::net::IpAddr>().is_err()
+            {
+                return bad(format!(
+                    "host {:?}: management_ip {:?} is not an IP address",
+                    host.name, host.management_ip
+                ));
+            }
             for key in host.advanced_options.keys() {
                 let api = api_option_key(key);
                 let well_formed = api.split('.').all(|part| {
@@ -382,7 +401,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.vcenter, VcenterSpec::default());
-        assert_eq!(s.hosts[0].management_ip, "127.0.0.1");
+        assert_eq!(
+            s.hosts[0].management_ip, "",
+            "the lab picks a loopback address per host"
+        );
+        assert_eq!(s.esxi_ssh_port, 22);
         assert!(s.vms.is_empty());
     }
 

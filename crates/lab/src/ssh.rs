@@ -290,9 +290,18 @@ impl SshEndpoint {
         faults: FaultPlan,
         ip: IpAddr,
     ) -> std::io::Result<SshEndpoint> {
+        Self::start_at(host, faults, SocketAddr::new(ip, 0)).await
+    }
+
+    /// Listens on `addr` (port 0: an ephemeral port).
+    pub async fn start_at(
+        host: SimHost,
+        faults: FaultPlan,
+        addr: SocketAddr,
+    ) -> std::io::Result<SshEndpoint> {
         let (host_key, config) = host_config()?;
         let config = Arc::new(RwLock::new(config));
-        let listener = tokio::net::TcpListener::bind((ip, 0)).await?;
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let stopped = stop.clone();
