@@ -6,9 +6,11 @@
 //! are XML documents carried as strings inside the SOAP result.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use crate::faults::FaultPlan;
 use crate::host::{DeviceState, RescanKind, SimHost};
+use crate::host_files::{installed_version, version_reply, vib_wrapper_path};
 use crate::vcenter::xml::{self, escape};
 use crate::wrapper;
 use co_esxi::protocol::{WrapperCommand, accepts_client_task_id};
@@ -190,9 +192,10 @@ fn cli_fault(message: &str) -> CliAnswer {
     }
 }
 
-/// Whether the host's VIB plugin takes a clone task id (an older plugin lacks the parameter).
-fn plugin_takes_task_id(host: &SimHost) -> bool {
-    accepts_client_task_id(host.wrapper_version())
+/// Whether the VIB installed under the host's `root` takes a clone task id (an older plugin lacks
+/// the parameter).
+fn plugin_takes_task_id(root: &Path) -> bool {
+    installed_version(&vib_wrapper_path(root)).is_ok_and(|v| accepts_client_task_id(&v))
 }
 
 /// `CLIInfo` of a namespace; `clone_task_id` says whether the installed plugin declares it.
@@ -307,6 +310,7 @@ fn device_row(device: &crate::host::Device) -> Vec<(&'static str, String)> {
 
 async fn run(
     host: &SimHost,
+    root: &Path,
     namespace: &str,
     name: &str,
     args: &[(String, Vec<String>)],
@@ -390,7 +394,7 @@ async fn run(
             let op = match command {
                 "clone" => {
                     let task_id = arg("task-id");
-                    if task_id.is_some() && !plugin_takes_task_id(host) {
+                    if task_id.is_some() && !plugin_takes_task_id(root) {
                         return Err(cli_fault("Invalid option --task-id"));
                     }
                     WrapperCommand::Clone {
@@ -412,7 +416,13 @@ async fn run(
                 "version" => WrapperCommand::Version,
                 _ => return Err(not_found()),
             };
-            let reply = wrapper::run(host, op).await;
+            let reply = if op == WrapperCommand::Version {
+                // The plugin runs the installed script, which answers its own version.
+                host.record_wrapper_command(&op);
+                version_reply(&vib_wrapper_path(root))
+            } else {
+                wrapper::run(host, op).await
+            };
             Ok(Output::Structure(
                 format!("vim.EsxCLI.vmkfstools.{command}.result"),
                 vec![
@@ -426,8 +436,10 @@ async fn run(
 }
 
 /// Answers one `ExecuteSoap` call on `host`'s method executer.
+/// `root` is the host's own file system, where the VIB's files are.
 pub async fn execute(
     host: &SimHost,
+    root: &Path,
     faults: &FaultPlan,
     moid: &str,
     method: &str,
@@ -447,7 +459,7 @@ pub async fn execute(
         {
             return not_found();
         }
-        return CliAnswer::Response(cli_info(namespace, plugin_takes_task_id(host)));
+        return CliAnswer::Response(cli_info(namespace, plugin_takes_task_id(root)));
     }
     let Some(full) = method.strip_prefix("vim.EsxCLI.") else {
         return not_found();
@@ -467,7 +479,7 @@ pub async fn execute(
     if let Err(injected) = faults.apply(&site).await {
         return cli_fault(&injected.message);
     }
-    match run(host, namespace, name, &args).await {
+    match run(host, root, namespace, name, &args).await {
         Ok(output) => CliAnswer::Response(encode(output)),
         Err(fault) => fault,
     }

@@ -432,6 +432,11 @@ impl Lab {
         }
         for host in &hosts {
             host.rescan(RescanKind::All);
+            if host.spec.vib_installed {
+                let root = crate::host_files::host_root(data_dir, host.name());
+                crate::host_files::install_vib(&root, host.wrapper_version())
+                    .map_err(|source| LabError::DataDir { path: root, source })?;
+            }
         }
 
         let cert = rcgen::generate_simple_self_signed(vec![
@@ -461,6 +466,7 @@ impl Lab {
             datastores,
             vms,
             paths: paths.clone(),
+            data_dir: data_dir.to_owned(),
         };
         let vcenter = VcenterState::new(inventory, scenario.vcenter.clone(), faults.clone());
         let vcenter_addr = serve(vcenter::router(vcenter.clone()), &mut server_tasks)?;

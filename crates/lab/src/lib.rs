@@ -5,6 +5,7 @@ pub mod arrays;
 pub mod esxcli;
 pub mod faults;
 pub mod host;
+pub mod host_files;
 pub mod lab;
 pub mod san;
 pub mod scenario;

@@ -270,7 +270,8 @@ pub(super) async fn execute_soap(
             )
         })
         .collect();
-    let answer = esxcli::execute(host, &state.faults, moid, method, &arguments).await;
+    let root = state.inventory.host_root(host);
+    let answer = esxcli::execute(host, &root, &state.faults, moid, method, &arguments).await;
     let result = match answer {
         CliAnswer::Response(xml) => vec![("response", Value::str(xml))],
         CliAnswer::Fault { message, detail } => vec![(
