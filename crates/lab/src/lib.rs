@@ -2,7 +2,6 @@
 //! demo, the integration tests and the benchmarks. Product crates never depend on this crate.
 
 pub mod arrays;
-pub mod esxcli;
 pub mod faults;
 pub mod host;
 pub mod host_files;

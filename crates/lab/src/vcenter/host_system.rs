@@ -2,6 +2,8 @@
 //! and the entry points of esxcli over the API (`RetrieveManagedMethodExecuter`,
 //! `RetrieveDynamicTypeManager`, then `ExecuteSoap` on the executer).
 
+mod esxcli;
+
 use sha2::{Digest, Sha256};
 
 use super::VcenterState;
@@ -11,8 +13,8 @@ use super::inventory::Inventory;
 use super::option_manager::advanced_option_moid;
 use super::soap::{Call, Fault};
 use super::value::{Moref, Value, s};
-use crate::esxcli::{self, CliAnswer};
 use crate::host::SimHost;
+use esxcli::CliAnswer;
 
 fn product(host: &SimHost) -> Value {
     Value::obj(
@@ -239,7 +241,7 @@ pub(super) fn invoke(inv: &Inventory, call: &Call) -> Result<Option<Value>, Faul
     Ok(Some(Value::Ref(Moref::new(kind, call.this.value.clone()))))
 }
 
-/// `ExecuteSoap` on a host's ManagedMethodExecuter: esxcli namespaces answered by [`crate::esxcli`].
+/// `ExecuteSoap` on a host's ManagedMethodExecuter: esxcli namespaces answered by [`esxcli`].
 /// CLI failures travel inside the result, not as SOAP faults, as on a real host.
 pub(super) async fn execute_soap(
     state: &VcenterState,
