@@ -68,6 +68,8 @@ pub(crate) struct Session {
 #[derive(Debug, Clone)]
 pub(crate) struct PropertyFilterState {
     pub session: String,
+    /// The collector it was created on.
+    pub collector: String,
     pub spec: xml::Element,
     pub partial_updates: bool,
     /// What the last update reported, to compute the next one.
@@ -95,6 +97,8 @@ pub(crate) struct Mutable {
     pub sessions: HashMap<String, Session>,
     pub views: HashMap<String, ContainerViewSpec>,
     pub filters: HashMap<String, PropertyFilterState>,
+    /// Collectors the sessions created (`CreatePropertyCollector`).
+    pub collectors: std::collections::HashSet<String>,
     /// Tasks in creation order.
     pub(crate) tasks: Vec<task::TaskRecord>,
     /// Unused clone tickets → the user they log in.
@@ -154,6 +158,7 @@ impl VcenterState {
             "ServiceInstance" => service_instance::properties(self, obj),
             "Task" | "TaskManager" => task::properties(self, obj),
             "PropertyFilter" => property_filter::properties(self, session, obj),
+            "PropertyCollector" => property_filter::collector_properties(self, session, obj),
             "OptionManager" if obj.value != "VpxSettings" => option_manager::properties(self, obj),
             "HostDatastoreBrowser" => datastore_browser::properties(inv, obj),
             _ if service_instance::is_manager(obj) => {
@@ -228,7 +233,12 @@ impl VcenterState {
             "PropertyCollector"
                 if matches!(
                     call.method.as_str(),
-                    "CreateFilter" | "WaitForUpdatesEx" | "WaitForUpdates" | "CheckForUpdates"
+                    "CreateFilter"
+                        | "WaitForUpdatesEx"
+                        | "WaitForUpdates"
+                        | "CheckForUpdates"
+                        | "CreatePropertyCollector"
+                        | "DestroyPropertyCollector"
                 ) =>
             {
                 property_filter::invoke(self, session, call).await?

@@ -1,6 +1,8 @@
 //! PropertyFilter and the property collector's update methods: `CreateFilter`, `WaitForUpdatesEx`,
 //! `WaitForUpdates`, `CheckForUpdates` and `DestroyPropertyFilter` — what every SDK's "wait for task"
-//! helper runs on.
+//! helper runs on — and the session's own collectors (`CreatePropertyCollector`,
+//! `DestroyPropertyCollector`), which govmomi creates for each wait. Filters belong to the collector
+//! they were created on; a wait reports only that collector's filters.
 //!
 //! A filter remembers what it last reported for each object. An update is the difference between that
 //! and a fresh collection: `enter` for a new object (all its properties), `modify` for changed
@@ -19,6 +21,14 @@ use super::{PropertyFilterState, VcenterState};
 /// Values a filter last reported, per object.
 pub(crate) type Reported = BTreeMap<Moref, PropertyValues>;
 
+/// Whether `obj` is the service's collector or one `session` created.
+pub(super) fn is_collector(state: &VcenterState, session: &str, obj: &Moref) -> bool {
+    obj.kind == "PropertyCollector"
+        && (obj.value == "propertyCollector"
+            || (obj.value.starts_with(&format!("session[{session}]"))
+                && state.lock().collectors.contains(&obj.value)))
+}
+
 /// Properties of a filter that exists in `session`.
 pub(super) fn properties(
     state: &VcenterState,
@@ -31,17 +41,22 @@ pub(super) fn properties(
         .then(|| vec![("partialUpdates", Value::Bool(filter.partial_updates))])
 }
 
-/// The filters of `session`, for `PropertyCollector.filter`.
-pub(super) fn session_filters(state: &VcenterState, session: &str) -> Value {
+/// Properties of a collector `session` may use (`filter`: its filters in that session).
+pub(super) fn collector_properties(
+    state: &VcenterState,
+    session: &str,
+    obj: &Moref,
+) -> Option<Vec<(&'static str, Value)>> {
+    if !is_collector(state, session, obj) {
+        return None;
+    }
     let mutable = state.lock();
-    Value::refs(
-        "PropertyFilter",
-        mutable
-            .filters
-            .iter()
-            .filter(|(_, f)| f.session == session)
-            .map(|(id, _)| id.clone()),
-    )
+    let filters = mutable
+        .filters
+        .iter()
+        .filter(|(_, f)| f.session == session && f.collector == obj.value)
+        .map(|(id, _)| id.clone());
+    Some(vec![("filter", Value::refs("PropertyFilter", filters))])
 }
 
 pub(super) async fn invoke(
@@ -49,7 +64,27 @@ pub(super) async fn invoke(
     session: &str,
     call: &Call,
 ) -> Result<Option<Value>, Fault> {
+    let collector = call.this.value.as_str();
     match (call.this.kind.as_str(), call.method.as_str()) {
+        ("PropertyCollector", "CreatePropertyCollector") => {
+            let mut mutable = state.lock();
+            mutable.next_id += 1;
+            let id = format!("session[{session}]collector-{}", mutable.next_id);
+            mutable.collectors.insert(id.clone());
+            Ok(Some(Value::Ref(Moref::new("PropertyCollector", id))))
+        }
+        ("PropertyCollector", "DestroyPropertyCollector") => {
+            // The service's own collector cannot be destroyed.
+            if collector == "propertyCollector" {
+                return Err(Fault::InvalidArgument {
+                    property: "_this".into(),
+                });
+            }
+            let mut mutable = state.lock();
+            mutable.collectors.remove(collector);
+            mutable.filters.retain(|_, f| f.collector != collector);
+            Ok(None)
+        }
         ("PropertyCollector", "CreateFilter") => create(state, session, call),
         ("PropertyFilter", "DestroyPropertyFilter") => {
             state.lock().filters.remove(&call.this.value);
@@ -65,17 +100,21 @@ pub(super) async fn invoke(
                     })
                 })
                 .transpose()?;
+            let max_wait = max_wait.map(Duration::from_secs);
+            wait(state, session, collector, version(call), max_wait).await
+        }
+        ("PropertyCollector", "WaitForUpdates") => {
+            wait(state, session, collector, version(call), None).await
+        }
+        ("PropertyCollector", "CheckForUpdates") => {
             wait(
                 state,
                 session,
+                collector,
                 version(call),
-                max_wait.map(Duration::from_secs),
+                Some(Duration::ZERO),
             )
             .await
-        }
-        ("PropertyCollector", "WaitForUpdates") => wait(state, session, version(call), None).await,
-        ("PropertyCollector", "CheckForUpdates") => {
-            wait(state, session, version(call), Some(Duration::ZERO)).await
         }
         _ => Err(Fault::MethodNotFound {
             receiver: call.this.clone(),
@@ -107,6 +146,7 @@ fn create(state: &VcenterState, session: &str, call: &Call) -> Result<Option<Val
         id.clone(),
         PropertyFilterState {
             session: session.to_owned(),
+            collector: call.this.value.clone(),
             spec: spec.clone(),
             partial_updates: flag(&call.body, "partialUpdates"),
             reported: Reported::new(),
@@ -118,12 +158,13 @@ fn create(state: &VcenterState, session: &str, call: &Call) -> Result<Option<Val
 async fn wait(
     state: &VcenterState,
     session: &str,
+    collector: &str,
     version: Option<String>,
     max_wait: Option<Duration>,
 ) -> Result<Option<Value>, Fault> {
     if version.is_none() {
         for filter in state.lock().filters.values_mut() {
-            if filter.session == session {
+            if filter.session == session && filter.collector == collector {
                 filter.reported.clear();
             }
         }
@@ -134,7 +175,7 @@ async fn wait(
         let changed = state.changed.notified();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        if let Some(update) = updates(state, session)? {
+        if let Some(update) = updates(state, session, collector)? {
             return Ok(Some(update));
         }
         match deadline {
@@ -148,13 +189,14 @@ async fn wait(
     }
 }
 
-/// Collects every filter of the session and returns the `UpdateSet` of what changed, if anything did.
-fn updates(state: &VcenterState, session: &str) -> Result<Option<Value>, Fault> {
+/// Collects every filter of the session on `collector` and returns the `UpdateSet` of what changed, if
+/// anything did.
+fn updates(state: &VcenterState, session: &str, collector: &str) -> Result<Option<Value>, Fault> {
     let filters: Vec<(String, Element, Reported)> = state
         .lock()
         .filters
         .iter()
-        .filter(|(_, f)| f.session == session)
+        .filter(|(_, f)| f.session == session && f.collector == collector)
         .map(|(id, f)| (id.clone(), f.spec.clone(), f.reported.clone()))
         .collect();
     let mut filter_updates = Vec::new();

@@ -215,10 +215,6 @@ pub(super) fn singleton_properties(
                     .unwrap_or_default(),
             )
         }
-        ("PropertyCollector", "propertyCollector") => Some(vec![(
-            "filter",
-            super::property_filter::session_filters(state, session),
-        )]),
         ("ViewManager", "ViewManager") => {
             let views = state.lock().views.keys().cloned().collect::<Vec<_>>();
             Some(vec![("viewList", Value::refs("ContainerView", views))])

@@ -61,6 +61,7 @@ pub(super) fn invoke(state: &VcenterState, session: &str, call: &Call) -> Result
             let prefix = format!("session[{session}]");
             mutable.views.retain(|id, _| !id.starts_with(&prefix));
             mutable.filters.retain(|id, _| !id.starts_with(&prefix));
+            mutable.collectors.retain(|id| !id.starts_with(&prefix));
             Ok(Invoked {
                 value: None,
                 set_session: None,
