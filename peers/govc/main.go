@@ -74,6 +74,14 @@ func finder(ctx context.Context, c *govmomi.Client) (*find.Finder, error) {
 	return f, nil
 }
 
+// parsed parses a command's flags and answers a finder on the default datacenter.
+func parsed(ctx context.Context, c *govmomi.Client, fs *flag.FlagSet, args []string) (*find.Finder, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return finder(ctx, c)
+}
+
 func about(c *govmomi.Client) error {
 	a := c.ServiceContent.About
 	fmt.Printf("FullName:     %s\n", a.FullName)
@@ -164,10 +172,7 @@ func ls(ctx context.Context, c *govmomi.Client, args []string) error {
 func vmInfo(ctx context.Context, c *govmomi.Client, args []string) error {
 	fs := flag.NewFlagSet("vm.info", flag.ContinueOnError)
 	resources := fs.Bool("r", false, "show resource summary")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	f, err := finder(ctx, c)
+	f, err := parsed(ctx, c, fs, args)
 	if err != nil {
 		return err
 	}
@@ -214,10 +219,7 @@ func vmInfo(ctx context.Context, c *govmomi.Client, args []string) error {
 func deviceInfo(ctx context.Context, c *govmomi.Client, args []string) error {
 	fs := flag.NewFlagSet("device.info", flag.ContinueOnError)
 	vmName := fs.String("vm", "", "virtual machine")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	f, err := finder(ctx, c)
+	f, err := parsed(ctx, c, fs, args)
 	if err != nil {
 		return err
 	}
@@ -251,10 +253,7 @@ func deviceInfo(ctx context.Context, c *govmomi.Client, args []string) error {
 func hostStorageInfo(ctx context.Context, c *govmomi.Client, args []string) error {
 	fs := flag.NewFlagSet("host.storage.info", flag.ContinueOnError)
 	hostPath := fs.String("host", "", "host system")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	f, err := finder(ctx, c)
+	f, err := parsed(ctx, c, fs, args)
 	if err != nil {
 		return err
 	}
@@ -283,10 +282,7 @@ func hostStorageInfo(ctx context.Context, c *govmomi.Client, args []string) erro
 
 func datastoreOf(ctx context.Context, c *govmomi.Client, fs *flag.FlagSet, args []string) (*object.Datastore, []string, error) {
 	name := fs.String("ds", "", "datastore")
-	if err := fs.Parse(args); err != nil {
-		return nil, nil, err
-	}
-	f, err := finder(ctx, c)
+	f, err := parsed(ctx, c, fs, args)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -493,7 +489,8 @@ func fragment(name, value string) soapArgument {
 func hostEsxcli(ctx context.Context, c *govmomi.Client, args []string) error {
 	fs := flag.NewFlagSet("host.esxcli", flag.ContinueOnError)
 	hostPath := fs.String("host", "", "host system")
-	if err := fs.Parse(args); err != nil {
+	f, err := parsed(ctx, c, fs, args)
+	if err != nil {
 		return err
 	}
 	words := fs.Args()
@@ -512,10 +509,6 @@ func hostEsxcli(ctx context.Context, c *govmomi.Client, args []string) error {
 	}
 	namespace := strings.Join(words[:split-1], ".")
 	command := words[split-1]
-	f, err := finder(ctx, c)
-	if err != nil {
-		return err
-	}
 	host, err := f.HostSystem(ctx, *hostPath)
 	if err != nil {
 		return err

@@ -4,8 +4,6 @@
 
 mod esxcli;
 
-use sha2::{Digest, Sha256};
-
 use super::VcenterState;
 use super::datastore_browser::host_browser_moid;
 use super::host_storage_system::storage_device_info;
@@ -14,6 +12,7 @@ use super::option_manager::advanced_option_moid;
 use super::soap::{Call, Fault};
 use super::value::{Moref, Value, s};
 use crate::host::SimHost;
+use crate::san::stable_uuid;
 use esxcli::CliAnswer;
 
 fn product(host: &SimHost) -> Value {
@@ -93,16 +92,7 @@ fn management_nic(host: &SimHost) -> Value {
 /// The host's SMBIOS UUID (`summary.hardware.uuid`): derived from its name, so it is stable across lab
 /// restarts as a real host's is across reboots.
 pub(super) fn hardware_uuid(host: &SimHost) -> String {
-    let digest = Sha256::digest(host.name().as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    stable_uuid(&["host hardware", host.name()])
 }
 
 /// `summary.hardware`: the lab's hosts present as nested ESXi on a VMware virtual platform.

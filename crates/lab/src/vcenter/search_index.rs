@@ -6,6 +6,7 @@ use super::host_system::hardware_uuid;
 use super::inventory::{DATACENTER, ROOT_FOLDER};
 use super::soap::{Call, Fault, moref_of};
 use super::value::{Moref, Value};
+use crate::host::SimHost;
 
 fn name_of(state: &VcenterState, session: &str, obj: &Moref) -> Option<String> {
     state
@@ -97,29 +98,19 @@ fn by_uuid(state: &VcenterState, call: &Call) -> Vec<Moref> {
     }
 }
 
-/// Hosts by DNS name (the lab's host names are their DNS names). VMs are found by the guest's host
-/// name, which needs VMware Tools; the lab's VMs run none, so a VM search finds nothing.
-fn by_dns_name(state: &VcenterState, call: &Call) -> Vec<Moref> {
+/// The hosts `matches` accepts, unless the call searches VMs: VMs are found by the guest's host name
+/// or IP, which need VMware Tools, and the lab's VMs run none.
+fn hosts_where(
+    state: &VcenterState,
+    call: &Call,
+    matches: impl Fn(&SimHost) -> bool,
+) -> Vec<Moref> {
     if flag(call, "vmSearch") {
         return Vec::new();
     }
-    let name = call.body.child_text("dnsName").unwrap_or_default().trim();
     let inv = &state.inventory;
     (0..inv.hosts.len())
-        .filter(|i| inv.hosts[*i].name().eq_ignore_ascii_case(name))
-        .map(|i| inv.host_ref(i))
-        .collect()
-}
-
-/// Hosts by management IP; as for DNS names, the lab's VMs report no guest IP.
-fn by_ip(state: &VcenterState, call: &Call) -> Vec<Moref> {
-    if flag(call, "vmSearch") {
-        return Vec::new();
-    }
-    let ip = call.body.child_text("ip").unwrap_or_default().trim();
-    let inv = &state.inventory;
-    (0..inv.hosts.len())
-        .filter(|i| inv.hosts[*i].spec.management_ip == ip)
+        .filter(|i| matches(&inv.hosts[*i]))
         .map(|i| inv.host_ref(i))
         .collect()
 }
@@ -187,8 +178,15 @@ pub(super) fn invoke(
             let found = if datacenter_matches(call)? {
                 match call.method.as_str() {
                     "FindByUuid" | "FindAllByUuid" => by_uuid(state, call),
-                    "FindByDnsName" | "FindAllByDnsName" => by_dns_name(state, call),
-                    _ => by_ip(state, call),
+                    // The lab's host names are their DNS names.
+                    "FindByDnsName" | "FindAllByDnsName" => {
+                        let name = call.body.child_text("dnsName").unwrap_or_default().trim();
+                        hosts_where(state, call, |h| h.name().eq_ignore_ascii_case(name))
+                    }
+                    _ => {
+                        let ip = call.body.child_text("ip").unwrap_or_default().trim();
+                        hosts_where(state, call, |h| h.spec.management_ip == ip)
+                    }
                 }
             } else {
                 Vec::new()
