@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use co_lab::lab::{Lab, RunningLab};
-use co_lab::scenario::Scenario;
+use co_lab::scenario::{AdvancedOptionValue, Scenario};
 use co_testpeers::{GovcTarget, govc};
 
 /// Runs govc and returns its stdout, failing the test with its stderr when it fails.
@@ -57,9 +57,12 @@ fn target(lab: &RunningLab, dir: &Path) -> GovcTarget {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn govc_reads_and_transfers_like_against_vcenter() {
     let data = tempfile::tempdir().unwrap();
-    let lab = Lab::start(Scenario::default_embedded(), data.path())
-        .await
-        .unwrap();
+    let mut scenario = Scenario::default_embedded();
+    scenario.hosts[1].advanced_options.insert(
+        "/DataMover/HardwareAcceleratedMove".into(),
+        AdvancedOptionValue::Long(0),
+    );
+    let lab = Lab::start(scenario, data.path()).await.unwrap();
     let work = tempfile::tempdir().unwrap();
     let t = target(&lab, work.path());
 
@@ -178,6 +181,32 @@ async fn govc_reads_and_transfers_like_against_vcenter() {
         field(&wrapper, "message").is_some_and(|m| m.contains(co_esxi::assets::WRAPPER_VERSION)),
         "{wrapper}"
     );
+
+    // The advanced settings preflight reads, in esxcli's spelling, per host.
+    for (host, full_copy) in [("esxi-1.lab.local", "1"), ("esxi-2.lab.local", "0")] {
+        let setting = run(
+            &t,
+            &[
+                "host.esxcli",
+                "-host",
+                host,
+                "--",
+                "system",
+                "settings",
+                "advanced",
+                "list",
+                "-o",
+                "/DataMover/HardwareAcceleratedMove",
+            ],
+        )
+        .await;
+        assert_eq!(
+            field(&setting, "Path"),
+            Some("/DataMover/HardwareAcceleratedMove")
+        );
+        assert_eq!(field(&setting, "IntValue"), Some(full_copy), "{host}");
+        assert_eq!(field(&setting, "DefaultIntValue"), Some("1"));
+    }
 
     let listing = run(&t, &["datastore.ls", "-ds", "ds1", "vm-1"]).await;
     let names: Vec<&str> = listing

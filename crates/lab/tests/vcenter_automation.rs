@@ -133,7 +133,8 @@ async fn generic_automation_gets_vcenter_answers_from_the_lab() {
         ),
         (
             "advanced_options.update",
-            json!({"int_value": "fault:InvalidArgument", "long_value_applied": true, "restored": true}),
+            json!({"int_value": "fault:InvalidArgument", "out_of_range": "fault:InvalidArgument",
+                   "long_value_applied": true, "restored": true, "range_and_default": [4, 16384, 4096]}),
         ),
         ("advanced_options.unknown", json!("fault:InvalidName")),
         (

@@ -237,7 +237,7 @@ pub(super) async fn execute_soap(
     state: &VcenterState,
     call: &Call,
 ) -> Result<Option<Value>, Fault> {
-    let (_, host) =
+    let (index, host) =
         state
             .inventory
             .host(&call.this.value)
@@ -263,7 +263,13 @@ pub(super) async fn execute_soap(
         })
         .collect();
     let root = state.inventory.host_root(host);
-    let answer = esxcli::execute(host, &root, &state.faults, moid, method, &arguments).await;
+    let settings = super::option_manager::host_settings(state, index);
+    let host_state = esxcli::HostState {
+        host,
+        root: &root,
+        settings: &settings,
+    };
+    let answer = esxcli::execute(&host_state, &state.faults, moid, method, &arguments).await;
     let result = match answer {
         CliAnswer::Response(xml) => vec![("response", Value::str(xml))],
         CliAnswer::Fault { message, detail } => vec![(

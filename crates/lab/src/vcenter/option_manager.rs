@@ -1,6 +1,7 @@
 //! OptionManager of a host (`configManager.advancedOption`, `EsxHostAdvSettings-NN`): the ESXi
 //! advanced settings that decide whether and how a host offloads copies — `QueryOptions`,
-//! `UpdateOptions` and the `setting` property.
+//! `UpdateOptions` (within each setting's range) and the `setting` and `supportedOption` properties.
+//! esxcli's `system settings advanced list` reads the same settings.
 //!
 //! Each host starts from ESXi 8's defaults for these settings, overridden per host by the scenario's
 //! `advanced_options`; `UpdateOptions` changes them for the lab's lifetime. Integer settings travel as
@@ -12,24 +13,114 @@ use super::value::{Moref, Value, s};
 use super::{OptionOverride, VcenterState};
 use crate::scenario::AdvancedOptionValue;
 
-/// ESXi 8.0 defaults of the advanced settings the lab models.
-const DEFAULTS: &[(&str, i64)] = &[
-    // Full copy (XCOPY) offload for clones and Storage vMotion.
-    ("DataMover.HardwareAcceleratedMove", 1),
-    // Block zeroing (WRITE SAME) offload.
-    ("DataMover.HardwareAcceleratedInit", 1),
-    // Largest XCOPY segment, in KiB.
-    ("DataMover.MaxHWTransferSize", 4096),
-    ("DataMover.MaxHeapSize", 64),
-    // Atomic test-and-set locking.
-    ("VMFS3.HardwareAcceleratedLocking", 1),
-    ("VMFS3.UseATSForHBOnVMFS5", 1),
-    // Highest LUN id a rescan probes, plus one.
-    ("Disk.MaxLUN", 1024),
-    ("Disk.QFullSampleSize", 0),
-    ("Disk.QFullThreshold", 8),
-    ("Disk.SchedNumReqOutstanding", 32),
+/// An integer advanced setting as ESXi defines it.
+#[derive(Debug)]
+pub(crate) struct OptionDef {
+    pub key: &'static str,
+    pub default: i64,
+    pub min: i64,
+    pub max: i64,
+    pub description: &'static str,
+}
+
+const fn def(
+    key: &'static str,
+    default: i64,
+    min: i64,
+    max: i64,
+    description: &'static str,
+) -> OptionDef {
+    OptionDef {
+        key,
+        default,
+        min,
+        max,
+        description,
+    }
+}
+
+/// The advanced settings the lab models, with ESXi 8.0's defaults and ranges.
+const DEFINITIONS: &[OptionDef] = &[
+    def(
+        "DataMover.HardwareAcceleratedMove",
+        1,
+        0,
+        1,
+        "Enable hardware accelerated VMFS data movement (full copy, XCOPY; requires compliant hardware)",
+    ),
+    def(
+        "DataMover.HardwareAcceleratedInit",
+        1,
+        0,
+        1,
+        "Enable hardware accelerated VMFS data initialization (block zeroing; requires compliant hardware)",
+    ),
+    def(
+        "DataMover.MaxHWTransferSize",
+        4096,
+        4,
+        16384,
+        "Maximum transfer size in KB of one hardware assisted data movement (XCOPY segment)",
+    ),
+    def(
+        "DataMover.MaxHeapSize",
+        64,
+        2,
+        256,
+        "Maximum size of the heap in MB used for data movement",
+    ),
+    def(
+        "VMFS3.HardwareAcceleratedLocking",
+        1,
+        0,
+        1,
+        "Enable hardware accelerated VMFS locking (atomic test and set; requires compliant hardware)",
+    ),
+    def(
+        "VMFS3.UseATSForHBOnVMFS5",
+        1,
+        0,
+        1,
+        "Use ATS for heartbeats on ATS supported VMFS5 volumes",
+    ),
+    def(
+        "Disk.MaxLUN",
+        1024,
+        1,
+        1024,
+        "Maximum LUN id that is scanned on a target, plus one",
+    ),
+    def(
+        "Disk.QFullSampleSize",
+        0,
+        0,
+        64,
+        "I/O samples to monitor for a non-transient queue full condition; nonzero enables queue depth throttling",
+    ),
+    def(
+        "Disk.QFullThreshold",
+        8,
+        1,
+        16,
+        "BUSY or QFULL answers after which a LUN's queue depth is throttled",
+    ),
+    def(
+        "Disk.SchedNumReqOutstanding",
+        32,
+        1,
+        256,
+        "Number of outstanding commands to a target with competing worlds",
+    ),
 ];
+
+/// One setting of a host: its key, current value and, for the settings the lab models, ESXi's
+/// definition.
+#[derive(Debug, Clone)]
+pub(crate) struct AdvancedSetting {
+    pub key: String,
+    pub value: AdvancedOptionValue,
+    pub def: Option<&'static OptionDef>,
+}
 
 /// Object id of the i-th host's option manager.
 pub fn advanced_option_moid(index: usize) -> String {
@@ -48,16 +139,24 @@ fn encode(value: &AdvancedOptionValue) -> Value {
     }
 }
 
-/// The host's settings in key order: defaults, then the scenario, then `UpdateOptions`.
-fn settings(state: &VcenterState, index: usize) -> Vec<(String, AdvancedOptionValue)> {
-    let mut out: Vec<(String, AdvancedOptionValue)> = DEFAULTS
+/// The i-th host's settings in key order: defaults, then the scenario, then `UpdateOptions`.
+pub(crate) fn host_settings(state: &VcenterState, index: usize) -> Vec<AdvancedSetting> {
+    let mut out: Vec<AdvancedSetting> = DEFINITIONS
         .iter()
-        .map(|(k, v)| ((*k).to_owned(), AdvancedOptionValue::Long(*v)))
+        .map(|d| AdvancedSetting {
+            key: d.key.to_owned(),
+            value: AdvancedOptionValue::Long(d.default),
+            def: Some(d),
+        })
         .collect();
     let mut set =
-        |key: String, value: AdvancedOptionValue| match out.iter_mut().find(|(k, _)| *k == key) {
-            Some(entry) => entry.1 = value,
-            None => out.push((key, value)),
+        |key: String, value: AdvancedOptionValue| match out.iter_mut().find(|s| s.key == key) {
+            Some(entry) => entry.value = value,
+            None => out.push(AdvancedSetting {
+                key,
+                value,
+                def: None,
+            }),
         };
     if let Some(host) = state.inventory.hosts.get(index) {
         for (key, value) in host.spec.advanced_option_overrides() {
@@ -74,7 +173,7 @@ fn settings(state: &VcenterState, index: usize) -> Vec<(String, AdvancedOptionVa
     for o in updates {
         set(o.key, o.value);
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.sort_by(|a, b| a.key.cmp(&b.key));
     out
 }
 
@@ -88,13 +187,41 @@ fn option_value(key: &str, value: &AdvancedOptionValue) -> Value {
     )
 }
 
+/// `OptionDef` of a modelled setting, as `supportedOption` lists it.
+fn option_def(def: &OptionDef) -> Value {
+    Value::obj(
+        "OptionDef",
+        vec![
+            ("label", s(def.key)),
+            ("summary", s(def.description)),
+            ("key", s(def.key)),
+            (
+                "optionType",
+                Value::obj(
+                    "LongOption",
+                    vec![
+                        ("valueIsReadonly", Value::Bool(false)),
+                        ("min", Value::Long(def.min)),
+                        ("max", Value::Long(def.max)),
+                        ("defaultValue", Value::Long(def.default)),
+                    ],
+                ),
+            ),
+        ],
+    )
+}
+
 pub(super) fn properties(state: &VcenterState, obj: &Moref) -> Option<Vec<(&'static str, Value)>> {
     let index = host_of(&state.inventory, obj)?;
-    let setting = settings(state, index)
+    let setting = host_settings(state, index)
         .iter()
-        .map(|(k, v)| option_value(k, v))
+        .map(|s| option_value(&s.key, &s.value))
         .collect();
-    Some(vec![("setting", Value::array("OptionValue", setting))])
+    let supported = DEFINITIONS.iter().map(option_def).collect();
+    Some(vec![
+        ("supportedOption", Value::array("OptionDef", supported)),
+        ("setting", Value::array("OptionValue", setting)),
+    ])
 }
 
 pub(super) fn invoke(state: &VcenterState, call: &Call) -> Result<Option<Value>, Fault> {
@@ -106,7 +233,7 @@ pub(super) fn invoke(state: &VcenterState, call: &Call) -> Result<Option<Value>,
         })?;
     match call.method.as_str() {
         "QueryOptions" => {
-            let all = settings(state, index);
+            let all = host_settings(state, index);
             let name = call
                 .body
                 .child_text("name")
@@ -115,10 +242,12 @@ pub(super) fn invoke(state: &VcenterState, call: &Call) -> Result<Option<Value>,
             // A name ending in a dot selects a whole group; no name selects everything.
             let selected: Vec<Value> = all
                 .iter()
-                .filter(|(k, _)| {
-                    name.is_empty() || *k == name || (name.ends_with('.') && k.starts_with(name))
+                .filter(|s| {
+                    name.is_empty()
+                        || s.key == name
+                        || (name.ends_with('.') && s.key.starts_with(name))
                 })
-                .map(|(k, v)| option_value(k, v))
+                .map(|s| option_value(&s.key, &s.value))
                 .collect();
             if selected.is_empty() {
                 return Err(Fault::InvalidName {
@@ -128,7 +257,7 @@ pub(super) fn invoke(state: &VcenterState, call: &Call) -> Result<Option<Value>,
             Ok(Some(Value::array("OptionValue", selected)))
         }
         "UpdateOptions" => {
-            let all = settings(state, index);
+            let all = host_settings(state, index);
             let mut changes = Vec::new();
             for change in call.body.children_named("changedValue") {
                 let key = change
@@ -136,7 +265,7 @@ pub(super) fn invoke(state: &VcenterState, call: &Call) -> Result<Option<Value>,
                     .unwrap_or_default()
                     .trim()
                     .to_owned();
-                let Some((_, current)) = all.iter().find(|(k, _)| *k == key) else {
+                let Some(current) = all.iter().find(|s| s.key == key) else {
                     return Err(Fault::InvalidName { name: key });
                 };
                 let value = change.child("value");
@@ -145,9 +274,13 @@ pub(super) fn invoke(state: &VcenterState, call: &Call) -> Result<Option<Value>,
                 let invalid = || Fault::InvalidArgument {
                     property: key.clone(),
                 };
-                let new = match current {
+                let new = match &current.value {
                     AdvancedOptionValue::Long(_) if kind == "long" => {
-                        AdvancedOptionValue::Long(text.parse().map_err(|_| invalid())?)
+                        let v: i64 = text.parse().map_err(|_| invalid())?;
+                        if current.def.is_some_and(|d| v < d.min || v > d.max) {
+                            return Err(invalid());
+                        }
+                        AdvancedOptionValue::Long(v)
                     }
                     AdvancedOptionValue::Str(_) if kind == "string" => {
                         AdvancedOptionValue::Str(text.to_owned())

@@ -230,11 +230,19 @@ def _():
         as_int = "accepted"
     except vmodl.MethodFault as e:
         as_int = fault_name(e)
+    try:
+        manager.UpdateOptions([vim.option.OptionValue(key=key, value=VmomiSupport.vmodlTypes["long"](1 << 40))])
+        out_of_range = "accepted"
+    except vmodl.MethodFault as e:
+        out_of_range = fault_name(e)
     manager.UpdateOptions([vim.option.OptionValue(key=key, value=VmomiSupport.vmodlTypes["long"](8192))])
     after = manager.QueryOptions(key)[0].value
+    defined = {d.key: (d.optionType.min, d.optionType.max, d.optionType.defaultValue)
+               for d in manager.supportedOption}
     manager.UpdateOptions([vim.option.OptionValue(key=key, value=VmomiSupport.vmodlTypes["long"](before))])
-    return {"int_value": as_int, "long_value_applied": after == 8192,
-            "restored": manager.QueryOptions(key)[0].value == before}
+    return {"int_value": as_int, "out_of_range": out_of_range, "long_value_applied": after == 8192,
+            "restored": manager.QueryOptions(key)[0].value == before,
+            "range_and_default": list(defined.get(key, ()))}
 
 
 @check("advanced_options.unknown")

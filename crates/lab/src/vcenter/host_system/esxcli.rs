@@ -10,12 +10,14 @@
 mod storage_core_adapter;
 mod storage_core_device;
 mod storage_core_device_detached;
+mod system_settings_advanced;
 mod system_version;
 mod vmkfstools;
 
 use std::fmt::Write as _;
 use std::path::Path;
 
+use super::super::option_manager::AdvancedSetting;
 use crate::faults::FaultPlan;
 use crate::host::SimHost;
 use crate::vcenter::xml::{self, escape};
@@ -66,6 +68,10 @@ const NAMESPACES: &[(&str, &[Command])] = &[
     (
         storage_core_adapter::NAMESPACE,
         storage_core_adapter::COMMANDS,
+    ),
+    (
+        system_settings_advanced::NAMESPACE,
+        system_settings_advanced::COMMANDS,
     ),
     (system_version::NAMESPACE, system_version::COMMANDS),
     (vmkfstools::NAMESPACE, vmkfstools::COMMANDS),
@@ -186,10 +192,20 @@ fn decode_arguments(arguments: &[(String, String)]) -> Vec<(String, Vec<String>)
         .collect()
 }
 
-/// One command invocation: the host, its own file system, and the decoded arguments.
+/// What esxcli answers from on a host.
+pub(super) struct HostState<'a> {
+    pub host: &'a SimHost,
+    /// The host's own file system, where the VIB's files are.
+    pub root: &'a Path,
+    /// The host's advanced settings.
+    pub settings: &'a [AdvancedSetting],
+}
+
+/// One command invocation: the host, its own file system and settings, and the decoded arguments.
 struct Invocation<'a> {
     host: &'a SimHost,
     root: &'a Path,
+    settings: &'a [AdvancedSetting],
     args: &'a [(String, Vec<String>)],
 }
 
@@ -214,22 +230,22 @@ async fn run(call: &Invocation<'_>, namespace: &str, name: &str) -> Result<Outpu
         storage_core_device::NAMESPACE => storage_core_device::run(call, name),
         storage_core_device_detached::NAMESPACE => storage_core_device_detached::run(call, name),
         storage_core_adapter::NAMESPACE => storage_core_adapter::run(call, name),
+        system_settings_advanced::NAMESPACE => system_settings_advanced::run(call, name),
         system_version::NAMESPACE => system_version::run(call, name),
         vmkfstools::NAMESPACE => vmkfstools::run(call, name).await,
         _ => Err(not_found()),
     }
 }
 
-/// Answers one `ExecuteSoap` call on `host`'s method executer; `root` is the host's own file
-/// system, where the VIB's files are.
+/// Answers one `ExecuteSoap` call on a host's method executer.
 pub(super) async fn execute(
-    host: &SimHost,
-    root: &Path,
+    on: &HostState<'_>,
     faults: &FaultPlan,
     moid: &str,
     method: &str,
     arguments: &[(String, String)],
 ) -> CliAnswer {
+    let (host, root) = (on.host, on.root);
     let args = decode_arguments(arguments);
     if moid == "ha-dynamic-type-manager-local-cli-cliinfo" && method == "vim.CLIInfo.FetchCLIInfo" {
         let type_name = args
@@ -270,6 +286,7 @@ pub(super) async fn execute(
     let call = Invocation {
         host,
         root,
+        settings: on.settings,
         args: &args,
     };
     match run(&call, namespace, name).await {
