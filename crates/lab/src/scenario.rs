@@ -21,8 +21,8 @@ pub struct Scenario {
     pub vcenter: VcenterSpec,
     /// Port every host's SSH endpoint listens on at its management IP, as ESXi does on 22. A port
     /// below 1024 needs root (or `CAP_NET_BIND_SERVICE`); when the port cannot be had the host
-    /// listens on an ephemeral port instead and says why (`HostEndpoint::ssh_port_fallback` of the running lab).
-    /// `0` always picks an ephemeral port.
+    /// listens on an ephemeral port instead and the running lab says why (`ssh_port_fallback` of
+    /// its host endpoint). `0` always picks an ephemeral port.
     #[serde(default = "default_esxi_ssh_port")]
     pub esxi_ssh_port: u16,
     pub arrays: Vec<ArraySpec>,

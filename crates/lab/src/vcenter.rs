@@ -20,14 +20,13 @@ mod kernel_module_system;
 mod option_manager;
 mod property_collector;
 mod property_filter;
-pub mod schema;
+mod schema;
 mod search_index;
 mod service_instance;
 mod session_manager;
 mod task;
 mod view_manager;
 mod virtual_disk_manager;
-pub use virtual_disk_manager::vim_disk_uuid;
 mod virtual_machine;
 
 use std::collections::HashMap;

@@ -460,7 +460,7 @@ fn data_fields(kind: &str) -> &'static [&'static str] {
 
 /// Whether `path` (dotted) may be requested for objects of type `kind`. Checks the property and,
 /// for the data types listed above, the field under it; deeper segments are not checked.
-pub fn declares(kind: &str, path: &str) -> bool {
+pub(super) fn declares(kind: &str, path: &str) -> bool {
     let Some((entity, own)) = managed_type(kind) else {
         return true;
     };

@@ -10,7 +10,7 @@ use crate::vmkfstools::parse_descriptor;
 /// The form vCenter answers a disk UUID in: 16 hex bytes separated by spaces, with a dash between the
 /// 8th and the 9th (`60 00 c2 9d 26 0c 4d 47-b1 b8 e9 89 1a 7c 6b 40`). `ddb.uuid` is written in this
 /// form or as a dashed UUID; both give the same bytes. `None` if the text is not 16 bytes of hex.
-pub fn vim_disk_uuid(ddb_uuid: &str) -> Option<String> {
+fn vim_disk_uuid(ddb_uuid: &str) -> Option<String> {
     let hex: String = ddb_uuid
         .chars()
         .filter(|c| !matches!(c, ' ' | '-'))
