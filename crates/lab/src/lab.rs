@@ -576,6 +576,9 @@ impl RunningLab {
                 "ESXi      {} ({})  ssh {}  host key {}\n",
                 host.name, host.moid, host.ssh_addr, host.ssh_host_key
             ));
+            if let Some(reason) = &host.ssh_port_fallback {
+                out.push_str(&format!("          ssh on an ephemeral port: {reason}\n"));
+            }
         }
         for array in &self.arrays {
             out.push_str(&format!(

@@ -51,6 +51,11 @@ async fn each_host_listens_on_its_own_loopback_address_at_the_configured_port() 
         reason.contains(&format!("port {port} on 127.0.0.11 is not available")),
         "{reason}"
     );
+    assert!(
+        lab.summary()
+            .contains(&format!("ssh on an ephemeral port: {reason}")),
+        "the lab's summary says why"
+    );
     assert_eq!(two.ssh_addr, SocketAddr::new(second, port));
     assert_eq!(two.ssh_port_fallback, None);
     probe(&lab, &one.name, one.ssh_addr).await;
