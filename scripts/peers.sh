@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs, starts and stops the real test peers that copy-offload's tests run against, on a Debian 12 machine:
 #   vcsim      our own Go main (peers/vcsim) over Debian's govmomi simulator library, started per test by co-testpeers
+#   govc       our own small govc (peers/govc) over Debian's govmomi client library (Debian ships no govc), a
+#              second real client for the lab's conformance tests
 #   sshd       Debian's OpenSSH server, started per test by co-testpeers with its own sshd_config
 #   kube       etcd + kube-apiserver + kube-controller-manager 1.20.2 built from Debian's kubernetes source package,
 #              started once by `start` and shared by all tests
 #   pyvmomi    a Python venv with pyvmomi, for cross-checking our SOAP client against VMware's own bindings
 #
-# Usage: scripts/peers.sh install [all|vcsim|sshd|kube|pyvmomi|esxi-tools]...
+# Usage: scripts/peers.sh install [all|vcsim|govc|sshd|kube|pyvmomi|esxi-tools]...
 #        scripts/peers.sh start | stop | status | env
 #
 # Needs root for apt-get (only when packages are missing) and for the default cache directory.
@@ -80,42 +82,50 @@ ensure_packages() {
     fi
 }
 
-# ---------------------------------------------------------------------------------------------------- vcsim
+# ---------------------------------------------------------------------------------------------------- vcsim, govc
 
 govmomi_version() {
     dpkg-query -W -f='${Version}' golang-github-vmware-govmomi-dev 2>/dev/null ||
         die "golang-github-vmware-govmomi-dev is not installed: run scripts/peers.sh install vcsim"
 }
 
-# The cache key covers the library version and our own Go sources (same rule as co-testpeers' vcsim_binary()).
-vcsim_dir() {
-    local sources_sha
-    sources_sha=$(cat "$REPO_ROOT"/peers/vcsim/*.go | sha256sum | cut -c1-12)
-    echo "$CACHE/vcsim-$(govmomi_version)-$sources_sha"
+# The cache key covers the library version and our own Go sources (same rule as co-testpeers' go_peer).
+go_peer_dir() {
+    local name=$1 sources_sha
+    sources_sha=$(cat "$REPO_ROOT"/peers/"$name"/*.go | sha256sum | cut -c1-12)
+    echo "$CACHE/$name-$(govmomi_version)-$sources_sha"
 }
 
-install_vcsim() {
+vcsim_dir() { go_peer_dir vcsim; }
+govc_dir() { go_peer_dir govc; }
+
+# Builds peers/<name>/*.go into $CACHE/<name>-<govmomi version>-<sources sha>/<name>.
+install_go_peer() {
+    local name=$1
     ensure_packages "${APT_VCSIM[@]}"
     local dir
-    dir=$(vcsim_dir)
-    if [ -x "$dir/vcsim" ]; then
-        log "vcsim: cached at $dir/vcsim"
+    dir=$(go_peer_dir "$name")
+    if [ -x "$dir/$name" ]; then
+        log "$name: cached at $dir/$name"
         return 0
     fi
     local build
     mkdir -p "$CACHE"
-    build=$(mktemp -d "$CACHE/.vcsim-build.XXXXXX")
-    mkdir -p "$build/gopath/src/copy-offload-vcsim"
-    cp "$REPO_ROOT"/peers/vcsim/*.go "$build/gopath/src/copy-offload-vcsim/"
+    build=$(mktemp -d "$CACHE/.$name-build.XXXXXX")
+    mkdir -p "$build/gopath/src/copy-offload-$name"
+    cp "$REPO_ROOT"/peers/"$name"/*.go "$build/gopath/src/copy-offload-$name/"
     # GOPATH mode against Debian's library tree: no module proxy, no network.
-    (cd "$build/gopath/src/copy-offload-vcsim" &&
-        timed "vcsim: go build" env GO111MODULE=off GOFLAGS= GOPROXY=off \
-            GOPATH="$build/gopath:/usr/share/gocode" go build -o "$build/vcsim" .)
+    (cd "$build/gopath/src/copy-offload-$name" &&
+        timed "$name: go build" env GO111MODULE=off GOFLAGS= GOPROXY=off \
+            GOPATH="$build/gopath:/usr/share/gocode" go build -o "$build/$name" .)
     mkdir -p "$dir"
-    mv "$build/vcsim" "$dir/vcsim"
+    mv "$build/$name" "$dir/$name"
     rm -rf "$build"
-    log "vcsim: built $dir/vcsim"
+    log "$name: built $dir/$name"
 }
+
+install_vcsim() { install_go_peer vcsim; }
+install_govc() { install_go_peer govc; }
 
 # ---------------------------------------------------------------------------------------------------- sshd
 
@@ -260,6 +270,7 @@ cmd_install() {
         case "$t" in
         all)
             install_vcsim
+            install_govc
             install_sshd
             install_pyvmomi
             install_esxi_tools
@@ -267,10 +278,11 @@ cmd_install() {
             ;;
         esxi-tools) install_esxi_tools ;;
         vcsim) install_vcsim ;;
+        govc) install_govc ;;
         sshd) install_sshd ;;
         kube) install_kube ;;
         pyvmomi) install_pyvmomi ;;
-        *) die "unknown install target '$t' (expected all, vcsim, sshd, kube, pyvmomi or esxi-tools)" ;;
+        *) die "unknown install target '$t' (expected all, vcsim, govc, sshd, kube, pyvmomi or esxi-tools)" ;;
         esac
     done
 }
@@ -417,6 +429,7 @@ cmd_stop() {
 cmd_status() {
     local name state
     printf '%-26s %s\n' vcsim "$( [ -x "$(vcsim_dir 2>/dev/null)/vcsim" ] && echo "installed: $(vcsim_dir)/vcsim" || echo 'not installed (scripts/peers.sh install vcsim)')"
+    printf '%-26s %s\n' govc "$( [ -x "$(govc_dir 2>/dev/null)/govc" ] && echo "installed: $(govc_dir)/govc" || echo 'not installed (scripts/peers.sh install govc)')"
     printf '%-26s %s\n' sshd "$( [ -x /usr/sbin/sshd ] && echo 'installed: /usr/sbin/sshd' || echo 'not installed (scripts/peers.sh install sshd)')"
     printf '%-26s %s\n' pyvmomi "$( [ -f "$(pyvmomi_dir)/venv/.complete" ] && echo "installed: $(pyvmomi_dir)/venv/bin/python" || echo 'not installed (scripts/peers.sh install pyvmomi)')"
     printf '%-26s %s\n' kube-binaries "$( [ -x "$(kube_dir)/bin/kube-apiserver" ] && echo "installed: $(kube_dir)/bin" || echo 'not installed (scripts/peers.sh install kube)')"
@@ -440,6 +453,7 @@ cmd_env() {
 export COPY_OFFLOAD_PEERS_CACHE=$CACHE
 export COPY_OFFLOAD_PEERS_DIR=$DIR
 export COPY_OFFLOAD_VCSIM=$(vcsim_dir)/vcsim
+export COPY_OFFLOAD_GOVC=$(govc_dir)/govc
 export COPY_OFFLOAD_PYVMOMI_PYTHON=$(pyvmomi_dir)/venv/bin/python
 export COPY_OFFLOAD_KUBE_BIN=$(kube_dir)/bin
 export KUBECONFIG=$DIR/kubeconfig
@@ -456,7 +470,7 @@ main() {
     status) cmd_status ;;
     env) cmd_env ;;
     *)
-        echo "usage: $0 install [all|vcsim|sshd|kube|pyvmomi|esxi-tools]... | start | stop | status | env" >&2
+        echo "usage: $0 install [all|vcsim|govc|sshd|kube|pyvmomi|esxi-tools]... | start | stop | status | env" >&2
         exit 2
         ;;
     esac

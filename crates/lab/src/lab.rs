@@ -3,8 +3,10 @@
 //! [`Lab::start`] builds the SAN (arrays, one volume per VMFS datastore mapped to every host; NFS
 //! datastores are only directories), writes the
 //! VMs' disks with a known pattern, then serves the vCenter SOAP endpoint and each array's REST API over
-//! HTTPS (one self-signed certificate per lab) and one SSH endpoint per host, all on 127.0.0.1 with
-//! ephemeral ports. [`RunningLab::shutdown`] stops them all and waits for every task.
+//! HTTPS (one self-signed certificate per lab) on 127.0.0.1 with ephemeral ports, and one SSH endpoint
+//! per host on the host's management IP (its own loopback address `127.0.0.<11+N>` by default) and
+//! port 22 like ESXi, or an ephemeral port where 22 cannot be had (not root, already taken).
+//! [`RunningLab::shutdown`] stops them all and waits for every task.
 
 use std::io::{Seek, SeekFrom, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -78,6 +80,9 @@ pub struct HostEndpoint {
     /// `host-NN`; the product's host id is `hostsystem-host-NN`.
     pub moid: String,
     pub ssh_addr: SocketAddr,
+    /// Why the SSH endpoint is not on the scenario's `esxi_ssh_port` (not root, port taken), if it
+    /// is not; `None` when it is or when the scenario asked for an ephemeral port.
+    pub ssh_port_fallback: Option<String>,
     /// SSH host public key (OpenSSH format).
     pub ssh_host_key: String,
     pub sim: SimHost,
@@ -220,6 +225,55 @@ async fn array_faults(
     }
 }
 
+/// The loopback address of the i-th host (from 0), `127.0.0.<11+i>`: every host gets its own address
+/// so each can listen on the SSH port ESXi uses. Where only `127.0.0.1` is a loopback address (not
+/// Linux), every host shares it.
+fn host_loopback(index: usize) -> IpAddr {
+    let own = IpAddr::from([
+        127,
+        0,
+        0,
+        11u8.saturating_add(u8::try_from(index).unwrap_or(u8::MAX)),
+    ]);
+    if std::net::TcpListener::bind((own, 0)).is_ok() {
+        own
+    } else {
+        tracing::info!(%own, "no per-host loopback address; the lab's hosts share 127.0.0.1");
+        IpAddr::from([127, 0, 0, 1])
+    }
+}
+
+/// Starts a host's SSH endpoint on `ip:port`, or on an ephemeral port of `ip` when `port` cannot be
+/// had, answering why in that case.
+async fn start_ssh(
+    host: &SimHost,
+    faults: &FaultPlan,
+    ip: IpAddr,
+    port: u16,
+) -> Result<(SshEndpoint, Option<String>), LabError> {
+    let ephemeral = SocketAddr::new(ip, 0);
+    if port == 0 {
+        let ssh = SshEndpoint::start_at(host.clone(), faults.clone(), ephemeral).await;
+        return Ok((ssh.map_err(LabError::Listen)?, None));
+    }
+    match SshEndpoint::start_at(host.clone(), faults.clone(), SocketAddr::new(ip, port)).await {
+        Ok(ssh) => Ok((ssh, None)),
+        Err(e) => {
+            let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                "; a port below 1024 needs root"
+            } else {
+                ""
+            };
+            let reason = format!("port {port} on {ip} is not available ({e}){hint}");
+            let ssh = SshEndpoint::start_at(host.clone(), faults.clone(), ephemeral)
+                .await
+                .map_err(LabError::Listen)?;
+            tracing::info!(host = host.name(), addr = %ssh.addr, %reason, "ESXi SSH on an ephemeral port");
+            Ok((ssh, Some(reason)))
+        }
+    }
+}
+
 impl Lab {
     /// Builds and serves a scenario; `data_dir` receives the datastores and the SAN's volume files.
     pub async fn start(scenario: Scenario, data_dir: &Path) -> Result<RunningLab, LabError> {
@@ -247,7 +301,11 @@ impl Lab {
             .iter()
             .enumerate()
             .map(|(i, spec)| {
-                SimHost::new(spec.clone(), host_moid(i), i, san.clone(), paths.clone())
+                let mut spec = spec.clone();
+                if spec.management_ip.is_empty() {
+                    spec.management_ip = host_loopback(i).to_string();
+                }
+                SimHost::new(spec, host_moid(i), i, san.clone(), paths.clone())
             })
             .collect();
         let all_initiators: Vec<String> = hosts.iter().flat_map(SimHost::initiators).collect();
@@ -368,11 +426,17 @@ impl Lab {
                 moid: format!("vm-{}", i + 40),
                 host,
                 uuid: random_uuid(),
+                instance_uuid: random_uuid(),
                 disks,
             });
         }
         for host in &hosts {
             host.rescan(RescanKind::All);
+            if host.spec.vib_installed {
+                let root = crate::host_files::host_root(data_dir, host.name());
+                crate::host_files::install_vib(&root, host.wrapper_version())
+                    .map_err(|source| LabError::DataDir { path: root, source })?;
+            }
         }
 
         let cert = rcgen::generate_simple_self_signed(vec![
@@ -402,6 +466,7 @@ impl Lab {
             datastores,
             vms,
             paths: paths.clone(),
+            data_dir: data_dir.to_owned(),
         };
         let vcenter = VcenterState::new(inventory, scenario.vcenter.clone(), faults.clone());
         let vcenter_addr = serve(vcenter::router(vcenter.clone()), &mut server_tasks)?;
@@ -439,13 +504,13 @@ impl Lab {
                 .management_ip
                 .parse()
                 .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-            let ssh = SshEndpoint::start(host.clone(), faults.clone(), ip)
-                .await
-                .map_err(LabError::Listen)?;
+            let (ssh, ssh_port_fallback) =
+                start_ssh(&host, &faults, ip, scenario.esxi_ssh_port).await?;
             host_endpoints.push(HostEndpoint {
                 name: host.name().to_owned(),
                 moid: host.moid.clone(),
                 ssh_addr: ssh.addr,
+                ssh_port_fallback,
                 ssh_host_key: ssh.host_key.clone(),
                 sim: host,
                 ssh,
@@ -511,6 +576,9 @@ impl RunningLab {
                 "ESXi      {} ({})  ssh {}  host key {}\n",
                 host.name, host.moid, host.ssh_addr, host.ssh_host_key
             ));
+            if let Some(reason) = &host.ssh_port_fallback {
+                out.push_str(&format!("          ssh on an ephemeral port: {reason}\n"));
+            }
         }
         for array in &self.arrays {
             out.push_str(&format!(

@@ -2,9 +2,9 @@
 //! demo, the integration tests and the benchmarks. Product crates never depend on this crate.
 
 pub mod arrays;
-pub mod esxcli;
 pub mod faults;
 pub mod host;
+pub mod host_files;
 pub mod lab;
 pub mod rig;
 pub mod san;

@@ -3,7 +3,7 @@
 //! Everything has a default so a scenario only names what differs; [`Scenario::default_embedded`] is
 //! the inventory `copy-offload lab serve` uses without `--scenario`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +19,12 @@ pub struct Scenario {
     pub datacenter: String,
     #[serde(default)]
     pub vcenter: VcenterSpec,
+    /// Port every host's SSH endpoint listens on at its management IP, as ESXi does on 22. A port
+    /// below 1024 needs root (or `CAP_NET_BIND_SERVICE`); when the port cannot be had the host
+    /// listens on an ephemeral port instead and the running lab says why (`ssh_port_fallback` of
+    /// its host endpoint). `0` always picks an ephemeral port.
+    #[serde(default = "default_esxi_ssh_port")]
+    pub esxi_ssh_port: u16,
     pub arrays: Vec<ArraySpec>,
     pub hosts: Vec<HostSpec>,
     pub datastores: Vec<DatastoreSpec>,
@@ -85,8 +91,10 @@ pub struct HostSpec {
     pub name: String,
     #[serde(default)]
     pub adapter: AdapterKind,
-    /// Address reported as the management vmk IP (the SSH endpoint listens there).
-    #[serde(default = "default_management_ip")]
+    /// Address reported as the management vmk IP; the host's SSH endpoint listens there. Empty (the
+    /// default): the lab gives the N-th host (from 0) its own loopback address `127.0.0.<11+N>`, so
+    /// a client that connects to the management IP reaches that host and no other.
+    #[serde(default)]
     pub management_ip: String,
     /// Whether the `vmkfstools` esxcli namespace (the VIB) is installed.
     #[serde(default)]
@@ -104,6 +112,38 @@ pub struct HostSpec {
     /// Kernel modules reported by `QueryModules` (name → option string), e.g. `scini` for PowerFlex.
     #[serde(default)]
     pub kernel_modules: Vec<KernelModuleSpec>,
+    /// Advanced settings that differ from ESXi's defaults (`configManager.advancedOption`), keyed as
+    /// the API names them (`DataMover.HardwareAcceleratedMove`) or as esxcli does
+    /// (`/DataMover/HardwareAcceleratedMove`); see [`HostSpec::advanced_option_overrides`].
+    #[serde(default)]
+    pub advanced_options: BTreeMap<String, AdvancedOptionValue>,
+}
+
+/// The value of an ESXi advanced setting: integer settings travel as `xsd:long`, the rest as strings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum AdvancedOptionValue {
+    Long(i64),
+    Str(String),
+}
+
+impl HostSpec {
+    /// The scenario's advanced settings keyed as the vSphere API names them (`Group.Name`): the esxcli
+    /// spelling `/Group/Name` is accepted in the scenario because that is how administrators read them.
+    pub fn advanced_option_overrides(&self) -> Vec<(String, AdvancedOptionValue)> {
+        self.advanced_options
+            .iter()
+            .map(|(key, value)| (api_option_key(key), value.clone()))
+            .collect()
+    }
+}
+
+/// `/DataMover/MaxHWTransferSize` → `DataMover.MaxHWTransferSize`; an API key is returned unchanged.
+pub fn api_option_key(key: &str) -> String {
+    match key.strip_prefix('/') {
+        Some(path) => path.replace('/', "."),
+        None => key.to_owned(),
+    }
 }
 
 /// A loaded kernel module.
@@ -181,8 +221,8 @@ fn default_array_user() -> String {
 fn default_password() -> String {
     "lab-Passw0rd".into()
 }
-fn default_management_ip() -> String {
-    "127.0.0.1".into()
+fn default_esxi_ssh_port() -> u16 {
+    22
 }
 fn default_esxi_version() -> String {
     "8.0.3".into()
@@ -272,6 +312,31 @@ impl Scenario {
                 ));
             }
         }
+        if self.hosts.len() > 240 {
+            return bad("at most 240 hosts (one loopback address each)".into());
+        }
+        for host in &self.hosts {
+            if !host.management_ip.is_empty()
+                && host.management_ip.parse::<std::net::IpAddr>().is_err()
+            {
+                return bad(format!(
+                    "host {:?}: management_ip {:?} is not an IP address",
+                    host.name, host.management_ip
+                ));
+            }
+            for key in host.advanced_options.keys() {
+                let api = api_option_key(key);
+                let well_formed = api.split('.').all(|part| {
+                    !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                });
+                if !well_formed || !api.contains('.') {
+                    return bad(format!(
+                        "host {:?}: advanced option {key:?} is not `Group.Name` or `/Group/Name`",
+                        host.name
+                    ));
+                }
+            }
+        }
         for vm in &self.vms {
             if !self.hosts.iter().any(|h| h.name == vm.host) {
                 return bad(format!("VM {:?} names unknown host {:?}", vm.name, vm.host));
@@ -336,7 +401,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.vcenter, VcenterSpec::default());
-        assert_eq!(s.hosts[0].management_ip, "127.0.0.1");
+        assert_eq!(
+            s.hosts[0].management_ip, "",
+            "the lab picks a loopback address per host"
+        );
+        assert_eq!(s.esxi_ssh_port, 22);
         assert!(s.vms.is_empty());
     }
 
@@ -374,6 +443,33 @@ mod tests {
         let vmfs_without = format!("{base}datastores: [{{name: d}}]\n");
         assert!(
             matches!(Scenario::from_yaml(&vmfs_without), Err(ScenarioError::Inconsistent(m)) if m.contains("needs the `array`"))
+        );
+    }
+
+    #[test]
+    fn advanced_options_accept_api_and_esxcli_keys() {
+        let base = "arrays: [{name: a, vendor: ontap}]\ndatastores: [{name: d, array: a}]\n";
+        let s = Scenario::from_yaml(&format!(
+            "{base}hosts: [{{name: h, advanced_options: {{/DataMover/HardwareAcceleratedMove: 0, Disk.MaxLUN: 256, Misc.HostName: h1}}}}]\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            s.hosts[0].advanced_option_overrides(),
+            vec![
+                (
+                    "DataMover.HardwareAcceleratedMove".to_owned(),
+                    AdvancedOptionValue::Long(0)
+                ),
+                ("Disk.MaxLUN".to_owned(), AdvancedOptionValue::Long(256)),
+                (
+                    "Misc.HostName".to_owned(),
+                    AdvancedOptionValue::Str("h1".into())
+                ),
+            ]
+        );
+        let bad_key = format!("{base}hosts: [{{name: h, advanced_options: {{NoGroup: 1}}}}]\n");
+        assert!(
+            matches!(Scenario::from_yaml(&bad_key), Err(ScenarioError::Inconsistent(m)) if m.contains("NoGroup"))
         );
     }
 

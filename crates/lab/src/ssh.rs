@@ -196,6 +196,13 @@ async fn run_wrapper(
     if command == WrapperCommand::Probe {
         return ExecOutcome::probe();
     }
+    if command == WrapperCommand::Version
+        && let Some(script) = host.paths().resolve(datastore, file)
+    {
+        // The script on the datastore answers its own version, whichever one was placed there.
+        host.record_wrapper_command(&command);
+        return ExecOutcome::wrapper(&crate::host_files::version_reply(&script), 0);
+    }
     ExecOutcome::wrapper(&wrapper::run(host, command).await, 0)
 }
 
@@ -290,9 +297,18 @@ impl SshEndpoint {
         faults: FaultPlan,
         ip: IpAddr,
     ) -> std::io::Result<SshEndpoint> {
+        Self::start_at(host, faults, SocketAddr::new(ip, 0)).await
+    }
+
+    /// Listens on `addr` (port 0: an ephemeral port).
+    pub async fn start_at(
+        host: SimHost,
+        faults: FaultPlan,
+        addr: SocketAddr,
+    ) -> std::io::Result<SshEndpoint> {
         let (host_key, config) = host_config()?;
         let config = Arc::new(RwLock::new(config));
-        let listener = tokio::net::TcpListener::bind((ip, 0)).await?;
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let stopped = stop.clone();

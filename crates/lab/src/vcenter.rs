@@ -8,6 +8,7 @@ pub mod value;
 pub mod xml;
 
 mod datastore;
+mod datastore_browser;
 mod file_manager;
 mod file_transfer;
 mod folder;
@@ -16,14 +17,20 @@ pub(crate) use host_storage_system::scsi_inquiry;
 mod host_system;
 pub mod inventory;
 mod kernel_module_system;
+mod option_manager;
 mod property_collector;
+mod property_filter;
+mod schema;
+mod search_index;
 mod service_instance;
 mod session_manager;
+mod task;
 mod view_manager;
+mod virtual_disk_manager;
 mod virtual_machine;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -33,7 +40,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::faults::FaultPlan;
-use crate::scenario::VcenterSpec;
+use crate::scenario::{AdvancedOptionValue, VcenterSpec};
 use inventory::Inventory;
 use soap::{Call, Fault};
 use value::{Moref, Value};
@@ -52,6 +59,28 @@ pub(crate) struct Session {
     pub login_time: String,
     /// Pending `RetrievePropertiesEx` continuations: token → remaining objects and the page size.
     pub continuations: HashMap<String, (Vec<Value>, usize)>,
+    /// Version of the last `UpdateSet` the session's filters reported.
+    pub update_version: u64,
+}
+
+/// A property filter created by `CreateFilter`, owned by one session.
+#[derive(Debug, Clone)]
+pub(crate) struct PropertyFilterState {
+    pub session: String,
+    /// The collector it was created on.
+    pub collector: String,
+    pub spec: xml::Element,
+    pub partial_updates: bool,
+    /// What the last update reported, to compute the next one.
+    pub reported: property_filter::Reported,
+}
+
+/// An advanced setting changed by `UpdateOptions`.
+#[derive(Debug, Clone)]
+pub(crate) struct OptionOverride {
+    pub host: usize,
+    pub key: String,
+    pub value: AdvancedOptionValue,
 }
 
 /// A container view created by `CreateContainerView`.
@@ -66,6 +95,14 @@ pub(crate) struct ContainerViewSpec {
 pub(crate) struct Mutable {
     pub sessions: HashMap<String, Session>,
     pub views: HashMap<String, ContainerViewSpec>,
+    pub filters: HashMap<String, PropertyFilterState>,
+    /// Collectors the sessions created (`CreatePropertyCollector`).
+    pub collectors: std::collections::HashSet<String>,
+    /// Tasks in creation order.
+    pub(crate) tasks: Vec<task::TaskRecord>,
+    /// Unused clone tickets → the user they log in.
+    pub clone_tickets: HashMap<String, String>,
+    pub option_overrides: Vec<OptionOverride>,
     pub next_id: u64,
 }
 
@@ -76,6 +113,10 @@ pub struct VcenterState {
     pub(crate) faults: FaultPlan,
     pub(crate) instance_uuid: String,
     mutable: Mutex<Mutable>,
+    /// Woken whenever state a property filter may report changes (tasks, options).
+    pub(crate) changed: tokio::sync::Notify,
+    /// The endpoint itself, for work that outlives a request (tasks).
+    pub(crate) me: Weak<VcenterState>,
 }
 
 impl VcenterState {
@@ -84,12 +125,14 @@ impl VcenterState {
         credentials: VcenterSpec,
         faults: FaultPlan,
     ) -> Arc<VcenterState> {
-        Arc::new(VcenterState {
+        Arc::new_cyclic(|me| VcenterState {
             inventory,
             credentials,
             faults,
             instance_uuid: crate::host::random_uuid(),
             mutable: Mutex::new(Mutable::default()),
+            changed: tokio::sync::Notify::new(),
+            me: me.clone(),
         })
     }
 
@@ -112,7 +155,12 @@ impl VcenterState {
         let inv = &self.inventory;
         match obj.kind.as_str() {
             "ServiceInstance" => service_instance::properties(self, obj),
-            "SessionManager" | "PropertyCollector" | "ViewManager" | "FileManager" => {
+            "Task" | "TaskManager" => task::properties(self, obj),
+            "PropertyFilter" => property_filter::properties(self, session, obj),
+            "PropertyCollector" => property_filter::collector_properties(self, session, obj),
+            "OptionManager" if obj.value != "VpxSettings" => option_manager::properties(self, obj),
+            "HostDatastoreBrowser" => datastore_browser::properties(inv, obj),
+            _ if service_instance::is_manager(obj) => {
                 service_instance::singleton_properties(self, session, obj)
             }
             "ContainerView" => view_manager::properties(self, obj),
@@ -129,7 +177,7 @@ impl VcenterState {
     async fn invoke(&self, cookie: Option<&str>, call: &Call) -> Result<Invoked, Fault> {
         let public = matches!(
             call.method.as_str(),
-            "RetrieveServiceContent" | "Login" | "CurrentTime"
+            "RetrieveServiceContent" | "Login" | "CloneSession" | "CurrentTime"
         );
         let session_key = match cookie {
             Some(c) if self.lock().sessions.contains_key(c) => Some(c.to_owned()),
@@ -161,6 +209,11 @@ impl VcenterState {
         if call.method == "Fetch" {
             // pyVmomi 8+ reads a single property with the internal `Fetch(prop)` method.
             let prop = call.body.child_text("prop").unwrap_or_default().trim();
+            if !schema::declares(&call.this.kind, prop) {
+                return Err(Fault::InvalidProperty {
+                    name: prop.to_owned(),
+                });
+            }
             let segments: Vec<&str> = prop.split('.').collect();
             let value = self.properties(session, &call.this).and_then(|props| {
                 props
@@ -176,7 +229,25 @@ impl VcenterState {
         let value = match call.this.kind.as_str() {
             "ServiceInstance" => service_instance::invoke(self, call)?,
             "SessionManager" => return session_manager::invoke(self, session, call),
+            "PropertyCollector"
+                if matches!(
+                    call.method.as_str(),
+                    "CreateFilter"
+                        | "WaitForUpdatesEx"
+                        | "WaitForUpdates"
+                        | "CheckForUpdates"
+                        | "CreatePropertyCollector"
+                        | "DestroyPropertyCollector"
+                ) =>
+            {
+                property_filter::invoke(self, session, call).await?
+            }
             "PropertyCollector" => property_collector::invoke(self, session, call)?,
+            "PropertyFilter" => property_filter::invoke(self, session, call).await?,
+            "SearchIndex" => search_index::invoke(self, session, call)?,
+            "VirtualDiskManager" => virtual_disk_manager::invoke(self, call)?,
+            "OptionManager" => option_manager::invoke(self, call)?,
+            "HostDatastoreBrowser" => datastore_browser::invoke(self, session, call)?,
             "ViewManager" | "ContainerView" => view_manager::invoke(self, session, call)?,
             "HostSystem" => host_system::invoke(&self.inventory, call)?,
             "ManagedMethodExecuter" => host_system::execute_soap(self, call).await?,
@@ -287,9 +358,15 @@ async fn service_versions() -> impl IntoResponse {
 
 /// Current time as `xsd:dateTime` (UTC).
 pub(crate) fn now_datetime() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    datetime_of(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    )
+}
+
+/// Seconds since the Unix epoch as `xsd:dateTime` (UTC).
+pub(crate) fn datetime_of(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     // Civil-from-days (proleptic Gregorian), valid for all dates after 1970.
@@ -334,5 +411,7 @@ mod tests {
         let now = now_datetime();
         assert_eq!(now.len(), 20);
         assert!(now.starts_with("20") && now.ends_with('Z'));
+        assert_eq!(datetime_of(0), "1970-01-01T00:00:00Z");
+        assert_eq!(datetime_of(1_709_251_199), "2024-02-29T23:59:59Z");
     }
 }

@@ -276,6 +276,34 @@ async fn luns_are_created_and_deleted_through_rest() {
     let record = array.get(&format!("/api/storage/luns/{uuid}")).await;
     assert_eq!(record["location"]["volume"]["name"], "vol1");
     assert_eq!(record["status"]["mapped"], false);
+    assert_eq!(record["os_type"], "vmware");
+
+    // The host OS is required, from ONTAP's list, and kept.
+    let lun = |os_type: Option<&str>| {
+        let mut body =
+            json!({"name": "/vol/vol1/lun8", "space": {"size": 1048576}, "svm": {"name": "svm1"}});
+        if let Some(os_type) = os_type {
+            body["os_type"] = json!(os_type);
+        }
+        body
+    };
+    for refused in [None, Some("vmfs")] {
+        let (status, body) = array
+            .call(Method::POST, "/api/storage/luns", Some(lun(refused)))
+            .await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["target"], "os_type", "{refused:?}: {body}");
+    }
+    assert!(array.san.volume("cluster1", "/vol/vol1/lun8").is_none());
+    let (status, body) = array
+        .call(
+            Method::POST,
+            "/api/storage/luns?return_records=true",
+            Some(lun(Some("linux"))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["records"][0]["os_type"], "linux");
 
     let (status, body) = array
         .call(

@@ -45,9 +45,13 @@ async fn restricted_key_routes_to_the_wrapper_and_clones() {
         before_upload.stderr
     );
 
+    // The lab answers `--version` from the script's own version line.
     std::fs::write(
         lab.datastore_dir("ds1").join("secure-vmkfstools-wrapper"),
-        "#!/bin/sh\n",
+        format!(
+            "#!/bin/sh\nSCRIPT_VERSION=\"{}\"\n",
+            co_esxi::assets::WRAPPER_VERSION
+        ),
     )
     .unwrap();
     let version = client.run(addr, "DS=ds1;CMD=--version").await.unwrap();
@@ -135,9 +139,13 @@ async fn everything_but_the_wrapper_is_refused() {
         restricted_line(&restricted.public_line()),
         unrestricted.public_line(),
     ]);
+    // The lab answers `--version` from the script's own version line.
     std::fs::write(
         lab.datastore_dir("ds1").join("secure-vmkfstools-wrapper"),
-        "#!/bin/sh\n",
+        format!(
+            "#!/bin/sh\nSCRIPT_VERSION=\"{}\"\n",
+            co_esxi::assets::WRAPPER_VERSION
+        ),
     )
     .unwrap();
     let addr = host.ssh_addr;
@@ -250,7 +258,7 @@ async fn product_key_line_runs_the_python_wrapper_by_path() {
     std::fs::write(
         lab.datastore_dir("ds1")
             .join("secure-vmkfstools-wrapper.py"),
-        "# stand-in\n",
+        co_esxi::assets::SSH_WRAPPER,
     )
     .unwrap();
 

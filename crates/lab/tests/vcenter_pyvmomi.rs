@@ -110,7 +110,8 @@ async fn pyvmomi_reads_the_default_inventory_and_uploads() {
         assert_eq!(host["lun_keys_match"], true);
         assert_eq!(host["path_adapters_known"], true);
         assert_eq!(host["path_states"], serde_json::json!(["active"]));
-        assert_eq!(host["management_ips"], serde_json::json!(["127.0.0.1"]));
+        let management_ip = &lab.host(&spec.name).unwrap().sim.spec.management_ip;
+        assert_eq!(host["management_ips"], serde_json::json!([management_ip]));
         assert_eq!(host["datastores"], serde_json::json!(["ds1", "nfs1"]));
         assert_eq!(host["kernel_modules"], serde_json::json!([]));
     }

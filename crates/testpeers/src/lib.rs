@@ -1,11 +1,13 @@
-//! Test-only helpers that start the real test peers (vcsim, OpenSSH sshd) on loopback and connect to the
-//! long-running ones started by `scripts/peers.sh` (etcd + kube-apiserver). Used as a dev-dependency only.
+//! Test-only helpers that start the real test peers (vcsim, OpenSSH sshd) on loopback, run govc, and
+//! connect to the long-running ones started by `scripts/peers.sh` (etcd + kube-apiserver). Used as a dev-dependency only.
 //!
 //! Every peer is a real program installed by `scripts/peers.sh install`; when one is missing, the
 //! function that needs it fails with a message naming the install command, so a test can never pass
 //! without its peer. Paths follow the script's defaults (`COPY_OFFLOAD_PEERS_CACHE`,
 //! `COPY_OFFLOAD_PEERS_DIR`), so tests need nothing sourced.
 
+mod go_peer;
+mod govc;
 mod kube_peer;
 mod layout;
 mod process;
@@ -13,6 +15,7 @@ mod pyvmomi;
 mod sshd;
 mod vcsim;
 
+pub use govc::{GovcTarget, govc, govc_binary};
 pub use kube_peer::{kube_client, kubeconfig_path};
 pub use layout::{cache_dir, state_dir};
 pub use pyvmomi::python_with_pyvmomi;

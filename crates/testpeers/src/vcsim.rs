@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -12,7 +12,6 @@ use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
-use crate::layout::{cache_dir, debian_package_version, env_path, repo_root};
 use crate::process::PeerProcess;
 
 /// How long vcsim may take to print its URL (it needs ~0.2 s; the margin is for loaded CI machines).
@@ -203,53 +202,7 @@ fn colon_hex(bytes: &[u8]) -> String {
 /// The vcsim binary: `$COPY_OFFLOAD_VCSIM`, or the one `scripts/peers.sh install vcsim` built for the
 /// installed govmomi library and the current `peers/vcsim/*.go` (a stale build is not used).
 pub fn vcsim_binary() -> anyhow::Result<PathBuf> {
-    if let Some(path) = env_path("COPY_OFFLOAD_VCSIM") {
-        if !path.is_file() {
-            bail!(
-                "COPY_OFFLOAD_VCSIM={} does not exist: unset it or run `scripts/peers.sh install vcsim`",
-                path.display()
-            );
-        }
-        return Ok(path);
-    }
-    vcsim_binary_in(&cache_dir())
-}
-
-fn vcsim_binary_in(cache: &Path) -> anyhow::Result<PathBuf> {
-    let govmomi = debian_package_version(
-        "golang-github-vmware-govmomi-dev",
-        "scripts/peers.sh install vcsim",
-    )?;
-    let path = cache
-        .join(format!("vcsim-{govmomi}-{}", vcsim_sources_sha()?))
-        .join("vcsim");
-    if !path.is_file() {
-        bail!(
-            "vcsim not found at {} (not built yet, or peers/vcsim changed since): run `scripts/peers.sh install vcsim`",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
-/// First 12 hex digits of SHA-256 over `peers/vcsim/*.go` in name order, as the script's
-/// `cat peers/vcsim/*.go | sha256sum` computes it.
-fn vcsim_sources_sha() -> anyhow::Result<String> {
-    let dir = repo_root().join("peers/vcsim");
-    let mut sources: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| format!("listing {}", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|ext| ext == "go"))
-        .collect();
-    sources.sort();
-    let mut hasher = Sha256::new();
-    for source in &sources {
-        hasher.update(
-            std::fs::read(source).with_context(|| format!("reading {}", source.display()))?,
-        );
-    }
-    let digest = hasher.finalize();
-    Ok(digest.iter().take(6).map(|b| format!("{b:02x}")).collect())
+    crate::go_peer::binary("vcsim", "COPY_OFFLOAD_VCSIM")
 }
 
 #[cfg(test)]
@@ -257,32 +210,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_missing_build_names_the_install_command() {
-        let empty = tempfile::tempdir().unwrap();
-        let err = vcsim_binary_in(empty.path()).unwrap_err().to_string();
-        assert!(
-            err.contains("run `scripts/peers.sh install vcsim`"),
-            "{err}"
-        );
-        assert!(err.contains(&empty.path().display().to_string()), "{err}");
-    }
-
-    #[test]
     fn thumbprints_use_the_vsphere_form() {
         assert_eq!(colon_hex(&[0xab, 0x01, 0xff]), "AB:01:FF");
-    }
-
-    #[test]
-    fn the_sources_hash_matches_the_scripts_cache_key() {
-        let script_sha = Command::new("sh")
-            .arg("-c")
-            .arg("cat peers/vcsim/*.go | sha256sum | cut -c1-12")
-            .current_dir(repo_root())
-            .output()
-            .unwrap();
-        assert_eq!(
-            String::from_utf8(script_sha.stdout).unwrap().trim(),
-            vcsim_sources_sha().unwrap()
-        );
     }
 }

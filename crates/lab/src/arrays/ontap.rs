@@ -7,6 +7,7 @@
 //! errors answer `{"error": {"message", "code", "target"}}`. Only the HTTP status of an error is a
 //! contract (duplicates 409, missing objects 404, bad input 400, credentials 401); `code` values are
 //! the lab's own except `4` (entry doesn't exist) and `262179` (unexpected argument).
+//! As on ONTAP, a LUN is created with a `/vol/<volume>/[<qtree>/]<lun>` name and a required `os_type`.
 //!
 //! Every route served is listed in [`OPERATIONS`], which a contract test checks against ONTAP's
 //! published operation list.
@@ -131,6 +132,7 @@ pub fn router(san: San, array: &str, svm: &str, username: &str, password: &str) 
         svm_uuid: stable_uuid(&[array, "svm", svm]),
         cluster_uuid: stable_uuid(&[array, "cluster"]),
         credentials: BasicCredentials::new(username, password),
+        lun_os_types: std::sync::Mutex::new(std::collections::HashMap::new()),
     });
     let mut router = Router::new();
     let mut paths: Vec<&str> = OPERATIONS.iter().map(|(_, path)| *path).collect();
@@ -181,7 +183,27 @@ struct Ontap {
     svm_uuid: String,
     cluster_uuid: String,
     credentials: BasicCredentials,
+    /// `os_type` of the LUNs created through the API, by LUN uuid; LUNs the lab made itself (datastore
+    /// and RDM volumes, Trident-style PVC LUNs) are `vmware`.
+    lun_os_types: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
+
+/// The `os_type` values ONTAP accepts for a LUN.
+const LUN_OS_TYPES: &[&str] = &[
+    "aix",
+    "hpux",
+    "hyper_v",
+    "linux",
+    "netware",
+    "openvms",
+    "solaris",
+    "solaris_efi",
+    "vmware",
+    "windows",
+    "windows_2008",
+    "windows_gpt",
+    "xen",
+];
 
 type Params = Query<Vec<(String, String)>>;
 
@@ -381,6 +403,20 @@ async fn cluster(State(ontap): State<Arc<Ontap>>, Query(params): Params) -> ApiR
 }
 
 impl Ontap {
+    fn lun_os_types(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        // Every update is one map operation; a panic cannot leave it torn.
+        self.lun_os_types
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lun_os_type(&self, uuid: &str) -> String {
+        self.lun_os_types()
+            .get(uuid)
+            .cloned()
+            .unwrap_or_else(|| "vmware".to_owned())
+    }
+
     fn svm_record(&self) -> Value {
         json!({ "uuid": self.svm_uuid, "name": self.svm_name, "state": "running", "subtype": "default" })
     }
@@ -431,7 +467,7 @@ impl Ontap {
             "svm": self.svm_ref(),
             "class": "regular",
             "enabled": true,
-            "os_type": "vmware",
+            "os_type": self.lun_os_type(&volume.uuid),
             "serial_number": volume.serial,
             "serial_number_hex": volume.serial.bytes().map(|b| format!("{b:02x}")).collect::<String>(),
             "location": {
@@ -614,12 +650,30 @@ async fn lun_create(
             )
         });
     }
+    // ONTAP requires the host OS of a new LUN: it decides the LUN's geometry and alignment.
+    let os_type = string_at(&body, &["os_type"]).ok_or_else(|| ApiError::missing("os_type"))?;
+    if !LUN_OS_TYPES.contains(&os_type) {
+        return Err(ApiError {
+            target: Some("os_type"),
+            ..ApiError::new(
+                StatusCode::BAD_REQUEST,
+                code::BAD_REQUEST,
+                format!(
+                    "\"{os_type}\" is an invalid value for field \"os_type\" (<{}>)",
+                    LUN_OS_TYPES.join("|")
+                ),
+            )
+        });
+    }
     let size = body
         .get("space")
         .and_then(|s| s.get("size"))
         .and_then(Value::as_u64)
         .ok_or_else(|| ApiError::missing("space.size"))?;
     let volume = ontap.san.create_volume(&ontap.array, name, size)?;
+    ontap
+        .lun_os_types()
+        .insert(volume.uuid.clone(), os_type.to_owned());
     let record = ontap.lun_record(&volume, &[]);
     created(&query, vec![record])
 }
@@ -635,6 +689,7 @@ fn is_lun_path(name: &str) -> bool {
 async fn lun_delete(State(ontap): State<Arc<Ontap>>, Path(uuid): Path<String>) -> ApiResult {
     let volume = ontap.volume_by_uuid(&uuid)?;
     ontap.san.delete_volume(&ontap.array, &volume.name)?;
+    ontap.lun_os_types().remove(&uuid);
     ok(json!({}))
 }
 

@@ -124,6 +124,13 @@ pub(super) fn properties(inv: &Inventory, obj: &Moref) -> Option<Vec<(&'static s
         ("summary", summary),
         ("host", Value::array("DatastoreHostMount", mounts)),
         ("vm", Value::refs("VirtualMachine", vms)),
+        (
+            "browser",
+            Value::Ref(Moref::new(
+                "HostDatastoreBrowser",
+                super::datastore_browser::datastore_browser_moid(&ds.moid),
+            )),
+        ),
     ])
 }
 

@@ -1,4 +1,4 @@
-//! Datastore HTTP file transfer: `GET|HEAD|PUT|DELETE /folder/<path>?dcPath=<dc>&dsName=<ds>`, streamed
+//! Datastore HTTP file transfer: `GET|HEAD|PUT|DELETE /folder/<path>?dcPath=[/]<dc>&dsName=<ds>`, streamed
 //! to and from the datastore directory. Authenticated by the SOAP session cookie (or HTTP Basic).
 
 use std::collections::HashMap;
@@ -74,8 +74,10 @@ async fn transfer(
         )
             .into_response();
     };
+    // `dcPath` is the datacenter's inventory path: govmomi writes it with a leading `/` (`/DC0`),
+    // pyVmomi samples and Forklift without one (`DC0`).
     if let Some(dc) = query.get("dcPath")
-        && dc != &state.inventory.datacenter
+        && dc.trim_start_matches('/') != state.inventory.datacenter
     {
         return (StatusCode::NOT_FOUND, format!("datacenter {dc} not found")).into_response();
     }

@@ -2,13 +2,18 @@
 //! and the entry points of esxcli over the API (`RetrieveManagedMethodExecuter`,
 //! `RetrieveDynamicTypeManager`, then `ExecuteSoap` on the executer).
 
+mod esxcli;
+
 use super::VcenterState;
+use super::datastore_browser::host_browser_moid;
 use super::host_storage_system::storage_device_info;
 use super::inventory::Inventory;
+use super::option_manager::advanced_option_moid;
 use super::soap::{Call, Fault};
 use super::value::{Moref, Value, s};
-use crate::esxcli::{self, CliAnswer};
 use crate::host::SimHost;
+use crate::san::stable_uuid;
+use esxcli::CliAnswer;
 
 fn product(host: &SimHost) -> Value {
     Value::obj(
@@ -84,6 +89,32 @@ fn management_nic(host: &SimHost) -> Value {
     )
 }
 
+/// The host's SMBIOS UUID (`summary.hardware.uuid`): derived from its name, so it is stable across lab
+/// restarts as a real host's is across reboots.
+pub(super) fn hardware_uuid(host: &SimHost) -> String {
+    stable_uuid(&["host hardware", host.name()])
+}
+
+/// `summary.hardware`: the lab's hosts present as nested ESXi on a VMware virtual platform.
+fn hardware_summary(host: &SimHost) -> Value {
+    Value::obj(
+        "HostHardwareSummary",
+        vec![
+            ("vendor", s("VMware, Inc.")),
+            ("model", s("VMware7,1")),
+            ("uuid", s(hardware_uuid(host))),
+            ("memorySize", Value::Long(64 << 30)),
+            ("cpuModel", s("Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz")),
+            ("cpuMhz", Value::Int(2100)),
+            ("numCpuPkgs", Value::Int(2)),
+            ("numCpuCores", Value::Int(8)),
+            ("numCpuThreads", Value::Int(8)),
+            ("numNics", Value::Int(1)),
+            ("numHBAs", Value::Int(host.adapters.len() as i32)),
+        ],
+    )
+}
+
 pub(super) fn properties(inv: &Inventory, obj: &Moref) -> Option<Vec<(&'static str, Value)>> {
     let (index, host) = inv.host(&obj.value)?;
     let suffix = index + 10;
@@ -112,6 +143,7 @@ pub(super) fn properties(inv: &Inventory, obj: &Moref) -> Option<Vec<(&'static s
                 "HostListSummary",
                 vec![
                     ("host", Value::Ref(this.clone())),
+                    ("hardware", hardware_summary(host)),
                     ("runtime", runtime),
                     (
                         "config",
@@ -141,6 +173,10 @@ pub(super) fn properties(inv: &Inventory, obj: &Moref) -> Option<Vec<(&'static s
                         )),
                     ),
                     (
+                        "advancedOption",
+                        Value::Ref(Moref::new("OptionManager", advanced_option_moid(index))),
+                    ),
+                    (
                         "kernelModuleSystem",
                         Value::Ref(Moref::new(
                             "HostKernelModuleSystem",
@@ -167,6 +203,13 @@ pub(super) fn properties(inv: &Inventory, obj: &Moref) -> Option<Vec<(&'static s
             Value::refs("Datastore", inv.datastores.iter().map(|d| d.moid.clone())),
         ),
         ("vm", Value::refs("VirtualMachine", vms)),
+        (
+            "datastoreBrowser",
+            Value::Ref(Moref::new(
+                "HostDatastoreBrowser",
+                host_browser_moid(&obj.value),
+            )),
+        ),
     ])
 }
 
@@ -188,13 +231,13 @@ pub(super) fn invoke(inv: &Inventory, call: &Call) -> Result<Option<Value>, Faul
     Ok(Some(Value::Ref(Moref::new(kind, call.this.value.clone()))))
 }
 
-/// `ExecuteSoap` on a host's ManagedMethodExecuter: esxcli namespaces answered by [`crate::esxcli`].
+/// `ExecuteSoap` on a host's ManagedMethodExecuter: esxcli namespaces answered by [`esxcli`].
 /// CLI failures travel inside the result, not as SOAP faults, as on a real host.
 pub(super) async fn execute_soap(
     state: &VcenterState,
     call: &Call,
 ) -> Result<Option<Value>, Fault> {
-    let (_, host) =
+    let (index, host) =
         state
             .inventory
             .host(&call.this.value)
@@ -219,7 +262,14 @@ pub(super) async fn execute_soap(
             )
         })
         .collect();
-    let answer = esxcli::execute(host, &state.faults, moid, method, &arguments).await;
+    let root = state.inventory.host_root(host);
+    let settings = super::option_manager::host_settings(state, index);
+    let host_state = esxcli::HostState {
+        host,
+        root: &root,
+        settings: &settings,
+    };
+    let answer = esxcli::execute(&host_state, &state.faults, moid, method, &arguments).await;
     let result = match answer {
         CliAnswer::Response(xml) => vec![("response", Value::str(xml))],
         CliAnswer::Fault { message, detail } => vec![(

@@ -1,6 +1,7 @@
 //! The managed object tree of the lab: fixed ids for the singletons and folders, and the hosts,
 //! datastores and VMs of the scenario with their object ids.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::value::Moref;
@@ -60,7 +61,10 @@ pub struct VmEntry {
     pub moid: String,
     /// Index into [`Inventory::hosts`].
     pub host: usize,
+    /// BIOS UUID (`config.uuid`, SMBIOS), what guests and `FindByUuid` see.
     pub uuid: String,
+    /// vCenter's own id of the VM (`config.instanceUuid`), distinct from the BIOS UUID.
+    pub instance_uuid: String,
     pub disks: Vec<VmDisk>,
 }
 
@@ -72,6 +76,8 @@ pub struct Inventory {
     pub datastores: Vec<DatastoreEntry>,
     pub vms: Vec<VmEntry>,
     pub paths: Arc<DatastorePaths>,
+    /// The lab's data directory; each host's own files are under [`crate::host_files::host_root`].
+    pub data_dir: PathBuf,
 }
 
 /// Object id of the i-th host and its per-host managers.
@@ -95,6 +101,11 @@ impl Inventory {
     pub fn host_by(&self, moid: &str, prefix: &str) -> Option<(usize, &SimHost)> {
         let index = index_of(moid, prefix)?;
         self.hosts.get(index).map(|h| (index, h))
+    }
+
+    /// The root of a host's own file system (where a VIB installs its files).
+    pub fn host_root(&self, host: &SimHost) -> PathBuf {
+        crate::host_files::host_root(&self.data_dir, host.name())
     }
 
     pub fn host(&self, moid: &str) -> Option<(usize, &SimHost)> {

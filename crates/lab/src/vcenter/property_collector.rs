@@ -1,10 +1,12 @@
 //! PropertyCollector: `RetrieveProperties`, `RetrievePropertiesEx` with `maxObjects` paging and
 //! `ContinueRetrievePropertiesEx`/`CancelRetrievePropertiesEx`, walking traversal specs and dotted paths.
+//! Filters and their updates (`CreateFilter`, `WaitForUpdatesEx`) live in `property_filter`.
 
 use std::collections::HashSet;
 
 use super::VcenterState;
 use super::inventory::is_a;
+use super::schema;
 use super::soap::{Call, Fault, moref_of};
 use super::value::{Moref, Value};
 use super::xml::Element;
@@ -24,7 +26,7 @@ struct Traversal {
     select: Vec<Selection>,
 }
 
-fn flag(element: &Element, name: &str) -> bool {
+pub(super) fn flag(element: &Element, name: &str) -> bool {
     element
         .child_text(name)
         .is_some_and(|t| t.trim() == "true" || t.trim() == "1")
@@ -175,61 +177,96 @@ impl Walk<'_> {
     }
 }
 
+/// The set properties of one object, as `(path, value)` in the order the spec asked for them.
+pub(super) type PropertyValues = Vec<(String, Value)>;
+
+/// The properties one filter spec selects: every selected object with the `(path, value)` pairs of its
+/// set properties. An object whose type matches no property spec is left out. A path the schema does
+/// not declare for the spec's type is an `InvalidProperty` fault, as on vCenter.
+pub(super) fn collect(
+    state: &VcenterState,
+    session: &str,
+    spec: &Element,
+) -> Result<Vec<(Moref, PropertyValues)>, Fault> {
+    let prop_specs: Vec<&Element> = spec.children_named("propSet").collect();
+    for ps in &prop_specs {
+        let kind = ps.child_text("type").unwrap_or_default().trim();
+        for path in ps.children_named("pathSet") {
+            let path = path.text.trim();
+            if !schema::declares(kind, path) {
+                return Err(Fault::InvalidProperty {
+                    name: path.to_owned(),
+                });
+            }
+        }
+    }
+    let mut collected = Vec::new();
+    for obj in select_objects(state, session, spec)? {
+        let Some(props) = state.properties(session, &obj) else {
+            continue;
+        };
+        let mut values: Vec<(String, Value)> = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        let mut matched = false;
+        for ps in &prop_specs {
+            let kind = ps.child_text("type").unwrap_or_default().trim();
+            if !is_a(&obj.kind, kind) {
+                continue;
+            }
+            matched = true;
+            let paths: Vec<String> = if flag(ps, "all") {
+                props.iter().map(|(n, _)| (*n).to_owned()).collect()
+            } else {
+                ps.children_named("pathSet")
+                    .map(|p| p.text.trim().to_owned())
+                    .collect()
+            };
+            for path in paths {
+                if names.contains(&path) {
+                    continue;
+                }
+                let segments: Vec<&str> = path.split('.').collect();
+                let value = props
+                    .iter()
+                    .find(|(n, _)| *n == segments[0])
+                    .and_then(|(_, v)| v.path(&segments[1..]));
+                if let Some(value) = value {
+                    values.push((path.clone(), value.clone()));
+                }
+                names.push(path);
+            }
+        }
+        if matched {
+            collected.push((obj, values));
+        }
+    }
+    Ok(collected)
+}
+
 /// Builds the `ObjectContent` of every selected object for the filter's property specs.
 fn retrieve(state: &VcenterState, session: &str, specs: &[&Element]) -> Result<Vec<Value>, Fault> {
     let mut contents = Vec::new();
     for spec in specs {
-        let prop_specs: Vec<&Element> = spec.children_named("propSet").collect();
-        for obj in select_objects(state, session, spec)? {
-            let Some(props) = state.properties(session, &obj) else {
-                continue;
-            };
-            let mut prop_set: Vec<Value> = Vec::new();
-            let mut names: Vec<String> = Vec::new();
-            let mut matched = false;
-            for ps in &prop_specs {
-                let kind = ps.child_text("type").unwrap_or_default().trim();
-                if !is_a(&obj.kind, kind) {
-                    continue;
-                }
-                matched = true;
-                let paths: Vec<String> = if flag(ps, "all") {
-                    props.iter().map(|(n, _)| (*n).to_owned()).collect()
-                } else {
-                    ps.children_named("pathSet")
-                        .map(|p| p.text.trim().to_owned())
-                        .collect()
-                };
-                for path in paths {
-                    if names.contains(&path) {
-                        continue;
-                    }
-                    let segments: Vec<&str> = path.split('.').collect();
-                    let value = props
-                        .iter()
-                        .find(|(n, _)| *n == segments[0])
-                        .and_then(|(_, v)| v.path(&segments[1..]));
-                    if let Some(value) = value {
-                        prop_set.push(Value::obj(
-                            "DynamicProperty",
-                            vec![
-                                ("name", Value::str(path.clone())),
-                                ("val", Value::Any(Box::new(value.clone()))),
-                            ],
-                        ));
-                    }
-                    names.push(path);
-                }
-            }
-            if matched {
-                contents.push(Value::obj(
-                    "ObjectContent",
-                    vec![
-                        ("obj", Value::Ref(obj)),
-                        ("propSet", Value::array("DynamicProperty", prop_set)),
-                    ],
-                ));
-            }
+        for (obj, values) in collect(state, session, spec)? {
+            let prop_set = values
+                .into_iter()
+                .map(|(name, value)| {
+                    Value::obj(
+                        "DynamicProperty",
+                        vec![
+                            ("name", Value::str(name)),
+                            ("val", Value::Any(Box::new(value))),
+                        ],
+                    )
+                })
+                .collect();
+            contents.push(Value::obj(
+                "ObjectContent",
+                vec![
+                    ("obj", Value::Ref(obj)),
+                    ("propSet", Value::array("DynamicProperty", prop_set)),
+                ],
+            ));
         }
     }
     Ok(contents)

@@ -31,22 +31,163 @@ pub(super) fn about(state: &VcenterState) -> Value {
     )
 }
 
+/// The managers of `ServiceContent` after `about`, in WSDL order: (field, managed object type, moid).
+/// Every one exists (its properties can be read), as on vCenter; the lab implements the methods of
+/// the session, property collector, view, file, task, search index, virtual disk and option managers,
+/// and answers the others' methods with `MethodNotFound`.
+pub(super) const MANAGERS: &[(&str, &str, &str)] = &[
+    ("setting", "OptionManager", "VpxSettings"),
+    ("userDirectory", "UserDirectory", "UserDirectory"),
+    ("sessionManager", "SessionManager", "SessionManager"),
+    (
+        "authorizationManager",
+        "AuthorizationManager",
+        "AuthorizationManager",
+    ),
+    ("serviceManager", "ServiceManager", "ServiceMgr"),
+    ("perfManager", "PerformanceManager", "PerfMgr"),
+    (
+        "scheduledTaskManager",
+        "ScheduledTaskManager",
+        "ScheduledTaskManager",
+    ),
+    ("alarmManager", "AlarmManager", "AlarmManager"),
+    ("eventManager", "EventManager", "EventManager"),
+    ("taskManager", "TaskManager", "TaskManager"),
+    ("extensionManager", "ExtensionManager", "ExtensionManager"),
+    (
+        "customizationSpecManager",
+        "CustomizationSpecManager",
+        "CustomizationSpecManager",
+    ),
+    (
+        "customFieldsManager",
+        "CustomFieldsManager",
+        "CustomFieldsManager",
+    ),
+    ("diagnosticManager", "DiagnosticManager", "DiagMgr"),
+    ("licenseManager", "LicenseManager", "LicenseManager"),
+    ("searchIndex", "SearchIndex", "SearchIndex"),
+    ("fileManager", "FileManager", "FileManager"),
+    (
+        "datastoreNamespaceManager",
+        "DatastoreNamespaceManager",
+        "DatastoreNamespaceManager",
+    ),
+    (
+        "virtualDiskManager",
+        "VirtualDiskManager",
+        "virtualDiskManager",
+    ),
+    ("ovfManager", "OvfManager", "OvfManager"),
+    ("ipPoolManager", "IpPoolManager", "IpPoolManager"),
+    (
+        "dvSwitchManager",
+        "DistributedVirtualSwitchManager",
+        "DVSManager",
+    ),
+    (
+        "hostProfileManager",
+        "HostProfileManager",
+        "HostProfileManager",
+    ),
+    (
+        "clusterProfileManager",
+        "ClusterProfileManager",
+        "ClusterProfileManager",
+    ),
+    (
+        "complianceManager",
+        "ProfileComplianceManager",
+        "MoComplianceManager",
+    ),
+    (
+        "localizationManager",
+        "LocalizationManager",
+        "LocalizationManager",
+    ),
+    (
+        "storageResourceManager",
+        "StorageResourceManager",
+        "StorageResourceManager",
+    ),
+    (
+        "guestOperationsManager",
+        "GuestOperationsManager",
+        "guestOperationsManager",
+    ),
+    (
+        "overheadMemoryManager",
+        "OverheadMemoryManager",
+        "OverheadMemoryManager",
+    ),
+    (
+        "certificateManager",
+        "CertificateManager",
+        "certificateManager",
+    ),
+    ("ioFilterManager", "IoFilterManager", "IoFilterManager"),
+    (
+        "vStorageObjectManager",
+        "VcenterVStorageObjectManager",
+        "VStorageObjectManager",
+    ),
+    (
+        "hostSpecManager",
+        "HostSpecificationManager",
+        "HostSpecificationManager",
+    ),
+    ("cryptoManager", "CryptoManagerKmip", "CryptoManager"),
+    (
+        "healthUpdateManager",
+        "HealthUpdateManager",
+        "HealthUpdateManager",
+    ),
+    (
+        "failoverClusterConfigurator",
+        "FailoverClusterConfigurator",
+        "FailoverClusterConfigurator",
+    ),
+    (
+        "failoverClusterManager",
+        "FailoverClusterManager",
+        "FailoverClusterManager",
+    ),
+    ("tenantManager", "TenantTenantManager", "TenantManager"),
+    ("siteInfoManager", "SiteInfoManager", "SiteInfoManager"),
+    (
+        "storageQueryManager",
+        "StorageQueryManager",
+        "StorageQueryManager",
+    ),
+];
+
+/// Whether `obj` is one of the `ServiceContent` managers.
+pub(super) fn is_manager(obj: &Moref) -> bool {
+    MANAGERS
+        .iter()
+        .any(|(_, kind, moid)| obj.kind == *kind && obj.value == *moid)
+        || (obj.kind == "ViewManager" && obj.value == "ViewManager")
+        || (obj.kind == "PropertyCollector" && obj.value == "propertyCollector")
+}
+
 fn service_content(state: &VcenterState) -> Value {
     let r = |kind: &str, id: &str| Value::Ref(Moref::new(kind, id));
-    Value::obj(
-        "ServiceContent",
-        vec![
-            ("rootFolder", r("Folder", ROOT_FOLDER)),
-            (
-                "propertyCollector",
-                r("PropertyCollector", "propertyCollector"),
-            ),
-            ("viewManager", r("ViewManager", "ViewManager")),
-            ("about", about(state)),
-            ("sessionManager", r("SessionManager", "SessionManager")),
-            ("fileManager", r("FileManager", "FileManager")),
-        ],
-    )
+    let mut fields = vec![
+        ("rootFolder", r("Folder", ROOT_FOLDER)),
+        (
+            "propertyCollector",
+            r("PropertyCollector", "propertyCollector"),
+        ),
+        ("viewManager", r("ViewManager", "ViewManager")),
+        ("about", about(state)),
+    ];
+    fields.extend(
+        MANAGERS
+            .iter()
+            .map(|(field, kind, moid)| (*field, r(kind, moid))),
+    );
+    Value::obj("ServiceContent", fields)
 }
 
 pub(super) fn properties(state: &VcenterState, obj: &Moref) -> Option<Vec<(&'static str, Value)>> {
@@ -74,13 +215,12 @@ pub(super) fn singleton_properties(
                     .unwrap_or_default(),
             )
         }
-        ("PropertyCollector", "propertyCollector") => Some(Vec::new()),
-        ("FileManager", "FileManager") => Some(Vec::new()),
         ("ViewManager", "ViewManager") => {
             let views = state.lock().views.keys().cloned().collect::<Vec<_>>();
             Some(vec![("viewList", Value::refs("ContainerView", views))])
         }
-        _ => None,
+        // The managers whose state the lab does not model have no properties set.
+        _ => is_manager(obj).then(Vec::new),
     }
 }
 

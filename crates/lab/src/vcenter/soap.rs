@@ -76,6 +76,8 @@ pub enum Fault {
     MethodNotFound { receiver: Moref, method: String },
     #[error("Invalid property: {name}")]
     InvalidProperty { name: String },
+    #[error("Invalid name: {name}")]
+    InvalidName { name: String },
     #[error("The object or item referred to could not be found: {0}")]
     NotFound(String),
     #[error("File {file} was not found")]
@@ -95,6 +97,7 @@ impl Fault {
             Fault::InvalidArgument { .. } => "InvalidArgument",
             Fault::MethodNotFound { .. } => "MethodNotFound",
             Fault::InvalidProperty { .. } => "InvalidProperty",
+            Fault::InvalidName { .. } => "InvalidName",
             Fault::NotFound(_) => "NotFound",
             Fault::FileNotFound { .. } => "FileNotFound",
             Fault::InvalidRequest(_) => "InvalidRequest",
@@ -118,7 +121,9 @@ impl Fault {
                     ("method", Value::str(method)),
                 ]
             }
-            Fault::InvalidProperty { name } => vec![("name", Value::str(name))],
+            Fault::InvalidProperty { name } | Fault::InvalidName { name } => {
+                vec![("name", Value::str(name))]
+            }
             Fault::FileNotFound { file } => vec![("file", Value::str(file))],
             Fault::SystemError(reason) => vec![("reason", Value::str(reason))],
             Fault::InvalidLogin | Fault::NotFound(_) | Fault::InvalidRequest(_) => Vec::new(),
