@@ -6,8 +6,7 @@
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::{CopyOutcome, Run};
-use crate::cleanup::Undo;
+use super::{CopyEngine, CopyJob, CopyOutcome, Run};
 use crate::error::{CleanupFailures, CopyError};
 use crate::executors::CopyJournal;
 use crate::journal::{JournalEntry, Outcome};
@@ -65,14 +64,24 @@ impl Run<'_> {
     }
 }
 
-/// Undoes the outstanding host-hygiene steps by `deadline`; failures are logged only.
-pub(super) async fn host_hygiene(undo: &Undo<'_>, journal: &CopyJournal, deadline: Instant) {
-    let started = Instant::now();
-    let failures = CleanupFailures(undo.host_hygiene(journal, deadline).await);
-    let duration_ms = started.elapsed().as_millis() as u64;
-    if failures.0.is_empty() {
-        info!(duration_ms, "host cleanup after completion done");
-    } else {
-        warn!(duration_ms, %failures, "host cleanup after completion incomplete; the journal keeps it");
+impl CopyEngine {
+    /// Runs the host hygiene [`CopyEngine::run`] leaves outstanding (the rescan-delete) by
+    /// `deadline` ([`CopyOutcome::host_hygiene_by`]). Its failures are logged, never change the
+    /// outcome: the volume is released already and a dead path entry goes with the host's next
+    /// rescan.
+    pub async fn finish_host_hygiene(
+        &self,
+        job: &CopyJob,
+        journal: &CopyJournal,
+        deadline: Instant,
+    ) {
+        let started = Instant::now();
+        let failures = CleanupFailures(self.undo(job).host_hygiene(journal, deadline).await);
+        let duration_ms = started.elapsed().as_millis() as u64;
+        if failures.0.is_empty() {
+            info!(duration_ms, "host cleanup after completion done");
+        } else {
+            warn!(duration_ms, %failures, "host cleanup after completion incomplete; the journal keeps it");
+        }
     }
 }

@@ -177,19 +177,6 @@ impl CopyEngine {
         run.finish(result).await
     }
 
-    /// Runs the host hygiene [`CopyEngine::run`] leaves outstanding (the rescan-delete) by
-    /// `deadline` ([`CopyOutcome::host_hygiene_by`]). Its failures are logged, never change the
-    /// outcome: the volume is released already and a dead path entry goes with the host's next
-    /// rescan.
-    pub async fn finish_host_hygiene(
-        &self,
-        job: &CopyJob,
-        journal: &CopyJournal,
-        deadline: Instant,
-    ) {
-        finish::host_hygiene(&self.undo(job), journal, deadline).await;
-    }
-
     /// What cleanup needs to undo this engine's changes for `job`.
     fn undo<'a>(&'a self, job: &'a CopyJob) -> Undo<'a> {
         Undo {

@@ -6,6 +6,11 @@
 use co_storage::{ArrayCopySession, EsxiHostRef, GroupRef, InitiatorGroup, Volume};
 use serde::{Deserialize, Serialize};
 
+/// Version of the journal document format this build writes (it reads this and version 1).
+pub const FORMAT_VERSION: u32 = 2;
+/// Largest journal we write: annotations share a 256 KiB budget per object.
+pub const MAX_JOURNAL_BYTES: usize = 128 * 1024;
+
 /// One change to the outside world (recorded before it is made) or one undo (recorded after).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(

@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Api, Client};
 
-use super::{JOURNAL_ANNOTATION, JournalError};
+use co_api::contract::names::JOURNAL_ANNOTATION;
+
+use super::error::JournalError;
 
 /// Field manager recorded for our annotation writes.
 const FIELD_MANAGER: &str = "copy-offload-populator";
