@@ -27,3 +27,4 @@ pub use executor::{
     WrapperTransport,
 };
 pub use guidance::{manual_key_instructions, restricted_key_line};
+pub use protocol::{InvalidTaskId, TaskId};
