@@ -1027,6 +1027,61 @@ mod tests {
         }
     }
 
+    #[test]
+    fn task_id_is_checked_when_made_and_travels_as_a_plain_string() {
+        let id = TaskId::parse(CLIENT_ID).unwrap();
+        assert_eq!(id.to_string(), CLIENT_ID);
+        assert_eq!(
+            serde_json::to_string(&id).unwrap(),
+            format!("\"{CLIENT_ID}\"")
+        );
+        let back: TaskId = serde_json::from_str(&format!("\"{CLIENT_ID}\"")).unwrap();
+        assert_eq!(back, id);
+        let edited = format!("\"{CLIENT_ID}'; reboot; '\"");
+        assert!(serde_json::from_str::<TaskId>(&edited).is_err());
+        let refused = TaskId::parse(&"x".repeat(10_000)).unwrap_err();
+        assert_eq!(
+            refused.value.len(),
+            64,
+            "the refused text is cut for messages"
+        );
+        let fresh = TaskId::random();
+        assert!(is_task_id(fresh.as_str()));
+        assert_ne!(fresh, TaskId::random());
+    }
+
+    #[test]
+    fn encoded_esxcli_values_hold_only_shell_inert_characters_and_decode_back() {
+        let clone = WrapperCommand::Clone {
+            source_vmdk: "/vmfs/volumes/ds1/Bob's VM/$(reboot) 仮想\u{a0}.vmdk".into(),
+            target_device: "/vmfs/devices/disks/naa.600a".into(),
+            task_id: Some(CLIENT_ID.into()),
+        };
+        let args = clone.esxcli_args_encoded();
+        assert_eq!(&args[..3], ["vmkfstools", "clone", "-s"]);
+        for value in [&args[3], &args[5], &args[7]] {
+            assert!(value.starts_with(ENCODED_VALUE_PREFIX), "{value}");
+            assert!(
+                value[4..]
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+                "{value}"
+            );
+        }
+        let received = WrapperCommand::Clone {
+            source_vmdk: args[3].clone(),
+            target_device: args[5].clone(),
+            task_id: Some(args[7].clone()),
+        };
+        assert_eq!(received.decode_esxcli_values().unwrap(), clone);
+        // Plain values from older populators pass through; broken encodings are refused.
+        assert_eq!(decode_esxcli_value("/vmfs/a").unwrap(), "/vmfs/a");
+        for bad in ["hex:2", "hex:2G", "hex:2F", "hex:ff"] {
+            assert!(decode_esxcli_value(bad).is_err(), "{bad}");
+        }
+        assert!(accepts_encoded_values("1.2.0") && !accepts_encoded_values("1.1.0"));
+    }
+
     fn uuid_like(fill: char) -> String {
         [8, 4, 4, 4, 12]
             .iter()

@@ -751,3 +751,40 @@ async fn partitions_and_the_boot_device_are_refused_as_targets() {
         );
     }
 }
+
+// ------------------------------------------------------------------ 6. the key line
+
+/// The key line the guidance prints grants no pty: OpenSSH's own client, authenticated with the
+/// key, asks for one (`-tt`) and is refused by the server.
+#[test]
+fn the_key_line_grants_no_pty() {
+    let rig = support::SshRig::start("ds1");
+    let key_file = rig.esxi.bin().join("id_key");
+    std::fs::write(&key_file, &rig.key.private_pem).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let output = Command::new("ssh")
+        .args(["-tt", "-v", "-F", "/dev/null", "-o", "BatchMode=yes"])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .arg("-i")
+        .arg(&key_file)
+        .args([
+            "-p",
+            &rig.sshd.port.to_string(),
+            "--",
+            "root@127.0.0.1",
+            "--version",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect(
+            "ssh is missing: run `scripts/peers.sh install` (apt-get install -y openssh-client)",
+        );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("PTY allocation request failed"), "{stderr}");
+    assert!(stderr.contains("Authenticated to 127.0.0.1"), "{stderr}");
+}

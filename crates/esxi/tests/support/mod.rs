@@ -441,6 +441,7 @@ pub struct SshRig {
     pub esxi: FakeEsxi,
     pub sshd: Sshd,
     pub settings: SshSettings,
+    pub key: ClientKey,
 }
 
 impl SshRig {
@@ -463,6 +464,7 @@ impl SshRig {
             esxi,
             sshd,
             settings,
+            key,
         }
     }
 
