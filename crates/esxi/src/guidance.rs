@@ -13,8 +13,8 @@ pub fn ssh_wrapper_path(datastore: &str) -> String {
 
 /// The options after `command="…"`: `restrict` turns off everything sshd can grant a key
 /// (forwarding of every kind, a pty, `~/.ssh/rc`, and whatever later OpenSSH versions add), so
-/// the key can do nothing but run the wrapper; ESXi 7.0 and later ship an OpenSSH that knows it
-/// (an sshd that does not refuses the whole line, so the key fails closed). The seed's explicit
+/// the key can do nothing but run the wrapper. OpenSSH 7.2 introduced it and ESXi 7.0 and 8.0
+/// ship later releases; an sshd that does not know it refuses the whole line (fails closed). The seed's explicit
 /// options and `no-pty` stay in the line so a reader sees what is off, and so it stays restricted
 /// if an administrator deletes `restrict`.
 pub const KEY_OPTIONS: &str =
