@@ -454,18 +454,18 @@ impl SshRig {
             esxi.restricted_key_line(&key.public_openssh)
         ))
         .unwrap();
-        let host_key = russh::keys::PublicKey::from_openssh(&sshd.host_public_key_openssh).unwrap();
-        let mut settings =
-            SshSettings::from_base64_pem(&key.base64_pem(), HostKeyPolicy::Pinned(host_key))
-                .unwrap();
-        settings.port = sshd.port;
-        settings.timeout = Duration::from_secs(20);
+        let settings = settings_for(&sshd, &key);
         Self {
             esxi,
             sshd,
             settings,
             key,
         }
+    }
+
+    /// Client settings for `key` against this sshd (its host key pinned).
+    pub fn settings_for(&self, key: &ClientKey) -> SshSettings {
+        settings_for(&self.sshd, key)
     }
 
     pub async fn executor(&self) -> SshExecutor {
@@ -479,6 +479,15 @@ impl SshRig {
             .await
             .unwrap()
     }
+}
+
+fn settings_for(sshd: &Sshd, key: &ClientKey) -> SshSettings {
+    let host_key = russh::keys::PublicKey::from_openssh(&sshd.host_public_key_openssh).unwrap();
+    let mut settings =
+        SshSettings::from_base64_pem(&key.base64_pem(), HostKeyPolicy::Pinned(host_key)).unwrap();
+    settings.port = sshd.port;
+    settings.timeout = Duration::from_secs(20);
+    settings
 }
 
 /// An RSA client key as the provider generates it: PEM ("RSA PRIVATE KEY") and authorized_keys form.
