@@ -83,12 +83,13 @@ SPANNED_PARTITION = re.compile(r"^\s+([A-Za-z0-9_][A-Za-z0-9._:-]*):[0-9]+\s*$")
 # never as shell source. It exists so that vmkfstools' exit code is recorded after this
 # script has exited, without keeping a Python interpreter resident for the whole clone. It
 # first writes the task's secret and its own pid to `alive` (there is no /proc on ESXi to ask
-# which program a pid runs): only a pid proven that way is ever signalled. A trap *handler*
+# which program a pid runs): only a pid proven that way is ever signalled. `alive` goes only
+# after the exit code is recorded, so no reader ever sees neither. A trap *handler*
 # (not an ignore) lets SIGTERM reach vmkfstools while the shell survives to record the exit code.
 SUPERVISOR = (
     'd=$1; n=$2; shift 2; echo "$n $$" >"$d/alive.tmp" && mv -f "$d/alive.tmp" "$d/alive"; '
-    'trap : HUP INT TERM; "$@"; rc=$?; rm -f "$d/alive"; '
-    'echo "$rc" >"$d/exitcode.tmp" && mv -f "$d/exitcode.tmp" "$d/exitcode"'
+    'trap : HUP INT TERM; "$@"; rc=$?; '
+    'echo "$rc" >"$d/exitcode.tmp" && mv -f "$d/exitcode.tmp" "$d/exitcode"; rm -f "$d/alive"'
 )
 
 OPERATIONS = {

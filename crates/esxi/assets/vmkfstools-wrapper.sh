@@ -40,8 +40,9 @@ MAX_TASKS=64
 MAX_ARG_CHARS=2052
 MAX_ARGS=9
 # The supervisor records its own pid (`$!` is not it where `setsid` has to fork) and proves it:
-# `alive` holds the task's secret and that pid until vmkfstools has ended.
-SUPERVISOR='d=$1; n=$2; shift 2; echo $$ >"$d/pid.tmp" && mv -f "$d/pid.tmp" "$d/pid"; echo "$n $$" >"$d/alive.tmp" && mv -f "$d/alive.tmp" "$d/alive"; trap : HUP INT TERM; "$@"; rc=$?; rm -f "$d/alive"; echo "$rc" >"$d/exitcode.tmp" && mv -f "$d/exitcode.tmp" "$d/exitcode"'
+# `alive` holds the task's secret and that pid until vmkfstools' exit code is recorded (removed
+# after it, so no reader ever sees neither).
+SUPERVISOR='d=$1; n=$2; shift 2; echo $$ >"$d/pid.tmp" && mv -f "$d/pid.tmp" "$d/pid"; echo "$n $$" >"$d/alive.tmp" && mv -f "$d/alive.tmp" "$d/alive"; trap : HUP INT TERM; "$@"; rc=$?; echo "$rc" >"$d/exitcode.tmp" && mv -f "$d/exitcode.tmp" "$d/exitcode"; rm -f "$d/alive"'
 
 # Text without control bytes (replies must stay well-formed XML, syslog lines unforged).
 printable() { printf '%s' "$1" | tr -d '\000-\010\013\014\016-\037\177'; }
@@ -184,9 +185,10 @@ TASK_FILES="pid nonce started device rdm source baseline alive exitcode aborted 
 # Refuses when a task file of $dir exists but is a symlink or not this user's private file.
 check_task_files() {
     for name in $TASK_FILES; do
+        [ -f "$dir/$name" ] && is_private "$dir/$name" - && continue
+        # Missing, or gone since the check: the supervisor removes `alive` when the clone ends.
         { [ -e "$dir/$name" ] || [ -L "$dir/$name" ]; } || continue
-        [ -f "$dir/$name" ] && is_private "$dir/$name" - ||
-            refuse "task file $dir/$name is not a private file of this user; nothing was done"
+        refuse "task file $dir/$name is not a private file of this user; nothing was done"
     done
 }
 

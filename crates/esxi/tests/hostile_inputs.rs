@@ -742,7 +742,7 @@ async fn partitions_and_the_boot_device_are_refused_as_targets() {
         let status = host
             .clone_to_end(&source, "/vmfs/devices/disks/vml.0300000000")
             .await;
-        assert_eq!(status.exit_code, Some(0));
+        assert_eq!(status.exit_code, Some(0), "{wrapper:?}: {status:?}");
         let run = host.runs().pop().unwrap();
         assert_eq!(
             run[3],

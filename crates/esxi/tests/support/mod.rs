@@ -326,10 +326,19 @@ fn substitute(script: &str, constants: &[(&str, String)]) -> String {
     lines.join("\n") + "\n"
 }
 
+/// Writes an executable through `install`, another process: a file this multi-threaded test
+/// process held open for writing could be inherited by a child another test thread forks at that
+/// moment, and executing it would then fail with ETXTBSY ("Text file busy").
 fn write_executable(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let source = path.with_extension("source");
+    std::fs::write(&source, text).unwrap();
+    let status = Command::new("install")
+        .arg("-m755")
+        .arg(&source)
+        .arg(path)
+        .status()
+        .expect("install (coreutils) is missing");
+    assert!(status.success(), "install {} failed", path.display());
 }
 
 /// The VIB method's esxcli transport as a test seam: runs esxcli `vmkfstools` commands from the
