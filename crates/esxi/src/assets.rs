@@ -3,8 +3,10 @@
 
 use sha2::{Digest, Sha256};
 
-/// Version both wrapper scripts report (`--version`); the VIB carries the same version.
-pub const WRAPPER_VERSION: &str = "1.1.0";
+/// Version both wrapper scripts report (`--version`); the VIB carries the same version. 1.2.0
+/// changed the VIB's wire: values may be sent encoded (`hex:…`, see
+/// [`crate::protocol::ENCODED_VALUES_VERSION`]).
+pub const WRAPPER_VERSION: &str = "1.2.0";
 
 /// `secure-vmkfstools-wrapper.py`, run by the restricted SSH key from the datastore root.
 pub const SSH_WRAPPER: &str = include_str!("../assets/secure-vmkfstools-wrapper.py");
@@ -45,9 +47,11 @@ mod tests {
     /// The version the shipped wrappers carry is one the populator sends client task ids to:
     /// otherwise the journal could never name a clone before it starts.
     #[test]
-    fn the_shipped_wrappers_take_client_task_ids() {
-        assert_eq!(WRAPPER_VERSION, "1.1.0");
+    fn the_shipped_wrappers_take_client_task_ids_and_encoded_values() {
+        assert_eq!(WRAPPER_VERSION, "1.2.0");
         assert!(crate::protocol::accepts_client_task_id(WRAPPER_VERSION));
+        assert!(crate::protocol::accepts_encoded_values(WRAPPER_VERSION));
+        assert!(VIB_WRAPPER.contains("        hex:*) ;;\n"));
         assert!(
             SSH_WRAPPER.contains("\"-i\": \"task_id\",\n            \"--task-id\": \"task_id\",")
         );

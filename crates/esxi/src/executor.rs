@@ -13,8 +13,8 @@ use tracing::{debug, info, warn};
 
 use crate::error::EsxiError;
 use crate::protocol::{
-    CloneStarted, TaskStatus, VersionInfo, WrapperCommand, WrapperReply, accepts_client_task_id,
-    decode_message, is_task_id,
+    CloneStarted, MAX_NAME_BYTES, MAX_PATH_BYTES, TaskId, TaskStatus, VersionInfo, WrapperCommand,
+    WrapperReply, accepts_client_task_id, decode_message, is_path_char,
 };
 
 /// One ESXi-side wrapper, reached by whichever method.
@@ -83,29 +83,42 @@ impl<T: WrapperTransport> CloneExecutor for T {
             None => None,
         };
         let command = clone_command(source_vmdk, target_device, task_id, version.as_deref())?;
-        Ok(decode_message(&self.call(command).await?)?)
+        let started: CloneStarted = decode_message(&self.call(command).await?)?;
+        // The id is sent back in every later call: a wrapper must not be able to smuggle text in.
+        checked_task_id(&started.task_id)?;
+        Ok(started)
     }
 
     async fn task_status(&self, task_id: &str) -> Result<TaskStatus, EsxiError> {
-        let task_id = task_id.to_owned();
+        let task_id = checked_task_id(task_id)?.into();
         Ok(decode_message(
             &self.call(WrapperCommand::TaskGet { task_id }).await?,
         )?)
     }
 
     async fn abort(&self, task_id: &str) -> Result<TaskStatus, EsxiError> {
-        let task_id = task_id.to_owned();
+        let task_id = checked_task_id(task_id)?.into();
         Ok(decode_message(
             &self.call(WrapperCommand::TaskAbort { task_id }).await?,
         )?)
     }
 
     async fn clean(&self, task_id: &str) -> Result<(), EsxiError> {
-        let task_id = task_id.to_owned();
+        let task_id = checked_task_id(task_id)?.into();
         self.call(WrapperCommand::TaskClean { task_id })
             .await
             .map(drop)
     }
+}
+
+/// `task_id` as a [`TaskId`], or the refusal that keeps it from the host.
+pub fn checked_task_id(task_id: &str) -> Result<TaskId, EsxiError> {
+    TaskId::parse(task_id).map_err(|invalid| EsxiError::InvalidArgument {
+        what: "clone task id",
+        value: invalid.value,
+        reason: "a task id must be a lowercase hyphenated UUID; the journal entry that holds it \
+                 was altered or corrupted",
+    })
 }
 
 /// The reply's message when `reply` reports success, else the operation's failure.
@@ -328,13 +341,7 @@ pub fn clone_command(
 ) -> Result<WrapperCommand, EsxiError> {
     check_clone_arguments(source_vmdk, target_device)?;
     if let Some(id) = task_id {
-        if !is_task_id(id) {
-            return Err(EsxiError::InvalidArgument {
-                what: "clone task id",
-                value: id.to_owned(),
-                reason: "a task id must be a lowercase hyphenated UUID",
-            });
-        }
+        checked_task_id(id)?;
         let version = wrapper_version.unwrap_or_default();
         if !accepts_client_task_id(version) {
             return Err(EsxiError::ClientTaskIdUnsupported {
@@ -349,40 +356,116 @@ pub fn clone_command(
     })
 }
 
-/// Checks values before they leave for the host: both wrappers validate again, but an esxcli
-/// `<execute>` line single-quotes values for a shell, so quotes must never reach it.
+/// Checks paths before they leave for the host, with the rules both wrappers apply again: a
+/// source `/vmfs/volumes/<datastore>/…/<disk>.vmdk` (any letters, Unicode spaces and quotes;
+/// no control or invisible characters, no `.`/`..` segment, at most [`MAX_PATH_BYTES`]), and a
+/// target `/vmfs/devices/disks/<device>` that names a whole device, not a partition.
 pub fn check_clone_arguments(source_vmdk: &str, target_device: &str) -> Result<(), EsxiError> {
     let invalid = |what, value: &str, reason| EsxiError::InvalidArgument {
         what,
-        value: value.to_owned(),
+        value: value.chars().take(200).collect(),
         reason,
     };
-    for (what, value, prefix) in [
-        ("source VMDK", source_vmdk, "/vmfs/volumes/"),
-        ("target device", target_device, "/vmfs/devices/disks/"),
-    ] {
-        if !value.starts_with(prefix) {
-            return Err(invalid(
-                what,
-                value,
-                "path outside the allowed ESXi directory",
-            ));
-        }
-        if value
-            .chars()
-            .any(|c| c.is_control() || matches!(c, '\'' | '"' | '\\' | '`' | '$'))
-        {
-            return Err(invalid(
-                what,
-                value,
-                "quotes, backslashes, $ and control characters are not allowed",
-            ));
-        }
-        if value.split('/').any(|part| part == "..") {
-            return Err(invalid(what, value, "'..' is not allowed"));
-        }
+    let source = "source VMDK";
+    if source_vmdk.len() > MAX_PATH_BYTES {
+        return Err(invalid(
+            source,
+            source_vmdk,
+            "longer than 1024 bytes, more than any vSphere datastore path",
+        ));
+    }
+    let Some(relative) = source_vmdk.strip_prefix("/vmfs/volumes/") else {
+        return Err(invalid(
+            source,
+            source_vmdk,
+            "path outside /vmfs/volumes/<datastore>/",
+        ));
+    };
+    if !source_vmdk.chars().all(is_path_char) {
+        return Err(invalid(
+            source,
+            source_vmdk,
+            "control and invisible formatting characters are not allowed",
+        ));
+    }
+    let segments: Vec<&str> = relative.split('/').collect();
+    if segments.len() < 2
+        || segments
+            .iter()
+            .any(|s| s.is_empty() || *s == "." || *s == "..")
+    {
+        return Err(invalid(
+            source,
+            source_vmdk,
+            "must be /vmfs/volumes/<datastore>/…/<disk>.vmdk without empty, '.' or '..' segments",
+        ));
+    }
+    let disk = segments[segments.len() - 1];
+    if disk.len() <= ".vmdk".len()
+        || !disk.to_ascii_lowercase().ends_with(".vmdk")
+        || disk.starts_with('-')
+    {
+        return Err(invalid(source, source_vmdk, "not a .vmdk descriptor"));
+    }
+    check_target_device(target_device)
+}
+
+/// Checks a datastore name before it names a folder on a host (the SSH script's
+/// `/vmfs/volumes/<datastore>/`, the key line): one path segment of text, no `.`/`..`.
+pub fn check_datastore_name(datastore: &str) -> Result<(), EsxiError> {
+    let valid = !datastore.is_empty()
+        && datastore.len() <= MAX_NAME_BYTES
+        && datastore != "."
+        && datastore != ".."
+        && !datastore.contains('/')
+        && datastore.chars().all(is_path_char);
+    if valid {
+        Ok(())
+    } else {
+        Err(EsxiError::InvalidArgument {
+            what: "datastore name",
+            value: datastore.chars().take(200).collect(),
+            reason: "a datastore name is one path segment (no '/', '.' or '..') of at most 255 \
+                     bytes without control or invisible characters",
+        })
+    }
+}
+
+/// The rules for a clone target: `/vmfs/devices/disks/<device>` naming a whole device.
+fn check_target_device(target_device: &str) -> Result<(), EsxiError> {
+    let invalid = |reason| EsxiError::InvalidArgument {
+        what: "target device",
+        value: target_device.chars().take(200).collect(),
+        reason,
+    };
+    let device = target_device
+        .strip_prefix("/vmfs/devices/disks/")
+        .ok_or_else(|| invalid("path outside /vmfs/devices/disks/"))?;
+    let well_formed = !device.is_empty()
+        && device.len() <= MAX_NAME_BYTES
+        && device.as_bytes()[0].is_ascii_alphanumeric()
+        && device
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+    if !well_formed {
+        return Err(invalid(
+            "a device name has only letters, digits and . _ : - (naa.…, eui.…, t10.…, mpx.…)",
+        ));
+    }
+    if is_partition(device) {
+        return Err(invalid(
+            "names a partition (`<device>:<n>`); a clone target is a whole device",
+        ));
     }
     Ok(())
+}
+
+/// Whether an ESXi device name names a partition: its last `:`-separated part is a number
+/// (`naa.…:1`, `mpx.vmhba0:C0:T0:L0:3`); whole devices end in their id or in `L<lun>`.
+pub fn is_partition(device: &str) -> bool {
+    device
+        .rsplit_once(':')
+        .is_some_and(|(_, last)| !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -758,13 +841,125 @@ mod tests {
     }
 
     #[test]
-    fn arguments_with_quotes_or_traversal_are_refused() {
-        assert!(
-            check_clone_arguments("/vmfs/volumes/ds 1/vm/a.vmdk", "/vmfs/devices/disks/naa.1")
-                .is_ok()
-        );
+    fn legitimate_disk_names_pass_the_client_checks() {
+        for source in [
+            "/vmfs/volumes/ds 1/vm/a.vmdk",
+            "/vmfs/volumes/ds1/Bob's VM/Bob's VM.vmdk",
+            "/vmfs/volumes/データストア/仮想マシン/ディスク.vmdk",
+            "/vmfs/volumes/ds1/Müller Prüfung/Ünïcödé éà.vmdk",
+            "/vmfs/volumes/ds1/no\u{a0}break/wide\u{3000}space.vmdk",
+            "/vmfs/volumes/ds1/[web] (prod) {1}/DISK.VMDK",
+            "/vmfs/volumes/ds1/a$b`c\"d\\e/x.vmdk",
+        ] {
+            check_clone_arguments(source, "/vmfs/devices/disks/naa.1")
+                .unwrap_or_else(|err| panic!("{source}: {err}"));
+        }
+        check_clone_arguments(
+            "/vmfs/volumes/ds/a.vmdk",
+            "/vmfs/devices/disks/mpx.vmhba0:C0:T0:L0",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn partitions_traversal_invisible_characters_and_overlong_paths_are_refused() {
+        let long = format!("/vmfs/volumes/ds/{}.vmdk", "a".repeat(MAX_PATH_BYTES));
         for (source, target) in [
-            ("/vmfs/volumes/ds/a'b.vmdk", "/vmfs/devices/disks/naa.1"),
+            ("/vmfs/volumes/ds/a.vmdk", "/vmfs/devices/disks/naa.1:1"),
+            (
+                "/vmfs/volumes/ds/a.vmdk",
+                "/vmfs/devices/disks/mpx.vmhba0:C0:T0:L0:3",
+            ),
+            ("/vmfs/volumes/ds/a.vmdk", "/vmfs/devices/disks/-rf"),
+            ("/vmfs/volumes/ds/a.vmdk", "/vmfs/devices/disks/naa 1"),
+            ("/vmfs/volumes/ds/./a.vmdk", "/vmfs/devices/disks/naa.1"),
+            ("/vmfs/volumes/ds//a.vmdk", "/vmfs/devices/disks/naa.1"),
+            ("/vmfs/volumes/a.vmdk", "/vmfs/devices/disks/naa.1"),
+            ("/vmfs/volumes/ds/.vmdk", "/vmfs/devices/disks/naa.1"),
+            ("/vmfs/volumes/ds/a.vmx", "/vmfs/devices/disks/naa.1"),
+            (
+                "/vmfs/volumes/ds/\u{202e}kdmv.a",
+                "/vmfs/devices/disks/naa.1",
+            ),
+            (
+                "/vmfs/volumes/ds/a\u{2028}b.vmdk",
+                "/vmfs/devices/disks/naa.1",
+            ),
+            (
+                "/vmfs/volumes/ds/a\u{200b}b.vmdk",
+                "/vmfs/devices/disks/naa.1",
+            ),
+            (long.as_str(), "/vmfs/devices/disks/naa.1"),
+        ] {
+            assert!(
+                check_clone_arguments(source, target).is_err(),
+                "{source} {target}"
+            );
+        }
+    }
+
+    /// Records what would be sent: a unit-test seam for the transport.
+    #[derive(Default)]
+    struct Recording {
+        sent: Mutex<Vec<WrapperCommand>>,
+        version: OnceCell<String>,
+    }
+
+    #[async_trait]
+    impl WrapperTransport for Recording {
+        async fn call(&self, command: WrapperCommand) -> Result<String, EsxiError> {
+            self.sent.lock().unwrap().push(command);
+            Ok(r#"{"taskId": "t1'; reboot; '", "pid": 1, "xcopyUsed": false}"#.into())
+        }
+        fn version_cache(&self) -> &OnceCell<String> {
+            &self.version
+        }
+    }
+
+    #[tokio::test]
+    async fn altered_task_ids_never_reach_a_host() {
+        let transport = Recording::default();
+        for id in [
+            "t1'; reboot; '",
+            "../../etc",
+            "5D0F3C9E-2B7A-4C61-9E8D-0A1B2C3D4E5F",
+            "",
+        ] {
+            for result in [
+                transport.task_status(id).await.map(drop),
+                transport.abort(id).await.map(drop),
+                transport.clean(id).await,
+            ] {
+                assert!(
+                    matches!(result, Err(EsxiError::InvalidArgument { .. })),
+                    "{id:?}: {result:?}"
+                );
+            }
+        }
+        assert!(transport.sent.lock().unwrap().is_empty());
+        // A wrapper answering a start with a malformed id is not believed either.
+        let started = transport
+            .start_clone("/vmfs/volumes/ds/a.vmdk", "/vmfs/devices/disks/naa.1", None)
+            .await;
+        assert!(
+            matches!(started, Err(EsxiError::InvalidArgument { .. })),
+            "{started:?}"
+        );
+    }
+
+    #[test]
+    fn datastore_names_are_one_clean_segment() {
+        for good in ["ds1", "ds 1", "データストア", "Bob's [ds]"] {
+            check_datastore_name(good).unwrap_or_else(|err| panic!("{good}: {err}"));
+        }
+        for bad in ["", ".", "..", "a/b", "a\nb", "\u{202e}sd", &"d".repeat(256)] {
+            assert!(check_datastore_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn arguments_with_traversal_or_control_characters_are_refused() {
+        for (source, target) in [
             ("/vmfs/volumes/../etc/a.vmdk", "/vmfs/devices/disks/naa.1"),
             ("/etc/passwd", "/vmfs/devices/disks/naa.1"),
             ("/vmfs/volumes/ds/a.vmdk", "/vmfs/devices/disks/$(id)"),

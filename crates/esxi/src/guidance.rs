@@ -11,19 +11,29 @@ pub fn ssh_wrapper_path(datastore: &str) -> String {
     format!("/vmfs/volumes/{datastore}/{SSH_WRAPPER_FILE_NAME}")
 }
 
+/// The options after `command="…"`: `restrict` turns off everything sshd can grant a key
+/// (forwarding of every kind, a pty, `~/.ssh/rc`, and whatever later OpenSSH versions add), so
+/// the key can do nothing but run the wrapper. OpenSSH 7.2 introduced it and ESXi 7.0 and 8.0
+/// ship later releases; an sshd that does not know it refuses the whole line (fails closed). The seed's explicit
+/// options and `no-pty` stay in the line so a reader sees what is off, and so it stays restricted
+/// if an administrator deletes `restrict`.
+pub const KEY_OPTIONS: &str =
+    "restrict,no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding";
+
 /// The `authorized_keys` line that lets `public_key` run only the wrapper on `datastore`.
 ///
-/// Identical to the seed's line for plain datastore names; a name with spaces or shell
-/// metacharacters is single-quoted for the shell sshd runs the command with, and `"` is written
-/// as `\"`, the only escape sshd's option parser undoes.
+/// `python -I` runs the script isolated: nothing is imported from the script's own folder (the
+/// datastore root, writable by datastore users) or from `PYTHON*` variables. A datastore name
+/// with spaces or shell metacharacters is single-quoted for the shell sshd runs the command
+/// with, and `"` is written as `\"`, the only escape sshd's option parser undoes.
 pub fn restricted_key_line(datastore: &str, public_key: &str) -> String {
     let command = format!(
-        "python {}",
+        "python -I {}",
         crate::protocol::shell_quote(&ssh_wrapper_path(datastore))
     );
     let option_value = command.replace('"', "\\\"");
     format!(
-        "command=\"{option_value}\",no-port-forwarding,no-agent-forwarding,no-X11-forwarding {}",
+        "command=\"{option_value}\",{KEY_OPTIONS} {}",
         public_key.trim()
     )
 }
@@ -51,23 +61,22 @@ mod tests {
     const KEY: &str = "ssh-rsa AAAAB3NzaC1yc2E copy-offload\n";
 
     #[test]
-    fn plain_datastore_gives_the_seed_line() {
+    fn plain_datastore_gives_an_isolated_python_and_no_pty() {
         assert_eq!(
             restricted_key_line("datastore1", KEY),
-            "command=\"python /vmfs/volumes/datastore1/secure-vmkfstools-wrapper.py\",\
-             no-port-forwarding,no-agent-forwarding,no-X11-forwarding ssh-rsa AAAAB3NzaC1yc2E copy-offload"
+            "command=\"python -I /vmfs/volumes/datastore1/secure-vmkfstools-wrapper.py\",\
+             restrict,no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding \
+             ssh-rsa AAAAB3NzaC1yc2E copy-offload"
         );
     }
 
     #[test]
     fn awkward_datastore_names_are_quoted() {
-        assert!(
-            restricted_key_line("ds 1", KEY).starts_with(
-                "command=\"python '/vmfs/volumes/ds 1/secure-vmkfstools-wrapper.py'\","
-            )
-        );
+        assert!(restricted_key_line("ds 1", KEY).starts_with(
+            "command=\"python -I '/vmfs/volumes/ds 1/secure-vmkfstools-wrapper.py'\","
+        ));
         assert!(restricted_key_line("a\"b'c", KEY).starts_with(
-            r#"command="python '/vmfs/volumes/a\"b'\''c/secure-vmkfstools-wrapper.py'","#
+            r#"command="python -I '/vmfs/volumes/a\"b'\''c/secure-vmkfstools-wrapper.py'","#
         ));
     }
 

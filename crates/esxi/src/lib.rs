@@ -1,7 +1,8 @@
 //! The ESXi side of the copy: the wrapper protocol, the wrapper scripts and VIB as assets,
 //! and the clone executors (VIB through esxcli, SSH through the restricted key).
 //!
-//! - [`protocol`]: the wrapper wire format (XML envelope, JSON task documents, SSH framing).
+//! - [`protocol`]: the wrapper wire format (XML envelope, JSON task documents, SSH framing, the
+//!   VIB's encoded values) and [`TaskId`], the only task id form that reaches a host.
 //! - [`assets`]: the scripts and the esxcli plugin shipped to hosts.
 //! - [`executor`]: the [`CloneExecutor`] seam and the [`CloneTask`] driver.
 //! - [`vib_executor`] and [`ssh`]: the two methods.
@@ -27,3 +28,4 @@ pub use executor::{
     WrapperTransport,
 };
 pub use guidance::{manual_key_instructions, restricted_key_line};
+pub use protocol::{InvalidTaskId, TaskId};

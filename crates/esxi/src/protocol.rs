@@ -18,14 +18,41 @@ pub const PROBE_REPLY: &str = "SSH_OK";
 /// and answers a repeated start with that id with the task already running.
 pub const CLIENT_TASK_ID_VERSION: (u32, u32, u32) = (1, 1, 0);
 
+/// First VIB wrapper version that decodes [`encode_esxcli_value`] values. The esxcli plugin
+/// places values in its `<execute>` line, which the host's plugin runner may hand to a shell;
+/// an encoded value consists of shell-inert characters only, so no value the populator sends
+/// depends on quoting for its safety.
+pub const ENCODED_VALUES_VERSION: (u32, u32, u32) = (1, 2, 0);
+
+/// Prefix of an encoded esxcli value: `hex:` and the lowercase hex of the value's UTF-8 bytes.
+pub const ENCODED_VALUE_PREFIX: &str = "hex:";
+
+/// Longest source VMDK path (UTF-8 bytes) a populator sends and the wrappers accept. vSphere
+/// bounds a datastore name to 42 characters, a VM folder to 80 and a file name to 255 bytes, so
+/// every real disk fits; the bound keeps each wrapper's work on one request small and linear.
+pub const MAX_PATH_BYTES: usize = 1024;
+
+/// Longest single name — a datastore, or a device (`naa.…`, `eui.…`, `t10.…`, `mpx.…`) — the
+/// client sends and the wrappers accept.
+pub const MAX_NAME_BYTES: usize = 255;
+
 /// Whether a wrapper reporting `version` accepts a client-chosen clone task id. A version that
 /// is not `major.minor.patch` (an unknown or foreign script) does not: it must never receive the
 /// argument.
 pub fn accepts_client_task_id(version: &str) -> bool {
+    version_at_least(version, CLIENT_TASK_ID_VERSION)
+}
+
+/// Whether a VIB wrapper reporting `version` decodes encoded esxcli values.
+pub fn accepts_encoded_values(version: &str) -> bool {
+    version_at_least(version, ENCODED_VALUES_VERSION)
+}
+
+fn version_at_least(version: &str, wanted: (u32, u32, u32)) -> bool {
     let mut parts = version.trim().split('.').map(str::parse::<u32>);
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some(Ok(major)), Some(Ok(minor)), Some(Ok(patch)), None) => {
-            (major, minor, patch) >= CLIENT_TASK_ID_VERSION
+            (major, minor, patch) >= wanted
         }
         _ => false,
     }
@@ -39,6 +66,129 @@ pub fn is_task_id(id: &str) -> bool {
             8 | 13 | 18 | 23 => *byte == b'-',
             _ => byte.is_ascii_digit() || (b'a'..=b'f').contains(byte),
         })
+}
+
+/// A clone task id in the one form both wrappers accept (a lowercase, hyphenated UUID), checked
+/// when it is made. Task ids come back from journals that anyone allowed to edit the copy's
+/// objects can change, so every executor operation takes its id through [`TaskId::parse`]:
+/// nothing else reaches a host. Serialised as the plain string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TaskId(String);
+
+/// A text that is not a wrapper task id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{value:?} is not a clone task id (a lowercase hyphenated UUID such as \
+     5d0f3c9e-2b7a-4c61-9e8d-0a1b2c3d4e5f); a journal entry carrying it was altered or corrupted"
+)]
+pub struct InvalidTaskId {
+    /// The refused text, cut to 64 characters: it may be arbitrarily long.
+    pub value: String,
+}
+
+impl TaskId {
+    pub fn parse(text: &str) -> Result<Self, InvalidTaskId> {
+        if is_task_id(text) {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(InvalidTaskId {
+                value: text.chars().take(64).collect(),
+            })
+        }
+    }
+
+    /// A fresh random (version 4) id.
+    pub fn random() -> Self {
+        let mut bytes: [u8; 16] = rand::random();
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        let hex = hex::encode(bytes);
+        Self(format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        ))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for TaskId {
+    type Err = InvalidTaskId;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text)
+    }
+}
+
+impl TryFrom<String> for TaskId {
+    type Error = InvalidTaskId;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::parse(&text)
+    }
+}
+
+impl From<TaskId> for String {
+    fn from(id: TaskId) -> String {
+        id.0
+    }
+}
+
+impl AsRef<str> for TaskId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Whether both wrappers accept `c` inside a path: everything printable, Unicode spaces
+/// included (vSphere allows U+00A0 and U+3000 in names), but no control characters, line or
+/// paragraph separators, and no invisible formatting characters (bidirectional overrides, zero
+/// widths) that would make a log line or a reply show another path than the one used.
+pub fn is_path_char(c: char) -> bool {
+    !(c.is_control()
+        || matches!(
+            c,
+            '\u{ad}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+        ))
+}
+
+/// The VIB form of a value: [`ENCODED_VALUE_PREFIX`] and the lowercase hex of its UTF-8 bytes.
+pub fn encode_esxcli_value(value: &str) -> String {
+    format!("{ENCODED_VALUE_PREFIX}{}", hex::encode(value.as_bytes()))
+}
+
+/// The value an esxcli argument carries: an encoded value decoded, anything else as given (the
+/// plain form older populators send).
+pub fn decode_esxcli_value(value: &str) -> Result<String, ProtocolError> {
+    let Some(encoded) = value.strip_prefix(ENCODED_VALUE_PREFIX) else {
+        return Ok(value.to_owned());
+    };
+    let invalid = || ProtocolError::InvalidEncoding(value.chars().take(80).collect());
+    if encoded.len() > 2 * MAX_PATH_BYTES
+        || encoded
+            .bytes()
+            .any(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err(invalid());
+    }
+    let bytes = hex::decode(encoded).map_err(|_| invalid())?;
+    String::from_utf8(bytes).map_err(|_| invalid())
 }
 
 /// Errors decoding what a wrapper sent back, or a request a wrapper must refuse.
@@ -57,6 +207,8 @@ pub enum ProtocolError {
     UnsupportedCommand(String),
     #[error("wrapper command quoting is invalid: {0}")]
     InvalidQuoting(&'static str),
+    #[error("esxcli value {0:?} is not `hex:` and the lowercase hex of a UTF-8 text")]
+    InvalidEncoding(String),
 }
 
 /// The envelope every wrapper operation prints: a numeric status (0 = success) and a message
@@ -402,6 +554,53 @@ impl WrapperCommand {
             }
         }
         args
+    }
+
+    /// esxcli argv for a VIB wrapper from [`ENCODED_VALUES_VERSION`] on: every value encoded
+    /// ([`encode_esxcli_value`]), so the `<execute>` line carries no character a shell treats
+    /// specially whatever the path contains.
+    pub fn esxcli_args_encoded(&self) -> Vec<String> {
+        let plain = self.esxcli_args();
+        let mut args: Vec<String> = plain[..2].iter().map(|word| (*word).to_owned()).collect();
+        for pair in plain[2..].chunks(2) {
+            if let [option, value] = pair {
+                args.push((*option).to_owned());
+                args.push(encode_esxcli_value(value));
+            }
+        }
+        args
+    }
+
+    /// This command with every esxcli value decoded ([`decode_esxcli_value`]).
+    pub fn decode_esxcli_values(self) -> Result<Self, ProtocolError> {
+        Ok(match self {
+            Self::Probe => Self::Probe,
+            Self::Version => Self::Version,
+            Self::Clone {
+                source_vmdk,
+                target_device,
+                task_id,
+            } => Self::Clone {
+                source_vmdk: decode_esxcli_value(&source_vmdk)?,
+                target_device: decode_esxcli_value(&target_device)?,
+                task_id: task_id.as_deref().map(decode_esxcli_value).transpose()?,
+            },
+            Self::TaskGet { task_id } => Self::TaskGet {
+                task_id: decode_esxcli_value(&task_id)?,
+            },
+            Self::TaskAbort { task_id } => Self::TaskAbort {
+                task_id: decode_esxcli_value(&task_id)?,
+            },
+            Self::TaskClean { task_id } => Self::TaskClean {
+                task_id: decode_esxcli_value(&task_id)?,
+            },
+        })
+    }
+
+    /// The values this command carries (paths, task id), for checks before sending.
+    pub fn values(&self) -> Vec<&str> {
+        let args = self.esxcli_args();
+        args[2..].iter().skip(1).step_by(2).copied().collect()
     }
 
     /// The SSH command for the seed's key line (`command="python …/secure-vmkfstools-wrapper.py"`),
@@ -826,6 +1025,61 @@ mod tests {
         ] {
             assert!(!is_task_id(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn task_id_is_checked_when_made_and_travels_as_a_plain_string() {
+        let id = TaskId::parse(CLIENT_ID).unwrap();
+        assert_eq!(id.to_string(), CLIENT_ID);
+        assert_eq!(
+            serde_json::to_string(&id).unwrap(),
+            format!("\"{CLIENT_ID}\"")
+        );
+        let back: TaskId = serde_json::from_str(&format!("\"{CLIENT_ID}\"")).unwrap();
+        assert_eq!(back, id);
+        let edited = format!("\"{CLIENT_ID}'; reboot; '\"");
+        assert!(serde_json::from_str::<TaskId>(&edited).is_err());
+        let refused = TaskId::parse(&"x".repeat(10_000)).unwrap_err();
+        assert_eq!(
+            refused.value.len(),
+            64,
+            "the refused text is cut for messages"
+        );
+        let fresh = TaskId::random();
+        assert!(is_task_id(fresh.as_str()));
+        assert_ne!(fresh, TaskId::random());
+    }
+
+    #[test]
+    fn encoded_esxcli_values_hold_only_shell_inert_characters_and_decode_back() {
+        let clone = WrapperCommand::Clone {
+            source_vmdk: "/vmfs/volumes/ds1/Bob's VM/$(reboot) 仮想\u{a0}.vmdk".into(),
+            target_device: "/vmfs/devices/disks/naa.600a".into(),
+            task_id: Some(CLIENT_ID.into()),
+        };
+        let args = clone.esxcli_args_encoded();
+        assert_eq!(&args[..3], ["vmkfstools", "clone", "-s"]);
+        for value in [&args[3], &args[5], &args[7]] {
+            assert!(value.starts_with(ENCODED_VALUE_PREFIX), "{value}");
+            assert!(
+                value[4..]
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+                "{value}"
+            );
+        }
+        let received = WrapperCommand::Clone {
+            source_vmdk: args[3].clone(),
+            target_device: args[5].clone(),
+            task_id: Some(args[7].clone()),
+        };
+        assert_eq!(received.decode_esxcli_values().unwrap(), clone);
+        // Plain values from older populators pass through; broken encodings are refused.
+        assert_eq!(decode_esxcli_value("/vmfs/a").unwrap(), "/vmfs/a");
+        for bad in ["hex:2", "hex:2G", "hex:2F", "hex:ff"] {
+            assert!(decode_esxcli_value(bad).is_err(), "{bad}");
+        }
+        assert!(accepts_encoded_values("1.2.0") && !accepts_encoded_values("1.1.0"));
     }
 
     fn uuid_like(fill: char) -> String {

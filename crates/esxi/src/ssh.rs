@@ -350,6 +350,7 @@ pub async fn ensure_wrapper_script(
     files: &dyn DatastoreFiles,
     datastore: &str,
 ) -> Result<ScriptPlacement, EsxiError> {
+    crate::executor::check_datastore_name(datastore)?;
     let expected = ssh_wrapper_sha256();
     let mut uploaded = false;
     let mut last_error = None;
@@ -579,6 +580,7 @@ impl SshExecutor {
         datastore: &str,
         settings: &SshSettings,
     ) -> Result<Self, EsxiError> {
+        crate::executor::check_datastore_name(datastore)?;
         let public_key = settings.public_key_openssh();
         match SshSession::connect(host, settings).await {
             Ok(session) => {

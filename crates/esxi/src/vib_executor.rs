@@ -1,6 +1,11 @@
 //! The VIB clone method: the wrapper's operations as esxcli commands in the `vmkfstools`
 //! namespace, one vSphere API round trip per call. The esxcli transport is a seam
 //! ([`EsxcliRunner`]) implemented for a host over `co_vsphere` by the caller.
+//!
+//! The plugin places values in an `<execute>` line that the host may run through a shell. A
+//! wrapper from 1.2.0 on is sent every value encoded (only `hex:` and hex digits), so no path,
+//! however named, is ever shell text; an older wrapper gets plain values, and only ones that
+//! single quotes keep inert (no quote character).
 
 use std::collections::BTreeMap;
 
@@ -8,8 +13,8 @@ use async_trait::async_trait;
 use tokio::sync::OnceCell;
 
 use crate::error::EsxiError;
-use crate::executor::{WrapperTransport, reply_message};
-use crate::protocol::{WrapperCommand, WrapperReply};
+use crate::executor::{CloneExecutor, WrapperTransport, reply_message};
+use crate::protocol::{WrapperCommand, WrapperReply, accepts_encoded_values};
 
 /// One esxcli output structure: field name → values.
 pub type EsxcliRecord = BTreeMap<String, Vec<String>>;
@@ -72,7 +77,32 @@ impl<R: EsxcliRunner> VibExecutor<R> {
 #[async_trait]
 impl<R: EsxcliRunner> WrapperTransport for VibExecutor<R> {
     async fn call(&self, command: WrapperCommand) -> Result<String, EsxiError> {
-        let records = self.runner.esxcli(&command.esxcli_args()).await?;
+        let args = if command.values().is_empty() {
+            command
+                .esxcli_args()
+                .iter()
+                .map(|a| (*a).to_owned())
+                .collect()
+        } else if accepts_encoded_values(&self.version().await?) {
+            command.esxcli_args_encoded()
+        } else {
+            if let Some(quoted) = command.values().into_iter().find(|v| v.contains('\'')) {
+                return Err(EsxiError::InvalidArgument {
+                    what: "value",
+                    value: quoted.to_owned(),
+                    reason: "the host's vmkfstools-wrapper VIB is older than 1.2.0 and hands values \
+                             to a shell in single quotes; upgrade the VIB (copy-offload vib install) \
+                             to copy a disk whose path contains a quote",
+                });
+            }
+            command
+                .esxcli_args()
+                .iter()
+                .map(|a| (*a).to_owned())
+                .collect()
+        };
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let records = self.runner.esxcli(&argv).await?;
         reply_message(command.esxcli_command(), reply_from_records(&records)?)
     }
 

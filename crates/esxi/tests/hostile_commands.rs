@@ -5,10 +5,8 @@
 mod support;
 
 use co_esxi::protocol::WrapperReply;
-use co_esxi::ssh::{HostKeyPolicy, SshSession, SshSettings};
-use co_testpeers::Sshd;
 use futures::StreamExt as _;
-use support::{ClientKey, FakeEsxi, Shell};
+use support::{FakeEsxi, Shell, SshRig};
 
 /// `{PWN}` is replaced by a marker path that must never come into existence; `{SRC}`/`{DEV}` by a
 /// valid source VMDK and device, so that only the hostile part can cause the refusal.
@@ -120,28 +118,18 @@ fn truncated(text: &str) -> String {
 
 #[tokio::test]
 async fn hostile_commands_through_sshd_are_all_refused_and_nothing_runs() {
-    let esxi = FakeEsxi::new("ds1");
-    esxi.install_ssh_wrapper();
+    let rig = SshRig::start("ds1");
+    let esxi = &rig.esxi;
     let source = esxi.add_vmdk("vm/vm.vmdk", r#"{"steps": 1}"#);
     let device = esxi.add_device("naa.1", Some(0));
     let marker = esxi.fs_root().join("PWNED").display().to_string();
-    let key = ClientKey::generate();
-    let sshd = Sshd::start(&format!(
-        "{}\n",
-        esxi.restricted_key_line(&key.public_openssh)
-    ))
-    .unwrap();
-    let host_key = russh::keys::PublicKey::from_openssh(&sshd.host_public_key_openssh).unwrap();
-    let mut settings =
-        SshSettings::from_base64_pem(&key.base64_pem(), HostKeyPolicy::Pinned(host_key)).unwrap();
-    settings.port = sshd.port;
-    let session = SshSession::connect("127.0.0.1", &settings).await.unwrap();
+    let session = rig.raw().await;
 
     let corpus = corpus();
     assert!(corpus.len() >= 40, "corpus has {} entries", corpus.len());
     let commands: Vec<String> = corpus
         .iter()
-        .map(|t| render(t, &esxi, &marker, &source, &device))
+        .map(|t| render(t, esxi, &marker, &source, &device))
         .collect();
     // A few channels at a time on the one connection, as a populator's calls would share it.
     let outputs: Vec<_> = futures::stream::iter(&commands)

@@ -10,7 +10,7 @@ use co_esxi::executor::{CloneExecutor, CloneProgress, CloneTask, PollSchedule};
 use co_esxi::protocol::{TaskStatus, WrapperReply, decode_message};
 use co_esxi::ssh::{HostKeyPolicy, SshExecutor, SshSession, SshSettings};
 use co_testpeers::Sshd;
-use support::{CapturedLogs, ClientKey, FakeEsxi};
+use support::{CapturedLogs, ClientKey, FakeEsxi, SshRig};
 use tokio_util::sync::CancellationToken;
 
 const FAST: PollSchedule = PollSchedule {
@@ -18,47 +18,7 @@ const FAST: PollSchedule = PollSchedule {
     max: Duration::from_millis(200),
 };
 
-struct Rig {
-    esxi: FakeEsxi,
-    sshd: Sshd,
-    settings: SshSettings,
-}
-
-impl Rig {
-    fn start(datastore: &str) -> Self {
-        let esxi = FakeEsxi::new(datastore);
-        esxi.install_ssh_wrapper();
-        let key = ClientKey::generate();
-        let sshd = Sshd::start(&format!(
-            "{}\n",
-            esxi.restricted_key_line(&key.public_openssh)
-        ))
-        .unwrap();
-        let host_key = russh::keys::PublicKey::from_openssh(&sshd.host_public_key_openssh).unwrap();
-        let mut settings =
-            SshSettings::from_base64_pem(&key.base64_pem(), HostKeyPolicy::Pinned(host_key))
-                .unwrap();
-        settings.port = sshd.port;
-        settings.timeout = Duration::from_secs(20);
-        Self {
-            esxi,
-            sshd,
-            settings,
-        }
-    }
-
-    async fn executor(&self) -> SshExecutor {
-        SshExecutor::connect("127.0.0.1", &self.esxi.datastore, &self.settings)
-            .await
-            .unwrap()
-    }
-
-    async fn raw(&self) -> SshSession {
-        SshSession::connect("127.0.0.1", &self.settings)
-            .await
-            .unwrap()
-    }
-}
+type Rig = SshRig;
 
 #[tokio::test]
 async fn clone_streams_progress_and_succeeds_with_spaces_in_names() {
@@ -305,18 +265,9 @@ async fn upstream_framing_and_probe_still_work() {
 
 #[tokio::test]
 async fn key_not_installed_logs_the_exact_line_and_steps() {
-    let esxi = FakeEsxi::new("ds 1");
-    let installed = ClientKey::generate();
+    let rig = Rig::start("ds 1");
     let ours = ClientKey::generate();
-    let sshd = Sshd::start(&format!(
-        "{}\n",
-        esxi.restricted_key_line(&installed.public_openssh)
-    ))
-    .unwrap();
-    let host_key = russh::keys::PublicKey::from_openssh(&sshd.host_public_key_openssh).unwrap();
-    let mut settings =
-        SshSettings::from_base64_pem(&ours.base64_pem(), HostKeyPolicy::Pinned(host_key)).unwrap();
-    settings.port = sshd.port;
+    let settings = rig.settings_for(&ours);
 
     let logs = CapturedLogs::default();
     let _guard = logs.install();
@@ -333,7 +284,7 @@ async fn key_not_installed_logs_the_exact_line_and_steps() {
     let text = logs.text();
     let line = co_esxi::restricted_key_line("ds 1", &ours.public_key_without_comment());
     assert!(
-        line.contains("python '/vmfs/volumes/ds 1/secure-vmkfstools-wrapper.py'"),
+        line.contains("python -I '/vmfs/volumes/ds 1/secure-vmkfstools-wrapper.py'"),
         "{line}"
     );
     for needle in [
@@ -490,21 +441,13 @@ impl co_esxi::ssh::DatastoreFiles for FakeDatastores {
 
 #[tokio::test]
 async fn prepare_uploads_the_verified_wrapper_then_checks_it_through_the_key() {
-    let esxi = FakeEsxi::new("ds 1");
-    let key = ClientKey::generate();
-    let sshd = Sshd::start(&format!(
-        "{}\n",
-        esxi.restricted_key_line(&key.public_openssh)
-    ))
-    .unwrap();
-    let host_key = russh::keys::PublicKey::from_openssh(&sshd.host_public_key_openssh).unwrap();
-    let mut settings =
-        SshSettings::from_base64_pem(&key.base64_pem(), HostKeyPolicy::Pinned(host_key)).unwrap();
-    settings.port = sshd.port;
+    let rig = Rig::start("ds 1");
+    let (esxi, settings) = (&rig.esxi, &rig.settings);
+    std::fs::remove_file(esxi.datastore_dir().join("secure-vmkfstools-wrapper.py")).unwrap();
     let datastores = FakeDatastores(esxi.fs_root().join("vmfs/volumes"));
 
     // Nothing on the datastore yet: the embedded wrapper is uploaded, verified and run (`--version`).
-    let executor = SshExecutor::prepare("127.0.0.1", "ds 1", &settings, &datastores)
+    let executor = SshExecutor::prepare("127.0.0.1", "ds 1", settings, &datastores)
         .await
         .unwrap();
     assert_eq!(

@@ -6,11 +6,10 @@ mod support;
 
 use std::time::Duration;
 
-use async_trait::async_trait;
+use co_esxi::EsxiError;
 use co_esxi::executor::{CloneExecutor, CloneTask, PollSchedule};
-use co_esxi::vib_executor::{EsxcliRecord, EsxcliRunner, VibExecutor};
-use co_esxi::{EsxiError, protocol::WrapperReply};
-use support::{FakeEsxi, Shell};
+use co_esxi::vib_executor::{EsxcliRunner, VibExecutor};
+use support::{FakeEsxi, PluginHost, Shell};
 use tokio_util::sync::CancellationToken;
 
 const FAST: PollSchedule = PollSchedule {
@@ -18,101 +17,10 @@ const FAST: PollSchedule = PollSchedule {
     max: Duration::from_millis(200),
 };
 
-/// Runs esxcli `vmkfstools` commands from the plugin XML against the installed shell wrapper.
-struct PluginHost {
-    wrapper: std::path::PathBuf,
-}
-
-impl PluginHost {
-    fn execute_line(&self, argv: &[&str]) -> String {
-        let plugin = co_esxi::assets::ESXCLI_PLUGIN;
-        let (namespace, command) = (argv[0], argv[1]);
-        let start = plugin
-            .find(&format!("<command path=\"{namespace}.{command}\">"))
-            .expect("command in plugin");
-        let block = &plugin[start..start + plugin[start..].find("</command>").unwrap()];
-        let mut line = between(block, "<execute>", "</execute>").to_owned();
-        let mut given = Vec::new();
-        for pair in argv[2..].chunks(2) {
-            let short = pair[0].trim_start_matches('-');
-            let name_at = block
-                .find(&format!("shortname=\"{short}\""))
-                .expect("option in plugin");
-            let name = between(
-                &block[block[..name_at].rfind("<parameter").unwrap()..],
-                "name=\"",
-                "\"",
-            );
-            given.push((name.to_owned(), pair[1]));
-        }
-        // esxcli's `$if{name, text}` expands to `text` only when the parameter was given.
-        while let Some(at) = line.find("$if{") {
-            let mut depth = 0;
-            let end = line[at..]
-                .char_indices()
-                .find_map(|(i, c)| {
-                    match c {
-                        '{' => depth += 1,
-                        '}' => depth -= 1,
-                        _ => {}
-                    }
-                    (depth == 0 && c == '}').then_some(at + i)
-                })
-                .expect("closed $if{");
-            let (name, text) = line[at + 4..end].split_once(',').expect("$if{name, text}");
-            let expansion = if given.iter().any(|(n, _)| n == name.trim()) {
-                text.to_owned()
-            } else {
-                String::new()
-            };
-            line.replace_range(at..=end, &expansion);
-        }
-        for (name, value) in &given {
-            line = line.replace(&format!("$val{{{name}}}"), value);
-        }
-        assert!(!line.contains("$val{"), "unexpanded value in {line}");
-        line.replace(
-            "/opt/redhat/vmkfstools-wrapper",
-            &self.wrapper.display().to_string(),
-        )
-    }
-}
-
-fn between<'a>(text: &'a str, open: &str, close: &str) -> &'a str {
-    let from = text.find(open).unwrap() + open.len();
-    &text[from..from + text[from..].find(close).unwrap()]
-}
-
-#[async_trait]
-impl EsxcliRunner for PluginHost {
-    fn host(&self) -> &str {
-        "esxi-test"
-    }
-
-    async fn esxcli(&self, argv: &[&str]) -> Result<Vec<EsxcliRecord>, EsxiError> {
-        let line = self.execute_line(argv);
-        let output = tokio::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&line)
-            .output()
-            .await
-            .unwrap();
-        let reply = WrapperReply::from_xml(&String::from_utf8_lossy(&output.stdout))?;
-        let record = [
-            ("status", reply.status.to_string()),
-            ("message", reply.message),
-        ]
-        .into_iter()
-        .map(|(key, value)| (key.to_owned(), vec![value]))
-        .collect();
-        Ok(vec![record])
-    }
-}
-
 fn rig(shell: Shell) -> (FakeEsxi, VibExecutor<PluginHost>) {
     let esxi = FakeEsxi::new("ds 1");
     let wrapper = esxi.install_vib_wrapper(shell);
-    (esxi, VibExecutor::new(PluginHost { wrapper }))
+    (esxi, VibExecutor::new(PluginHost::new(wrapper)))
 }
 
 /// A host whose VIB still carries wrapper `version` (the script as shipped, version line changed).
@@ -311,14 +219,23 @@ async fn failure_and_abort_under(shell: Shell) {
     assert_eq!(esxi.datastore_files(), ["vm/a.vmdk", "vm/b.vmdk"]);
 }
 
+/// A VIB older than 1.2.0 takes plain values inside single quotes: a value with a quote is never
+/// sent to it (only the version is asked), and the error says to upgrade.
 #[tokio::test]
-async fn quotes_never_reach_the_esxcli_execute_line() {
-    let (esxi, executor) = rig(Shell::Dash);
+async fn a_quote_is_never_sent_to_a_vib_older_than_1_2_0() {
+    let (esxi, executor) = rig_with_wrapper_version("1.1.0");
+    let source = esxi.add_vmdk("vm/x'; reboot; '.vmdk", r#"{"steps": 1}"#);
     let device = esxi.add_device("naa.1", None);
     let err = executor
-        .start_clone("/vmfs/volumes/ds 1/x'; reboot; '.vmdk", &device, None)
+        .start_clone(&source, &device, None)
         .await
         .unwrap_err();
-    assert!(matches!(err, EsxiError::InvalidArgument { .. }), "{err}");
+    assert!(
+        matches!(&err, EsxiError::InvalidArgument { reason, .. } if reason.contains("upgrade the VIB")),
+        "{err}"
+    );
     assert!(esxi.vmkfstools_runs().is_empty());
+    let lines = executor.runner().lines.lock().unwrap().clone();
+    assert_eq!(lines.len(), 1, "only the version was asked: {lines:?}");
+    assert!(lines[0].ends_with(" --version"), "{lines:?}");
 }

@@ -153,7 +153,7 @@ fn script_in(words: &[String]) -> Option<(String, String, &[String])> {
     })?;
     let launcher_ok = words[..position]
         .iter()
-        .all(|w| matches!(w.as_str(), "sh" | "python" | "python3" | "exec"));
+        .all(|w| matches!(w.as_str(), "sh" | "python" | "python3" | "exec" | "-I"));
     let path = &words[position];
     let (datastore, file) = path.strip_prefix("/vmfs/volumes/")?.split_once('/')?;
     (launcher_ok && !file.contains('/')).then(|| {
@@ -203,7 +203,7 @@ async fn run_wrapper(
         host.record_wrapper_command(&command);
         return ExecOutcome::wrapper(&crate::host_files::version_reply(&script), 0);
     }
-    ExecOutcome::wrapper(&wrapper::run(host, command).await, 0)
+    ExecOutcome::wrapper(&wrapper::run_ssh(host, command).await, 0)
 }
 
 /// What the host runs for an exec request by a key with the given forced command.

@@ -2,9 +2,12 @@
 //! `secure-vmkfstools-wrapper` (SSH) answered from a [`SimHost`]'s task table. The wire shapes (XML
 //! envelope, JSON task documents, command parsing) come from [`co_esxi::protocol`], the module the
 //! product's executors use, so the lab cannot drift from the real wrappers. Both the esxcli
-//! `vmkfstools` namespace and the SSH endpoint dispatch here.
+//! `vmkfstools` namespace ([`run`], which decodes the VIB's encoded values as wrapper 1.2.0 does)
+//! and the SSH endpoint ([`run_ssh`]) dispatch here.
 
-use co_esxi::protocol::{VersionInfo, WrapperCommand, WrapperReply, encode_message};
+use co_esxi::protocol::{
+    VersionInfo, WrapperCommand, WrapperReply, accepts_encoded_values, encode_message,
+};
 
 use crate::host::{SimHost, WrapperError};
 
@@ -12,8 +15,20 @@ fn failed(error: WrapperError) -> WrapperReply {
     WrapperReply::failed(error.status, error.message)
 }
 
-/// Runs one operation against a host and answers as the wrapper would.
+/// Runs one esxcli `vmkfstools` operation against a host and answers as the VIB wrapper would:
+/// from wrapper 1.2.0 on, `hex:` values are decoded first.
 pub async fn run(host: &SimHost, command: WrapperCommand) -> WrapperReply {
+    if !accepts_encoded_values(host.wrapper_version()) {
+        return run_ssh(host, command).await;
+    }
+    match command.decode_esxcli_values() {
+        Ok(command) => run_ssh(host, command).await,
+        Err(e) => WrapperReply::failed(1, e.to_string()),
+    }
+}
+
+/// Runs one operation against a host and answers as the SSH wrapper would.
+pub async fn run_ssh(host: &SimHost, command: WrapperCommand) -> WrapperReply {
     host.record_wrapper_command(&command);
     match command {
         WrapperCommand::Probe => WrapperReply::ok(co_esxi::protocol::PROBE_REPLY),

@@ -5,12 +5,21 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
+use async_trait::async_trait;
+use co_esxi::EsxiError;
+use co_esxi::protocol::WrapperReply;
+use co_esxi::ssh::{HostKeyPolicy, SshExecutor, SshSession, SshSettings};
+use co_esxi::vib_executor::{EsxcliRecord, EsxcliRunner};
+use co_testpeers::Sshd;
 use tempfile::TempDir;
 
 /// The interpreter ESXi calls `python`; the tests run the wrapper with Debian's python3.
 pub const PYTHON: &str = "/usr/bin/python3";
 const BUSYBOX: &str = "/usr/bin/busybox";
+/// The boot device of every fake host unless a test sets another.
+pub const BOOT_DEVICE: &str = "mpx.vmhba32:C0:T0:L0";
 /// Shebang interpreter for the wrapper under busybox.
 const BUSYBOX_SH: &str = "/usr/bin/busybox sh";
 
@@ -57,7 +66,24 @@ impl FakeEsxi {
             write_executable(&esxi.bin().join(stand_in), &text);
         }
         std::fs::write(esxi.bin().join("invocations.log"), "").unwrap();
+        for volume in esxi.boot_volumes() {
+            std::fs::create_dir_all(&volume).unwrap();
+        }
+        esxi.set_boot_device(BOOT_DEVICE);
         esxi
+    }
+
+    /// The host's boot bank folders (`/bootbank`, `/altbootbank` on ESXi).
+    pub fn boot_volumes(&self) -> [PathBuf; 2] {
+        let boot = self.dir.path().join("boot");
+        [boot.join("bootbank"), boot.join("altbootbank")]
+    }
+
+    /// Makes both boot banks live on partitions 5 and 6 of `device` (what `vmkfstools -P` reports).
+    pub fn set_boot_device(&self, device: &str) {
+        for (volume, partition) in self.boot_volumes().iter().zip([5, 6]) {
+            std::fs::write(volume.join("partitions"), format!("{device}:{partition}\n")).unwrap();
+        }
     }
 
     /// FS_ROOT: `/vmfs/...` paths live below it.
@@ -98,6 +124,14 @@ impl FakeEsxi {
                     "FS_ROOT = ",
                     format!("{:?}", self.fs_root().display().to_string()),
                 ),
+                (
+                    "BOOT_VOLUMES = ",
+                    format!(
+                        "({:?}, {:?})",
+                        self.boot_volumes()[0].display().to_string(),
+                        self.boot_volumes()[1].display().to_string()
+                    ),
+                ),
             ],
         )
     }
@@ -110,6 +144,14 @@ impl FakeEsxi {
             ("VSISH=", quoted(self.bin().join("vsish"))),
             ("TASK_ROOT=", quoted(self.task_root())),
             ("FS_ROOT=", quoted(self.fs_root())),
+            (
+                "BOOT_VOLUMES=",
+                format!(
+                    "\"{} {}\"",
+                    self.boot_volumes()[0].display(),
+                    self.boot_volumes()[1].display()
+                ),
+            ),
         ];
         if shell == Shell::Busybox {
             constants.push(("PATH=", self.busybox_applets().display().to_string()));
@@ -119,6 +161,11 @@ impl FakeEsxi {
             Shell::Dash => source,
             Shell::Busybox => source.replacen("#!/bin/sh", &format!("#!{BUSYBOX_SH}"), 1),
         }
+    }
+
+    /// What the wrappers sent to syslog (the busybox shell's `logger` writes here).
+    pub fn syslog(&self) -> PathBuf {
+        self.bin().join("syslog.log")
     }
 
     /// A directory of busybox applets, the only tools on ESXi's shell PATH.
@@ -133,9 +180,19 @@ impl FakeEsxi {
             for applet in [
                 "sh", "sed", "awk", "od", "tr", "cut", "find", "setsid", "logger", "mv", "rm",
                 "mkdir", "chmod", "cat", "tail", "grep", "head", "date", "sleep", "kill", "printf",
+                "readlink", "id", "ls", "rmdir",
             ] {
                 std::os::unix::fs::symlink(BUSYBOX, dir.join(applet)).unwrap();
             }
+            // syslog as a file the tests can read: every `logger` line, as received.
+            std::fs::remove_file(dir.join("logger")).unwrap();
+            write_executable(
+                &dir.join("logger"),
+                &format!(
+                    "#!{BUSYBOX_SH}\nprintf '%s\\n' \"$*\" >>{:?}\n",
+                    self.syslog().display().to_string()
+                ),
+            );
         }
         dir
     }
@@ -158,18 +215,18 @@ impl FakeEsxi {
         path
     }
 
-    /// The restricted key line as the product prints it, with `python /vmfs/...` mapped to this
+    /// The restricted key line as the product prints it, with `python -I /vmfs/...` mapped to this
     /// fake host (interpreter path and FS_ROOT prefix); everything else, quoting included, is kept.
     pub fn restricted_key_line(&self, public_key: &str) -> String {
         let line = co_esxi::restricted_key_line(&self.datastore, public_key);
         let mapped = line.replacen(
-            "python '/vmfs/",
-            &format!("{PYTHON} '{}/vmfs/", self.fs_root().display()),
+            "python -I '/vmfs/",
+            &format!("{PYTHON} -I '{}/vmfs/", self.fs_root().display()),
             1,
         );
         let mapped = mapped.replacen(
-            "python /vmfs/",
-            &format!("{PYTHON} {}/vmfs/", self.fs_root().display()),
+            "python -I /vmfs/",
+            &format!("{PYTHON} -I {}/vmfs/", self.fs_root().display()),
             1,
         );
         assert_ne!(
@@ -269,10 +326,177 @@ fn substitute(script: &str, constants: &[(&str, String)]) -> String {
     lines.join("\n") + "\n"
 }
 
+/// Writes an executable through `install`, another process: a file this multi-threaded test
+/// process held open for writing could be inherited by a child another test thread forks at that
+/// moment, and executing it would then fail with ETXTBSY ("Text file busy").
 fn write_executable(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let source = path.with_extension("source");
+    std::fs::write(&source, text).unwrap();
+    let status = Command::new("install")
+        .arg("-m755")
+        .arg(&source)
+        .arg(path)
+        .status()
+        .expect("install (coreutils) is missing");
+    assert!(status.success(), "install {} failed", path.display());
+}
+
+/// The VIB method's esxcli transport as a test seam: runs esxcli `vmkfstools` commands from the
+/// plugin XML against the installed shell wrapper. The `<execute>` template is filled in as esxcli
+/// does and run with `/bin/sh -c`: the worst case, a shell parsing the line.
+pub struct PluginHost {
+    pub wrapper: PathBuf,
+    /// Every `<execute>` line run, as the shell received it.
+    pub lines: std::sync::Mutex<Vec<String>>,
+}
+
+impl PluginHost {
+    pub fn new(wrapper: PathBuf) -> Self {
+        Self {
+            wrapper,
+            lines: std::sync::Mutex::default(),
+        }
+    }
+
+    fn execute_line(&self, argv: &[&str]) -> String {
+        let plugin = co_esxi::assets::ESXCLI_PLUGIN;
+        let (namespace, command) = (argv[0], argv[1]);
+        let start = plugin
+            .find(&format!("<command path=\"{namespace}.{command}\">"))
+            .expect("command in plugin");
+        let block = &plugin[start..start + plugin[start..].find("</command>").unwrap()];
+        let mut line = between(block, "<execute>", "</execute>").to_owned();
+        let mut given = Vec::new();
+        for pair in argv[2..].chunks(2) {
+            let short = pair[0].trim_start_matches('-');
+            let name_at = block
+                .find(&format!("shortname=\"{short}\""))
+                .expect("option in plugin");
+            let name = between(
+                &block[block[..name_at].rfind("<parameter").unwrap()..],
+                "name=\"",
+                "\"",
+            );
+            given.push((name.to_owned(), pair[1]));
+        }
+        // esxcli's `$if{name, text}` expands to `text` only when the parameter was given.
+        while let Some(at) = line.find("$if{") {
+            let mut depth = 0;
+            let end = line[at..]
+                .char_indices()
+                .find_map(|(i, c)| {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => depth -= 1,
+                        _ => {}
+                    }
+                    (depth == 0 && c == '}').then_some(at + i)
+                })
+                .expect("closed $if{");
+            let (name, text) = line[at + 4..end].split_once(',').expect("$if{name, text}");
+            let expansion = if given.iter().any(|(n, _)| n == name.trim()) {
+                text.to_owned()
+            } else {
+                String::new()
+            };
+            line.replace_range(at..=end, &expansion);
+        }
+        for (name, value) in &given {
+            line = line.replace(&format!("$val{{{name}}}"), value);
+        }
+        assert!(!line.contains("$val{"), "unexpanded value in {line}");
+        line.replace(
+            "/opt/redhat/vmkfstools-wrapper",
+            &self.wrapper.display().to_string(),
+        )
+    }
+}
+
+fn between<'a>(text: &'a str, open: &str, close: &str) -> &'a str {
+    let from = text.find(open).unwrap() + open.len();
+    &text[from..from + text[from..].find(close).unwrap()]
+}
+
+#[async_trait]
+impl EsxcliRunner for PluginHost {
+    fn host(&self) -> &str {
+        "esxi-test"
+    }
+
+    async fn esxcli(&self, argv: &[&str]) -> Result<Vec<EsxcliRecord>, EsxiError> {
+        let line = self.execute_line(argv);
+        self.lines.lock().unwrap().push(line.clone());
+        let output = tokio::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&line)
+            .output()
+            .await
+            .unwrap();
+        let reply = WrapperReply::from_xml(&String::from_utf8_lossy(&output.stdout))?;
+        let record = [
+            ("status", reply.status.to_string()),
+            ("message", reply.message),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), vec![value]))
+        .collect();
+        Ok(vec![record])
+    }
+}
+
+/// The SSH method's rig: OpenSSH sshd with the restricted key line in front of the real SSH
+/// wrapper on a fake host.
+pub struct SshRig {
+    pub esxi: FakeEsxi,
+    pub sshd: Sshd,
+    pub settings: SshSettings,
+    pub key: ClientKey,
+}
+
+impl SshRig {
+    pub fn start(datastore: &str) -> Self {
+        let esxi = FakeEsxi::new(datastore);
+        esxi.install_ssh_wrapper();
+        let key = ClientKey::generate();
+        let sshd = Sshd::start(&format!(
+            "{}\n",
+            esxi.restricted_key_line(&key.public_openssh)
+        ))
+        .unwrap();
+        let settings = settings_for(&sshd, &key);
+        Self {
+            esxi,
+            sshd,
+            settings,
+            key,
+        }
+    }
+
+    /// Client settings for `key` against this sshd (its host key pinned).
+    pub fn settings_for(&self, key: &ClientKey) -> SshSettings {
+        settings_for(&self.sshd, key)
+    }
+
+    pub async fn executor(&self) -> SshExecutor {
+        SshExecutor::connect("127.0.0.1", &self.esxi.datastore, &self.settings)
+            .await
+            .unwrap()
+    }
+
+    pub async fn raw(&self) -> SshSession {
+        SshSession::connect("127.0.0.1", &self.settings)
+            .await
+            .unwrap()
+    }
+}
+
+fn settings_for(sshd: &Sshd, key: &ClientKey) -> SshSettings {
+    let host_key = russh::keys::PublicKey::from_openssh(&sshd.host_public_key_openssh).unwrap();
+    let mut settings =
+        SshSettings::from_base64_pem(&key.base64_pem(), HostKeyPolicy::Pinned(host_key)).unwrap();
+    settings.port = sshd.port;
+    settings.timeout = Duration::from_secs(20);
+    settings
 }
 
 /// An RSA client key as the provider generates it: PEM ("RSA PRIVATE KEY") and authorized_keys form.
