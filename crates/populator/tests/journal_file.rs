@@ -49,7 +49,7 @@ async fn a_rerun_sees_what_the_crashed_run_left() {
     first
         .record(JournalEntry::CloneStarted {
             host: "HostSystem:host-1".into(),
-            task_id: "task-9".into(),
+            task_id: "5d0f3c9e-2b7a-4c61-9e8d-0a1b2c3d4e5f".into(),
         })
         .await
         .unwrap();
@@ -67,14 +67,14 @@ async fn a_rerun_sees_what_the_crashed_run_left() {
         recovery
             .clone_may_be_running()
             .and_then(|c| c.task_id.as_deref()),
-        Some("task-9")
+        Some("5d0f3c9e-2b7a-4c61-9e8d-0a1b2c3d4e5f")
     );
     assert_eq!(
         recovery.outstanding,
         vec![
             CleanupStep::CleanTask {
                 host: "HostSystem:host-1".into(),
-                task_id: "task-9".into()
+                task_id: "5d0f3c9e-2b7a-4c61-9e8d-0a1b2c3d4e5f".into()
             },
             CleanupStep::RemoveDevice {
                 host: "HostSystem:host-1".into(),
@@ -88,7 +88,7 @@ async fn a_rerun_sees_what_the_crashed_run_left() {
     // The second run aborts the clone and undoes everything; a third run finds nothing to do.
     second
         .record(JournalEntry::CloneFinished {
-            task_id: "task-9".into(),
+            task_id: "5d0f3c9e-2b7a-4c61-9e8d-0a1b2c3d4e5f".into(),
             outcome: Outcome::Aborted,
         })
         .await

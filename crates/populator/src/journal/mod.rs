@@ -231,17 +231,17 @@ fn check_values(entry: &JournalEntry) -> Result<(), String> {
             check_host(host)?;
             check_token("device", device.rsplit('/').next().unwrap_or(device))?;
             if let Some(task_id) = task_id {
-                check_token("task id", task_id)?;
+                check_task_id(task_id)?;
             }
             vec![]
         }
         JournalEntry::CloneStarted { host, task_id } => {
             check_host(host)?;
-            check_token("task id", task_id)?;
+            check_task_id(task_id)?;
             vec![]
         }
         JournalEntry::CloneFinished { task_id, .. } => {
-            check_token("task id", task_id)?;
+            check_task_id(task_id)?;
             vec![]
         }
         JournalEntry::RunFinished { .. } => vec![],
@@ -250,7 +250,7 @@ fn check_values(entry: &JournalEntry) -> Result<(), String> {
         match step {
             CleanupStep::CleanTask { host, task_id } => {
                 check_host(host)?;
-                check_token("task id", task_id)?;
+                check_task_id(task_id)?;
             }
             CleanupStep::RemoveDevice { host, naa } => {
                 check_host(host)?;
@@ -283,7 +283,14 @@ fn check_host(host: &str) -> Result<(), String> {
     check_token("host", value)
 }
 
-/// Task ids, device and adapter names: short, and only letters, digits, `.`, `_`, `-`, `:`.
+/// A clone task id: the one form the wrappers accept (the ESXi crate's rule).
+fn check_task_id(task_id: &str) -> Result<(), String> {
+    co_esxi::TaskId::parse(task_id)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Device and adapter names: short, and only letters, digits, `.`, `_`, `-`, `:`.
 fn check_token(what: &str, value: &str) -> Result<(), String> {
     let fine = !value.is_empty()
         && value.len() <= 128

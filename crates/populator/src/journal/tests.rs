@@ -6,6 +6,9 @@ use co_storage::{
 use super::recovery::compact;
 use super::*;
 
+/// A clone task id as the wrappers make them.
+const T1: &str = "5d0f3c9e-2b7a-4c61-9e8d-0a1b2c3d4e5f";
+
 fn records(entries: Vec<(&str, JournalEntry)>) -> Vec<JournalRecord> {
     entries
         .into_iter()
@@ -104,7 +107,7 @@ fn outstanding_steps_are_undone_newest_first_and_cancelled_by_cleanup() {
             "r1",
             JournalEntry::CloneStarted {
                 host: "HostSystem:host-12".into(),
-                task_id: "t1".into(),
+                task_id: T1.into(),
             },
         ),
         ("r1", done(device())),
@@ -112,10 +115,10 @@ fn outstanding_steps_are_undone_newest_first_and_cancelled_by_cleanup() {
     assert_eq!(recovery.previous_run.as_deref(), Some("r1"));
     assert_eq!(
         recovery.outstanding,
-        vec![task("t1"), unmap(), restore(vec![])]
+        vec![task(T1), unmap(), restore(vec![])]
     );
     let running = recovery.clone_may_be_running().unwrap();
-    assert_eq!(running.task_id.as_deref(), Some("t1"));
+    assert_eq!(running.task_id.as_deref(), Some(T1));
     assert_eq!(running.device.as_deref(), Some("naa.1"));
     assert!(!recovery.is_clean());
     assert_eq!(
@@ -163,16 +166,16 @@ fn a_named_clone_request_is_undone_like_a_started_task() {
         JournalEntry::CloneRequested {
             host: "HostSystem:host-12".into(),
             device: "naa.1".into(),
-            task_id: Some("t1".into()),
+            task_id: Some(T1.into()),
         },
     );
     let recovery = Recovery::fold(&records(vec![("r1", change(device())), requested.clone()]));
-    assert_eq!(recovery.outstanding, vec![task("t1"), device()]);
+    assert_eq!(recovery.outstanding, vec![task(T1), device()]);
     let started = (
         "r1",
         JournalEntry::CloneStarted {
             host: "HostSystem:host-12".into(),
-            task_id: "t1".into(),
+            task_id: T1.into(),
         },
     );
     let recovery = Recovery::fold(&records(vec![
@@ -180,16 +183,16 @@ fn a_named_clone_request_is_undone_like_a_started_task() {
         requested.clone(),
         started.clone(),
     ]));
-    assert_eq!(recovery.outstanding, vec![task("t1"), device()]);
+    assert_eq!(recovery.outstanding, vec![task(T1), device()]);
     let recovery = Recovery::fold(&records(vec![
         ("r1", change(device())),
         requested,
         started,
-        ("r1", done(task("t1"))),
+        ("r1", done(task(T1))),
         (
             "r1",
             JournalEntry::CloneFinished {
-                task_id: "t1".into(),
+                task_id: T1.into(),
                 outcome: Outcome::Aborted,
             },
         ),
@@ -286,15 +289,15 @@ fn compaction_preserves_recovery_at_every_point() {
             JournalEntry::CloneRequested {
                 host: "HostSystem:host-12".into(),
                 device: "/vmfs/devices/disks/naa.1".into(),
-                task_id: Some("t1".into()),
+                task_id: Some(T1.into()),
             },
         ),
         // r1 killed; r2 undoes part of it and is killed too.
-        ("r2", done(task("t1"))),
+        ("r2", done(task(T1))),
         (
             "r2",
             JournalEntry::CloneFinished {
-                task_id: "t1".into(),
+                task_id: T1.into(),
                 outcome: Outcome::Aborted,
             },
         ),
@@ -393,7 +396,7 @@ fn version_1_journals_convert_to_typed_steps() {
             {"seq": 5, "run": "old", "at": "t", "kind": "changeMade",
              "undo": custom("unmapVolume", serde_json::json!({"volume": volume(), "group": group()}))},
             {"seq": 6, "run": "old", "at": "t", "kind": "deviceDiscovered", "host": "HostSystem:host-12", "naa": "naa.1"},
-            {"seq": 7, "run": "old", "at": "t", "kind": "cloneRequested", "host": "HostSystem:host-12", "device": "naa.1", "taskId": "t1"},
+            {"seq": 7, "run": "old", "at": "t", "kind": "cloneRequested", "host": "HostSystem:host-12", "device": "naa.1", "taskId": "5d0f3c9e-2b7a-4c61-9e8d-0a1b2c3d4e5f"},
             {"seq": 8, "run": "old", "at": "t", "kind": "note", "name": "x", "detail": {}},
         ]
     });
@@ -402,7 +405,7 @@ fn version_1_journals_convert_to_typed_steps() {
     assert_eq!(
         recovery.outstanding,
         vec![
-            task("t1"),
+            task(T1),
             device(),
             unmap(),
             CleanupStep::RescanDelete {
