@@ -183,7 +183,11 @@ async fn hosts_connections_and_the_nvme_rule() {
     let lab = serve().await;
     let session = lab.login().await;
     let name = portworx_volume_name("px_1a2b3c4d", "pvc-1");
-    let volume = lab.san.create_volume(ARRAY, &name, 1 << 30).unwrap();
+    let volume = lab
+        .array
+        .create_portworx_volume("px_1a2b3c4d", "pvc-1", 1 << 30)
+        .unwrap();
+    assert_eq!(volume.name, name);
 
     // Names and ids go in the query; bodies carry attributes only.
     let host = lab
@@ -258,6 +262,31 @@ async fn hosts_connections_and_the_nvme_rule() {
     lab.ok(&session, Method::DELETE, "/hosts?names=esx-1", None)
         .await;
     assert!(lab.san.group(ARRAY, "esx-1").is_none());
+
+    // Leftovers name copy-offload's own objects only, and open sessions.
+    assert_eq!(lab.array.leftovers(), vec!["1 open session(s)"]);
+    lab.ok(
+        &session,
+        Method::POST,
+        "/hosts?names=xcopy-hostsystem-host-1",
+        Some(json!({"iqns": [ESX_IQN]})),
+    )
+    .await;
+    lab.ok(
+        &session,
+        Method::POST,
+        &format!("/connections?host_names=xcopy-hostsystem-host-1&volume_names={name}"),
+        None,
+    )
+    .await;
+    lab.ok(&session, Method::POST, "/logout", None).await;
+    assert_eq!(
+        lab.array.leftovers(),
+        vec![
+            "host xcopy-hostsystem-host-1".to_owned(),
+            format!("connection {name} -> xcopy-hostsystem-host-1"),
+        ]
+    );
 }
 
 #[tokio::test]

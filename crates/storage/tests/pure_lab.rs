@@ -126,8 +126,11 @@ impl Lab {
 
     /// A Portworx FADA PV whose volume is connected to the OpenShift workers' host group.
     fn portworx_pv(&self, pv_name: &str) -> PersistentVolumeRef {
-        let name = portworx_volume_name(PREFIX, pv_name);
-        let volume = self.san.create_volume(ARRAY, &name, 1 << 30).unwrap();
+        let volume = self
+            .array
+            .create_portworx_volume(PREFIX, pv_name, 1 << 30)
+            .unwrap();
+        let name = volume.name.clone();
         if self.san.group(ARRAY, "ocp-worker-1").is_none() {
             self.san
                 .create_group(
@@ -238,6 +241,7 @@ async fn a_copy_lifecycle_leaves_the_array_as_it_found_it() {
     copy_lifecycle(&lab, &array).await;
     array.logout().await.unwrap();
     assert_eq!(lab.array.open_sessions(), 0, "logout ends the session");
+    assert_eq!(lab.array.leftovers(), Vec::<String>::new());
 }
 
 #[tokio::test]

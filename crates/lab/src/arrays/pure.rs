@@ -78,6 +78,9 @@ pub const VASA_NAMESPACE: &str = "vasa-integration.purestorage.com";
 /// Tag key holding a vVol volume's vSphere `backingObjectId`.
 pub const VVOL_ID_TAG: &str = "PURE_VVOL_ID";
 
+/// Name prefix of the array objects copy-offload creates.
+const OBJECT_PREFIX: &str = "xcopy-";
+
 /// Who may log in: a user name and password (REST 1.x token exchange) and that user's API token.
 #[derive(Clone)]
 pub struct PureCredentials {
@@ -179,6 +182,53 @@ impl FlashArray {
             .nest("/api/{version}", v2)
             .layer(middleware::from_fn_with_state(self.clone(), authenticate))
             .with_state(self.clone())
+    }
+
+    /// Creates the volume Portworx FlashArray Direct Access provisions for PV `pv_name`; its
+    /// `uuid` is what the array lists as the volume `id`.
+    pub fn create_portworx_volume(
+        &self,
+        cluster_prefix: &str,
+        pv_name: &str,
+        size_bytes: u64,
+    ) -> Result<Volume, SanError> {
+        self.san().create_volume(
+            self.array(),
+            &portworx_volume_name(cluster_prefix, pv_name),
+            size_bytes,
+        )
+    }
+
+    /// What a copy may leave behind, one line per object: hosts and host groups named `xcopy-…`
+    /// (the name prefix copy-offload gives its array objects), connections to them, open sessions.
+    pub fn leftovers(&self) -> Vec<String> {
+        let ours = |name: &str| name.starts_with(OBJECT_PREFIX);
+        let state = self.state();
+        let mut found: Vec<String> = self
+            .san()
+            .groups(self.array())
+            .into_iter()
+            .filter(|h| ours(&h.name))
+            .map(|h| format!("host {}", h.name))
+            .collect();
+        found.extend(
+            state
+                .host_groups
+                .keys()
+                .filter(|hg| ours(hg))
+                .map(|hg| format!("host group {hg}")),
+        );
+        found.extend(
+            self.san()
+                .mappings(self.array())
+                .into_iter()
+                .filter(|m| ours(&m.group))
+                .map(|m| format!("connection {} -> {}", m.volume, m.group)),
+        );
+        if !state.sessions.is_empty() {
+            found.push(format!("{} open session(s)", state.sessions.len()));
+        }
+        found
     }
 
     /// Ends every session, as an array restart or idle timeout does: the next call answers 401.
