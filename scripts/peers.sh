@@ -215,23 +215,27 @@ install_kube() {
 
 pyvmomi_dir() { echo "$CACHE/pyvmomi-$PYVMOMI_VERSION"; }
 
-install_pyvmomi() {
+# Builds a venv at $dir/venv with one pinned pip package, unless a complete one is there already.
+# The marker is written last: a venv without it is a half-finished install and is rebuilt.
+install_venv() {
+    local name=$1 dir=$2 requirement=$3 module=$4
     ensure_packages "${APT_PYVMOMI[@]}"
-    local dir
-    dir=$(pyvmomi_dir)
-    # The marker is written last: a venv without it is a half-finished install and is rebuilt.
-    if [ -f "$dir/venv/.complete" ] && "$dir/venv/bin/python" -c 'import pyVmomi' 2>/dev/null; then
-        log "pyvmomi: cached at $dir/venv"
+    if [ -f "$dir/venv/.complete" ] && "$dir/venv/bin/python" -c "import $module" 2>/dev/null; then
+        log "$name: cached at $dir/venv"
         return 0
     fi
     rm -rf "$dir/venv"
     mkdir -p "$dir"
-    timed "pyvmomi: python3 -m venv" python3 -m venv "$dir/venv"
-    timed "pyvmomi: pip install pyvmomi==$PYVMOMI_VERSION" \
-        "$dir/venv/bin/python" -m pip install -q --disable-pip-version-check "pyvmomi==$PYVMOMI_VERSION"
-    "$dir/venv/bin/python" -c 'import pyVmomi' || die "pyvmomi installed but 'import pyVmomi' fails"
+    timed "$name: python3 -m venv" python3 -m venv "$dir/venv"
+    timed "$name: pip install $requirement" \
+        "$dir/venv/bin/python" -m pip install -q --disable-pip-version-check "$requirement"
+    "$dir/venv/bin/python" -c "import $module" || die "$name installed but 'import $module' fails"
     touch "$dir/venv/.complete"
-    log "pyvmomi: installed $dir/venv"
+    log "$name: installed $dir/venv"
+}
+
+install_pyvmomi() {
+    install_venv pyvmomi "$(pyvmomi_dir)" "pyvmomi==$PYVMOMI_VERSION" pyVmomi
 }
 
 # ---------------------------------------------------------------------------------------------------- vendor clients
@@ -239,23 +243,7 @@ install_pyvmomi() {
 pure_client_dir() { echo "$CACHE/vendorclients-py-pure-client-$PY_PURE_CLIENT_VERSION"; }
 
 install_pure_client() {
-    ensure_packages "${APT_PYVMOMI[@]}"
-    local dir
-    dir=$(pure_client_dir)
-    # The marker is written last: a venv without it is a half-finished install and is rebuilt.
-    if [ -f "$dir/venv/.complete" ] && "$dir/venv/bin/python" -c 'import pypureclient.flasharray' 2>/dev/null; then
-        log "py-pure-client: cached at $dir/venv"
-        return 0
-    fi
-    rm -rf "$dir/venv"
-    mkdir -p "$dir"
-    timed "py-pure-client: python3 -m venv" python3 -m venv "$dir/venv"
-    timed "py-pure-client: pip install py-pure-client==$PY_PURE_CLIENT_VERSION" \
-        "$dir/venv/bin/python" -m pip install -q --disable-pip-version-check "py-pure-client==$PY_PURE_CLIENT_VERSION"
-    "$dir/venv/bin/python" -c 'import pypureclient.flasharray' ||
-        die "py-pure-client installed but 'import pypureclient.flasharray' fails"
-    touch "$dir/venv/.complete"
-    log "py-pure-client: installed $dir/venv"
+    install_venv py-pure-client "$(pure_client_dir)" "py-pure-client==$PY_PURE_CLIENT_VERSION" pypureclient.flasharray
 }
 
 # ---------------------------------------------------------------------------------------------------- esxi tools

@@ -13,6 +13,7 @@ mod pure_client;
 mod pyvmomi;
 mod sshd;
 mod vcsim;
+mod venv;
 
 pub use kube_peer::{kube_client, kubeconfig_path};
 pub use layout::{cache_dir, state_dir};

@@ -935,6 +935,19 @@ fn body_json(body: &Bytes) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad("body", format!("The request body is not valid JSON: {e}.")))
 }
 
+/// The `names=` of a write that takes nothing else in its query, and its body checked by
+/// [`body_fields`].
+fn names_and_body(
+    params: Vec<(String, String)>,
+    body: &Bytes,
+    fields: &[&str],
+) -> Result<(Vec<String>, Value), ApiError> {
+    let names = Q::new(params, &["names"])?.required_list("names")?;
+    let body = body_json(body)?;
+    body_fields(&body, fields)?;
+    Ok((names, body))
+}
+
 /// Rejects body fields the operation does not take.
 fn body_fields(body: &Value, allowed: &[&str]) -> Result<(), ApiError> {
     let Some(object) = body.as_object() else {
@@ -1061,10 +1074,8 @@ async fn hosts_post(
     Query(params): Params,
     body: Bytes,
 ) -> ApiResult {
-    let q = Q::new(params, &["names"])?;
-    let names = q.required_list("names")?;
-    let body = body_json(&body)?;
-    body_fields(
+    let (names, body) = names_and_body(
+        params,
         &body,
         &[
             "chap",
@@ -1107,10 +1118,8 @@ async fn hosts_patch(
     Query(params): Params,
     body: Bytes,
 ) -> ApiResult {
-    let q = Q::new(params, &["names"])?;
-    let names = q.required_list("names")?;
-    let body = body_json(&body)?;
-    body_fields(
+    let (names, body) = names_and_body(
+        params,
         &body,
         &[
             "add_iqns",
