@@ -820,3 +820,68 @@ async fn a_token_needs_no_rest_1x() {
     assert!(matches!(err, StorageError::Config { .. }), "{err}");
     assert!(err.to_string().contains("set STORAGE_TOKEN"), "{err}");
 }
+
+#[tokio::test]
+async fn a_resumed_run_owns_and_deletes_the_host_an_interrupted_run_created() {
+    let lab = Lab::start().await;
+    let pv = lab.portworx_pv("pvc-g1");
+    let before = (lab.connections(), lab.hosts());
+    let host = esx("hostsystem-host-7", &[ESX_IQN]);
+    {
+        // The first run dies after mapping.
+        let first = lab.connect(None).await;
+        let volume = first.resolve_volume(&pv).await.unwrap();
+        let group = first.ensure_initiator_group(&host).await.unwrap();
+        first.map(&volume, &group).await.unwrap();
+    }
+    let second = lab.connect(None).await;
+    let volume = second.resolve_volume(&pv).await.unwrap();
+    let original = second.current_mappings(&volume).await.unwrap();
+    let group = second.ensure_initiator_group(&host).await.unwrap();
+    assert_eq!(group.owned, group.targets, "named like ours, so ours");
+    second.map(&volume, &group).await.unwrap();
+    second.unmap(&volume, &group).await.unwrap();
+    second.restore(&volume, &original).await.unwrap();
+    assert_eq!(
+        second.release_group(&group).await.unwrap(),
+        GroupRelease::Deleted
+    );
+    assert_eq!((lab.connections(), lab.hosts()), before);
+}
+
+#[tokio::test]
+async fn release_keeps_a_host_another_copy_uses_and_map_recreates_a_released_one() {
+    let lab = Lab::start().await;
+    let array = lab.connect(None).await;
+    let host = esx("hostsystem-host-8", &[ESX_IQN]);
+    let a = array
+        .resolve_volume(&lab.portworx_pv("pvc-h1"))
+        .await
+        .unwrap();
+    let b = array
+        .resolve_volume(&lab.portworx_pv("pvc-h2"))
+        .await
+        .unwrap();
+    let group_a = array.ensure_initiator_group(&host).await.unwrap();
+    let group_b = array.ensure_initiator_group(&host).await.unwrap();
+    array.map(&a, &group_a).await.unwrap();
+    array.map(&b, &group_b).await.unwrap();
+    array.unmap(&a, &group_a).await.unwrap();
+    assert_eq!(
+        array.release_group(&group_a).await.unwrap(),
+        GroupRelease::InUse,
+        "copy b still uses the host"
+    );
+    array.unmap(&b, &group_b).await.unwrap();
+    assert_eq!(
+        array.release_group(&group_b).await.unwrap(),
+        GroupRelease::Deleted
+    );
+    // Copy a maps again after b released the host: the host comes back.
+    let mapping = array.map(&a, &group_a).await.unwrap();
+    let seen = lab.san.visible_luns(&[ESX_IQN.to_owned()]);
+    assert_eq!(seen[0].naa, mapping.naa.as_str());
+    array.unmap(&a, &group_a).await.unwrap();
+    array.release_group(&group_a).await.unwrap();
+    assert!(!lab.hosts().contains(&"xcopy-hostsystem-host-8".to_owned()));
+}
