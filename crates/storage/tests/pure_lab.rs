@@ -885,3 +885,47 @@ async fn release_keeps_a_host_another_copy_uses_and_map_recreates_a_released_one
     array.release_group(&group_a).await.unwrap();
     assert!(!lab.hosts().contains(&"xcopy-hostsystem-host-8".to_owned()));
 }
+
+#[tokio::test]
+async fn large_host_lists_are_read_page_by_page() {
+    let lab = Lab::start().await;
+    for i in 0..520 {
+        let iqn = if i == 517 {
+            ESX_IQN.to_owned()
+        } else {
+            format!("iqn.2020-01.io.example:host-{i}")
+        };
+        lab.san
+            .create_group(
+                ARRAY,
+                GroupSpec {
+                    name: format!("admin-{i:03}"),
+                    initiators: vec![iqn],
+                    ..GroupSpec::default()
+                },
+            )
+            .unwrap();
+    }
+    let recorder = Recorder::new();
+    let array = lab.connect(Some(recorder.clone())).await;
+    let group = array
+        .ensure_initiator_group(&esx("hostsystem-host-9", &[ESX_IQN]))
+        .await
+        .unwrap();
+    assert_eq!(
+        group.targets[0].name, "admin-517",
+        "found on the second page"
+    );
+    let pages: Vec<ObservedRequest> = recorder
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/hosts"))
+        .collect();
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    assert!(
+        pages[1]
+            .query
+            .iter()
+            .any(|(k, _)| k == "continuation_token")
+    );
+}

@@ -61,6 +61,10 @@ const ESXI_PERSONALITY: &str = "esxi";
 
 const SESSION_HEADER: &str = "x-auth-token";
 
+/// Items per page when listing whole collections (hosts; all volumes for a `vml.` RDM name): an
+/// array with thousands of volumes answers in bounded pieces.
+const PAGE_LIMIT: usize = 500;
+
 /// The `body` of a request that has none.
 const NO_BODY: Option<&()> = None;
 
@@ -481,7 +485,7 @@ impl PureArray {
             .json()
     }
 
-    /// Every item of a collection, following continuation tokens.
+    /// Every item of a collection, [`PAGE_LIMIT`] at a time, following continuation tokens.
     async fn list<T: DeserializeOwned>(
         &self,
         resource: &str,
@@ -489,8 +493,10 @@ impl PureArray {
     ) -> Result<Vec<T>, StorageError> {
         let mut all = Vec::new();
         let mut token: Option<String> = None;
+        let limit = PAGE_LIMIT.to_string();
         loop {
             let mut pairs = query.to_vec();
+            pairs.push(("limit", &limit));
             if let Some(token) = &token {
                 pairs.push(("continuation_token", token));
             }
@@ -529,23 +535,10 @@ impl PureArray {
             .transpose()
     }
 
+    /// The connections of one volume (a handful: one answer, no paging).
     async fn connections_of(&self, volume: &str) -> Result<Vec<ConnectionRecord>, StorageError> {
-        let reply = self
-            .send(
-                http::Method::GET,
-                "connections",
-                &[("volume_names", volume)],
-                NO_BODY,
-            )
-            .await?;
-        if is_missing(&reply) {
-            return Ok(Vec::new());
-        }
-        let first: Page<ConnectionRecord> = reply.success()?.json()?;
-        if first.continuation_token.is_none() {
-            return Ok(first.items);
-        }
-        self.list("connections", &[("volume_names", volume)]).await
+        self.lookup("connections", &[("volume_names", volume)])
+            .await
     }
 
     async fn connection(
