@@ -7,8 +7,11 @@
 #   kube       etcd + kube-apiserver + kube-controller-manager 1.20.2 built from Debian's kubernetes source package,
 #              started once by `start` and shared by all tests
 #   pyvmomi    a Python venv with pyvmomi, for cross-checking our SOAP client against VMware's own bindings
+#   vendorclients-pure
+#              a Python venv with Pure Storage's py-pure-client, for checking the lab's FlashArray facade
+#              against the vendor's own client
 #
-# Usage: scripts/peers.sh install [all|vcsim|govc|sshd|kube|pyvmomi|esxi-tools]...
+# Usage: scripts/peers.sh install [all|vcsim|govc|sshd|kube|pyvmomi|esxi-tools|vendorclients-pure]...
 #        scripts/peers.sh start | stop | status | env
 #
 # Needs root for apt-get (only when packages are missing) and for the default cache directory.
@@ -222,23 +225,35 @@ install_kube() {
 
 pyvmomi_dir() { echo "$CACHE/pyvmomi-$PYVMOMI_VERSION"; }
 
-install_pyvmomi() {
+# Builds a venv at $dir/venv with one pinned pip package, unless a complete one is there already.
+# The marker is written last: a venv without it is a half-finished install and is rebuilt.
+install_venv() {
+    local name=$1 dir=$2 requirement=$3 module=$4
     ensure_packages "${APT_PYVMOMI[@]}"
-    local dir
-    dir=$(pyvmomi_dir)
-    # The marker is written last: a venv without it is a half-finished install and is rebuilt.
-    if [ -f "$dir/venv/.complete" ] && "$dir/venv/bin/python" -c 'import pyVmomi' 2>/dev/null; then
-        log "pyvmomi: cached at $dir/venv"
+    if [ -f "$dir/venv/.complete" ] && "$dir/venv/bin/python" -c "import $module" 2>/dev/null; then
+        log "$name: cached at $dir/venv"
         return 0
     fi
     rm -rf "$dir/venv"
     mkdir -p "$dir"
-    timed "pyvmomi: python3 -m venv" python3 -m venv "$dir/venv"
-    timed "pyvmomi: pip install pyvmomi==$PYVMOMI_VERSION" \
-        "$dir/venv/bin/python" -m pip install -q --disable-pip-version-check "pyvmomi==$PYVMOMI_VERSION"
-    "$dir/venv/bin/python" -c 'import pyVmomi' || die "pyvmomi installed but 'import pyVmomi' fails"
+    timed "$name: python3 -m venv" python3 -m venv "$dir/venv"
+    timed "$name: pip install $requirement" \
+        "$dir/venv/bin/python" -m pip install -q --disable-pip-version-check "$requirement"
+    "$dir/venv/bin/python" -c "import $module" || die "$name installed but 'import $module' fails"
     touch "$dir/venv/.complete"
-    log "pyvmomi: installed $dir/venv"
+    log "$name: installed $dir/venv"
+}
+
+install_pyvmomi() {
+    install_venv pyvmomi "$(pyvmomi_dir)" "pyvmomi==$PYVMOMI_VERSION" pyVmomi
+}
+
+# ---------------------------------------------------------------------------------------------------- vendor clients
+
+pure_client_dir() { echo "$CACHE/vendorclients-py-pure-client-$PY_PURE_CLIENT_VERSION"; }
+
+install_pure_client() {
+    install_venv py-pure-client "$(pure_client_dir)" "py-pure-client==$PY_PURE_CLIENT_VERSION" pypureclient.flasharray
 }
 
 # ---------------------------------------------------------------------------------------------------- esxi tools
@@ -273,6 +288,7 @@ cmd_install() {
             install_govc
             install_sshd
             install_pyvmomi
+            install_pure_client
             install_esxi_tools
             install_kube
             ;;
@@ -282,7 +298,8 @@ cmd_install() {
         sshd) install_sshd ;;
         kube) install_kube ;;
         pyvmomi) install_pyvmomi ;;
-        *) die "unknown install target '$t' (expected all, vcsim, govc, sshd, kube, pyvmomi or esxi-tools)" ;;
+        vendorclients-pure) install_pure_client ;;
+        *) die "unknown install target '$t' (expected all, vcsim, govc, sshd, kube, pyvmomi, esxi-tools or vendorclients-pure)" ;;
         esac
     done
 }
@@ -432,6 +449,7 @@ cmd_status() {
     printf '%-26s %s\n' govc "$( [ -x "$(govc_dir 2>/dev/null)/govc" ] && echo "installed: $(govc_dir)/govc" || echo 'not installed (scripts/peers.sh install govc)')"
     printf '%-26s %s\n' sshd "$( [ -x /usr/sbin/sshd ] && echo 'installed: /usr/sbin/sshd' || echo 'not installed (scripts/peers.sh install sshd)')"
     printf '%-26s %s\n' pyvmomi "$( [ -f "$(pyvmomi_dir)/venv/.complete" ] && echo "installed: $(pyvmomi_dir)/venv/bin/python" || echo 'not installed (scripts/peers.sh install pyvmomi)')"
+    printf '%-26s %s\n' vendorclients-pure "$( [ -f "$(pure_client_dir)/venv/.complete" ] && echo "installed: $(pure_client_dir)/venv/bin/python" || echo 'not installed (scripts/peers.sh install vendorclients-pure)')"
     printf '%-26s %s\n' kube-binaries "$( [ -x "$(kube_dir)/bin/kube-apiserver" ] && echo "installed: $(kube_dir)/bin" || echo 'not installed (scripts/peers.sh install kube)')"
     local running=0
     for name in etcd kube-apiserver kube-controller-manager; do
@@ -455,6 +473,7 @@ export COPY_OFFLOAD_PEERS_DIR=$DIR
 export COPY_OFFLOAD_VCSIM=$(vcsim_dir)/vcsim
 export COPY_OFFLOAD_GOVC=$(govc_dir)/govc
 export COPY_OFFLOAD_PYVMOMI_PYTHON=$(pyvmomi_dir)/venv/bin/python
+export COPY_OFFLOAD_PURE_CLIENT_PYTHON=$(pure_client_dir)/venv/bin/python
 export COPY_OFFLOAD_KUBE_BIN=$(kube_dir)/bin
 export KUBECONFIG=$DIR/kubeconfig
 EOF
@@ -470,7 +489,7 @@ main() {
     status) cmd_status ;;
     env) cmd_env ;;
     *)
-        echo "usage: $0 install [all|vcsim|govc|sshd|kube|pyvmomi|esxi-tools]... | start | stop | status | env" >&2
+        echo "usage: $0 install [all|vcsim|govc|sshd|kube|pyvmomi|esxi-tools|vendorclients-pure]... | start | stop | status | env" >&2
         exit 2
         ;;
     esac

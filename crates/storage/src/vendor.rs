@@ -108,6 +108,9 @@ pub async fn connect(
         VendorSettings::Ontap(settings) => Ok(Arc::new(
             ontap::OntapArray::connect(connection, settings, observer).await?,
         )),
+        VendorSettings::PureFlashArray(settings) => Ok(Arc::new(
+            pure::PureArray::connect(connection, settings, observer).await?,
+        )),
         other => Err(StorageError::Unsupported {
             message: format!(
                 "storage vendor {} is not implemented in this build yet; \

@@ -11,13 +11,16 @@ mod govc;
 mod kube_peer;
 mod layout;
 mod process;
+mod pure_client;
 mod pyvmomi;
 mod sshd;
 mod vcsim;
+mod venv;
 
 pub use govc::{GovcTarget, govc, govc_binary};
 pub use kube_peer::{kube_client, kubeconfig_path};
 pub use layout::{cache_dir, state_dir};
+pub use pure_client::{PURE_CLIENT_INSTALL, python_with_pure_client};
 pub use pyvmomi::python_with_pyvmomi;
 pub use sshd::Sshd;
 pub use vcsim::{Vcsim, vcsim_binary};
