@@ -5,8 +5,11 @@
 #   kube       etcd + kube-apiserver + kube-controller-manager 1.20.2 built from Debian's kubernetes source package,
 #              started once by `start` and shared by all tests
 #   pyvmomi    a Python venv with pyvmomi, for cross-checking our SOAP client against VMware's own bindings
+#   vendorclients-powerstore
+#              a Python venv with Dell's PyPowerStore, for checking the lab's PowerStore facade against the
+#              vendor's own client
 #
-# Usage: scripts/peers.sh install [all|vcsim|sshd|kube|pyvmomi|esxi-tools]...
+# Usage: scripts/peers.sh install [all|vcsim|sshd|kube|pyvmomi|esxi-tools|vendorclients-powerstore]...
 #        scripts/peers.sh start | stop | status | env
 #
 # Needs root for apt-get (only when packages are missing) and for the default cache directory.
@@ -231,6 +234,30 @@ install_pyvmomi() {
     log "pyvmomi: installed $dir/venv"
 }
 
+# ---------------------------------------------------------------------------------------------------- PyPowerStore
+
+powerstore_client_dir() { echo "$CACHE/vendorclients-PyPowerStore-$PYPOWERSTORE_VERSION"; }
+
+install_powerstore_client() {
+    ensure_packages "${APT_PYVMOMI[@]}"
+    local dir
+    dir=$(powerstore_client_dir)
+    # The marker is written last: a venv without it is a half-finished install and is rebuilt.
+    if [ -f "$dir/venv/.complete" ] && "$dir/venv/bin/python" -c 'import PyPowerStore.powerstore_conn' 2>/dev/null; then
+        log "PyPowerStore: cached at $dir/venv"
+        return 0
+    fi
+    rm -rf "$dir/venv"
+    mkdir -p "$dir"
+    timed "PyPowerStore: python3 -m venv" python3 -m venv "$dir/venv"
+    timed "PyPowerStore: pip install PyPowerStore==$PYPOWERSTORE_VERSION" \
+        "$dir/venv/bin/python" -m pip install -q --disable-pip-version-check "PyPowerStore==$PYPOWERSTORE_VERSION"
+    "$dir/venv/bin/python" -c 'import PyPowerStore.powerstore_conn' ||
+        die "PyPowerStore installed but 'import PyPowerStore.powerstore_conn' fails"
+    touch "$dir/venv/.complete"
+    log "PyPowerStore: installed $dir/venv"
+}
+
 # ---------------------------------------------------------------------------------------------------- esxi tools
 
 install_esxi_tools() {
@@ -262,6 +289,7 @@ cmd_install() {
             install_vcsim
             install_sshd
             install_pyvmomi
+            install_powerstore_client
             install_esxi_tools
             install_kube
             ;;
@@ -270,7 +298,8 @@ cmd_install() {
         sshd) install_sshd ;;
         kube) install_kube ;;
         pyvmomi) install_pyvmomi ;;
-        *) die "unknown install target '$t' (expected all, vcsim, sshd, kube, pyvmomi or esxi-tools)" ;;
+        vendorclients-powerstore) install_powerstore_client ;;
+        *) die "unknown install target '$t' (expected all, vcsim, sshd, kube, pyvmomi, esxi-tools or vendorclients-powerstore)" ;;
         esac
     done
 }
@@ -419,6 +448,7 @@ cmd_status() {
     printf '%-26s %s\n' vcsim "$( [ -x "$(vcsim_dir 2>/dev/null)/vcsim" ] && echo "installed: $(vcsim_dir)/vcsim" || echo 'not installed (scripts/peers.sh install vcsim)')"
     printf '%-26s %s\n' sshd "$( [ -x /usr/sbin/sshd ] && echo 'installed: /usr/sbin/sshd' || echo 'not installed (scripts/peers.sh install sshd)')"
     printf '%-26s %s\n' pyvmomi "$( [ -f "$(pyvmomi_dir)/venv/.complete" ] && echo "installed: $(pyvmomi_dir)/venv/bin/python" || echo 'not installed (scripts/peers.sh install pyvmomi)')"
+    printf '%-26s %s\n' vendorclients-powerstore "$( [ -f "$(powerstore_client_dir)/venv/.complete" ] && echo "installed: $(powerstore_client_dir)/venv/bin/python" || echo 'not installed (scripts/peers.sh install vendorclients-powerstore)')"
     printf '%-26s %s\n' kube-binaries "$( [ -x "$(kube_dir)/bin/kube-apiserver" ] && echo "installed: $(kube_dir)/bin" || echo 'not installed (scripts/peers.sh install kube)')"
     local running=0
     for name in etcd kube-apiserver kube-controller-manager; do
@@ -441,6 +471,7 @@ export COPY_OFFLOAD_PEERS_CACHE=$CACHE
 export COPY_OFFLOAD_PEERS_DIR=$DIR
 export COPY_OFFLOAD_VCSIM=$(vcsim_dir)/vcsim
 export COPY_OFFLOAD_PYVMOMI_PYTHON=$(pyvmomi_dir)/venv/bin/python
+export COPY_OFFLOAD_PYPOWERSTORE_PYTHON=$(powerstore_client_dir)/venv/bin/python
 export COPY_OFFLOAD_KUBE_BIN=$(kube_dir)/bin
 export KUBECONFIG=$DIR/kubeconfig
 EOF
@@ -456,7 +487,7 @@ main() {
     status) cmd_status ;;
     env) cmd_env ;;
     *)
-        echo "usage: $0 install [all|vcsim|sshd|kube|pyvmomi|esxi-tools]... | start | stop | status | env" >&2
+        echo "usage: $0 install [all|vcsim|sshd|kube|pyvmomi|esxi-tools|vendorclients-powerstore]... | start | stop | status | env" >&2
         exit 2
         ;;
     esac

@@ -82,6 +82,7 @@ mod tests {
         assert!(script.contains(r#". "$REPO_ROOT/peers/versions.env""#));
         for key in [
             "PYVMOMI_VERSION",
+            "PYPOWERSTORE_VERSION",
             "KUBE_VERSION",
             "KUBE_PATCHSET",
             "KUBE_APISERVER_PORT",

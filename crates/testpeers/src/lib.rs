@@ -9,12 +9,14 @@
 mod kube_peer;
 mod layout;
 mod process;
+mod pypowerstore;
 mod pyvmomi;
 mod sshd;
 mod vcsim;
 
 pub use kube_peer::{kube_client, kubeconfig_path};
 pub use layout::{cache_dir, state_dir};
+pub use pypowerstore::{PYPOWERSTORE_INSTALL, python_with_pypowerstore};
 pub use pyvmomi::python_with_pyvmomi;
 pub use sshd::Sshd;
 pub use vcsim::{Vcsim, vcsim_binary};
