@@ -424,6 +424,19 @@ async fn an_unmapped_volume_has_no_mappings_rather_than_an_error() {
     };
     let volume = array.resolve_volume(&pv).await.unwrap();
     assert_eq!(array.current_mappings(&volume).await.unwrap(), []);
+
+    // Names are query values, escaped: `&` and `=` cannot smuggle in another filter.
+    create_csi_volume(&lab.san, ARRAY, "csivol-u2&name=eq.csivol-u1", 1 << 20).unwrap();
+    let tricky = PersistentVolumeRef {
+        volume_attributes: BTreeMap::from([(
+            "Name".to_owned(),
+            "csivol-u2&name=eq.csivol-u1".to_owned(),
+        )]),
+        ..pv
+    };
+    let found = array.resolve_volume(&tricky).await.unwrap();
+    assert_eq!(found.name, "csivol-u2&name=eq.csivol-u1");
+    assert_ne!(found.id, volume.id);
 }
 
 #[tokio::test]
@@ -645,11 +658,21 @@ fn vendor_api_dir() -> Option<PathBuf> {
     dir.join("powerstore/openapi.json").is_file().then_some(dir)
 }
 
+/// One operation of the definition.
+struct Operation {
+    method: String,
+    /// The path template split on `/`.
+    template: Vec<String>,
+    /// The record model a 200 answer carries (what `select` and filters name).
+    response: Option<String>,
+    /// The model of the request body.
+    body: Option<String>,
+}
+
 /// The PowerStore Swagger: operations by path template, and model properties.
 struct Definition {
     base_path: String,
-    /// (method, template segments, response model of a GET / body model of a write)
-    operations: Vec<(String, Vec<String>, Option<String>, Option<String>)>,
+    operations: Vec<Operation>,
     definitions: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -683,12 +706,12 @@ impl Definition {
                     .flatten()
                     .find(|p| p["in"] == "body")
                     .and_then(|p| model_name(&p["schema"]));
-                operations.push((
-                    method.to_uppercase(),
-                    path.split('/').map(str::to_owned).collect(),
-                    model_name(&response),
+                operations.push(Operation {
+                    method: method.to_uppercase(),
+                    template: path.split('/').map(str::to_owned).collect(),
+                    response: model_name(&response),
                     body,
-                ));
+                });
             }
         }
         Definition {
@@ -698,23 +721,24 @@ impl Definition {
         }
     }
 
-    fn operation(
-        &self,
-        request: &ObservedRequest,
-    ) -> Option<&(String, Vec<String>, Option<String>, Option<String>)> {
+    fn operation(&self, request: &ObservedRequest) -> Option<&Operation> {
         let path = request.path.strip_prefix(&self.base_path)?;
         let segments: Vec<&str> = path.split('/').collect();
         self.operations
             .iter()
-            .filter(|(method, template, _, _)| {
-                *method == request.method.as_str()
-                    && template.len() == segments.len()
-                    && template
-                        .iter()
-                        .zip(&segments)
-                        .all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s)
-            })
-            .min_by_key(|(_, t, _, _)| t.iter().filter(|s| s.starts_with('{')).count())
+            .filter(
+                |Operation {
+                     method, template, ..
+                 }| {
+                    *method == request.method.as_str()
+                        && template.len() == segments.len()
+                        && template
+                            .iter()
+                            .zip(&segments)
+                            .all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s)
+                },
+            )
+            .min_by_key(|o| o.template.iter().filter(|s| s.starts_with('{')).count())
     }
 
     fn property(&self, model: &str, field: &str) -> Result<Option<String>, String> {
@@ -780,7 +804,13 @@ fn contract_problems(
     let mut problems = Vec::new();
     let mut seen = BTreeSet::new();
     for request in requests {
-        let Some((method, template, response, body_model)) = spec.operation(request) else {
+        let Some(Operation {
+            method,
+            template,
+            response,
+            body: body_model,
+        }) = spec.operation(request)
+        else {
             problems.push(format!(
                 "{} {} is not a PowerStore operation",
                 request.method, request.path

@@ -445,7 +445,11 @@ async fn collection(
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     query.apply_range(range).map_err(ApiError::bad_request)?;
     let world = inner.world();
-    let (page, first, total) = match query.page(world.all(kind)) {
+    let query::Page {
+        items: page,
+        first,
+        total,
+    } = match query.page(world.all(kind)) {
         Ok(paged) => paged,
         Err(total) => {
             return Err(ApiError::new(

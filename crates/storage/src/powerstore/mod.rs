@@ -831,10 +831,11 @@ impl StorageApi for PowerStoreArray {
                 target = current;
                 reply = self.attach(volume, &target, true).await?;
             }
-            if !reply.is_success()
-                && !(reply.status == StatusCode::UNPROCESSABLE_ENTITY
-                    && self.lun_on(volume, &target).await?.is_some())
-            {
+            // 422 with the mapping in place: it was attached already.
+            let attached = reply.is_success()
+                || (reply.status == StatusCode::UNPROCESSABLE_ENTITY
+                    && self.lun_on(volume, &target).await?.is_some());
+            if !attached {
                 return Err(reply.error());
             }
             tracing::info!(target = %target.name, volume = %volume.name, "original volume mapping restored");

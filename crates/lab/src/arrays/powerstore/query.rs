@@ -154,6 +154,14 @@ fn wildcard(pattern: &str, text: &str) -> bool {
     }
 }
 
+/// One page of a collection: its records, the index of the first, and the collection's size.
+#[derive(Debug)]
+pub struct Page {
+    pub items: Vec<Map<String, Value>>,
+    pub first: usize,
+    pub total: usize,
+}
+
 /// The parsed query of a GET.
 #[derive(Debug, Default)]
 pub struct Query {
@@ -240,12 +248,9 @@ impl Query {
         Ok(())
     }
 
-    /// Filters, orders and pages `records`: (page, first index, total), or `Err(total)` when the
-    /// offset is past the end of a non-empty collection (416).
-    pub fn page(
-        &self,
-        records: Vec<Map<String, Value>>,
-    ) -> Result<(Vec<Map<String, Value>>, usize, usize), usize> {
+    /// Filters, orders and pages `records`, or `Err(total)` when the offset is past the end of a
+    /// non-empty collection (416).
+    pub fn page(&self, records: Vec<Map<String, Value>>) -> Result<Page, usize> {
         let mut kept: Vec<Map<String, Value>> = records
             .into_iter()
             .filter(|r| self.filters.iter().all(|f| f.matches(r)))
@@ -267,8 +272,12 @@ impl Query {
             return Err(total);
         }
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        let page = kept.into_iter().skip(offset).take(limit).collect();
-        Ok((page, offset, total))
+        let items = kept.into_iter().skip(offset).take(limit).collect();
+        Ok(Page {
+            items,
+            first: offset,
+            total,
+        })
     }
 }
 
@@ -320,12 +329,12 @@ mod tests {
             })
             .collect();
         let query = Query::parse(&[], &["id"]).unwrap();
-        let (page, first, total) = query.page(records.clone()).unwrap();
-        assert_eq!((page.len(), first, total), (100, 0, 250));
+        let page = query.page(records.clone()).unwrap();
+        assert_eq!((page.items.len(), page.first, page.total), (100, 0, 250));
         let mut query = Query::parse(&[], &["id"]).unwrap();
         query.apply_range(Some("200-2200")).unwrap();
-        let (page, first, _) = query.page(records.clone()).unwrap();
-        assert_eq!((page.len(), first), (50, 200));
+        let page = query.page(records.clone()).unwrap();
+        assert_eq!((page.items.len(), page.first), (50, 200));
         let past = Query::parse(&[("offset".into(), "300".into())], &["id"]).unwrap();
         assert_eq!(past.page(records).unwrap_err(), 250);
         assert!(Query::parse(&[("limit".into(), "2001".into())], &["id"]).is_err());
