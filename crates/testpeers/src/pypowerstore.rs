@@ -4,9 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
-
-use crate::layout::{cache_dir, env_path, pinned};
+use crate::layout::{cache_dir, cached_venv_python, pinned, python_from_env};
 
 /// The install command a missing venv names.
 pub const PYPOWERSTORE_INSTALL: &str = "scripts/peers.sh install vendorclients-powerstore";
@@ -14,33 +12,18 @@ pub const PYPOWERSTORE_INSTALL: &str = "scripts/peers.sh install vendorclients-p
 /// A `python3` that can `import PyPowerStore`: `$COPY_OFFLOAD_PYPOWERSTORE_PYTHON`, or the pinned
 /// venv `<cache>/vendorclients-PyPowerStore-<version>/venv/bin/python`.
 pub fn python_with_pypowerstore() -> anyhow::Result<PathBuf> {
-    if let Some(python) = env_path("COPY_OFFLOAD_PYPOWERSTORE_PYTHON") {
-        if !python.is_file() {
-            bail!(
-                "COPY_OFFLOAD_PYPOWERSTORE_PYTHON={} does not exist: unset it or run `{PYPOWERSTORE_INSTALL}`",
-                python.display()
-            );
-        }
-        return Ok(python);
+    match python_from_env("COPY_OFFLOAD_PYPOWERSTORE_PYTHON", PYPOWERSTORE_INSTALL)? {
+        Some(python) => Ok(python),
+        None => python_in(&cache_dir()),
     }
-    python_in(&cache_dir())
 }
 
 fn python_in(cache: &Path) -> anyhow::Result<PathBuf> {
-    let venv = cache
-        .join(format!(
-            "vendorclients-PyPowerStore-{}",
-            pinned("PYPOWERSTORE_VERSION")?
-        ))
-        .join("venv");
-    // The script writes the marker only after `import PyPowerStore.powerstore_conn` worked.
-    if !venv.join(".complete").is_file() {
-        bail!(
-            "PyPowerStore venv not found at {}: run `{PYPOWERSTORE_INSTALL}`",
-            venv.display()
-        );
-    }
-    Ok(venv.join("bin/python"))
+    let dir = format!(
+        "vendorclients-PyPowerStore-{}",
+        pinned("PYPOWERSTORE_VERSION")?
+    );
+    cached_venv_python(cache, &dir, "PyPowerStore", PYPOWERSTORE_INSTALL)
 }
 
 #[cfg(test)]

@@ -3,37 +3,22 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
+use crate::layout::{cache_dir, cached_venv_python, pinned, python_from_env};
 
-use crate::layout::{cache_dir, env_path, pinned};
+const INSTALL: &str = "scripts/peers.sh install pyvmomi";
 
 /// A `python3` that can `import pyVmomi`: `$COPY_OFFLOAD_PYVMOMI_PYTHON`, or the pinned venv
 /// `<cache>/pyvmomi-<version>/venv/bin/python`.
 pub fn python_with_pyvmomi() -> anyhow::Result<PathBuf> {
-    if let Some(python) = env_path("COPY_OFFLOAD_PYVMOMI_PYTHON") {
-        if !python.is_file() {
-            bail!(
-                "COPY_OFFLOAD_PYVMOMI_PYTHON={} does not exist: unset it or run `scripts/peers.sh install pyvmomi`",
-                python.display()
-            );
-        }
-        return Ok(python);
+    match python_from_env("COPY_OFFLOAD_PYVMOMI_PYTHON", INSTALL)? {
+        Some(python) => Ok(python),
+        None => python_in(&cache_dir()),
     }
-    python_in(&cache_dir())
 }
 
 fn python_in(cache: &Path) -> anyhow::Result<PathBuf> {
-    let venv = cache
-        .join(format!("pyvmomi-{}", pinned("PYVMOMI_VERSION")?))
-        .join("venv");
-    // The script writes the marker only after `import pyVmomi` worked.
-    if !venv.join(".complete").is_file() {
-        bail!(
-            "pyvmomi venv not found at {}: run `scripts/peers.sh install pyvmomi`",
-            venv.display()
-        );
-    }
-    Ok(venv.join("bin/python"))
+    let dir = format!("pyvmomi-{}", pinned("PYVMOMI_VERSION")?);
+    cached_venv_python(cache, &dir, "pyvmomi", INSTALL)
 }
 
 #[cfg(test)]

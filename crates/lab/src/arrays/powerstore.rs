@@ -569,7 +569,7 @@ impl Inner {
         let mut state = self.state();
         state.counter += 1;
         let id = stable_uuid(&[&self.array, "job", &state.counter.to_string()]);
-        let now = now_rfc3339();
+        let now = crate::vcenter::now_datetime();
         let (job_state, status, body) = match &outcome.result {
             Ok((status, body)) => ("COMPLETED", *status, body.clone().unwrap_or(Value::Null)),
             Err(error) => ("FAILED", error.status, error.body()),
@@ -593,6 +593,46 @@ impl Inner {
             }),
         );
         (StatusCode::ACCEPTED, axum::Json(json!({ "id": id }))).into_response()
+    }
+
+    /// [`Inner::finish`] for a write that answers 204 without a body.
+    fn finish_empty(
+        &self,
+        params: &[(String, String)],
+        action: &'static str,
+        resource_type: &'static str,
+        resource_id: &str,
+        result: Result<(), ApiError>,
+    ) -> Response {
+        self.finish(
+            params,
+            Outcome {
+                action,
+                resource_type,
+                resource_id: resource_id.to_owned(),
+                result: result.map(|()| (StatusCode::NO_CONTENT, None)),
+            },
+        )
+    }
+
+    /// [`Inner::finish`] for a create that answers 201 with the new object's id.
+    fn finish_created(
+        &self,
+        params: &[(String, String)],
+        action: &'static str,
+        resource_type: &'static str,
+        result: Result<String, ApiError>,
+    ) -> Response {
+        let resource_id = result.as_ref().map(Clone::clone).unwrap_or_default();
+        self.finish(
+            params,
+            Outcome {
+                action,
+                resource_type,
+                resource_id,
+                result: result.map(|id| (StatusCode::CREATED, Some(json!({ "id": id })))),
+            },
+        )
     }
 
     /// Every record, built from the SAN and the facade's own state.
@@ -722,7 +762,7 @@ impl Inner {
                 "compatibility_level": 10,
                 "state": "Configured",
                 "state_l10n": "Configured",
-                "system_time": now_rfc3339(),
+                "system_time": crate::vcenter::now_datetime(),
             }),
         );
         for (id, is_cluster) in [("cluster", true), ("A1", false)] {
@@ -903,31 +943,6 @@ impl Inner {
     }
 }
 
-fn now_rfc3339() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000+00:00",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// How the API spells an initiator the SAN holds: (port_name, port_type).
 fn port_of(raw: &str) -> Option<(String, &'static str)> {
     let lower = raw.trim().to_ascii_lowercase();
@@ -1068,16 +1083,7 @@ async fn host_create(
         )?;
         Ok(group.uuid)
     })();
-    let id = result.as_ref().map(Clone::clone).unwrap_or_default();
-    inner.finish(
-        &params,
-        Outcome {
-            action: "create",
-            resource_type: "host",
-            resource_id: id.clone(),
-            result: result.map(|id| (StatusCode::CREATED, Some(json!({ "id": id })))),
-        },
-    )
+    inner.finish_created(&params, "create", "host", result)
 }
 
 async fn host_modify(
@@ -1143,15 +1149,7 @@ async fn host_modify(
         }
         Ok(())
     })();
-    inner.finish(
-        &params,
-        Outcome {
-            action: "modify",
-            resource_type: "host",
-            resource_id: id.clone(),
-            result: result.map(|()| (StatusCode::NO_CONTENT, None)),
-        },
-    )
+    inner.finish_empty(&params, "modify", "host", &id, result)
 }
 
 async fn host_delete(
@@ -1171,15 +1169,7 @@ async fn host_delete(
         inner.san.delete_group(&inner.array, &host)?;
         Ok(())
     })();
-    inner.finish(
-        &params,
-        Outcome {
-            action: "delete",
-            resource_type: "host",
-            resource_id: id.clone(),
-            result: result.map(|()| (StatusCode::NO_CONTENT, None)),
-        },
-    )
+    inner.finish_empty(&params, "delete", "host", &id, result)
 }
 
 async fn host_group_create(
@@ -1203,16 +1193,7 @@ async fn host_group_create(
             .map(str::to_owned);
         inner.create_host_group(name, &host_ids, description)
     })();
-    let id = result.as_ref().map(Clone::clone).unwrap_or_default();
-    inner.finish(
-        &params,
-        Outcome {
-            action: "create",
-            resource_type: "host_group",
-            resource_id: id,
-            result: result.map(|id| (StatusCode::CREATED, Some(json!({ "id": id })))),
-        },
-    )
+    inner.finish_created(&params, "create", "host_group", result)
 }
 
 async fn host_group_modify(
@@ -1269,15 +1250,7 @@ async fn host_group_modify(
         }
         inner.sync_host_group(&group)
     })();
-    inner.finish(
-        &params,
-        Outcome {
-            action: "modify",
-            resource_type: "host_group",
-            resource_id: id.clone(),
-            result: result.map(|()| (StatusCode::NO_CONTENT, None)),
-        },
-    )
+    inner.finish_empty(&params, "modify", "host_group", &id, result)
 }
 
 async fn host_group_delete(
@@ -1291,15 +1264,7 @@ async fn host_group_delete(
         inner.state().host_groups.remove(&group);
         Ok(())
     })();
-    inner.finish(
-        &params,
-        Outcome {
-            action: "delete",
-            resource_type: "host_group",
-            resource_id: id.clone(),
-            result: result.map(|()| (StatusCode::NO_CONTENT, None)),
-        },
-    )
+    inner.finish_empty(&params, "delete", "host_group", &id, result)
 }
 
 /// `POST /host/{id}/attach|detach` and `/host_group/{id}/attach|detach` with `{volume_id}`.
@@ -1326,18 +1291,16 @@ async fn group_attach(
         };
         inner.attach(volume_id, &target, optional_lun(&map)?, attach)
     })();
-    inner.finish(
+    inner.finish_empty(
         &params,
-        Outcome {
-            action: if attach { "attach" } else { "detach" },
-            resource_type: if kind == Kind::HostGroup {
-                "host_group"
-            } else {
-                "host"
-            },
-            resource_id: id.clone(),
-            result: result.map(|()| (StatusCode::NO_CONTENT, None)),
+        if attach { "attach" } else { "detach" },
+        if kind == Kind::HostGroup {
+            "host_group"
+        } else {
+            "host"
         },
+        &id,
+        result,
     )
 }
 
@@ -1369,14 +1332,12 @@ async fn volume_attach_or_detach(
         };
         inner.attach(&id, &target, optional_lun(&map)?, attach)
     })();
-    inner.finish(
+    inner.finish_empty(
         &params,
-        Outcome {
-            action: if attach { "attach" } else { "detach" },
-            resource_type: "volume",
-            resource_id: id.clone(),
-            result: result.map(|()| (StatusCode::NO_CONTENT, None)),
-        },
+        if attach { "attach" } else { "detach" },
+        "volume",
+        &id,
+        result,
     )
 }
 
@@ -1426,12 +1387,5 @@ mod tests {
         assert!(
             check_port(&json!({"port_name": "iqn.x", "port_type": "iSCSI", "wwn": 1})).is_err()
         );
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339() {
-        let now = now_rfc3339();
-        assert_eq!(now.len(), "2026-01-01T00:00:00.000+00:00".len(), "{now}");
-        assert!(now.starts_with("20"), "{now}");
     }
 }
