@@ -471,6 +471,23 @@ async fn restore_attaches_an_original_host_again_and_map_recreates_a_released_ho
     );
 }
 
+/// The vendor list connects this plugin for `powerstore` (it used to answer "not implemented").
+#[tokio::test]
+async fn the_vendor_list_connects_the_powerstore_plugin() {
+    let lab = Lab::start().await;
+    let vendor =
+        co_storage::VendorSettings::read(co_api::StorageVendorProduct::PowerStore, &|_| None)
+            .unwrap();
+    let array = co_storage::connect(&vendor, &lab.settings(), None)
+        .await
+        .unwrap();
+    assert_eq!(array.array_info().await.unwrap().product, "PowerStore");
+    assert!(
+        array.array_copy().is_none(),
+        "no array-side copy: vVol/RDM take XCOPY"
+    );
+}
+
 #[tokio::test]
 async fn both_hostname_forms_reach_the_api() {
     let lab = Lab::start().await;

@@ -520,6 +520,17 @@ fn body_object(body: &Bytes, allowed: &[&str]) -> Result<Map<String, Value>, Api
     Ok(map)
 }
 
+/// The lab keeps names, descriptions and connectivity as created: a request to change them is
+/// refused rather than silently ignored.
+fn refuse_changes(map: &Map<String, Value>, fields: &[&str], what: &str) -> Result<(), ApiError> {
+    match fields.iter().find(|f| map.contains_key(**f)) {
+        Some(field) => Err(ApiError::bad_request(format!(
+            "The lab's PowerStore does not change \"{field}\" of {what}."
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn required_str<'m>(map: &'m Map<String, Value>, field: &str) -> Result<&'m str, ApiError> {
     map.get(field)
         .and_then(Value::as_str)
@@ -1105,18 +1116,16 @@ async fn host_modify(
             ],
         )?;
         let host = inner.host_name(&id)?;
-        for unsupported in [
-            "name",
-            "description",
-            "host_connectivity",
-            "modify_initiators",
-        ] {
-            if map.contains_key(unsupported) {
-                return Err(ApiError::bad_request(format!(
-                    "The lab's PowerStore does not change \"{unsupported}\" of a host."
-                )));
-            }
-        }
+        refuse_changes(
+            &map,
+            &[
+                "name",
+                "description",
+                "host_connectivity",
+                "modify_initiators",
+            ],
+            "a host",
+        )?;
         let adds = match map.get("add_initiators") {
             Some(Value::Array(items)) => items
                 .iter()
@@ -1214,13 +1223,11 @@ async fn host_group_modify(
             ],
         )?;
         let group = inner.host_group_name(&id)?;
-        for unsupported in ["name", "description", "host_connectivity"] {
-            if map.contains_key(unsupported) {
-                return Err(ApiError::bad_request(format!(
-                    "The lab's PowerStore does not change \"{unsupported}\" of a host group."
-                )));
-            }
-        }
+        refuse_changes(
+            &map,
+            &["name", "description", "host_connectivity"],
+            "a host group",
+        )?;
         let ids = |key: &str| -> Vec<String> {
             map.get(key)
                 .and_then(Value::as_array)
