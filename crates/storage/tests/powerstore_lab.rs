@@ -364,6 +364,30 @@ async fn an_administrators_host_is_used_and_kept() {
     assert!(lab.san.group(ARRAY, "esx-fc-1").is_some());
 }
 
+/// The ESXi host's entry is on the second page of hosts (the array serves at most 2000 a page).
+#[tokio::test]
+async fn hosts_beyond_the_first_page_are_found() {
+    let lab = Lab::start().await;
+    for i in 0..2050 {
+        lab.admin_host(
+            &format!("filler-{i:04}"),
+            &format!("iqn.2020-01.io.lab:filler-{i}"),
+        );
+    }
+    lab.admin_host("zz-esx-fc-1", ESX_FC_PORT);
+    let array = lab.connect(None).await;
+    let group = array
+        .ensure_initiator_group(&esx("hostsystem-host-8", &[ESX_FC]))
+        .await
+        .unwrap();
+    assert_eq!(group.targets[0].name, "zz-esx-fc-1");
+    assert!(group.owned.is_empty());
+    assert!(
+        lab.san.group(ARRAY, "xcopy-hostsystem-host-8").is_none(),
+        "nothing created"
+    );
+}
+
 /// Upstream created `xcopy-<host>` and never deleted it; such a leftover is adopted, completed
 /// and deleted once empty.
 #[tokio::test]

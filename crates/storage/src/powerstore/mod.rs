@@ -385,10 +385,21 @@ impl PowerStoreArray {
             }
             let reply = request.send().await?.success()?;
             let page: Vec<T> = reply.json()?;
+            // `Content-Range: <first>-<last>/<total>` on a partial answer (206) says how many
+            // there are; every page after the first is partial too, the last one included.
+            let total = reply
+                .headers
+                .get(http::header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|r| r.rsplit('/').next()?.trim().parse::<usize>().ok());
             let partial = reply.status == StatusCode::PARTIAL_CONTENT;
             let got = page.len();
             all.extend(page);
-            if !partial || got == 0 {
+            let more = match total {
+                Some(total) => all.len() < total,
+                None => partial && got == PAGE_LIMIT,
+            };
+            if !more || got == 0 {
                 return Ok(all);
             }
         }
