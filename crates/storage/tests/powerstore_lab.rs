@@ -529,6 +529,57 @@ async fn both_hostname_forms_reach_the_api() {
     }
 }
 
+/// Round trips per step, so a change that adds array calls is a visible decision.
+#[tokio::test]
+async fn each_step_costs_the_fewest_round_trips() {
+    let lab = Lab::start().await;
+    let recorder = Recorder::new();
+    let array = lab.connect(Some(recorder.clone())).await;
+    let pv = lab.csi_pv("csivol-rt1");
+    let step = |name: &str, expected: &[&str]| {
+        let sent: Vec<String> = recorder
+            .requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path.trim_start_matches("/api/rest")))
+            .collect();
+        recorder.clear();
+        let sent: Vec<String> = sent
+            .into_iter()
+            .map(|s| s.split('/').take(2).collect::<Vec<_>>().join("/"))
+            .collect();
+        assert_eq!(sent, expected, "{name}");
+    };
+    step("connect", &["GET /login_session", "GET /cluster"]);
+    let volume = array.resolve_volume(&pv).await.unwrap();
+    step("resolve_volume", &["GET /volume"]);
+    let host = esx("hostsystem-host-1", &[ESX_IQN]);
+    let group = array.ensure_initiator_group(&host).await.unwrap();
+    step(
+        "ensure_initiator_group (new host)",
+        &["GET /host", "POST /host"],
+    );
+    array.ensure_initiator_group(&host).await.unwrap();
+    step("ensure_initiator_group (complete already)", &["GET /host"]);
+    let originals = array.current_mappings(&volume).await.unwrap();
+    step("current_mappings", &["GET /host_volume_mapping"]);
+    array.map(&volume, &group).await.unwrap();
+    step("map", &["POST /volume", "GET /host_volume_mapping"]);
+    array.unmap(&volume, &group).await.unwrap();
+    step("unmap", &["POST /volume"]);
+    array.restore(&volume, &originals).await.unwrap();
+    step(
+        "restore (one original, still mapped)",
+        &["GET /host_volume_mapping"],
+    );
+    array.release_group(&group).await.unwrap();
+    step(
+        "release_group",
+        &["GET /host", "GET /host_volume_mapping", "DELETE /host"],
+    );
+    array.logout().await.unwrap();
+    step("logout", &["POST /logout"]);
+}
+
 // ---- faults ----
 
 #[tokio::test]

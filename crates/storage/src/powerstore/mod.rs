@@ -134,6 +134,12 @@ struct NameOnly {
     name: Option<String>,
 }
 
+/// The answer of a create: `create_response`.
+#[derive(Debug, Deserialize)]
+struct IdOnly {
+    id: String,
+}
+
 #[derive(Debug, Deserialize)]
 struct IdName {
     id: String,
@@ -519,9 +525,14 @@ impl PowerStoreArray {
             // A concurrent copy for the same ESXi host created it first (or took an initiator).
             return Ok(None);
         }
-        reply.success()?;
-        tracing::info!(host = %name, "created PowerStore host");
-        self.host_named(name).await
+        let created: IdOnly = reply.success()?.json()?;
+        tracing::info!(host = %name, id = %created.id, "created PowerStore host");
+        Ok(Some(HostRecord {
+            id: created.id,
+            name: name.to_owned(),
+            host_group_id: None,
+            host_initiators: ports.to_vec(),
+        }))
     }
 }
 
