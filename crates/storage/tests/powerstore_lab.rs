@@ -741,13 +741,19 @@ async fn failures_say_what_to_fix_and_are_classed() {
 
 // ---- contract: every request against the PowerStore REST API definition ----
 
-fn vendor_api_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("VENDOR_API_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vendor-api")
-        });
-    dir.join("powerstore/openapi.json").is_file().then_some(dir)
+/// The PowerStore definition: `$POWERSTORE_API_DIR/openapi.json`, else
+/// `$VENDOR_API_DIR/powerstore/openapi.json`, else the shared copy next to the repository.
+fn definition_file() -> Option<PathBuf> {
+    let file = match std::env::var_os("POWERSTORE_API_DIR") {
+        Some(dir) => PathBuf::from(dir).join("openapi.json"),
+        None => std::env::var_os("VENDOR_API_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vendor-api")
+            })
+            .join("powerstore/openapi.json"),
+    };
+    file.is_file().then_some(file)
 }
 
 /// One operation of the definition.
@@ -780,11 +786,9 @@ fn model_name(reference: &serde_json::Value) -> Option<String> {
 }
 
 impl Definition {
-    fn load(dir: &std::path::Path) -> Definition {
-        let spec: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("powerstore/openapi.json")).unwrap(),
-        )
-        .unwrap();
+    fn load(file: &std::path::Path) -> Definition {
+        let spec: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
         let mut operations = Vec::new();
         for (path, item) in spec["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
@@ -958,13 +962,13 @@ fn observed(
 
 #[test]
 fn the_contract_check_rejects_unknown_operations_and_fields() {
-    let Some(dir) = vendor_api_dir() else {
+    let Some(file) = definition_file() else {
         eprintln!(
-            "SKIPPED: the PowerStore API definition is absent; set VENDOR_API_DIR to the directory holding powerstore/openapi.json"
+            "SKIPPED: the PowerStore API definition is absent; set POWERSTORE_API_DIR to the directory holding openapi.json"
         );
         return;
     };
-    let spec = Definition::load(&dir);
+    let spec = Definition::load(&file);
     use http::Method;
     let good = [
         observed(
@@ -1028,13 +1032,13 @@ fn the_contract_check_rejects_unknown_operations_and_fields() {
 
 #[tokio::test]
 async fn every_request_matches_a_powerstore_operation_and_its_models() {
-    let Some(dir) = vendor_api_dir() else {
+    let Some(file) = definition_file() else {
         eprintln!(
-            "SKIPPED: the PowerStore API definition is absent; set VENDOR_API_DIR to the directory holding powerstore/openapi.json"
+            "SKIPPED: the PowerStore API definition is absent; set POWERSTORE_API_DIR to the directory holding openapi.json"
         );
         return;
     };
-    let spec = Definition::load(&dir);
+    let spec = Definition::load(&file);
     let lab = Lab::start().await;
     let recorder = Recorder::new();
     let array = lab.connect(Some(recorder.clone())).await;
@@ -1102,13 +1106,13 @@ async fn every_request_matches_a_powerstore_operation_and_its_models() {
 /// The facade serves only operations the definition has.
 #[test]
 fn the_facade_serves_only_published_operations() {
-    let Some(dir) = vendor_api_dir() else {
+    let Some(file) = definition_file() else {
         eprintln!(
-            "SKIPPED: the PowerStore API definition is absent; set VENDOR_API_DIR to the directory holding powerstore/openapi.json"
+            "SKIPPED: the PowerStore API definition is absent; set POWERSTORE_API_DIR to the directory holding openapi.json"
         );
         return;
     };
-    let spec = Definition::load(&dir);
+    let spec = Definition::load(&file);
     for (method, path) in co_lab::arrays::powerstore::OPERATIONS {
         let request = observed(
             method.parse().unwrap(),

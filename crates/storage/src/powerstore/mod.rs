@@ -1,7 +1,7 @@
 //! Dell PowerStore over its REST API (`https://<STORAGE_HOSTNAME>/api/rest`): a session opened by
 //! `GET /login_session` with HTTP Basic (cookie `auth_cookie` plus the `DELL-EMC-TOKEN` header on
-//! every later request, one re-login when the array answers 401 or 403, `POST /logout` at the
-//! end), volumes of CSI PowerStore PVs by `volumeAttributes.Name` (or the volume id of the volume
+//! every later request, one re-login when the array answers 401 or 403, `POST /logout` from
+//! [`PowerStoreArray::logout`]), volumes of CSI PowerStore PVs by `volumeAttributes.Name` (or the volume id of the volume
 //! handle), the ESXi host found by its initiators (mapped through its host group when it is in
 //! one, since PowerStore refuses per-host attach for grouped hosts) or a host `xcopy-<hostID>`
 //! (os_type `ESXi`) created for it, `POST /volume/{id}/attach|detach`, mappings from
