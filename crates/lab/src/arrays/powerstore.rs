@@ -42,7 +42,8 @@ use serde_json::{Map, Value, json};
 
 use super::BasicCredentials;
 use crate::san::{GroupSpec, InitiatorId, San, SanError, Volume, stable_uuid};
-use model::{Kind, World, scalar_fields};
+use model::World;
+pub use model::{Kind, scalar_fields};
 use query::Query;
 
 /// The release the facade reports in `GET /software_installed`.

@@ -213,6 +213,36 @@ pub struct World {
     pub records: BTreeMap<Kind, Vec<Map<String, Value>>>,
 }
 
+impl Kind {
+    /// Every resource the facade serves.
+    pub const ALL: [Kind; 9] = [
+        Kind::Volume,
+        Kind::Host,
+        Kind::HostGroup,
+        Kind::Mapping,
+        Kind::Initiator,
+        Kind::Cluster,
+        Kind::Software,
+        Kind::LoginSession,
+        Kind::Job,
+    ];
+
+    /// The name of the resource's model in the PowerStore REST API definition.
+    pub fn model(self) -> &'static str {
+        match self {
+            Kind::Volume => "volume_instance",
+            Kind::Host => "host_instance",
+            Kind::HostGroup => "host_group_instance",
+            Kind::Mapping => "host_volume_mapping_instance",
+            Kind::Initiator => "initiator_instance",
+            Kind::Cluster => "cluster_instance",
+            Kind::Software => "software_installed_instance",
+            Kind::LoginSession => "login_session_instance",
+            Kind::Job => "job_instance",
+        }
+    }
+}
+
 impl World {
     pub fn insert(&mut self, kind: Kind, record: Value) {
         if let Value::Object(map) = record {
