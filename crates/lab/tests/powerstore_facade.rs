@@ -385,6 +385,10 @@ async fn volumes_attach_to_hosts_and_through_host_groups() {
         json!([{"host_id": esx1, "host_group_id": null, "logical_unit_number": 0, "host": {"name": "esx-1"}}])
     );
     assert_eq!(array.san.visible_luns(&[ESX_IQN.into()]).len(), 1);
+    assert!(
+        array.facade.leftovers().is_empty(),
+        "admin hosts are no leftovers"
+    );
     let (status, body) = array
         .call(&session, Method::DELETE, &format!("/host/{esx1}"), None)
         .await;
@@ -493,6 +497,41 @@ async fn volumes_attach_to_hosts_and_through_host_groups() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(array.san.mappings(ARRAY).is_empty());
+}
+
+#[tokio::test]
+async fn csi_volumes_carry_the_pv_fields_and_copy_objects_are_listed_as_leftovers() {
+    let array = serve().await;
+    let session = array.login().await;
+    let csi = array
+        .facade
+        .create_csi_volume("csivol-pvc1", 1 << 30)
+        .unwrap();
+    assert_eq!(csi.driver, powerstore::CSI_DRIVER);
+    assert_eq!(
+        csi.volume_handle,
+        format!("{}/{}/scsi", csi.volume.uuid, array.facade.global_id())
+    );
+    assert_eq!(csi.volume_attributes["Name"], "csivol-pvc1");
+    let host = array
+        .create_host(&session, "xcopy-hostsystem-host-1", (ESX_IQN, "iSCSI"))
+        .await;
+    let (status, _) = array
+        .call(
+            &session,
+            Method::POST,
+            &format!("/volume/{}/attach", csi.volume.uuid),
+            Some(json!({"host_id": host})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        array.facade.leftovers(),
+        [
+            "host xcopy-hostsystem-host-1",
+            "volume csivol-pvc1 attached to xcopy-hostsystem-host-1"
+        ]
+    );
 }
 
 #[tokio::test]

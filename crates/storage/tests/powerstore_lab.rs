@@ -124,7 +124,7 @@ impl Lab {
 
     /// A CSI PowerStore PV whose volume is attached to an OpenShift worker host, as the prime PVC is.
     fn csi_pv(&self, name: &str) -> PersistentVolumeRef {
-        let volume = create_csi_volume(&self.san, ARRAY, name, 1 << 30).unwrap();
+        let csi = self.facade.create_csi_volume(name, 1 << 30).unwrap();
         if self.san.group(ARRAY, "ocp-worker-1").is_none() {
             self.san
                 .create_group(
@@ -141,9 +141,9 @@ impl Lab {
         self.san.map(ARRAY, name, "ocp-worker-1").unwrap();
         PersistentVolumeRef {
             name: format!("pv-{name}"),
-            csi_driver: Some(CSI_DRIVER.into()),
-            volume_handle: format!("{}/{}/scsi", volume.uuid, self.facade.global_id()),
-            volume_attributes: BTreeMap::from([("Name".to_owned(), name.to_owned())]),
+            csi_driver: Some(csi.driver.into()),
+            volume_handle: csi.volume_handle,
+            volume_attributes: csi.volume_attributes,
         }
     }
 

@@ -89,6 +89,21 @@ pub const SESSION_COOKIE: &str = "auth_cookie";
 /// The anti-forgery header every non-GET request of a session carries.
 pub const TOKEN_HEADER: &str = "DELL-EMC-TOKEN";
 
+/// CSI driver name of Dell's PowerStore driver: the `spec.csi.driver` of PVs on this array.
+pub const CSI_DRIVER: &str = "csi-powerstore.dellemc.com";
+
+/// What Dell's CSI driver puts in the PV of a volume it provisioned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsiVolume {
+    pub volume: Volume,
+    /// `spec.csi.driver`.
+    pub driver: &'static str,
+    /// `spec.csi.volumeHandle`: `<volume id>/<cluster global id>/scsi`.
+    pub volume_handle: String,
+    /// `spec.csi.volumeAttributes`: `Name` (the array's volume name) and `Protocol`.
+    pub volume_attributes: BTreeMap<String, String>,
+}
+
 /// Creates the volume behind a CSI PowerStore PV (`volumeAttributes.Name = name`).
 pub fn create_csi_volume(
     san: &San,
@@ -172,6 +187,44 @@ impl PowerStore {
             ))
             .with_state(self.inner.clone());
         Router::new().nest(BASE_PATH, api)
+    }
+
+    /// Creates a volume as Dell's CSI driver does for a PVC, with the PV fields that name it.
+    pub fn create_csi_volume(&self, name: &str, size_bytes: u64) -> Result<CsiVolume, SanError> {
+        let volume = create_csi_volume(&self.inner.san, &self.inner.array, name, size_bytes)?;
+        Ok(CsiVolume {
+            volume_handle: format!("{}/{}/scsi", volume.uuid, self.inner.global_id),
+            volume_attributes: BTreeMap::from([
+                ("Name".to_owned(), volume.name.clone()),
+                ("Protocol".to_owned(), "scsi".to_owned()),
+            ]),
+            driver: CSI_DRIVER,
+            volume,
+        })
+    }
+
+    /// What a copy may have left on the array: hosts named `xcopy-…` and every mapping to them.
+    /// Empty after a clean run.
+    pub fn leftovers(&self) -> Vec<String> {
+        let array = &self.inner.array;
+        let ours = |name: &str| name.starts_with("xcopy-");
+        let mut found: Vec<String> = self
+            .inner
+            .san
+            .groups(array)
+            .into_iter()
+            .filter(|g| ours(&g.name))
+            .map(|g| format!("host {}", g.name))
+            .collect();
+        found.extend(
+            self.inner
+                .san
+                .mappings(array)
+                .into_iter()
+                .filter(|m| ours(&m.group))
+                .map(|m| format!("volume {} attached to {}", m.volume, m.group)),
+        );
+        found
     }
 
     /// The cluster's `global_id` (the middle part of CSI PowerStore volume handles).
