@@ -5,23 +5,12 @@
 //! `$POWERSTORE_API_DIR`, else `$VENDOR_API_DIR/powerstore/`, else the shared copy; skipped with
 //! a message only when it is absent.
 
-use std::path::PathBuf;
-
 use co_lab::arrays::powerstore::{Kind, OPERATIONS, scalar_fields};
 use serde_json::Value;
 
 fn definition() -> Option<Value> {
-    let file = match std::env::var_os("POWERSTORE_API_DIR") {
-        Some(dir) => PathBuf::from(dir).join("openapi.json"),
-        None => std::env::var_os("VENDOR_API_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vendor-api")
-            })
-            .join("powerstore/openapi.json"),
-    };
-    let text = std::fs::read_to_string(&file).ok()?;
-    Some(serde_json::from_str(&text).unwrap())
+    let file = co_lab::arrays::powerstore::published_definition()?;
+    Some(serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap())
 }
 
 #[test]

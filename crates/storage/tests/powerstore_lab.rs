@@ -9,7 +9,6 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -741,21 +740,6 @@ async fn failures_say_what_to_fix_and_are_classed() {
 
 // ---- contract: every request against the PowerStore REST API definition ----
 
-/// The PowerStore definition: `$POWERSTORE_API_DIR/openapi.json`, else
-/// `$VENDOR_API_DIR/powerstore/openapi.json`, else the shared copy next to the repository.
-fn definition_file() -> Option<PathBuf> {
-    let file = match std::env::var_os("POWERSTORE_API_DIR") {
-        Some(dir) => PathBuf::from(dir).join("openapi.json"),
-        None => std::env::var_os("VENDOR_API_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vendor-api")
-            })
-            .join("powerstore/openapi.json"),
-    };
-    file.is_file().then_some(file)
-}
-
 /// One operation of the definition.
 struct Operation {
     method: String,
@@ -962,7 +946,7 @@ fn observed(
 
 #[test]
 fn the_contract_check_rejects_unknown_operations_and_fields() {
-    let Some(file) = definition_file() else {
+    let Some(file) = co_lab::arrays::powerstore::published_definition() else {
         eprintln!(
             "SKIPPED: the PowerStore API definition is absent; set POWERSTORE_API_DIR to the directory holding openapi.json"
         );
@@ -1032,7 +1016,7 @@ fn the_contract_check_rejects_unknown_operations_and_fields() {
 
 #[tokio::test]
 async fn every_request_matches_a_powerstore_operation_and_its_models() {
-    let Some(file) = definition_file() else {
+    let Some(file) = co_lab::arrays::powerstore::published_definition() else {
         eprintln!(
             "SKIPPED: the PowerStore API definition is absent; set POWERSTORE_API_DIR to the directory holding openapi.json"
         );
@@ -1106,7 +1090,7 @@ async fn every_request_matches_a_powerstore_operation_and_its_models() {
 /// The facade serves only operations the definition has.
 #[test]
 fn the_facade_serves_only_published_operations() {
-    let Some(file) = definition_file() else {
+    let Some(file) = co_lab::arrays::powerstore::published_definition() else {
         eprintln!(
             "SKIPPED: the PowerStore API definition is absent; set POWERSTORE_API_DIR to the directory holding openapi.json"
         );

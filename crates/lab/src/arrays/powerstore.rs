@@ -89,6 +89,23 @@ pub const SESSION_COOKIE: &str = "auth_cookie";
 /// The anti-forgery header every non-GET request of a session carries.
 pub const TOKEN_HEADER: &str = "DELL-EMC-TOKEN";
 
+/// The PowerStore REST API definition this facade follows, for contract tests:
+/// `$POWERSTORE_API_DIR/openapi.json`, else `$VENDOR_API_DIR/powerstore/openapi.json`, else the
+/// shared copy beside the repository; `None` when absent (it is never part of the repository).
+pub fn published_definition() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let file = match std::env::var_os("POWERSTORE_API_DIR") {
+        Some(dir) => PathBuf::from(dir).join("openapi.json"),
+        None => std::env::var_os("VENDOR_API_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vendor-api")
+            })
+            .join("powerstore/openapi.json"),
+    };
+    file.is_file().then_some(file)
+}
+
 /// CSI driver name of Dell's PowerStore driver: the `spec.csi.driver` of PVs on this array.
 pub const CSI_DRIVER: &str = "csi-powerstore.dellemc.com";
 
