@@ -10,8 +10,11 @@
 #   vendorclients-pure
 #              a Python venv with Pure Storage's py-pure-client, for checking the lab's FlashArray facade
 #              against the vendor's own client
+#   vendorclients-powerstore
+#              a Python venv with Dell's PyPowerStore, for checking the lab's PowerStore facade against the
+#              vendor's own client
 #
-# Usage: scripts/peers.sh install [all|vcsim|govc|sshd|kube|pyvmomi|esxi-tools|vendorclients-pure]...
+# Usage: scripts/peers.sh install [all|vcsim|govc|sshd|kube|pyvmomi|esxi-tools|vendorclients-pure|vendorclients-powerstore]...
 #        scripts/peers.sh start | stop | status | env
 #
 # Needs root for apt-get (only when packages are missing) and for the default cache directory.
@@ -256,6 +259,30 @@ install_pure_client() {
     install_venv py-pure-client "$(pure_client_dir)" "py-pure-client==$PY_PURE_CLIENT_VERSION" pypureclient.flasharray
 }
 
+# ---------------------------------------------------------------------------------------------------- PyPowerStore
+
+powerstore_client_dir() { echo "$CACHE/vendorclients-PyPowerStore-$PYPOWERSTORE_VERSION"; }
+
+install_powerstore_client() {
+    ensure_packages "${APT_PYVMOMI[@]}"
+    local dir
+    dir=$(powerstore_client_dir)
+    # The marker is written last: a venv without it is a half-finished install and is rebuilt.
+    if [ -f "$dir/venv/.complete" ] && "$dir/venv/bin/python" -c 'import PyPowerStore.powerstore_conn' 2>/dev/null; then
+        log "PyPowerStore: cached at $dir/venv"
+        return 0
+    fi
+    rm -rf "$dir/venv"
+    mkdir -p "$dir"
+    timed "PyPowerStore: python3 -m venv" python3 -m venv "$dir/venv"
+    timed "PyPowerStore: pip install PyPowerStore==$PYPOWERSTORE_VERSION" \
+        "$dir/venv/bin/python" -m pip install -q --disable-pip-version-check "PyPowerStore==$PYPOWERSTORE_VERSION"
+    "$dir/venv/bin/python" -c 'import PyPowerStore.powerstore_conn' ||
+        die "PyPowerStore installed but 'import PyPowerStore.powerstore_conn' fails"
+    touch "$dir/venv/.complete"
+    log "PyPowerStore: installed $dir/venv"
+}
+
 # ---------------------------------------------------------------------------------------------------- esxi tools
 
 install_esxi_tools() {
@@ -289,6 +316,7 @@ cmd_install() {
             install_sshd
             install_pyvmomi
             install_pure_client
+            install_powerstore_client
             install_esxi_tools
             install_kube
             ;;
@@ -299,7 +327,8 @@ cmd_install() {
         kube) install_kube ;;
         pyvmomi) install_pyvmomi ;;
         vendorclients-pure) install_pure_client ;;
-        *) die "unknown install target '$t' (expected all, vcsim, govc, sshd, kube, pyvmomi, esxi-tools or vendorclients-pure)" ;;
+        vendorclients-powerstore) install_powerstore_client ;;
+        *) die "unknown install target '$t' (expected all, vcsim, govc, sshd, kube, pyvmomi, esxi-tools, vendorclients-pure or vendorclients-powerstore)" ;;
         esac
     done
 }
@@ -450,6 +479,7 @@ cmd_status() {
     printf '%-26s %s\n' sshd "$( [ -x /usr/sbin/sshd ] && echo 'installed: /usr/sbin/sshd' || echo 'not installed (scripts/peers.sh install sshd)')"
     printf '%-26s %s\n' pyvmomi "$( [ -f "$(pyvmomi_dir)/venv/.complete" ] && echo "installed: $(pyvmomi_dir)/venv/bin/python" || echo 'not installed (scripts/peers.sh install pyvmomi)')"
     printf '%-26s %s\n' vendorclients-pure "$( [ -f "$(pure_client_dir)/venv/.complete" ] && echo "installed: $(pure_client_dir)/venv/bin/python" || echo 'not installed (scripts/peers.sh install vendorclients-pure)')"
+    printf '%-26s %s\n' vendorclients-powerstore "$( [ -f "$(powerstore_client_dir)/venv/.complete" ] && echo "installed: $(powerstore_client_dir)/venv/bin/python" || echo 'not installed (scripts/peers.sh install vendorclients-powerstore)')"
     printf '%-26s %s\n' kube-binaries "$( [ -x "$(kube_dir)/bin/kube-apiserver" ] && echo "installed: $(kube_dir)/bin" || echo 'not installed (scripts/peers.sh install kube)')"
     local running=0
     for name in etcd kube-apiserver kube-controller-manager; do
@@ -474,6 +504,7 @@ export COPY_OFFLOAD_VCSIM=$(vcsim_dir)/vcsim
 export COPY_OFFLOAD_GOVC=$(govc_dir)/govc
 export COPY_OFFLOAD_PYVMOMI_PYTHON=$(pyvmomi_dir)/venv/bin/python
 export COPY_OFFLOAD_PURE_CLIENT_PYTHON=$(pure_client_dir)/venv/bin/python
+export COPY_OFFLOAD_PYPOWERSTORE_PYTHON=$(powerstore_client_dir)/venv/bin/python
 export COPY_OFFLOAD_KUBE_BIN=$(kube_dir)/bin
 export KUBECONFIG=$DIR/kubeconfig
 EOF
@@ -489,7 +520,7 @@ main() {
     status) cmd_status ;;
     env) cmd_env ;;
     *)
-        echo "usage: $0 install [all|vcsim|govc|sshd|kube|pyvmomi|esxi-tools|vendorclients-pure]... | start | stop | status | env" >&2
+        echo "usage: $0 install [all|vcsim|govc|sshd|kube|pyvmomi|esxi-tools|vendorclients-pure|vendorclients-powerstore]... | start | stop | status | env" >&2
         exit 2
         ;;
     esac

@@ -111,6 +111,9 @@ pub async fn connect(
         VendorSettings::PureFlashArray(settings) => Ok(Arc::new(
             pure::PureArray::connect(connection, settings, observer).await?,
         )),
+        VendorSettings::PowerStore(settings) => Ok(Arc::new(
+            powerstore::PowerStoreArray::connect(connection, settings, observer).await?,
+        )),
         other => Err(StorageError::Unsupported {
             message: format!(
                 "storage vendor {} is not implemented in this build yet; \
@@ -141,10 +144,10 @@ mod tests {
 
     #[tokio::test]
     async fn vendors_without_a_plugin_yet_are_unsupported() {
-        let settings = VendorSettings::PowerStore(powerstore::Settings::default());
+        let settings = VendorSettings::InfiniBox(infinibox::Settings::default());
         let err = connect(&settings, &connection(), None).await.err().unwrap();
         assert!(matches!(err, StorageError::Unsupported { .. }), "{err}");
-        assert!(err.to_string().contains("powerstore"), "{err}");
+        assert!(err.to_string().contains("infinibox"), "{err}");
     }
 
     #[tokio::test]
