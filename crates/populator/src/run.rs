@@ -207,8 +207,14 @@ pub async fn run_with(config: PopulateConfig, options: RunOptions) -> RunSummary
                     .finish_host_hygiene(&copy.job, &copy.journal, deadline)
                     .await;
             }
-            if let Err(error) = copy.engine.vsphere.logout().await {
+            // Neither session is needed any more: end both at once.
+            let (vsphere, storage) =
+                tokio::join!(copy.engine.vsphere.logout(), copy.engine.storage.close());
+            if let Err(error) = vsphere {
                 warn!(%error, "vSphere logout failed; the session expires on its own");
+            }
+            if let Err(error) = storage {
+                warn!(%error, "storage array logout failed; the session expires on its own");
             }
         }
     };

@@ -63,6 +63,13 @@ pub trait StorageApi: Send + Sync {
         None
     }
 
+    /// Ends the plugin's session on the array, once, when the run is over (arrays count open
+    /// sessions against a limit; upstream plugins never ended theirs). Arrays authenticated per
+    /// request have nothing to end.
+    async fn close(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
     /// True when ESXi initiators must be reported as PowerFlex SDC GUIDs (adapters driven by
     /// `scini`) instead of their SCSI ids.
     fn requires_sdc(&self) -> bool {

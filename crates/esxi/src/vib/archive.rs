@@ -8,7 +8,7 @@ use flate2::write::GzEncoder;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use super::{VIB_NAME, VIB_VENDOR};
+use super::identity::{VIB_NAME, VIB_VENDOR};
 use crate::assets::{
     ESXCLI_PLUGIN, ESXCLI_PLUGIN_INSTALL_PATH, VIB_WRAPPER, VIB_WRAPPER_INSTALL_PATH,
     WRAPPER_VERSION,

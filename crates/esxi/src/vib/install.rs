@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use tracing::{info, warn};
 
-use super::VIB_NAME;
+use super::identity::VIB_NAME;
 use crate::error::EsxiError;
 use crate::protocol::shell_quote;
 use crate::ssh::{SshSession, SshSettings};

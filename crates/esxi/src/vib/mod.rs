@@ -3,15 +3,12 @@
 //! [`install`] puts it on ESXi hosts over SSH.
 
 mod archive;
+mod identity;
 mod install;
 
 pub use archive::{VibError, VibInfo, build, build_at, descriptor_xml};
+pub use identity::{VIB_NAME, VIB_VENDOR};
 pub use install::{
     EsxiCommands, HostInstall, HostOutcome, InstallOptions, InstallSummary, install,
     installed_version,
 };
-
-/// VIB name, as esxcli lists it.
-pub const VIB_NAME: &str = "vmkfstools-wrapper";
-/// VIB vendor, kept from upstream so hosts see an upgrade of the same package.
-pub const VIB_VENDOR: &str = "REDHAT";

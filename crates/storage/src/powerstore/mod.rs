@@ -546,6 +546,10 @@ fn mapping_targets(mapping: &MappingRecord, target: &GroupRef) -> bool {
 
 #[async_trait]
 impl StorageApi for PowerStoreArray {
+    async fn close(&self) -> Result<(), StorageError> {
+        self.logout().await
+    }
+
     async fn array_info(&self) -> Result<ArrayInfo, StorageError> {
         let software: Vec<SoftwareRecord> = self
             .list(

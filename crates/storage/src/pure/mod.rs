@@ -773,6 +773,10 @@ fn split_ports(ports: &[HostPort]) -> (Vec<String>, Vec<String>) {
 
 #[async_trait]
 impl StorageApi for PureArray {
+    async fn close(&self) -> Result<(), StorageError> {
+        self.logout().await
+    }
+
     async fn array_info(&self) -> Result<ArrayInfo, StorageError> {
         let arrays: Page<ArrayRecord> = self.get("arrays", &[]).await?;
         let controllers: Page<ControllerRecord> = self.get("controllers", &[]).await?;
