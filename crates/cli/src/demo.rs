@@ -25,7 +25,7 @@ use co_lab::faults::FaultRule;
 use co_lab::host::SimHost;
 use co_lab::lab::{Lab, RunningLab};
 use co_lab::rig::{Rig, TargetVolume, WORKER_GROUP};
-use co_lab::scenario::{DiskSpec, Scenario};
+use co_lab::scenario::{DiskSpec, Scenario, VendorSpec};
 use co_populator::args::PopulateArgs;
 use co_populator::copy::{CopyReport, Phase, PhaseObserver};
 use co_populator::exit::ExitCode;
@@ -47,6 +47,21 @@ const GIB: u64 = 1024 * MIB;
 pub enum DemoVendor {
     /// NetApp ONTAP (REST API, Trident `ontap-san` volumes).
     Ontap,
+    /// Pure FlashArray (REST 2.x, Portworx volumes, API token).
+    #[value(name = "pureFlashArray")]
+    PureFlashArray,
+    /// Dell PowerStore (REST API, CSI PowerStore volumes).
+    Powerstore,
+}
+
+impl DemoVendor {
+    fn spec(self) -> VendorSpec {
+        match self {
+            DemoVendor::Ontap => VendorSpec::Ontap,
+            DemoVendor::PureFlashArray => VendorSpec::PureFlashArray,
+            DemoVendor::Powerstore => VendorSpec::PowerStore,
+        }
+    }
 }
 
 /// How the populator reaches vmkfstools on the lab's ESXi host.
@@ -183,7 +198,7 @@ pub async fn run(args: DemoArgs, cancel: CancellationToken) -> ExitCode {
             DiskType::Rdm => "physical RDM",
             DiskType::Vvol => "vVol",
         },
-        format!("{:?}", args.vendor).to_lowercase(),
+        co_lab::rig::facade(args.vendor.spec()).product(),
         CloneMethod::from(args.method),
         dir.path().display()
     );
@@ -216,7 +231,9 @@ pub async fn run(args: DemoArgs, cancel: CancellationToken) -> ExitCode {
             "\nThe lab keeps running; point populate, pyvmomi or govc at it:\n\n{}",
             connection_details(&lab)
         );
-        print!("{}", populate_again(&lab, &DiskNames::of(&scenario, 0)));
+        if args.vendor == DemoVendor::Ontap {
+            print!("{}", populate_again(&lab, &DiskNames::of(&scenario, 0)));
+        }
         if let Some(key) = &ssh_key {
             println!(
                 "ssh key     {} (restricted to the wrapper on {})",
@@ -311,6 +328,7 @@ fn endpoints_line(lab: &RunningLab) -> String {
 /// (SSH method) the demo's restricted key installed on every host.
 fn scenario(args: &DemoArgs, ssh_key: Option<&ClientKey>) -> Scenario {
     let mut scenario = Scenario::default_embedded();
+    scenario.arrays[0].vendor = args.vendor.spec();
     let array = scenario.arrays[0].name.clone();
     let datastore = scenario.datastores[0].name.clone();
     let total_gib = (args.size * u64::from(args.disks)).div_ceil(GIB);

@@ -128,6 +128,8 @@ pub struct Lab;
 fn vendor(spec: VendorSpec) -> ArrayVendor {
     match spec {
         VendorSpec::Ontap => ArrayVendor::Ontap,
+        VendorSpec::PureFlashArray => ArrayVendor::PureFlashArray,
+        VendorSpec::PowerStore => ArrayVendor::PowerStore,
     }
 }
 
@@ -478,6 +480,21 @@ impl Lab {
                     san.clone(),
                     &spec.name,
                     &spec.svm,
+                    &spec.username,
+                    &spec.password,
+                ),
+                VendorSpec::PureFlashArray => crate::arrays::pure::router(
+                    san.clone(),
+                    &spec.name,
+                    crate::arrays::pure::PureCredentials {
+                        username: spec.username.clone(),
+                        password: spec.password.clone(),
+                        api_token: crate::arrays::pure::lab_api_token(&spec.name),
+                    },
+                ),
+                VendorSpec::PowerStore => crate::arrays::powerstore::router(
+                    san.clone(),
+                    &spec.name,
                     &spec.username,
                     &spec.password,
                 ),

@@ -62,6 +62,8 @@ pub trait ArrayFacade: Send + Sync {
 pub fn facade(vendor: VendorSpec) -> &'static dyn ArrayFacade {
     match vendor {
         VendorSpec::Ontap => &crate::arrays::ontap::OntapFacade,
+        VendorSpec::PureFlashArray => &crate::arrays::pure::PureFacade,
+        VendorSpec::PowerStore => &crate::arrays::powerstore::PowerStoreFacade,
     }
 }
 

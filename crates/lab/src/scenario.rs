@@ -54,9 +54,16 @@ impl Default for VcenterSpec {
 
 /// Storage vendor of a simulated array.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
 pub enum VendorSpec {
+    /// NetApp ONTAP (REST API; Trident `ontap-san` volumes). The array's `svm` applies.
+    #[serde(rename = "ontap")]
     Ontap,
+    /// Pure FlashArray (REST 2.x; Portworx FlashArray Direct Access volumes).
+    #[serde(rename = "pureFlashArray")]
+    PureFlashArray,
+    /// Dell PowerStore (REST API; CSI PowerStore volumes).
+    #[serde(rename = "powerstore")]
+    PowerStore,
 }
 
 /// A simulated storage array and the credentials of its REST API.

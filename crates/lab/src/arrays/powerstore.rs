@@ -131,6 +131,43 @@ pub fn create_csi_volume(
     san.create_volume(array, name, size_bytes)
 }
 
+/// PowerStore in the lab rig: CSI PowerStore names the volume after the PV and records the name in
+/// `volumeAttributes.Name`; `populate` needs no key of PowerStore's own.
+pub struct PowerStoreFacade;
+
+impl crate::rig::ArrayFacade for PowerStoreFacade {
+    fn product(&self) -> &'static str {
+        "powerstore"
+    }
+
+    fn create_csi_volume(
+        &self,
+        san: &San,
+        array: &crate::lab::ArrayEndpoint,
+        name: &str,
+        size_bytes: u64,
+    ) -> Result<crate::rig::TargetVolume, SanError> {
+        let volume = create_csi_volume(san, &array.name, name, size_bytes)?;
+        Ok(crate::rig::TargetVolume {
+            pvc: name.to_owned(),
+            array: array.name.clone(),
+            volume_handle: format!("{}/scsi", volume.uuid),
+            attributes: vec![("Name".into(), volume.name.clone())],
+            name: volume.name,
+            naa: volume.naa,
+            backing_path: volume.backing_path,
+            size_bytes,
+        })
+    }
+
+    fn vendor_flags(
+        &self,
+        _: &crate::lab::ArrayEndpoint,
+    ) -> Vec<(co_api::contract::flags::Flag, String)> {
+        Vec::new()
+    }
+}
+
 /// The PowerStore REST API of `array` in `san`, for `username`/`password`.
 pub fn router(san: San, array: &str, username: &str, password: &str) -> Router {
     PowerStore::new(san, array, username, password).router()

@@ -102,6 +102,61 @@ pub fn portworx_volume_name(cluster_prefix: &str, pv_name: &str) -> String {
     format!("{cluster_prefix}-{pv_name}")
 }
 
+/// The API token of a lab FlashArray's user (derived from the array's name, so the rig can give it
+/// to `populate` without another scenario field).
+pub fn lab_api_token(array: &str) -> String {
+    format!("lab-api-token-{array}")
+}
+
+/// The Portworx cluster prefix of the lab's volumes.
+pub const LAB_CLUSTER_PREFIX: &str = "px_0c0ffee0";
+
+/// Pure in the lab rig: Portworx FlashArray Direct Access names a PV's volume
+/// `<cluster prefix>-<pv name>` and puts the volume's uuid in the PV's `volumeHandle`; `populate`
+/// is told the cluster prefix and authenticates with the API token.
+pub struct PureFacade;
+
+impl crate::rig::ArrayFacade for PureFacade {
+    fn product(&self) -> &'static str {
+        "pureFlashArray"
+    }
+
+    fn create_csi_volume(
+        &self,
+        san: &San,
+        array: &crate::lab::ArrayEndpoint,
+        pv_name: &str,
+        size_bytes: u64,
+    ) -> Result<crate::rig::TargetVolume, SanError> {
+        let volume = san.create_volume(
+            &array.name,
+            &portworx_volume_name(LAB_CLUSTER_PREFIX, pv_name),
+            size_bytes,
+        )?;
+        Ok(crate::rig::TargetVolume {
+            pvc: pv_name.to_owned(),
+            array: array.name.clone(),
+            volume_handle: volume.uuid.clone(),
+            attributes: Vec::new(),
+            name: volume.name,
+            naa: volume.naa,
+            backing_path: volume.backing_path,
+            size_bytes,
+        })
+    }
+
+    fn vendor_flags(
+        &self,
+        array: &crate::lab::ArrayEndpoint,
+    ) -> Vec<(co_api::contract::flags::Flag, String)> {
+        use co_api::contract::flags;
+        vec![
+            (flags::PURE_CLUSTER_PREFIX, LAB_CLUSTER_PREFIX.to_owned()),
+            (flags::STORAGE_TOKEN, lab_api_token(&array.name)),
+        ]
+    }
+}
+
 /// One FlashArray: its REST API over `array` of the SAN plus the state the SAN does not model.
 /// Cheap to clone; clones share the array.
 #[derive(Clone)]
