@@ -2,11 +2,13 @@
 //! sets up logging and TLS, and maps outcomes to the exit codes of `co_populator::exit`.
 
 use std::ffi::OsString;
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode as ProcessExitCode;
 
 use clap::{Parser, Subcommand};
-use co_populator::args::{PopulateArgs, requests_version, version_text};
+use co_populator::args::{
+    ArgProblem, ArgProblems, PopulateArgs, PopulateConfig, requests_version, version_text,
+};
 use co_populator::exit::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -66,6 +68,19 @@ fn main() -> ProcessExitCode {
         print!("{}", version_text());
         return ExitCode::Success.into();
     }
+    // Unknown populate flags are reported with every other argument problem, not alone by clap.
+    let (argv, unknown_flags, repeated_flags) =
+        if argv.get(1).and_then(|a| a.to_str()) == Some("populate") {
+            let (rest, unknown) = co_populator::args::split_unknown_flags(argv[2..].to_vec());
+            let repeated = co_populator::args::repeated_flags(&rest);
+            (
+                argv[..2].iter().cloned().chain(rest).collect(),
+                unknown,
+                repeated,
+            )
+        } else {
+            (argv, Vec::new(), Vec::new())
+        };
     let cli = Cli::parse_from(argv);
     // The lab commands talk to people on stdout; their logs stay quiet unless RUST_LOG asks.
     init_logging(match cli.command {
@@ -77,7 +92,7 @@ fn main() -> ProcessExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     match cli.command {
-        Command::Populate(args) => populate(&args),
+        Command::Populate(args) => populate(&args, unknown_flags, &repeated_flags),
         Command::Crd => {
             print!("{}", co_api::crds_yaml());
             ExitCode::Success
@@ -114,24 +129,63 @@ fn wants_version(argv: &[OsString]) -> bool {
 
 /// Validates every argument before any network call, then runs the copy (warnings about accepted but
 /// suspicious values are logged by the engine).
-fn populate(args: &PopulateArgs) -> ExitCode {
-    let config = match args.validate() {
-        Ok(config) => config,
-        Err(problems) => {
-            eprint!("{problems}");
+fn populate(args: &PopulateArgs, unknown_flags: Vec<ArgProblem>, repeated: &[String]) -> ExitCode {
+    let config = match (args.validate(), unknown_flags.is_empty()) {
+        (Ok(config), true) => config,
+        (result, _) => {
+            let mut problems = unknown_flags;
+            problems.extend(result.err().map(|p| p.0).unwrap_or_default());
+            eprint!("{}", ArgProblems(problems));
             eprintln!(
                 "Run `copy-offload populate --help` for every flag and its environment variable."
             );
             return ExitCode::BadArguments;
         }
     };
-    tracing::info!(?config, "arguments validated");
+    for warning in repeated {
+        tracing::warn!(%warning, "argument accepted, but check it");
+    }
+    log_configuration(&config);
     let mut options = co_populator::run::RunOptions::default();
     if std::env::var_os("KUBERNETES_SERVICE_HOST").is_none() {
         // Outside a pod no populator controller scrapes the completion metric: do not wait for it.
         options.final_scrape_wait = std::time::Duration::ZERO;
     }
     block_on(async move { co_populator::run::run_with(config, options).await.exit_code })
+}
+
+/// One line saying what the run will do, without secrets, certificates (by fingerprint only) or
+/// values long enough to drown the log.
+fn log_configuration(config: &PopulateConfig) {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let short = |text: &str| -> String {
+        const MAX: usize = 160;
+        if text.chars().count() <= MAX {
+            text.to_owned()
+        } else {
+            let cut: String = text.chars().take(MAX).collect();
+            format!("{cut}… ({} characters)", text.chars().count())
+        }
+    };
+    let vcenter_ca = config.vsphere.ca_cert_pem.as_deref().map(|pem| {
+        CertificateDer::pem_slice_iter(pem.as_bytes())
+            .filter_map(Result::ok)
+            .map(|der| hex::encode(ring::digest::digest(&ring::digest::SHA256, &der)))
+            .collect::<Vec<_>>()
+            .join(",")
+    });
+    tracing::info!(
+        source = %short(&config.source.vmdk.to_string()),
+        target = %short(&format!("{:?}", config.target)),
+        storage_vendor = config.storage.product().as_str(),
+        storage_hostname = %short(&config.storage.hostname),
+        vcenter = %short(&config.vsphere.hostname),
+        vcenter_ca_sha256 = ?vcenter_ca,
+        clone_method = config.esxi.clone_method.as_str(),
+        migration_host = ?config.esxi.migration_host.as_deref().map(short),
+        "arguments validated"
+    );
 }
 
 /// Runs one async subcommand on a multi-threaded runtime.
@@ -168,8 +222,10 @@ fn init_logging(default_level: &str) {
         Ok("text") => false,
         _ => std::env::var_os("KUBERNETES_SERVICE_HOST").is_some(),
     };
+    // Colours only for a person at a terminal: a log file or a pod log gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

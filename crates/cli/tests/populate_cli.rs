@@ -94,6 +94,53 @@ fn no_arguments_exit_2_and_list_every_missing_value() {
     assert!(output.stdout.is_empty());
 }
 
+/// An unknown flag is one more problem in the list, not the only one reported.
+#[test]
+fn unknown_flags_are_listed_with_every_other_problem() {
+    let output = populate()
+        .args(["--no-such-flag", "x", "--also-wrong=1"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.starts_with("12 problems with the populate arguments:\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--no-such-flag: is not a flag of copy-offload populate"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--also-wrong: is not a flag"), "{stderr}");
+    assert!(
+        stderr.contains("--source-vmdk (env: none): missing"),
+        "{stderr}"
+    );
+}
+
+/// Logs read from a file carry no colour codes, and the configuration line names what the run
+/// will do without the CA certificate's text (only its fingerprint).
+#[test]
+fn logs_off_a_terminal_are_plain_and_name_certificates_by_fingerprint() {
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIUJ9Yq2Y5s0wAAAAAAAAAAAAAAAAAwCgYIKoZIzj0EAwIw\n-----END CERTIFICATE-----\n";
+    let output = with_secret_env(&mut populate())
+        .args(CONTROLLER_ARGS)
+        .args(["--target-volume-handle=h", "--storage-hostname=127.0.0.1:1"])
+        .env("cacert", pem)
+        .assert()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!stderr.contains('\u{1b}'), "ANSI escapes in:\n{stderr}");
+    let configured = stderr
+        .lines()
+        .find(|l| l.contains("arguments validated"))
+        .unwrap_or_else(|| panic!("no configuration line in:\n{stderr}"));
+    assert!(!configured.contains("BEGIN CERTIFICATE"), "{configured}");
+    assert!(!configured.contains("MIIB"), "{configured}");
+}
+
 #[test]
 fn bad_vendor_names_the_nine_valid_ones() {
     let mut cmd = populate();
@@ -140,7 +187,7 @@ fn flag_wins_over_env() {
     cmd.env("STORAGE_VENDOR", "bogus").args(CONTROLLER_ARGS);
     cmd.assert()
         .code(predicate::in_iter([3, 4]))
-        .stderr(predicate::str::contains("vendor: Ontap"))
+        .stderr(predicate::str::contains("storage_vendor=\"ontap\""))
         .stderr(predicate::str::contains("bogus").not());
 }
 
@@ -155,7 +202,7 @@ fn env_is_used_when_the_flag_is_absent() {
     );
     cmd.assert()
         .code(predicate::in_iter([3, 4]))
-        .stderr(predicate::str::contains("vendor: PowerStore"));
+        .stderr(predicate::str::contains("storage_vendor=\"powerstore\""));
 }
 
 #[test]

@@ -3,8 +3,8 @@
 //! controller passes, same env defaults taken from the pod's Secret), plus the validation that
 //! turns them into a typed [`PopulateConfig`].
 //!
-//! Validation is pure (no I/O, no network) and reports every problem at once, each naming the
-//! flag, its env var and what is expected, so one edit of the Secret or the command line fixes
+//! Validation contacts nothing (it reads only the local file `--pv-file` names) and reports every
+//! problem at once, each naming the flag, its env var and what is expected, so one edit of the Secret or the command line fixes
 //! them all. Secret values are wrapped in [`Secret`] and never appear in messages.
 //!
 //! Where we differ from upstream, on purpose:
@@ -24,7 +24,7 @@
 //!   Kubernetes; with one of them the Kubernetes PVC flags become optional.
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,6 +64,76 @@ where
                 Some("--version" | "-version" | "--version=true" | "-version=true")
             )
         })
+}
+
+/// Splits the flags `populate` does not know out of `argv` (the arguments after `populate`), so
+/// they are reported together with every other problem instead of stopping the parse at the first.
+/// An unknown `--flag value` takes its value with it. Returns the rest and one problem per flag.
+pub fn split_unknown_flags(argv: Vec<OsString>) -> (Vec<OsString>, Vec<ArgProblem>) {
+    let known = |name: &str| {
+        matches!(name, "version" | "help" | "h")
+            || co_api::contract::flags::ALL.iter().any(|f| f.name == name)
+    };
+    let mut kept = Vec::new();
+    let mut problems = Vec::new();
+    let mut rest = argv.into_iter();
+    while let Some(arg) = rest.next() {
+        let text = arg.to_string_lossy().into_owned();
+        if text == "--" {
+            kept.push(arg);
+            kept.extend(rest.by_ref());
+            break;
+        }
+        let Some(flag) = text.strip_prefix("--").or_else(|| text.strip_prefix('-')) else {
+            kept.push(arg);
+            continue;
+        };
+        let (name, inline_value) = match flag.split_once('=') {
+            Some((name, _)) => (name, true),
+            None => (flag, false),
+        };
+        if name.is_empty() || known(name) {
+            kept.push(arg);
+            continue;
+        }
+        if !inline_value {
+            let mut peek = rest.clone();
+            if peek
+                .next()
+                .is_some_and(|next| !next.to_string_lossy().starts_with('-'))
+            {
+                rest.next();
+            }
+        }
+        problems.push(ArgProblem {
+            subject: format!("--{name}"),
+            message: "is not a flag of copy-offload populate (see `copy-offload populate --help`)"
+                .into(),
+        });
+    }
+    (kept, problems)
+}
+
+/// Flags given more than once on `argv` (the arguments after `populate`), as warnings: the last
+/// value is used, as Go's flag package does and scripts rely on, but a repeat is usually a mistake.
+pub fn repeated_flags<S: AsRef<OsStr>>(argv: &[S]) -> Vec<String> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for arg in argv.iter().map(|a| a.as_ref().to_string_lossy()) {
+        if arg == "--" {
+            break;
+        }
+        if let Some(name) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'))
+            && !name.is_empty()
+        {
+            let name = name.split('=').next().unwrap_or(name);
+            *counts.entry(name.to_owned()).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .filter(|(name, count)| *count > 1 && name != "target-volume-attribute")
+        .map(|(name, count)| format!("--{name} is given {count} times; the last value is used"))
+        .collect()
 }
 
 /// Flags and environment of `copy-offload populate`.
@@ -611,7 +681,18 @@ impl PopulateArgs {
                 None
             }
             (Some(handle), None) => Some(TargetVolume::VolumeHandle { handle, attributes }),
-            (None, Some(path)) => Some(TargetVolume::PvFile(path)),
+            (None, Some(path)) => match crate::pv::pv_from_file(&path) {
+                // Read here, before anything is contacted; resolved again (cheaply) at run time.
+                Ok(_) => Some(TargetVolume::PvFile(path)),
+                Err(error) => {
+                    let message = match error {
+                        crate::error::CopyError::Target { message, .. } => message,
+                        other => other.to_string(),
+                    };
+                    v.problem("pv_file", message);
+                    None
+                }
+            },
             (None, None) => {
                 let name = v.required(
                     &self.owner_name,
@@ -650,11 +731,30 @@ impl PopulateArgs {
                 .map_err(|e| v.problem("storage_vendor_product", e.to_string()))
                 .ok(),
         };
-        let hostname = v.required(
-            &self.storage_hostname,
-            "storage_hostname",
-            "the storage array management address",
-        );
+        let hostname = v
+            .required(
+                &self.storage_hostname,
+                "storage_hostname",
+                "the storage array management address",
+            )
+            .filter(|text| {
+                let defaults = co_storage::http::EndpointDefaults {
+                    scheme: "https",
+                    port: None,
+                    base_path: "",
+                };
+                let usable = co_storage::http::base_url(text, &defaults).is_ok();
+                if !usable {
+                    v.problem(
+                        "storage_hostname",
+                        format!(
+                            "{text:?} is not a host, host:port or URL; expected e.g. array.example.com, \
+                             array.example.com:8443 or https://array.example.com"
+                        ),
+                    );
+                }
+                usable
+            });
         let auth = self.storage_auth(v, product);
         let skip_tls_verification = v.literal_true(
             &self.storage_skip_ssl_verification,
@@ -781,11 +881,29 @@ impl PopulateArgs {
     }
 
     fn vsphere(&self, v: &mut Validator) -> Option<VsphereConfig> {
-        let hostname = v.required(
-            &self.vsphere_hostname,
-            "vsphere_hostname",
-            "the vCenter host name",
-        );
+        let hostname = v
+            .required(
+                &self.vsphere_hostname,
+                "vsphere_hostname",
+                "the vCenter host name",
+            )
+            .filter(|text| match co_vsphere::sdk_url(text) {
+                Ok(_) => true,
+                Err(error) => {
+                    let reason = match error {
+                        co_vsphere::Error::InvalidUrl { reason, .. } => reason,
+                        other => other.to_string(),
+                    };
+                    v.problem(
+                        "vsphere_hostname",
+                        format!(
+                            "{text:?} is not a vCenter address ({reason}); expected e.g. vcenter.example.com, \
+                             vcenter.example.com:443 or https://vcenter.example.com/sdk"
+                        ),
+                    );
+                    false
+                }
+            });
         let username = v.required(
             &self.vsphere_username,
             "vsphere_username",
@@ -812,11 +930,35 @@ impl PopulateArgs {
             username: username?,
             password: Secret::new(password?),
             insecure: insecure?,
-            ca_cert_pem: self
-                .vsphere_ca_cert
-                .clone()
-                .filter(|pem| !pem.trim().is_empty()),
+            ca_cert_pem: self.vsphere_ca_cert(v)?,
         })
+    }
+
+    /// `cacert`: PEM text holding at least one certificate (checked here, so a wrong value is a
+    /// bad argument rather than a TLS failure later). `Some(None)` when unset.
+    fn vsphere_ca_cert(&self, v: &mut Validator) -> Option<Option<String>> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject as _;
+        let Some(pem) = self
+            .vsphere_ca_cert
+            .clone()
+            .filter(|pem| !pem.trim().is_empty())
+        else {
+            return Some(None);
+        };
+        let certificates = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap_or_default();
+        if certificates.is_empty() {
+            v.problem(
+                "vsphere_ca_cert",
+                "holds no PEM certificate; expected the vCenter CA certificate as PEM text \
+                 (\"-----BEGIN CERTIFICATE-----\" …), e.g. the provider secret's ca.crt"
+                    .into(),
+            );
+            return None;
+        }
+        Some(Some(pem))
     }
 
     fn esxi(&self, v: &mut Validator) -> Option<EsxiConfig> {
@@ -1199,6 +1341,100 @@ mod tests {
         assert!(!config.vsphere.insecure);
         assert!(!config.storage.skip_tls_verification);
         assert!(config.warnings.is_empty());
+    }
+
+    #[test]
+    fn unknown_flags_are_problems_that_hide_nothing_else() {
+        let argv: Vec<OsString> = [
+            "--source-vmdk=[a] x.vmdk",
+            "--no-such-flag",
+            "value",
+            "--other=1",
+            "--storage-hostname",
+            "array",
+        ]
+        .into_iter()
+        .map(OsString::from)
+        .collect();
+        let (kept, problems) = split_unknown_flags(argv);
+        assert_eq!(
+            kept,
+            ["--source-vmdk=[a] x.vmdk", "--storage-hostname", "array"]
+                .map(OsString::from)
+                .to_vec()
+        );
+        let subjects: Vec<&str> = problems.iter().map(ArgProblem::subject).collect();
+        assert_eq!(subjects, ["--no-such-flag", "--other"]);
+    }
+
+    #[test]
+    fn repeated_flags_are_warned_about_except_the_repeatable_one() {
+        let warnings = repeated_flags(&[
+            "--source-vmdk=[a] x.vmdk",
+            "--source-vmdk",
+            "[b] y.vmdk",
+            "--target-volume-attribute=a=1",
+            "--target-volume-attribute=b=2",
+            "--",
+            "--source-vmdk=z",
+        ]);
+        assert_eq!(
+            warnings,
+            ["--source-vmdk is given 2 times; the last value is used"]
+        );
+    }
+
+    #[test]
+    fn addresses_certificates_and_pv_files_are_checked_before_anything_is_contacted() {
+        let with = |extra: &[&str]| {
+            let mut list: Vec<String> = complete().into_iter().map(str::to_owned).collect();
+            list.extend(extra.iter().map(|s| (*s).to_owned()));
+            list
+        };
+        let problems_with = |extra: &[&str]| {
+            let list = with(extra);
+            let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+            problems_of(&refs)
+        };
+        let problems = problems_with(&["--storage-hostname=https://[::1"]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with(
+                "--storage-hostname (env: STORAGE_HOSTNAME): \"https://[::1\" is not a host"
+            ),
+            "{problems:?}"
+        );
+        let problems = problems_with(&["--vsphere-hostname=https://127.0.0.1:notaport/sdk"]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("--vsphere-hostname (env: GOVMOMI_HOSTNAME): \"https://127.0.0.1:notaport/sdk\" is not a vCenter address"), "{problems:?}");
+        let problems = problems_with(&["--vsphere-ca-cert=not a certificate"]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("--vsphere-ca-cert (env: cacert): holds no PEM certificate"),
+            "{problems:?}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let garbled = dir.path().join("pv.yaml");
+        std::fs::write(&garbled, "kind: [").unwrap();
+        let missing = dir.path().join("absent.yaml");
+        for (path, expected) in [
+            (&garbled, "is not a PersistentVolume manifest"),
+            (&missing, "cannot read the PV file"),
+        ] {
+            let flag = format!("--pv-file={}", path.display());
+            let list: Vec<String> = complete()
+                .into_iter()
+                .filter(|a| !a.starts_with("--owner") && !a.starts_with("--target-namespace"))
+                .map(str::to_owned)
+                .chain([flag])
+                .collect();
+            let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+            let problems = problems_of(&refs);
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(problems[0].starts_with("--pv-file "), "{problems:?}");
+            assert!(problems[0].contains(expected), "{problems:?}");
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod journal;
 pub mod lease;
 pub mod metrics;
 pub mod plan;
+pub mod pv;
 pub mod resolve;
 pub mod run;
 pub mod signals;

@@ -56,5 +56,5 @@ pub use object::{
 };
 pub use retry::RetryPolicy;
 pub use soap::Request;
-pub use transport::{TlsTrust, Transport};
+pub use transport::{TlsTrust, Transport, sdk_url};
 pub use types::{AboutInfo, ManagedObjectReference, ServiceContent};
