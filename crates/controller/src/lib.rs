@@ -49,8 +49,21 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The process exit code of a controller that stopped with this error.
+    pub fn exit_code(&self) -> co_api::contract::ExitCode {
+        use co_api::contract::ExitCode;
+        match self {
+            Self::NoImage | Self::Listen { .. } => ExitCode::BadArguments,
+            Self::Connect(_) => ExitCode::Retryable,
+            Self::Scraper(_) => ExitCode::Internal,
+        }
+    }
+}
+
 /// Runs the controller with the in-cluster (or `KUBECONFIG`) credentials until SIGTERM/SIGINT.
 pub async fn run(settings: Settings) -> Result<(), Error> {
+    settings.image().ok_or(Error::NoImage)?;
     let client = Client::try_default().await.map_err(Error::Connect)?;
     let listener = tokio::net::TcpListener::bind(&settings.http_endpoint)
         .await

@@ -33,9 +33,9 @@ pub struct Settings {
     #[arg(long, env = "RETAIN_POPULATOR_PODS", default_value_t = false)]
     pub retain_populator_pods: bool,
 
-    /// CPU request of a populator pod. The populator mostly waits on the array and the ESXi host:
-    /// measured below 50m while a clone runs.
-    #[arg(long, env = "POPULATOR_CONTAINER_REQUESTS_CPU", default_value = "50m")]
+    /// CPU request of a populator pod (Forklift's default; the populator mostly waits on the
+    /// array and the ESXi host).
+    #[arg(long, env = "POPULATOR_CONTAINER_REQUESTS_CPU", default_value = "100m")]
     pub requests_cpu: String,
 
     /// Memory request of a populator pod (measured peak RSS of a run: about 30 MiB).
@@ -104,10 +104,10 @@ impl Settings {
             max_attempts: 3,
             retry_backoff_seconds: 30,
             retain_populator_pods: false,
-            requests_cpu: "50m".into(),
-            requests_memory: "64Mi".into(),
+            requests_cpu: "100m".into(),
+            requests_memory: "128Mi".into(),
             limits_cpu: "1".into(),
-            limits_memory: "256Mi".into(),
+            limits_memory: "512Mi".into(),
             scrape_interval_seconds: 5,
             scrape_timeout_seconds: 5,
             http_endpoint: "127.0.0.1:0".into(),
