@@ -101,6 +101,14 @@ impl Drop for Context {
     }
 }
 
+/// The API server's message for an API error, the error itself otherwise.
+fn short(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
 fn not_found(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)
 }
@@ -228,7 +236,7 @@ pub async fn reconcile(
                         &pvc,
                         true,
                         "PopulatorPVCCreationError",
-                        &format!("creating the prime PVC failed: {e}"),
+                        &format!("creating the prime PVC failed: {}", short(&e)),
                     )
                     .await;
                     return Err(kube_err("creating the prime PVC")(e));
@@ -243,7 +251,7 @@ pub async fn reconcile(
                         &pvc,
                         true,
                         "PopulatorCreationError",
-                        &format!("creating the populator pod failed: {e}"),
+                        &format!("creating the populator pod failed: {}{}", short(&e), if short(&e).contains("serviceaccount") { " (create the ServiceAccount `populator` in this namespace, as Forklift does for each plan: deploy/populator-rbac.yaml)" } else { "" }),
                     )
                     .await;
                     return Err(kube_err("creating the populator pod")(e));

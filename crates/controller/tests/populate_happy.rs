@@ -1,0 +1,101 @@
+//! A PVC whose data source names a VSphereXcopyVolumePopulator comes out Bound with the disk's
+//! bytes, on the real API server with the real PV controller, the real populator binary and the lab.
+
+mod cluster;
+
+use cluster::{Options, TestCluster};
+use co_api::CopyPhase;
+use co_api::contract::names;
+use k8s_openapi::api::core::v1::PersistentVolume;
+use kube::Api;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pvc_is_populated_and_bound_to_the_copied_volume() {
+    let cluster = TestCluster::start("ctl-happy", Options::default()).await;
+    cluster.create_cr("vm-1-disk-0", cluster::SECRET).await;
+    let pvc = cluster.create_claim("disk-0", "vm-1-disk-0").await;
+    let uid = pvc.metadata.uid.clone().unwrap();
+
+    let bound = cluster.wait_bound("disk-0").await;
+    let pv_name = bound.spec.as_ref().unwrap().volume_name.clone().unwrap();
+    let pvs: Api<PersistentVolume> = Api::all(cluster.client.clone());
+    let pv = pvs.get(&pv_name).await.unwrap();
+    assert_eq!(
+        pv.metadata.annotations.as_ref().unwrap()["forklift.konveyor.io/populated-from"],
+        format!("{}/vm-1-disk-0", cluster.namespace)
+    );
+    assert_eq!(
+        pv.spec
+            .as_ref()
+            .unwrap()
+            .claim_ref
+            .as_ref()
+            .unwrap()
+            .uid
+            .as_deref(),
+        Some(uid.as_str())
+    );
+    cluster.assert_copied(&pv);
+
+    // The prime PVC goes, then the finalizer; the pod is deleted (not retained by default).
+    cluster::wait_for(
+        &cluster.pvcs(),
+        &names::prime_pvc_name(&uid),
+        "prime PVC deleted",
+        |p| p.is_none(),
+    )
+    .await;
+    cluster::wait_for(&cluster.pvcs(), "disk-0", "finalizer removed", |p| {
+        p.is_some_and(|p| {
+            !p.metadata
+                .finalizers
+                .iter()
+                .flatten()
+                .any(|f| f == co_controller::decide::FINALIZER)
+        })
+    })
+    .await;
+    cluster::wait_for(
+        &cluster.pods(),
+        &names::populator_pod_name(&uid),
+        "pod deleted",
+        |p| p.is_none(),
+    )
+    .await;
+
+    let cr = cluster.crs().get("vm-1-disk-0").await.unwrap();
+    let status = cr.status.clone().unwrap();
+    assert_eq!(status.phase, Some(CopyPhase::Succeeded));
+    assert_eq!(status.result.as_deref(), Some("success"));
+    assert_eq!(status.progress.as_deref(), Some("100"));
+    // From the scrapes of the pod's metrics (the populator waits for the last one).
+    assert!(status.copy_duration_seconds.is_some(), "{status:?}");
+    assert_eq!(status.clone_method.as_deref(), Some("vib"), "{status:?}");
+    assert_eq!(
+        status.storage_vendor.as_deref(),
+        Some("ontap"),
+        "{status:?}"
+    );
+    assert!(status.xcopy_used.is_some(), "{status:?}");
+    assert_eq!(
+        cr.metadata.labels.as_ref().unwrap()[names::OFFLOAD_COMPLETED_LABEL],
+        "true"
+    );
+    let reasons: Vec<String> = cluster
+        .events_for("disk-0")
+        .await
+        .into_iter()
+        .map(|e| e.1)
+        .collect();
+    assert!(
+        reasons.contains(&"PopulatorCreated".to_owned()),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&"PopulatorFinished".to_owned()),
+        "{reasons:?}"
+    );
+    assert_eq!(cluster.runs.lock().unwrap().len(), 1);
+    cluster.assert_lab_clean();
+    cluster.finish().await;
+}
