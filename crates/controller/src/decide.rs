@@ -176,9 +176,52 @@ fn termination(pod: &Pod) -> Option<(i32, String)> {
     ))
 }
 
-/// The last non-empty line of a termination message (the populator's last log line).
-pub fn last_line(message: &str) -> Option<&str> {
-    message.lines().map(str::trim).rfind(|l| !l.is_empty())
+/// The populator's last error from a termination message (the tail of its log): the last line
+/// logged at ERROR level, else the last line. JSON log lines (the format in a pod) are reduced to
+/// their message and error fields.
+pub fn last_line(message: &str) -> Option<String> {
+    let lines: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let chosen = lines
+        .iter()
+        .rev()
+        .find(|l| log_level(l).as_deref() == Some("ERROR"))
+        .or(lines.last())?;
+    Some(readable(chosen))
+}
+
+fn log_level(line: &str) -> Option<String> {
+    match serde_json::from_str::<serde_json::Value>(line) {
+        Ok(json) => json.get("level")?.as_str().map(str::to_owned),
+        Err(_) => line
+            .split_whitespace()
+            .find(|w| matches!(*w, "ERROR" | "WARN" | "INFO" | "DEBUG" | "TRACE"))
+            .map(str::to_owned),
+    }
+}
+
+fn readable(line: &str) -> String {
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(line) else {
+        return line.to_owned();
+    };
+    let Some(fields) = json.get("fields").and_then(|f| f.as_object()) else {
+        return line.to_owned();
+    };
+    let mut text = fields
+        .get("message")
+        .and_then(|m| m.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    for (key, value) in fields.iter().filter(|(k, _)| *k != "message") {
+        let value = value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_owned);
+        text.push_str(&format!(" {key}={value}"));
+    }
+    text
 }
 
 fn wait_status(reason: &'static str, message: String) -> Action {
@@ -285,8 +328,14 @@ pub fn decide(observed: &Observed<'_>, settings: &Settings, image: &str) -> Vec<
     on_unbound(observed, cr, &spec, settings, image)
 }
 
+/// A failure: the Event first, so whoever sees the status can already find the Event.
 fn fail(message: String, reason: &'static str) -> Vec<Action> {
     vec![
+        Action::Event(Event {
+            warning: true,
+            reason: "PopulatorFailed",
+            message: message.clone(),
+        }),
         Action::Status(StatusUpdate {
             phase: Some(CopyPhase::Failed),
             result: Some("failure"),
@@ -294,14 +343,9 @@ fn fail(message: String, reason: &'static str) -> Vec<Action> {
                 type_: "Failed",
                 status: true,
                 reason,
-                message: message.clone(),
+                message,
             }),
             completed_label: false,
-        }),
-        Action::Event(Event {
-            warning: true,
-            reason: "PopulatorFailed",
-            message,
         }),
     ]
 }
@@ -431,7 +475,8 @@ fn on_unbound(
                 return actions;
             }
             let (code, message) = termination(pod).unwrap_or((-1, String::new()));
-            let last = last_line(&message).unwrap_or("(no log line: see the pod's logs)");
+            let last =
+                last_line(&message).unwrap_or_else(|| "(no log line: see the pod's logs)".into());
             let class = ExitCode::from_code(code)
                 .and_then(ExitCode::class)
                 .unwrap_or(ErrorClass::Bug);
@@ -446,10 +491,13 @@ fn on_unbound(
                     not_before,
                 });
                 actions.push(Action::DeletePod);
-                actions.push(wait_status(
+                let status = wait_status(
                     "PopulatorRetrying",
-                    format!("run {run} failed with a retryable error (exit {code}): {last}; retrying in {}s", backoff.as_secs()),
-                ));
+                    format!(
+                        "run {run} failed with a retryable error (exit {code}): {last}; retrying in {}s",
+                        backoff.as_secs()
+                    ),
+                );
                 actions.push(Action::Event(Event {
                     warning: true,
                     reason: "PopulatorRetrying",
@@ -460,6 +508,7 @@ fn on_unbound(
                         backoff.as_secs()
                     ),
                 }));
+                actions.push(status);
             } else {
                 let why = match class {
                     ErrorClass::Retryable | ErrorClass::Cancelled => {

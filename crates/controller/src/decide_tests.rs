@@ -387,7 +387,7 @@ fn an_invalid_spec_fails_once_with_the_problems() {
     let mut world = World::new();
     world.cr.as_mut().unwrap().spec.secret_name = None;
     let actions = world.decide();
-    assert_eq!(kinds(&actions), ["Status", "Event"]);
+    assert_eq!(kinds(&actions), ["Event", "Status"]);
     let update = status(&actions);
     assert_eq!(update.phase, Some(CopyPhase::Failed));
     assert!(
@@ -544,8 +544,8 @@ fn a_retryable_failure_deletes_the_pod_and_records_the_attempt() {
             "StopMonitor",
             "RecordAttempt",
             "DeletePod",
-            "Status",
-            "Event"
+            "Event",
+            "Status"
         ]
     );
     let Action::RecordAttempt {
@@ -613,7 +613,7 @@ fn retries_stop_after_the_last_attempt() {
         Some(BTreeMap::from([(ATTEMPTS_ANNOTATION.into(), "2".into())]));
     world.pod = Some(pod("Failed", Some((4, "ERROR lease lost"))));
     let actions = world.decide();
-    assert_eq!(kinds(&actions), ["StopMonitor", "Status", "Event"]);
+    assert_eq!(kinds(&actions), ["StopMonitor", "Event", "Status"]);
     let message = &status(&actions).condition.as_ref().unwrap().message;
     assert!(message.contains("failed 3 times"), "{message}");
     assert!(message.contains("ERROR lease lost"), "{message}");
@@ -631,7 +631,7 @@ fn a_permanent_failure_stops_with_the_last_log_line() {
         )),
     ));
     let actions = world.decide();
-    assert_eq!(kinds(&actions), ["StopMonitor", "Status", "Event"]);
+    assert_eq!(kinds(&actions), ["StopMonitor", "Event", "Status"]);
     let update = status(&actions);
     assert_eq!(update.phase, Some(CopyPhase::Failed));
     assert_eq!(update.result, Some("failure"));
@@ -796,7 +796,18 @@ fn success_without_a_prime_volume_is_reported() {
 }
 
 #[test]
-fn last_line_skips_blank_lines() {
-    assert_eq!(last_line("a\nb\n\n  \n"), Some("b"));
+fn last_line_prefers_the_last_error_and_reads_json_logs() {
+    assert_eq!(last_line("a\nb\n\n  \n").as_deref(), Some("b"));
     assert_eq!(last_line(""), None);
+    let text = "2026-12-04T08:55:20Z ERROR co_populator: vCenter refused the login\n2026-12-04T08:55:21Z  INFO co_populator: cleanup finished";
+    assert_eq!(
+        last_line(text).as_deref(),
+        Some("2026-12-04T08:55:20Z ERROR co_populator: vCenter refused the login")
+    );
+    let json = r#"{"timestamp":"t","level":"ERROR","fields":{"message":"copy failed","error":"array refused the credentials"},"target":"co_populator"}
+{"timestamp":"t","level":"INFO","fields":{"message":"cleanup finished"},"target":"co_populator"}"#;
+    assert_eq!(
+        last_line(json).as_deref(),
+        Some("copy failed error=array refused the credentials")
+    );
 }

@@ -716,7 +716,7 @@ async fn kubelet(client: Client, namespace: String, runs: Arc<Mutex<Vec<(String,
             .envs(&env)
             // Injected by every kubelet; it also tells the populator a controller scrapes it.
             .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
-            .env("COPY_OFFLOAD_LOG_FORMAT", "text")
+            .env("COPY_OFFLOAD_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
