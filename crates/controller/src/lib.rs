@@ -166,11 +166,27 @@ pub async fn run_with(
     Ok(())
 }
 
+/// A failed step is logged and reported as a Warning event on the PVC (a missing permission shows
+/// there, naming the verb and resource), then retried.
 fn error_policy(
     pvc: Arc<PersistentVolumeClaim>,
     error: &reconcile::Error,
-    _ctx: Arc<reconcile::Context>,
+    ctx: Arc<reconcile::Context>,
 ) -> Action {
     tracing::warn!(pvc = %pvc.name_any(), namespace = pvc.namespace().unwrap_or_default(), %error, "reconcile failed; retrying");
+    if error.is_conflict() {
+        return Action::requeue(Duration::from_millis(200));
+    }
+    let message = error.to_string();
+    tokio::spawn(async move {
+        reconcile::publish(
+            &ctx,
+            &pvc,
+            true,
+            "PopulatorReconcileError",
+            &format!("{message}; retrying"),
+        )
+        .await;
+    });
     Action::requeue(Duration::from_secs(5))
 }

@@ -33,12 +33,21 @@ pub const MANAGER: &str = "copy-offload-controller";
 /// A failed reconcile: retried with backoff by the controller runtime.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{action} failed: {source}")]
+    #[error("{action} failed: {}", short(.source))]
     Kube {
         action: String,
         #[source]
         source: kube::Error,
     },
+}
+
+impl Error {
+    /// A write raced another writer (409): retried at once, nothing to tell anyone.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            Error::Kube { source, .. } => conflict_or_exists(source),
+        }
+    }
 }
 
 fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
@@ -355,7 +364,7 @@ async fn inflight_on(client: &Client, host: &str, pvc_uid: &str) -> Result<usize
         .count())
 }
 
-async fn publish(
+pub(crate) async fn publish(
     ctx: &Context,
     pvc: &PersistentVolumeClaim,
     warning: bool,

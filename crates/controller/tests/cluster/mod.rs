@@ -38,6 +38,7 @@ use k8s_openapi::api::core::v1::{
     PersistentVolumeClaimSpec, PersistentVolumeSpec, Pod, PodStatus, Secret, ServiceAccount,
     TypedLocalObjectReference, VolumeResourceRequirements,
 };
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -136,6 +137,76 @@ async fn ensure_node(client: &Client) {
     }
 }
 
+/// A client acting as ServiceAccount `copy-offload-controller` of `namespace`, bound to a
+/// ClusterRole (named after the namespace) with `rules`.
+async fn controller_as_account(client: &Client, namespace: &str, rules: Vec<PolicyRule>) -> Client {
+    let account = "copy-offload-controller";
+    let role = format!("{namespace}-controller");
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    roles
+        .create(
+            &PostParams::default(),
+            &ClusterRole {
+                metadata: ObjectMeta {
+                    name: Some(role.clone()),
+                    ..Default::default()
+                },
+                rules: Some(rules),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+    bindings
+        .create(
+            &PostParams::default(),
+            &ClusterRoleBinding {
+                metadata: ObjectMeta {
+                    name: Some(role.clone()),
+                    ..Default::default()
+                },
+                role_ref: RoleRef {
+                    api_group: Some("rbac.authorization.k8s.io".into()),
+                    kind: "ClusterRole".into(),
+                    name: role,
+                },
+                subjects: Some(vec![Subject {
+                    kind: "ServiceAccount".into(),
+                    name: account.into(),
+                    namespace: Some(namespace.into()),
+                    ..Default::default()
+                }]),
+            },
+        )
+        .await
+        .unwrap();
+    let kubeconfig = kube::config::Kubeconfig::read_from(co_testpeers::kubeconfig_path()).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{account}"));
+    Client::try_from(config).unwrap()
+}
+
+/// The rules of the controller's ClusterRole in `deploy/controller-rbac.yaml`.
+pub fn shipped_controller_rules() -> Vec<PolicyRule> {
+    use serde::Deserialize;
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/controller-rbac.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let value = serde_yaml::Value::deserialize(document).unwrap();
+        if value["kind"] == "ClusterRole" {
+            let role: ClusterRole = serde_yaml::from_value(value).unwrap();
+            return role.rules.unwrap();
+        }
+    }
+    panic!("no ClusterRole in {}", path.display());
+}
+
 /// Loopback addresses for pod IPs: each pod gets its own, so every populator can listen on 8443.
 fn next_pod_ip() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(1);
@@ -149,6 +220,9 @@ fn next_pod_ip() -> String {
 pub struct Options {
     pub binding_mode: &'static str,
     pub settings: Settings,
+    /// Run the controller as a ServiceAccount bound to these ClusterRole rules (impersonated),
+    /// instead of as cluster-admin.
+    pub controller_rules: Option<Vec<PolicyRule>>,
 }
 
 impl Default for Options {
@@ -160,6 +234,7 @@ impl Default for Options {
         Self {
             binding_mode: "Immediate",
             settings,
+            controller_rules: None,
         }
     }
 }
@@ -172,6 +247,7 @@ pub struct TestCluster {
     pub lab: Arc<RunningLab>,
     pub lab_dir: tempfile::TempDir,
     pub settings: Settings,
+    controller_client: Client,
     controller: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
     sims: Vec<JoinHandle<()>>,
     /// Pods the kubelet ran, with their exit codes, in order.
@@ -237,7 +313,12 @@ impl TestCluster {
                 },
             )
             .unwrap();
+        let controller_client = match &options.controller_rules {
+            Some(rules) => controller_as_account(&client, &namespace, rules.clone()).await,
+            None => client.clone(),
+        };
         let mut cluster = TestCluster {
+            controller_client,
             client,
             namespace,
             class,
@@ -279,7 +360,7 @@ impl TestCluster {
             ..self.settings.clone()
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let client = self.client.clone();
+        let client = self.controller_client.clone();
         let handle = tokio::spawn(async move {
             co_controller::run_with(client, settings, listener, async move {
                 let _ = stopped.await;
@@ -543,6 +624,11 @@ impl TestCluster {
         }
         let classes: Api<StorageClass> = Api::all(self.client.clone());
         let _ = classes.delete(&self.class, &DeleteParams::default()).await;
+        let role = format!("{}-controller", self.namespace);
+        let roles: Api<ClusterRole> = Api::all(self.client.clone());
+        let _ = roles.delete(&role, &DeleteParams::default()).await;
+        let bindings: Api<ClusterRoleBinding> = Api::all(self.client.clone());
+        let _ = bindings.delete(&role, &DeleteParams::default()).await;
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         let _ = namespaces
             .delete(&self.namespace, &DeleteParams::default())
