@@ -371,11 +371,12 @@ impl TestCluster {
         self.controller = Some((stop, handle));
     }
 
-    /// Stops the controller (as a restart would) and waits until it has.
+    /// Kills the controller (as a crash or a deleted controller pod would) and waits until it
+    /// is gone.
     pub async fn stop_controller(&mut self) {
-        let (stop, handle) = self.controller.take().expect("the controller is running");
-        let _ = stop.send(());
-        handle.await.unwrap();
+        let (_stop, handle) = self.controller.take().expect("the controller is running");
+        handle.abort();
+        let _ = handle.await;
     }
 
     pub async fn restart_controller(&mut self) {
@@ -454,17 +455,32 @@ impl TestCluster {
 
     /// A CR in upstream Forklift's dialect (`secretName`), pinned to the lab's first host.
     pub async fn create_cr(&self, name: &str, secret: &str) -> VSphereXcopyVolumePopulator {
+        self.create_cr_on(name, secret, Some(self.lab.hosts[0].moid.clone()), None)
+            .await
+    }
+
+    /// A CR with the given `migrationHost` and `sourceHost` label (Forklift sets the label).
+    pub async fn create_cr_on(
+        &self,
+        name: &str,
+        secret: &str,
+        migration_host: Option<String>,
+        source_host_label: Option<&str>,
+    ) -> VSphereXcopyVolumePopulator {
         let mut cr = VSphereXcopyVolumePopulator::new(
             name,
             VSphereXcopyVolumePopulatorSpec {
                 vmdk_path: SOURCE_VMDK.into(),
                 secret_name: Some(secret.into()),
                 storage_vendor_product: "ontap".into(),
-                migration_host: Some(self.lab.hosts[0].moid.clone()),
+                migration_host,
                 ..Default::default()
             },
         );
         cr.metadata.namespace = Some(self.namespace.clone());
+        if let Some(host) = source_host_label {
+            cr.metadata.labels = Some(BTreeMap::from([("sourceHost".to_owned(), host.to_owned())]));
+        }
         self.crs()
             .create(&PostParams::default(), &cr)
             .await
