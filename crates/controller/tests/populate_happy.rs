@@ -99,3 +99,69 @@ async fn a_pvc_is_populated_and_bound_to_the_copied_volume() {
     cluster.assert_lab_clean();
     cluster.finish().await;
 }
+
+/// The seed documentation's PVC + CR (`secretRef`, `targetPVC`, no `vmId`), changed only where a
+/// cluster of this test must differ: `dataSource` (the 1.20 server has no `dataSourceRef`), the
+/// test's namespace, class, Secret, lab disk and array, `accessModes` added (the API server requires
+/// one), and no `volumeName` (the seed's pre-binds
+/// the PVC to a PV that does not exist, which would keep it from ever being populated).
+const SEED_PVC_AND_CR: &str = r#"
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: my-pvc
+spec:
+  resources:
+    requests:
+      storage: 64Mi
+  dataSource:
+    apiGroup: forklift.konveyor.io
+    kind: VSphereXcopyVolumePopulator
+    name: vm-1-xcopy-1
+  storageClassName: CLASS
+  volumeMode: Block
+---
+apiVersion: forklift.konveyor.io/v1beta1
+kind: VSphereXcopyVolumePopulator
+metadata:
+  name: vm-1-xcopy-1
+spec:
+  secretRef: SECRET
+  storageVendorProduct: ontap
+  targetPVC: my-pvc
+  vmdkPath: '[ds1] vm-1/vm-1.vmdk'
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_documentation_manifests_are_populated() {
+    use serde::Deserialize;
+    let cluster = TestCluster::start("ctl-seed", Options::default()).await;
+    let text = SEED_PVC_AND_CR
+        .replace("CLASS", &cluster.class)
+        .replace("SECRET", cluster::SECRET);
+    let mut documents = serde_yaml::Deserializer::from_str(&text);
+    let pvc =
+        k8s_openapi::api::core::v1::PersistentVolumeClaim::deserialize(documents.next().unwrap())
+            .unwrap();
+    let cr = co_api::VSphereXcopyVolumePopulator::deserialize(documents.next().unwrap()).unwrap();
+    cluster
+        .crs()
+        .create(&Default::default(), &cr)
+        .await
+        .unwrap();
+    let mut pvc = pvc;
+    pvc.spec.as_mut().unwrap().access_modes = Some(vec!["ReadWriteOnce".into()]);
+    cluster
+        .pvcs()
+        .create(&Default::default(), &pvc)
+        .await
+        .unwrap();
+    let bound = cluster.wait_bound("my-pvc").await;
+    let pvs: Api<PersistentVolume> = Api::all(cluster.client.clone());
+    let pv = pvs
+        .get(bound.spec.as_ref().unwrap().volume_name.as_deref().unwrap())
+        .await
+        .unwrap();
+    cluster.assert_copied(&pv);
+    cluster.finish().await;
+}

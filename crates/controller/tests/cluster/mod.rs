@@ -215,6 +215,9 @@ fn next_pod_ip() -> String {
     format!("127.{base}.{}.{}", (n / 250) % 250, n % 250 + 1)
 }
 
+/// The pods the kubelet ran, with their exit codes, in order.
+pub type Runs = Arc<Mutex<Vec<(String, Option<i32>)>>>;
+
 /// What a test can tune.
 #[derive(Clone)]
 pub struct Options {
@@ -251,7 +254,7 @@ pub struct TestCluster {
     controller: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
     sims: Vec<JoinHandle<()>>,
     /// Pods the kubelet ran, with their exit codes, in order.
-    pub runs: Arc<Mutex<Vec<(String, Option<i32>)>>>,
+    pub runs: Runs,
 }
 
 impl TestCluster {
@@ -731,7 +734,7 @@ struct Process {
 }
 
 /// The kubelet (and scheduler) of the tests.
-async fn kubelet(client: Client, namespace: String, runs: Arc<Mutex<Vec<(String, Option<i32>)>>>) {
+async fn kubelet(client: Client, namespace: String, runs: Runs) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let binary = binary();
