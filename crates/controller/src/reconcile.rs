@@ -118,6 +118,14 @@ fn short(error: &kube::Error) -> String {
     }
 }
 
+/// A delete or patch whose object is already gone has nothing left to do.
+fn unless_gone<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
+    match result {
+        Err(e) if not_found(&e) => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
 fn not_found(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)
 }
@@ -269,21 +277,13 @@ pub async fn reconcile(
             },
             Action::DeletePod => {
                 let name = names::populator_pod_name(&uid);
-                match pods.delete(&name, &DeleteParams::default()).await {
-                    Err(e) if not_found(&e) => {}
-                    result => {
-                        result.map_err(kube_err("deleting the populator pod"))?;
-                    }
-                }
+                unless_gone(pods.delete(&name, &DeleteParams::default()).await)
+                    .map_err(kube_err("deleting the populator pod"))?;
             }
             Action::DeletePrime => {
                 let name = names::prime_pvc_name(&uid);
-                match pvcs.delete(&name, &DeleteParams::default()).await {
-                    Err(e) if not_found(&e) => {}
-                    result => {
-                        result.map_err(kube_err("deleting the prime PVC"))?;
-                    }
-                }
+                unless_gone(pvcs.delete(&name, &DeleteParams::default()).await)
+                    .map_err(kube_err("deleting the prime PVC"))?;
             }
             Action::RecordAttempt {
                 attempts,
@@ -474,15 +474,11 @@ pub async fn write_status(
         .is_some_and(|v| v == "true");
     if completed_label && !labelled {
         let patch = json!({"metadata": {"labels": {names::OFFLOAD_COMPLETED_LABEL: "true"}}});
-        match crs
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Err(e) if not_found(&e) => {}
-            result => {
-                result.map_err(kube_err(format!("labelling {name} completed")))?;
-            }
-        }
+        unless_gone(
+            crs.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await,
+        )
+        .map_err(kube_err(format!("labelling {name} completed")))?;
     }
     Ok(())
 }

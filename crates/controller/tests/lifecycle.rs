@@ -107,23 +107,7 @@ async fn a_controller_restarted_in_each_state_finishes_the_job_once() {
     cluster.wait_bound("disk-0").await;
     // Restart once bound: the cleanup completes.
     cluster.restart_controller().await;
-    cluster::wait_for(
-        &cluster.pvcs(),
-        &names::prime_pvc_name(&uid),
-        "prime PVC deleted",
-        |p| p.is_none(),
-    )
-    .await;
-    cluster::wait_for(&cluster.pvcs(), "disk-0", "finalizer removed", |p| {
-        p.is_some_and(|p| {
-            !p.metadata
-                .finalizers
-                .iter()
-                .flatten()
-                .any(|f| f == co_controller::decide::FINALIZER)
-        })
-    })
-    .await;
+    cluster.wait_cleaned_up("disk-0", &uid).await;
     let runs = cluster.runs.lock().unwrap().clone();
     assert_eq!(runs.len(), 1, "one populator run in all: {runs:?}");
     cluster.finish().await;

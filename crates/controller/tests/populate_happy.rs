@@ -38,23 +38,7 @@ async fn a_pvc_is_populated_and_bound_to_the_copied_volume() {
     cluster.assert_copied(&pv);
 
     // The prime PVC goes, then the finalizer; the pod is deleted (not retained by default).
-    cluster::wait_for(
-        &cluster.pvcs(),
-        &names::prime_pvc_name(&uid),
-        "prime PVC deleted",
-        |p| p.is_none(),
-    )
-    .await;
-    cluster::wait_for(&cluster.pvcs(), "disk-0", "finalizer removed", |p| {
-        p.is_some_and(|p| {
-            !p.metadata
-                .finalizers
-                .iter()
-                .flatten()
-                .any(|f| f == co_controller::decide::FINALIZER)
-        })
-    })
-    .await;
+    cluster.wait_cleaned_up("disk-0", &uid).await;
     cluster::wait_for(
         &cluster.pods(),
         &names::populator_pod_name(&uid),

@@ -537,6 +537,23 @@ impl TestCluster {
         .unwrap()
     }
 
+    /// Waits until the controller has cleaned up after a bound PVC: prime PVC deleted, finalizer
+    /// removed.
+    pub async fn wait_cleaned_up(&self, pvc: &str, uid: &str) {
+        let prime = co_api::contract::names::prime_pvc_name(uid);
+        wait_for(&self.pvcs(), &prime, "prime PVC deleted", |p| p.is_none()).await;
+        wait_for(&self.pvcs(), pvc, "finalizer removed", |p| {
+            p.is_some_and(|p| {
+                !p.metadata
+                    .finalizers
+                    .iter()
+                    .flatten()
+                    .any(|f| f == co_controller::decide::FINALIZER)
+            })
+        })
+        .await;
+    }
+
     /// The source disk's bytes.
     pub fn source_bytes(&self) -> Vec<u8> {
         std::fs::read(self.lab.datastore_dir("ds1").join(SOURCE_FLAT)).unwrap()
