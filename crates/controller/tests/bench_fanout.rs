@@ -99,27 +99,29 @@ async fn two_hundred_pvcs_to_two_hundred_pods() {
         );
         cr.metadata.namespace = Some(namespace.clone());
         crs.create(&PostParams::default(), &cr).await.unwrap();
-        let mut pvc = k8s_openapi::api::core::v1::PersistentVolumeClaim::default();
-        pvc.metadata = meta(&format!("disk-{i}"));
-        pvc.spec = Some(k8s_openapi::api::core::v1::PersistentVolumeClaimSpec {
-            access_modes: Some(vec!["ReadWriteOnce".into()]),
-            resources: Some(k8s_openapi::api::core::v1::VolumeResourceRequirements {
-                requests: Some(
-                    [(
-                        "storage".to_owned(),
-                        k8s_openapi::apimachinery::pkg::api::resource::Quantity("1Gi".into()),
-                    )]
-                    .into(),
-                ),
+        let pvc = k8s_openapi::api::core::v1::PersistentVolumeClaim {
+            metadata: meta(&format!("disk-{i}")),
+            spec: Some(k8s_openapi::api::core::v1::PersistentVolumeClaimSpec {
+                access_modes: Some(vec!["ReadWriteOnce".into()]),
+                resources: Some(k8s_openapi::api::core::v1::VolumeResourceRequirements {
+                    requests: Some(
+                        [(
+                            "storage".to_owned(),
+                            k8s_openapi::apimachinery::pkg::api::resource::Quantity("1Gi".into()),
+                        )]
+                        .into(),
+                    ),
+                    ..Default::default()
+                }),
+                data_source: Some(k8s_openapi::api::core::v1::TypedLocalObjectReference {
+                    api_group: Some(co_api::GROUP.into()),
+                    kind: "VSphereXcopyVolumePopulator".into(),
+                    name: format!("disk-{i}"),
+                }),
                 ..Default::default()
             }),
-            data_source: Some(k8s_openapi::api::core::v1::TypedLocalObjectReference {
-                api_group: Some(co_api::GROUP.into()),
-                kind: "VSphereXcopyVolumePopulator".into(),
-                name: format!("disk-{i}"),
-            }),
             ..Default::default()
-        });
+        };
         pvcs.create(&PostParams::default(), &pvc).await.unwrap();
     }
     let created = start.elapsed();
