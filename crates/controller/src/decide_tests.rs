@@ -151,7 +151,7 @@ impl World {
             pvc: user_pvc(),
             cr: Some(cr()),
             class: ClassBinding::Immediate,
-            prime: None,
+            prime: Some(prime(Some("pv-1"), "Bound")),
             pod: None,
             pv: None,
             inflight: 0,
@@ -271,22 +271,16 @@ fn data_source_ref_wins_and_data_source_is_the_fallback() {
 }
 
 #[test]
-fn a_new_pvc_gets_finalizer_prime_pvc_and_pod() {
+fn a_new_pvc_gets_finalizer_and_prime_pvc_then_waits_for_its_volume() {
     let mut world = World::new();
     world.pvc.metadata.finalizers = None;
+    world.prime = None;
     let actions = world.decide();
+    assert_eq!(kinds(&actions), ["AddFinalizer", "CreatePrime", "Status"]);
     assert_eq!(
-        kinds(&actions),
-        [
-            "AddFinalizer",
-            "CreatePrime",
-            "CreatePod",
-            "Status",
-            "Event"
-        ]
+        status(&actions).condition.as_ref().unwrap().reason,
+        "WaitingForPrimeVolume"
     );
-    assert_eq!(events(&actions)[0].reason, "PopulatorCreated");
-    assert!(!events(&actions)[0].warning);
     let Action::CreatePrime(prime) = &actions[1] else {
         unreachable!()
     };
@@ -439,16 +433,21 @@ fn wait_for_first_consumer_waits_for_the_selected_node_then_pins_the_pod() {
         SELECTED_NODE_ANNOTATION.into(),
         "worker-1".into(),
     )]));
+    world.prime = None;
     let actions = world.decide();
     let prime = actions.iter().find_map(|a| match a {
         Action::CreatePrime(p) => Some(p),
         _ => None,
     });
+    let mut bound = (**prime.unwrap()).clone();
+    bound.spec.as_mut().unwrap().volume_name = Some("pv-1".into());
+    world.prime = Some(bound);
+    let actions_with_volume = world.decide();
     assert_eq!(
         prime.unwrap().metadata.annotations.as_ref().unwrap()[SELECTED_NODE_ANNOTATION],
         "worker-1"
     );
-    let pod = actions.iter().find_map(|a| match a {
+    let pod = actions_with_volume.iter().find_map(|a| match a {
         Action::CreatePod(p) => Some(p),
         _ => None,
     });
@@ -477,7 +476,6 @@ fn a_missing_storage_class_waits() {
 #[test]
 fn the_throttle_waits_for_a_slot_on_the_host() {
     let mut world = World::new();
-    world.prime = Some(prime(None, "Pending"));
     world.settings.max_populator_inflight = 2;
     world.inflight = 2;
     let actions = world.decide();
@@ -770,6 +768,12 @@ fn a_deleted_pvc_stops_the_pod_before_letting_go() {
 fn a_restart_while_the_prime_pvc_exists_creates_only_the_pod() {
     let mut world = World::new();
     world.prime = Some(prime(None, "Pending"));
+    assert_eq!(
+        kinds(&world.decide()),
+        ["Status"],
+        "no pod before the prime PVC has a volume"
+    );
+    world.prime = Some(prime(Some("pv-1"), "Bound"));
     assert_eq!(kinds(&world.decide()), ["CreatePod", "Status", "Event"]);
 }
 
@@ -810,4 +814,12 @@ fn last_line_prefers_the_last_error_and_reads_json_logs() {
         last_line(json).as_deref(),
         Some("copy failed error=array refused the credentials")
     );
+}
+
+#[test]
+fn a_stale_unbound_view_after_success_starts_no_second_run() {
+    let mut world = World::new().with_cr_phase(CopyPhase::Succeeded);
+    world.prime = None;
+    world.pod = None;
+    assert!(world.decide().is_empty());
 }

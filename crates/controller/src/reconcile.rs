@@ -245,36 +245,31 @@ pub async fn reconcile(
                     }
                 }
             }
-            Action::CreatePrime(prime) => match pvcs.create(&PostParams::default(), &prime).await {
-                Err(e) if conflict_or_exists(&e) => {}
-                Err(e) => {
-                    publish(
-                        &ctx,
-                        &pvc,
-                        true,
-                        "PopulatorPVCCreationError",
-                        &format!("creating the prime PVC failed: {}", short(&e)),
-                    )
-                    .await;
-                    return Err(kube_err("creating the prime PVC")(e));
+            Action::CreatePrime(prime) => {
+                create_or_report(
+                    &ctx,
+                    &pvc,
+                    &pvcs,
+                    &prime,
+                    "PopulatorPVCCreationError",
+                    "creating the prime PVC",
+                )
+                .await?;
+            }
+            Action::CreatePod(pod) => {
+                if create_or_report(
+                    &ctx,
+                    &pvc,
+                    &pods,
+                    &pod,
+                    "PopulatorCreationError",
+                    "creating the populator pod",
+                )
+                .await?
+                {
+                    ctx.fleet.pod_created();
                 }
-                Ok(_) => {}
-            },
-            Action::CreatePod(pod) => match pods.create(&PostParams::default(), &pod).await {
-                Err(e) if conflict_or_exists(&e) => {}
-                Err(e) => {
-                    publish(
-                        &ctx,
-                        &pvc,
-                        true,
-                        "PopulatorCreationError",
-                        &format!("creating the populator pod failed: {}{}", short(&e), if short(&e).contains("serviceaccount") { " (create the ServiceAccount `populator` in this namespace, as Forklift does for each plan: deploy/populator-rbac.yaml)" } else { "" }),
-                    )
-                    .await;
-                    return Err(kube_err("creating the populator pod")(e));
-                }
-                Ok(_) => ctx.fleet.pod_created(),
-            },
+            }
             Action::DeletePod => {
                 let name = names::populator_pod_name(&uid);
                 unless_gone(pods.delete(&name, &DeleteParams::default()).await)
@@ -340,6 +335,42 @@ pub async fn reconcile(
         }
     }
     Ok(requeue)
+}
+
+/// Creates `object` (already existing is fine: a restarted controller may find it); a refusal is
+/// reported on the PVC with `reason` and returned. True when this call created it.
+async fn create_or_report<K>(
+    ctx: &Context,
+    pvc: &PersistentVolumeClaim,
+    api: &Api<K>,
+    object: &K,
+    reason: &str,
+    what: &str,
+) -> Result<bool, Error>
+where
+    K: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.create(&PostParams::default(), object).await {
+        Ok(_) => Ok(true),
+        Err(e) if conflict_or_exists(&e) => Ok(false),
+        Err(e) => {
+            let message = short(&e);
+            let hint = if message.contains("serviceaccount") {
+                " (create the ServiceAccount `populator` in this namespace, as Forklift does for each plan: deploy/populator-rbac.yaml)"
+            } else {
+                ""
+            };
+            publish(
+                ctx,
+                pvc,
+                true,
+                reason,
+                &format!("{what} failed: {message}{hint}"),
+            )
+            .await;
+            Err(kube_err(what)(e))
+        }
+    }
 }
 
 /// Populator pods (other than the one of `pvc_uid`) pending or running through `host`.

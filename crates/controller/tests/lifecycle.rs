@@ -147,10 +147,11 @@ async fn a_pvc_deleted_mid_copy_stops_the_populator_first_and_leaves_the_lab_cle
     .await;
     let runs = cluster.runs.lock().unwrap().clone();
     assert_eq!(runs.len(), 1, "{runs:?}");
-    assert_eq!(
-        runs[0].1,
-        Some(5),
-        "the populator was cancelled by SIGTERM: {runs:?}"
+    // Stopped by SIGTERM, not killed: it exits with its own code after cleaning up (5, or 4 when
+    // the signal lands while it is still connecting), never by the signal itself.
+    assert!(
+        matches!(runs[0].1, Some(4 | 5)),
+        "the populator exits by itself after SIGTERM: {runs:?}"
     );
     cluster.lab.faults.clear();
     cluster.assert_lab_clean();
