@@ -28,8 +28,9 @@ struct Cli {
 enum Command {
     /// Copy one disk (the populator pod's entrypoint).
     Populate(Box<PopulateArgs>),
-    /// Run the Kubernetes controllers (volume populator, provider SSH keys, offload planner).
-    Controller,
+    /// Run the volume populator controller: PVCs whose dataSourceRef names a
+    /// VSphereXcopyVolumePopulator get a populator pod and come out Bound with the disk's data.
+    Controller(Box<co_controller::Settings>),
     /// Simulated vCenter, ESXi and storage arrays for demos and tests.
     Lab {
         #[command(subcommand)]
@@ -97,7 +98,15 @@ fn main() -> ProcessExitCode {
             print!("{}", co_api::crds_yaml());
             ExitCode::Success
         }
-        Command::Controller => not_built("controller"),
+        Command::Controller(settings) => block_on(async move {
+            match co_controller::run(*settings).await {
+                Ok(()) => ExitCode::Success,
+                Err(error) => {
+                    tracing::error!(%error, "the controller stopped");
+                    error.exit_code()
+                }
+            }
+        }),
         Command::Preflight => not_built("preflight"),
         Command::Lab {
             command: LabCommand::Serve(args),

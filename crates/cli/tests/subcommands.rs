@@ -13,7 +13,7 @@ fn copy_offload() -> assert_cmd::Command {
 
 #[test]
 fn unbuilt_subcommands_say_so_and_fail() {
-    let cases: [&[&str]; 2] = [&["controller"], &["preflight"]];
+    let cases: [&[&str]; 1] = [&["preflight"]];
     for args in cases {
         copy_offload()
             .args(args)
@@ -21,6 +21,48 @@ fn unbuilt_subcommands_say_so_and_fail() {
             .code(1)
             .stdout(predicate::str::is_empty())
             .stderr(predicate::str::contains("not built yet"));
+    }
+}
+
+#[test]
+fn the_controller_without_an_image_names_the_variables_and_exits_2() {
+    copy_offload()
+        .args(["controller", "--http-endpoint=127.0.0.1:0"])
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains(
+            "VSPHERE_XCOPY_VOLUME_POPULATOR_IMAGE (or Forklift's VSPHERE_COPY_OFFLOAD_POPULATOR_IMAGE",
+        ));
+}
+
+#[test]
+fn controller_help_documents_every_setting_with_its_variable() {
+    let output = copy_offload()
+        .args(["controller", "--help"])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let help = String::from_utf8(output.stdout).unwrap();
+    for env in [
+        "VSPHERE_XCOPY_VOLUME_POPULATOR_IMAGE",
+        "VSPHERE_COPY_OFFLOAD_POPULATOR_IMAGE",
+        "MAX_POPULATOR_INFLIGHT",
+        "POPULATOR_MAX_ATTEMPTS",
+        "POPULATOR_RETRY_BACKOFF_SECONDS",
+        "RETAIN_POPULATOR_PODS",
+        "POPULATOR_CONTAINER_REQUESTS_CPU",
+        "POPULATOR_CONTAINER_REQUESTS_MEMORY",
+        "POPULATOR_CONTAINER_LIMITS_CPU",
+        "POPULATOR_CONTAINER_LIMITS_MEMORY",
+        "POPULATOR_SCRAPE_INTERVAL_SECONDS",
+        "POPULATOR_SCRAPE_TIMEOUT_SECONDS",
+        "CONTROLLER_HTTP_ENDPOINT",
+        "WATCH_NAMESPACE",
+    ] {
+        assert!(help.contains(env), "{env} missing from:\n{help}");
     }
 }
 

@@ -1,0 +1,147 @@
+//! Benchmark (run on demand, prints figures, asserts only correctness): time from creating 200
+//! PVCs to 200 populator pods, and the controller's peak RSS, with the real `copy-offload
+//! controller` process against the real API server. No kubelet: the pods stay Pending.
+//!
+//! ```text
+//! cargo build -p copy-offload
+//! cargo test -p co-controller --test bench_fanout -- --ignored --nocapture
+//! ```
+
+mod cluster;
+
+use std::time::Instant;
+
+use futures::TryStreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+
+const PVCS: usize = 200;
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+async fn two_hundred_pvcs_to_two_hundred_pods() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = cluster::client().await;
+    let namespace = format!(
+        "ctl-bench-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let meta = |name: &str| ObjectMeta {
+        name: Some(name.into()),
+        ..Default::default()
+    };
+    namespaces
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: meta(&namespace),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &namespace);
+    accounts
+        .create(
+            &PostParams::default(),
+            &ServiceAccount {
+                metadata: meta("populator"),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut controller = tokio::process::Command::new(cluster::binary())
+        .args([
+            "controller",
+            "--http-endpoint=127.0.0.1:0",
+            "--max-populator-inflight=0",
+        ])
+        .arg(format!("--watch-namespace={namespace}"))
+        .env("KUBECONFIG", co_testpeers::kubeconfig_path())
+        .env("VSPHERE_XCOPY_VOLUME_POPULATOR_IMAGE", cluster::IMAGE)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = controller.id().unwrap();
+    let crs: Api<co_api::VSphereXcopyVolumePopulator> = Api::namespaced(client.clone(), &namespace);
+    let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(client.clone(), &namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let mut seen = std::collections::HashSet::new();
+    let mut stream =
+        std::pin::pin!(watcher::watcher(pods, watcher::Config::default()).applied_objects());
+
+    let start = Instant::now();
+    for i in 0..PVCS {
+        let mut cr = co_api::VSphereXcopyVolumePopulator::new(
+            &format!("disk-{i}"),
+            co_api::VSphereXcopyVolumePopulatorSpec {
+                vmdk_path: cluster::SOURCE_VMDK.into(),
+                secret_name: Some(cluster::SECRET.into()),
+                storage_vendor_product: "ontap".into(),
+                ..Default::default()
+            },
+        );
+        cr.metadata.namespace = Some(namespace.clone());
+        crs.create(&PostParams::default(), &cr).await.unwrap();
+        let pvc = k8s_openapi::api::core::v1::PersistentVolumeClaim {
+            metadata: meta(&format!("disk-{i}")),
+            spec: Some(k8s_openapi::api::core::v1::PersistentVolumeClaimSpec {
+                access_modes: Some(vec!["ReadWriteOnce".into()]),
+                resources: Some(k8s_openapi::api::core::v1::VolumeResourceRequirements {
+                    requests: Some(
+                        [(
+                            "storage".to_owned(),
+                            k8s_openapi::apimachinery::pkg::api::resource::Quantity("1Gi".into()),
+                        )]
+                        .into(),
+                    ),
+                    ..Default::default()
+                }),
+                data_source: Some(k8s_openapi::api::core::v1::TypedLocalObjectReference {
+                    api_group: Some(co_api::GROUP.into()),
+                    kind: "VSphereXcopyVolumePopulator".into(),
+                    name: format!("disk-{i}"),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        pvcs.create(&PostParams::default(), &pvc).await.unwrap();
+    }
+    let created = start.elapsed();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(300);
+    while seen.len() < PVCS {
+        let pod = tokio::time::timeout_at(deadline, stream.try_next())
+            .await
+            .expect("200 pods within 300 s")
+            .unwrap()
+            .unwrap();
+        seen.insert(pod.metadata.name.unwrap());
+    }
+    let all_pods = start.elapsed();
+    let rss = peak_rss_kib(pid);
+    println!(
+        "{PVCS} CRs + PVCs created in {:.2} s; {PVCS} populator pods {:.2} s after the first create; controller peak RSS {:.1} MiB",
+        created.as_secs_f64(),
+        all_pods.as_secs_f64(),
+        rss as f64 / 1024.0
+    );
+    let _ = controller.kill().await;
+    let _ = namespaces.delete(&namespace, &Default::default()).await;
+}

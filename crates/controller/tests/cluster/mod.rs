@@ -1,0 +1,930 @@
+//! A cluster for the controller's tests: the shared kube-apiserver + kube-controller-manager peer
+//! (`scripts/peers.sh start`), one scratch namespace per test, the lab (simulated vCenter, ESXi
+//! hosts and ONTAP array), and the two parts of a cluster that have no binary here, played by this
+//! module:
+//!
+//! - the CSI provisioner: for each prime PVC it creates a Trident-style LUN on the lab array,
+//!   mapped to a worker, and a PV naming it, pre-bound to the prime PVC (the real PV controller
+//!   finishes the binding);
+//! - the kubelet (and scheduler): it binds each pod to a node, runs the pod's command as a local
+//!   process — the real `copy-offload populate` binary with the pod's args and the Secret's
+//!   environment, plus `--kubeconfig` in place of the service-account mount and
+//!   `--http-endpoint=<pod IP>:8443` — reports the pod's IP, phase and exit code in its status,
+//!   and on deletion sends SIGTERM, waits for the exit, then removes the pod.
+//!
+//! The binary is the `copy-offload` next to this test executable (`target/<profile>/`): build it
+//! first with `cargo build -p copy-offload` (the workspace test command builds it anyway).
+//! The controller runs in-process (`co_controller::run_with`) watching only the test's namespace,
+//! so tests run in parallel against one API server.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use co_api::{VSphereXcopyVolumePopulator, VSphereXcopyVolumePopulatorSpec};
+use co_controller::Settings;
+use co_lab::arrays::ontap::{create_trident_volume, trident_lun_path};
+use co_lab::lab::{Lab, RunningLab};
+use co_lab::san::GroupSpec;
+use co_lab::scenario::Scenario;
+use futures::TryStreamExt;
+use k8s_openapi::api::core::v1::{
+    CSIPersistentVolumeSource, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStatus, Namespace, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeSpec, Pod, PodStatus, Secret, ServiceAccount,
+    TypedLocalObjectReference, VolumeResourceRequirements,
+};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::wait::await_condition;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use serde_json::json;
+use tokio::task::JoinHandle;
+
+pub const ARRAY: &str = "ontap1";
+pub const WORKER_GROUP: &str = "ocp-worker-1";
+pub const WORKER_IQN: &str = "iqn.2020-01.io.openshift:worker-1";
+pub const NODE: &str = "copy-offload-test-worker";
+pub const SOURCE_VMDK: &str = "[ds1] vm-1/vm-1.vmdk";
+pub const SOURCE_FLAT: &str = "vm-1/vm-1-flat.vmdk";
+pub const CSI_DRIVER: &str = "csi.trident.netapp.io";
+pub const SECRET: &str = "vsphere-ontap";
+pub const IMAGE: &str = "copy-offload:test";
+/// How long any one wait of a test may take.
+pub const DEADLINE: Duration = Duration::from_secs(120);
+
+/// A client for the peer; fails with the command to start it when it is not running.
+pub async fn client() -> Client {
+    co_testpeers::kube_client()
+        .await
+        .unwrap_or_else(|error| panic!("kube-apiserver peer unavailable: {error:#}"))
+}
+
+/// The `copy-offload` binary built next to this test executable.
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps/<test>");
+    let binary = profile_dir.join("copy-offload");
+    assert!(
+        binary.is_file(),
+        "{} is missing: run `cargo build -p copy-offload` first (the kubelet of these tests runs it)",
+        binary.display()
+    );
+    binary
+}
+
+/// Waits until `cond` holds for object `name`, failing the test after [`DEADLINE`].
+pub async fn wait_for<K>(
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+    cond: impl Fn(Option<&K>) -> bool,
+) -> Option<K>
+where
+    K: Clone + std::fmt::Debug + Send + serde::de::DeserializeOwned + kube::Resource + 'static,
+{
+    match tokio::time::timeout(DEADLINE, await_condition(api.clone(), name, cond)).await {
+        Ok(Ok(object)) => object,
+        Ok(Err(error)) => panic!("watching {name} for {what}: {error}"),
+        Err(_) => panic!("{name}: {what} did not happen within {DEADLINE:?}"),
+    }
+}
+
+async fn ensure_crd(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = VSphereXcopyVolumePopulator::crd();
+    let name = crd.metadata.name.clone().unwrap();
+    match crds.create(&PostParams::default(), &crd).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.is_already_exists() => {}
+        Err(error) => panic!("cannot install the CRD: {error}"),
+    }
+    wait_for(&crds, &name, "CRD established", |crd| {
+        crd.and_then(|c| c.status.as_ref())
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            })
+    })
+    .await;
+}
+
+async fn ensure_node(client: &Client) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node = Node {
+        metadata: ObjectMeta {
+            name: Some(NODE.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    match nodes.create(&PostParams::default(), &node).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.is_already_exists() => {}
+        Err(error) => panic!("cannot create node {NODE}: {error}"),
+    }
+}
+
+/// A client acting as ServiceAccount `copy-offload-controller` of `namespace`, bound to a
+/// ClusterRole (named after the namespace) with `rules`.
+async fn controller_as_account(client: &Client, namespace: &str, rules: Vec<PolicyRule>) -> Client {
+    let account = "copy-offload-controller";
+    let role = format!("{namespace}-controller");
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    roles
+        .create(
+            &PostParams::default(),
+            &ClusterRole {
+                metadata: ObjectMeta {
+                    name: Some(role.clone()),
+                    ..Default::default()
+                },
+                rules: Some(rules),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+    bindings
+        .create(
+            &PostParams::default(),
+            &ClusterRoleBinding {
+                metadata: ObjectMeta {
+                    name: Some(role.clone()),
+                    ..Default::default()
+                },
+                role_ref: RoleRef {
+                    api_group: Some("rbac.authorization.k8s.io".into()),
+                    kind: "ClusterRole".into(),
+                    name: role,
+                },
+                subjects: Some(vec![Subject {
+                    kind: "ServiceAccount".into(),
+                    name: account.into(),
+                    namespace: Some(namespace.into()),
+                    ..Default::default()
+                }]),
+            },
+        )
+        .await
+        .unwrap();
+    let kubeconfig = kube::config::Kubeconfig::read_from(co_testpeers::kubeconfig_path()).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{account}"));
+    Client::try_from(config).unwrap()
+}
+
+/// The rules of the controller's ClusterRole in `deploy/controller-rbac.yaml`.
+pub fn shipped_controller_rules() -> Vec<PolicyRule> {
+    use serde::Deserialize;
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/controller-rbac.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let value = serde_yaml::Value::deserialize(document).unwrap();
+        if value["kind"] == "ClusterRole" {
+            let role: ClusterRole = serde_yaml::from_value(value).unwrap();
+            return role.rules.unwrap();
+        }
+    }
+    panic!("no ClusterRole in {}", path.display());
+}
+
+/// Loopback addresses for pod IPs: each pod gets its own, so every populator can listen on 8443.
+fn next_pod_ip() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let base = std::process::id() % 200 + 20;
+    format!("127.{base}.{}.{}", (n / 250) % 250, n % 250 + 1)
+}
+
+/// The pods the kubelet ran, with their exit codes, in order.
+pub type Runs = Arc<Mutex<Vec<(String, Option<i32>)>>>;
+
+/// What a test can tune.
+#[derive(Clone)]
+pub struct Options {
+    pub binding_mode: &'static str,
+    pub settings: Settings,
+    /// Run the controller as a ServiceAccount bound to these ClusterRole rules (impersonated),
+    /// instead of as cluster-admin.
+    pub controller_rules: Option<Vec<PolicyRule>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let mut settings = Settings::defaults(IMAGE);
+        settings.scrape_interval_seconds = 1;
+        settings.scrape_timeout_seconds = 2;
+        settings.retry_backoff_seconds = 1;
+        Self {
+            binding_mode: "Immediate",
+            settings,
+            controller_rules: None,
+        }
+    }
+}
+
+/// One test's cluster.
+pub struct TestCluster {
+    pub client: Client,
+    pub namespace: String,
+    pub class: String,
+    pub lab: Arc<RunningLab>,
+    pub lab_dir: tempfile::TempDir,
+    pub settings: Settings,
+    controller_client: Client,
+    controller: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
+    sims: Vec<JoinHandle<()>>,
+    /// Pods the kubelet ran, with their exit codes, in order.
+    pub runs: Runs,
+}
+
+impl TestCluster {
+    pub async fn start(prefix: &str, options: Options) -> TestCluster {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = client().await;
+        ensure_crd(&client).await;
+        ensure_node(&client).await;
+        let namespace = format!(
+            "{prefix}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &Namespace {
+                    metadata: ObjectMeta {
+                        name: Some(namespace.clone()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let class = format!("san-{namespace}");
+        let classes: Api<StorageClass> = Api::all(client.clone());
+        classes
+            .create(
+                &PostParams::default(),
+                &StorageClass {
+                    metadata: ObjectMeta {
+                        name: Some(class.clone()),
+                        ..Default::default()
+                    },
+                    provisioner: CSI_DRIVER.into(),
+                    volume_binding_mode: Some(options.binding_mode.into()),
+                    reclaim_policy: Some("Retain".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let lab_dir = tempfile::tempdir().unwrap();
+        let lab = Arc::new(
+            Lab::start(Scenario::default_embedded(), lab_dir.path())
+                .await
+                .unwrap(),
+        );
+        lab.san
+            .create_group(
+                ARRAY,
+                GroupSpec {
+                    name: WORKER_GROUP.into(),
+                    initiators: vec![WORKER_IQN.into()],
+                    protocol: Some("iscsi".into()),
+                    os_type: Some("linux".into()),
+                },
+            )
+            .unwrap();
+        let controller_client = match &options.controller_rules {
+            Some(rules) => controller_as_account(&client, &namespace, rules.clone()).await,
+            None => client.clone(),
+        };
+        let mut cluster = TestCluster {
+            controller_client,
+            client,
+            namespace,
+            class,
+            lab,
+            lab_dir,
+            settings: Settings {
+                watch_namespace: None,
+                ..options.settings
+            },
+            controller: None,
+            sims: Vec::new(),
+            runs: Arc::new(Mutex::new(Vec::new())),
+        };
+        cluster.create_secret(SECRET, true).await;
+        cluster.create_populator_account().await;
+        cluster.sims.push(tokio::spawn(csi_provisioner(
+            cluster.client.clone(),
+            cluster.namespace.clone(),
+            cluster.lab.clone(),
+        )));
+        cluster.sims.push(tokio::spawn(kubelet(
+            cluster.client.clone(),
+            cluster.namespace.clone(),
+            cluster.runs.clone(),
+        )));
+        cluster.start_controller().await;
+        cluster
+    }
+
+    /// Starts the controller in-process, watching this test's namespace only.
+    pub async fn start_controller(&mut self) {
+        assert!(
+            self.controller.is_none(),
+            "the controller is already running"
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let settings = Settings {
+            watch_namespace: Some(self.namespace.clone()),
+            ..self.settings.clone()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let client = self.controller_client.clone();
+        let handle = tokio::spawn(async move {
+            co_controller::run_with(client, settings, listener, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("the controller runs");
+        });
+        self.controller = Some((stop, handle));
+    }
+
+    /// Kills the controller (as a crash or a deleted controller pod would) and waits until it
+    /// is gone.
+    pub async fn stop_controller(&mut self) {
+        let (_stop, handle) = self.controller.take().expect("the controller is running");
+        handle.abort();
+        let _ = handle.await;
+    }
+
+    pub async fn restart_controller(&mut self) {
+        self.stop_controller().await;
+        self.start_controller().await;
+    }
+
+    pub fn pvcs(&self) -> Api<PersistentVolumeClaim> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    pub fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    pub fn crs(&self) -> Api<VSphereXcopyVolumePopulator> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// The migration Secret as Forklift fills it, for the lab (`valid`: with the right password).
+    pub async fn create_secret(&self, name: &str, valid: bool) {
+        let array = &self.lab.arrays[0];
+        let data = BTreeMap::from([
+            ("STORAGE_HOSTNAME".to_owned(), array.url.clone()),
+            ("STORAGE_USERNAME".to_owned(), array.username.clone()),
+            (
+                "STORAGE_PASSWORD".to_owned(),
+                if valid {
+                    array.password.clone()
+                } else {
+                    "wrong-password".into()
+                },
+            ),
+            ("STORAGE_SKIP_SSL_VERIFICATION".to_owned(), "true".into()),
+            ("GOVMOMI_HOSTNAME".to_owned(), self.lab.vcenter_url.clone()),
+            ("GOVMOMI_USERNAME".to_owned(), self.lab.username.clone()),
+            ("GOVMOMI_PASSWORD".to_owned(), self.lab.password.clone()),
+            ("GOVMOMI_INSECURE".to_owned(), "true".into()),
+            ("ESXI_CLONE_METHOD".to_owned(), "vib".into()),
+            ("HOST_LEASE_NAMESPACE".to_owned(), self.namespace.clone()),
+        ]);
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
+        secrets
+            .create(
+                &PostParams::default(),
+                &Secret {
+                    metadata: ObjectMeta {
+                        name: Some(name.into()),
+                        ..Default::default()
+                    },
+                    string_data: Some(data),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    /// The `populator` ServiceAccount Forklift creates in each target namespace.
+    pub async fn create_populator_account(&self) {
+        let accounts: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &self.namespace);
+        accounts
+            .create(
+                &PostParams::default(),
+                &ServiceAccount {
+                    metadata: ObjectMeta {
+                        name: Some("populator".into()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    /// A CR in upstream Forklift's dialect (`secretName`), pinned to the lab's first host.
+    pub async fn create_cr(&self, name: &str, secret: &str) -> VSphereXcopyVolumePopulator {
+        self.create_cr_on(name, secret, Some(self.lab.hosts[0].moid.clone()), None)
+            .await
+    }
+
+    /// A CR with the given `migrationHost` and `sourceHost` label (Forklift sets the label).
+    pub async fn create_cr_on(
+        &self,
+        name: &str,
+        secret: &str,
+        migration_host: Option<String>,
+        source_host_label: Option<&str>,
+    ) -> VSphereXcopyVolumePopulator {
+        let mut cr = VSphereXcopyVolumePopulator::new(
+            name,
+            VSphereXcopyVolumePopulatorSpec {
+                vmdk_path: SOURCE_VMDK.into(),
+                secret_name: Some(secret.into()),
+                storage_vendor_product: "ontap".into(),
+                migration_host,
+                ..Default::default()
+            },
+        );
+        cr.metadata.namespace = Some(self.namespace.clone());
+        if let Some(host) = source_host_label {
+            cr.metadata.labels = Some(BTreeMap::from([("sourceHost".to_owned(), host.to_owned())]));
+        }
+        self.crs()
+            .create(&PostParams::default(), &cr)
+            .await
+            .unwrap()
+    }
+
+    /// A Block PVC whose `dataSource` names the CR (the 1.20 server has no `dataSourceRef`).
+    pub fn claim(&self, name: &str, cr: &str) -> PersistentVolumeClaim {
+        PersistentVolumeClaim {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            spec: Some(PersistentVolumeClaimSpec {
+                access_modes: Some(vec!["ReadWriteOnce".into()]),
+                volume_mode: Some("Block".into()),
+                storage_class_name: Some(self.class.clone()),
+                resources: Some(VolumeResourceRequirements {
+                    requests: Some(BTreeMap::from([(
+                        "storage".into(),
+                        Quantity("64Mi".into()),
+                    )])),
+                    ..Default::default()
+                }),
+                data_source: Some(TypedLocalObjectReference {
+                    api_group: Some(co_api::GROUP.into()),
+                    kind: "VSphereXcopyVolumePopulator".into(),
+                    name: cr.into(),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    pub async fn create_claim(&self, name: &str, cr: &str) -> PersistentVolumeClaim {
+        self.pvcs()
+            .create(&PostParams::default(), &self.claim(name, cr))
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the PVC is Bound and returns it.
+    pub async fn wait_bound(&self, name: &str) -> PersistentVolumeClaim {
+        wait_for(&self.pvcs(), name, "PVC Bound", |pvc| {
+            pvc.and_then(|p| p.status.as_ref())
+                .and_then(|s| s.phase.as_deref())
+                == Some("Bound")
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Waits until the controller has cleaned up after a bound PVC: prime PVC deleted, finalizer
+    /// removed.
+    pub async fn wait_cleaned_up(&self, pvc: &str, uid: &str) {
+        let prime = co_api::contract::names::prime_pvc_name(uid);
+        wait_for(&self.pvcs(), &prime, "prime PVC deleted", |p| p.is_none()).await;
+        wait_for(&self.pvcs(), pvc, "finalizer removed", |p| {
+            p.is_some_and(|p| {
+                !p.metadata
+                    .finalizers
+                    .iter()
+                    .flatten()
+                    .any(|f| f == co_controller::decide::FINALIZER)
+            })
+        })
+        .await;
+    }
+
+    /// The source disk's bytes.
+    pub fn source_bytes(&self) -> Vec<u8> {
+        std::fs::read(self.lab.datastore_dir("ds1").join(SOURCE_FLAT)).unwrap()
+    }
+
+    /// The bytes of the LUN behind a PV the provisioner created.
+    pub fn volume_bytes(&self, pv: &PersistentVolume) -> Vec<u8> {
+        let flexvol = pv
+            .spec
+            .as_ref()
+            .and_then(|s| s.csi.as_ref())
+            .and_then(|c| c.volume_attributes.as_ref())
+            .and_then(|a| a.get("internalName"))
+            .expect("a CSI PV from the provisioner")
+            .clone();
+        let volume = self
+            .lab
+            .san
+            .volume(ARRAY, &trident_lun_path(&flexvol))
+            .unwrap();
+        std::fs::read(volume.backing_path).unwrap_or_default()
+    }
+
+    /// The PV's LUN starts with the source disk, byte for byte.
+    pub fn assert_copied(&self, pv: &PersistentVolume) {
+        let source = self.source_bytes();
+        let target = self.volume_bytes(pv);
+        assert!(target.len() >= source.len(), "target shorter than source");
+        assert!(
+            target[..source.len()] == *source,
+            "target bytes differ from the source disk"
+        );
+    }
+
+    /// No copy-offload initiator group is left on the array and no device or task on any host.
+    pub fn assert_lab_clean(&self) {
+        let groups: Vec<String> = self
+            .lab
+            .san
+            .groups(ARRAY)
+            .into_iter()
+            .map(|g| g.name)
+            .filter(|n| n.starts_with("xcopy-"))
+            .collect();
+        assert!(groups.is_empty(), "initiator groups left: {groups:?}");
+        for host in &self.lab.hosts {
+            assert!(
+                host.sim.task_ids().is_empty(),
+                "clone tasks left on {}",
+                host.name
+            );
+        }
+        let mut files: Vec<String> = std::fs::read_dir(self.lab.datastore_dir("ds1").join("vm-1"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            ["vm-1-flat.vmdk", "vm-1.vmdk"],
+            "files in the VM folder"
+        );
+    }
+
+    /// Events on an object of the namespace, as `reason: message`.
+    pub async fn events_for(&self, name: &str) -> Vec<(String, String, String)> {
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), &self.namespace);
+        events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .map(|e| {
+                (
+                    e.type_.unwrap_or_default(),
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// Stops everything and removes the namespace, the class and the PVs it created.
+    pub async fn finish(mut self) {
+        if self.controller.is_some() {
+            self.stop_controller().await;
+        }
+        for sim in &self.sims {
+            sim.abort();
+        }
+        let pvs: Api<PersistentVolume> = Api::all(self.client.clone());
+        if let Ok(list) = pvs.list(&Default::default()).await {
+            for pv in list.items.into_iter().filter(|pv| {
+                pv.spec
+                    .as_ref()
+                    .and_then(|s| s.storage_class_name.as_deref())
+                    == Some(self.class.as_str())
+            }) {
+                let _ = pvs.delete(&pv.name_any(), &DeleteParams::default()).await;
+            }
+        }
+        let classes: Api<StorageClass> = Api::all(self.client.clone());
+        let _ = classes.delete(&self.class, &DeleteParams::default()).await;
+        let role = format!("{}-controller", self.namespace);
+        let roles: Api<ClusterRole> = Api::all(self.client.clone());
+        let _ = roles.delete(&role, &DeleteParams::default()).await;
+        let bindings: Api<ClusterRoleBinding> = Api::all(self.client.clone());
+        let _ = bindings.delete(&role, &DeleteParams::default()).await;
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let _ = namespaces
+            .delete(&self.namespace, &DeleteParams::default())
+            .await;
+    }
+}
+
+/// The CSI provisioner of the tests: a LUN and a pre-bound PV for every prime PVC.
+async fn csi_provisioner(client: Client, namespace: String, lab: Arc<RunningLab>) {
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
+    let pvs: Api<PersistentVolume> = Api::all(client.clone());
+    let mut provisioned = std::collections::HashSet::new();
+    let mut stream =
+        std::pin::pin!(watcher::watcher(pvcs, watcher::Config::default()).applied_objects());
+    while let Ok(Some(pvc)) = stream.try_next().await {
+        let name = pvc.name_any();
+        let unbound = pvc
+            .spec
+            .as_ref()
+            .and_then(|s| s.volume_name.as_deref())
+            .is_none_or(str::is_empty);
+        if !name.starts_with("prime-") || !unbound || pvc.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let uid = pvc.uid().unwrap_or_default();
+        if !provisioned.insert(uid.clone()) {
+            continue;
+        }
+        let spec = pvc.spec.clone().unwrap_or_default();
+        let size = spec
+            .resources
+            .as_ref()
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("storage"))
+            .and_then(|q| co_controller::objects::parse_quantity_bytes(&q.0))
+            .unwrap_or(64 << 20);
+        let flexvol = format!("trident_{}", uid.replace('-', "_"));
+        create_trident_volume(&lab.san, ARRAY, &flexvol, size).unwrap();
+        lab.san
+            .map(ARRAY, &trident_lun_path(&flexvol), WORKER_GROUP)
+            .unwrap();
+        let pv = PersistentVolume {
+            metadata: ObjectMeta {
+                name: Some(format!("pvc-{uid}")),
+                ..Default::default()
+            },
+            spec: Some(PersistentVolumeSpec {
+                access_modes: spec.access_modes.clone(),
+                capacity: spec.resources.as_ref().and_then(|r| r.requests.clone()),
+                volume_mode: spec.volume_mode.clone(),
+                storage_class_name: spec.storage_class_name.clone(),
+                persistent_volume_reclaim_policy: Some("Retain".into()),
+                claim_ref: Some(ObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("PersistentVolumeClaim".into()),
+                    namespace: Some(namespace.clone()),
+                    name: Some(name.clone()),
+                    uid: Some(uid.clone()),
+                    ..Default::default()
+                }),
+                csi: Some(CSIPersistentVolumeSource {
+                    driver: CSI_DRIVER.into(),
+                    volume_handle: format!("pvc-{flexvol}"),
+                    volume_attributes: Some(BTreeMap::from([(
+                        "internalName".into(),
+                        flexvol.clone(),
+                    )])),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        if let Err(error) = pvs.create(&PostParams::default(), &pv).await {
+            panic!("provisioning a PV for {name}: {error}");
+        }
+    }
+}
+
+struct Process {
+    pid: u32,
+    terminating: Arc<AtomicBool>,
+    exited: Arc<AtomicBool>,
+}
+
+/// The kubelet (and scheduler) of the tests.
+async fn kubelet(client: Client, namespace: String, runs: Runs) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let binary = binary();
+    let kubeconfig = co_testpeers::kubeconfig_path();
+    let mut running: HashMap<String, Process> = HashMap::new();
+    let mut finished = std::collections::HashSet::new();
+    let mut stream = std::pin::pin!(
+        watcher::watcher(pods.clone(), watcher::Config::default()).applied_objects()
+    );
+    while let Ok(Some(pod)) = stream.try_next().await {
+        let name = pod.name_any();
+        let uid = pod.uid().unwrap_or_default();
+        let spec = pod.spec.clone().unwrap_or_default();
+        if pod.metadata.deletion_timestamp.is_some() {
+            match running.get(&uid) {
+                Some(process) => {
+                    let first = !process.terminating.swap(true, Ordering::SeqCst);
+                    if process.exited.load(Ordering::SeqCst) {
+                        let _ = pods
+                            .delete(
+                                &name,
+                                &DeleteParams {
+                                    grace_period_seconds: Some(0),
+                                    ..Default::default()
+                                },
+                            )
+                            .await;
+                    } else if first {
+                        // SIGTERM, as the kubelet does on a graceful delete.
+                        let _ = std::process::Command::new("kill")
+                            .args(["-TERM", &process.pid.to_string()])
+                            .status();
+                    }
+                }
+                None => {
+                    let _ = pods
+                        .delete(
+                            &name,
+                            &DeleteParams {
+                                grace_period_seconds: Some(0),
+                                ..Default::default()
+                            },
+                        )
+                        .await;
+                }
+            }
+            continue;
+        }
+        if spec.node_name.is_none() {
+            let binding = json!({
+                "apiVersion": "v1", "kind": "Binding",
+                "metadata": {"name": name},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": NODE},
+            });
+            let _: Result<serde_json::Value, _> = pods
+                .create_subresource("binding", &name, &PostParams::default(), &binding)
+                .await;
+            continue;
+        }
+        if running.contains_key(&uid) || finished.contains(&uid) {
+            continue;
+        }
+        let Some(container) = spec.containers.first().cloned() else {
+            continue;
+        };
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        for source in container.env_from.iter().flatten() {
+            if let Some(secret_ref) = &source.secret_ref
+                && let Ok(secret) = secrets.get(&secret_ref.name).await
+            {
+                for (key, value) in secret.data.unwrap_or_default() {
+                    env.insert(key, String::from_utf8_lossy(&value.0).into_owned());
+                }
+            }
+        }
+        let ip = next_pod_ip();
+        let mut command = tokio::process::Command::new(&binary);
+        command
+            .arg("populate")
+            .args(container.args.clone().unwrap_or_default())
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
+            .arg(format!("--http-endpoint={ip}:8443"))
+            .env_clear()
+            .envs(&env)
+            // Injected by every kubelet; it also tells the populator a controller scrapes it.
+            .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+            .env("COPY_OFFLOAD_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(error) => panic!("running {}: {error}", binary.display()),
+        };
+        let terminating = Arc::new(AtomicBool::new(false));
+        let exited = Arc::new(AtomicBool::new(false));
+        running.insert(
+            uid.clone(),
+            Process {
+                pid: child.id().unwrap_or_default(),
+                terminating: terminating.clone(),
+                exited: exited.clone(),
+            },
+        );
+        finished.insert(uid.clone());
+        let status = json!({"status": PodStatus {
+            phase: Some("Running".into()),
+            pod_ip: Some(ip.clone()),
+            container_statuses: Some(vec![ContainerStatus {
+                name: container.name.clone(),
+                ready: true,
+                image: container.image.clone().unwrap_or_default(),
+                state: Some(ContainerState { running: Some(ContainerStateRunning::default()), ..Default::default() }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }});
+        let _ = pods
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+            .await;
+        let pods = pods.clone();
+        let runs = runs.clone();
+        let stderr = child.stderr.take();
+        tokio::spawn(async move {
+            let mut tail: Vec<String> = Vec::new();
+            if let Some(stderr) = stderr {
+                use tokio::io::AsyncBufReadExt;
+                let mut lines = tokio::io::BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    tail.push(line);
+                    if tail.len() > 20 {
+                        tail.remove(0);
+                    }
+                }
+            }
+            let code = child.wait().await.ok().and_then(|s| s.code());
+            runs.lock().unwrap().push((name.clone(), code));
+            let exit = code.unwrap_or(137);
+            let status = json!({"status": PodStatus {
+                phase: Some(if exit == 0 { "Succeeded" } else { "Failed" }.into()),
+                pod_ip: Some(ip),
+                container_statuses: Some(vec![ContainerStatus {
+                    name: container.name.clone(),
+                    image: container.image.clone().unwrap_or_default(),
+                    state: Some(ContainerState {
+                        terminated: Some(ContainerStateTerminated {
+                            exit_code: exit,
+                            // FallbackToLogsOnError: the log's tail for a failed run.
+                            message: (exit != 0).then(|| tail.join("\n")),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }});
+            let _ = pods
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                .await;
+            exited.store(true, Ordering::SeqCst);
+            if terminating.load(Ordering::SeqCst) {
+                let _ = pods
+                    .delete(
+                        &name,
+                        &DeleteParams {
+                            grace_period_seconds: Some(0),
+                            ..Default::default()
+                        },
+                    )
+                    .await;
+            }
+        });
+    }
+}
