@@ -37,18 +37,30 @@ impl EsxcliRunner for HostEsxcli {
             Ok(response) => Ok(response.records),
             Err(err) if is_transport_fault(&err) => Err(EsxiError::EsxcliTransport {
                 host: self.host_name.clone(),
-                command: argv.join(" "),
+                command: readable_command(argv),
                 message: err.to_string(),
             }),
             Err(err) => Err(EsxiError::Esxcli {
                 host: self.host_name.clone(),
-                command: argv.join(" "),
+                command: readable_command(argv),
                 message: format!(
                     "{err}; is the vmkfstools-wrapper VIB installed (copy-offload vib install)?"
                 ),
             }),
         }
     }
+}
+
+/// The esxcli command line as a person reads it: values the VIB receives hex-encoded are shown
+/// decoded (and quoted), so an error names the disk, not its encoding.
+fn readable_command(argv: &[&str]) -> String {
+    argv.iter()
+        .map(|arg| match crate::protocol::decode_esxcli_value(arg) {
+            Ok(decoded) if decoded != *arg => format!("{decoded:?}"),
+            _ => (*arg).to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Whether an esxcli call failed in transit (connection, gateway, timeout, a SOAP fault saying the
@@ -170,6 +182,15 @@ pub async fn discover_hosts(
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    #[test]
+    fn errors_show_encoded_values_decoded() {
+        let source = crate::protocol::encode_esxcli_value("/vmfs/volumes/ds1/Bob's VM/disk.vmdk");
+        assert_eq!(
+            super::readable_command(&["vmkfstools", "clone", "-s", &source]),
+            r#"vmkfstools clone -s "/vmfs/volumes/ds1/Bob's VM/disk.vmdk""#
+        );
+    }
 
     use co_vsphere::{Error, Fault, FaultKind};
 
