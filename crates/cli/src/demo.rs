@@ -760,12 +760,24 @@ fn print_transfer(disks: &[DemoDisk], reports: &[&CopyReport], populate_time: Du
         );
     }
     println!("{:<14}{bytes}", "bytes");
-    println!(
-        "{:<14}{} over the clone phase, {} end to end (populate incl. setup and cleanup)",
-        "rate",
-        rate(total, clone_time),
-        rate(total, populate_time)
-    );
+    // A sparse disk's virtual size over the clone time is no transfer rate: the allocated bytes
+    // are what was copied, the virtual size is what the guest sees.
+    if allocated > 0 && allocated < total {
+        println!(
+            "{:<14}{} of allocated data over the clone phase ({} of virtual size), {} end to end",
+            "rate",
+            rate(allocated, clone_time),
+            rate(total, clone_time),
+            rate(allocated, populate_time)
+        );
+    } else {
+        println!(
+            "{:<14}{} over the clone phase, {} end to end (populate incl. setup and cleanup)",
+            "rate",
+            rate(total, clone_time),
+            rate(total, populate_time)
+        );
+    }
     let xcopy: Vec<String> = disks
         .iter()
         .zip(reports)

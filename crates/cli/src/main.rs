@@ -69,10 +69,19 @@ fn main() -> ProcessExitCode {
         print!("{}", version_text());
         return ExitCode::Success.into();
     }
-    // Unknown populate flags are reported with every other argument problem, not alone by clap.
+    // Unknown populate flags and unreadable environment values are reported with every other
+    // argument problem, not alone (and unnamed) by the parser.
     let (argv, unknown_flags, repeated_flags) =
         if argv.get(1).and_then(|a| a.to_str()) == Some("populate") {
-            let (rest, unknown) = co_populator::args::split_unknown_flags(argv[2..].to_vec());
+            let (rest, mut unknown) = co_populator::args::split_unknown_flags(argv[2..].to_vec());
+            for (env, problem) in
+                co_populator::args::non_utf8_environment(|name| std::env::var_os(name))
+            {
+                // SAFETY: no other thread exists yet (logging and the runtime start later), so
+                // nothing reads the environment while it changes.
+                unsafe { std::env::remove_var(env) };
+                unknown.push(problem);
+            }
             let repeated = co_populator::args::repeated_flags(&rest);
             (
                 argv[..2].iter().cloned().chain(rest).collect(),

@@ -94,6 +94,30 @@ fn no_arguments_exit_2_and_list_every_missing_value() {
     assert!(output.stdout.is_empty());
 }
 
+/// An environment value that is not UTF-8 is named, with the other problems, exit 2.
+#[test]
+fn a_non_utf8_environment_value_is_named() {
+    use std::os::unix::ffi::OsStringExt as _;
+    let output = populate()
+        .env(
+            "STORAGE_HOSTNAME",
+            std::ffi::OsString::from_vec(vec![0xff, 0xfe]),
+        )
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("--storage-hostname (env: STORAGE_HOSTNAME): is not valid UTF-8"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--source-vmdk (env: none): missing"),
+        "{stderr}"
+    );
+}
+
 /// An unknown flag is one more problem in the list, not the only one reported.
 #[test]
 fn unknown_flags_are_listed_with_every_other_problem() {

@@ -114,6 +114,29 @@ pub fn split_unknown_flags(argv: Vec<OsString>) -> (Vec<OsString>, Vec<ArgProble
     (kept, problems)
 }
 
+/// Environment variables of `populate` flags whose values are not valid UTF-8, as problems naming
+/// the variable and its flag (the argument parser would stop at the first without naming it).
+/// `lookup` is `std::env::var_os` in the program.
+pub fn non_utf8_environment(
+    lookup: impl Fn(&str) -> Option<OsString>,
+) -> Vec<(&'static str, ArgProblem)> {
+    co_api::contract::flags::ALL
+        .iter()
+        .filter_map(|flag| {
+            let env = flag.env?;
+            let value = lookup(env)?;
+            value.to_str().is_none().then(|| {
+                let problem = ArgProblem {
+                    subject: format!("--{} (env: {env})", flag.name),
+                    message: "is not valid UTF-8; expected text (check how the Secret was created)"
+                        .into(),
+                };
+                (env, problem)
+            })
+        })
+        .collect()
+}
+
 /// Flags given more than once on `argv` (the arguments after `populate`), as warnings: the last
 /// value is used, as Go's flag package does and scripts rely on, but a repeat is usually a mistake.
 pub fn repeated_flags<S: AsRef<OsStr>>(argv: &[S]) -> Vec<String> {
@@ -1341,6 +1364,24 @@ mod tests {
         assert!(!config.vsphere.insecure);
         assert!(!config.storage.skip_tls_verification);
         assert!(config.warnings.is_empty());
+    }
+
+    #[test]
+    fn non_utf8_environment_values_are_named() {
+        use std::os::unix::ffi::OsStringExt as _;
+        let problems = non_utf8_environment(|name| match name {
+            "STORAGE_HOSTNAME" => Some(OsString::from_vec(vec![0xff, 0xfe])),
+            "GOVMOMI_HOSTNAME" => Some(OsString::from("vc.example")),
+            _ => None,
+        });
+        let text: Vec<String> = problems.iter().map(|(_, p)| p.to_string()).collect();
+        assert_eq!(problems[0].0, "STORAGE_HOSTNAME");
+        assert_eq!(
+            text,
+            [
+                "--storage-hostname (env: STORAGE_HOSTNAME): is not valid UTF-8; expected text (check how the Secret was created)"
+            ]
+        );
     }
 
     #[test]
