@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -204,7 +205,12 @@ pub async fn run(args: DemoArgs, cancel: CancellationToken) -> ExitCode {
     );
 
     let started = Instant::now();
-    let lab = match Lab::start(scenario.clone(), dir.path()).await {
+    let lab = match with_heartbeat(
+        "starting the lab (creating its disks)",
+        Lab::start(scenario.clone(), dir.path()),
+    )
+    .await
+    {
         Ok(lab) => lab,
         Err(e) => {
             eprintln!("the lab did not start: {e}");
@@ -372,7 +378,12 @@ async fn run_on_lab(
     }
 
     let started = Instant::now();
-    let sources = match checksums(disks.iter().map(|d| (d.source_file.clone(), d.size))).await {
+    let sources = match checksums(
+        "source",
+        disks.iter().map(|d| (d.source_file.clone(), d.size)),
+    )
+    .await
+    {
         Ok(sums) => sums,
         Err(e) => {
             eprintln!("reading the source disks failed: {e}");
@@ -428,6 +439,7 @@ async fn run_on_lab(
 
     let started = Instant::now();
     let targets = match checksums(
+        "target",
         disks
             .iter()
             .map(|d| (d.target.backing_path.clone(), d.size)),
@@ -510,25 +522,80 @@ fn prepare_disks(
     Ok(disks)
 }
 
-/// SHA-256 of the first `len` bytes of each file, computed in parallel off the async threads.
-async fn checksums(files: impl Iterator<Item = (PathBuf, u64)>) -> Result<Vec<String>, String> {
+/// SHA-256 of the first `len` bytes of each file, computed in parallel off the async threads,
+/// with a progress line on stderr every 2 s (`what` names the files) so a long checksum is never
+/// silent, on a terminal or piped.
+async fn checksums(
+    what: &str,
+    files: impl Iterator<Item = (PathBuf, u64)>,
+) -> Result<Vec<String>, String> {
+    let files: Vec<(PathBuf, u64)> = files.collect();
+    let total: u64 = files.iter().map(|(_, len)| len).sum();
+    let hashed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
     let tasks: Vec<_> = files
+        .into_iter()
         .map(|(path, len)| {
+            let hashed = hashed.clone();
             tokio::task::spawn_blocking(move || {
-                sha256_prefix(&path, len).map_err(|e| format!("{}: {e}", path.display()))
+                sha256_prefix(&path, len, &hashed).map_err(|e| format!("{}: {e}", path.display()))
             })
         })
         .collect();
+    let progress = async {
+        let mut ticks = tokio::time::interval(PROGRESS_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let done = hashed.load(Ordering::Relaxed);
+            eprintln!(
+                "[{:>8}] {what} checksum: {:>3}% ({} of {})",
+                human_duration(started.elapsed()),
+                done * 100 / total.max(1),
+                human_bytes(done),
+                human_bytes(total)
+            );
+        }
+    };
+    let all = futures::future::join_all(tasks);
+    let results = tokio::select! {
+        results = all => results,
+        never = progress => never,
+    };
     let mut sums = Vec::new();
-    for task in tasks {
-        sums.push(task.await.map_err(|e| e.to_string())??);
+    for result in results {
+        sums.push(result.map_err(|e| e.to_string())??);
     }
     Ok(sums)
 }
 
+/// How often a long step says how far it got when nothing else is printed (under the 2 s a
+/// reader of a piped log waits at most).
+const PROGRESS_EVERY: Duration = Duration::from_millis(1500);
+
+/// Runs `work`, printing "`what`…" with the time taken every [`PROGRESS_EVERY`] until it ends.
+/// The heartbeat is a task of its own: `work` may block its thread for a while (the lab writes its
+/// disks synchronously), and the heartbeat must still beat.
+async fn with_heartbeat<T>(what: &str, work: impl std::future::Future<Output = T>) -> T {
+    let started = Instant::now();
+    let what = what.to_owned();
+    let beat = tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(PROGRESS_EVERY);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            eprintln!("[{:>8}] {what}…", human_duration(started.elapsed()));
+        }
+    });
+    let done = work.await;
+    beat.abort();
+    done
+}
+
 /// Hex SHA-256 of the first `len` bytes of `path`; a file shorter than `len` is an error, since a
 /// target volume must hold the whole disk.
-fn sha256_prefix(path: &Path, len: u64) -> std::io::Result<String> {
+fn sha256_prefix(path: &Path, len: u64, hashed: &AtomicU64) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?.take(len);
     // ring's SHA-256 is assembly (SHA-NI where present), fast even in a debug build.
     let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
@@ -541,6 +608,7 @@ fn sha256_prefix(path: &Path, len: u64) -> std::io::Result<String> {
         }
         hasher.update(&buffer[..n]);
         total += n as u64;
+        hashed.fetch_add(n as u64, Ordering::Relaxed);
     }
     if total < len {
         return Err(std::io::Error::new(
@@ -827,6 +895,9 @@ fn print_cleanup(disks: &[DemoDisk], cleanups: &[Vec<String>], leftovers: &[Stri
 /// Live progress: a redrawn bar on a terminal, one line per phase change otherwise (both on
 /// stderr, so stdout holds only the summary).
 struct Progress {
+    /// The highest percent shown: a finished clone task no longer reports one, and the shown
+    /// figure must not drop back.
+    shown: u64,
     disks: usize,
     hosts: Vec<SimHost>,
     tty: bool,
@@ -837,6 +908,7 @@ struct Progress {
 impl Progress {
     fn new(disks: usize, hosts: Vec<SimHost>) -> Progress {
         Progress {
+            shown: 0,
             disks,
             hosts,
             tty: std::io::stderr().is_terminal(),
@@ -847,15 +919,23 @@ impl Progress {
 
     /// Runs until every populate has dropped its phase sender (all runs ended).
     async fn run(mut self, mut phases: mpsc::UnboundedReceiver<(usize, Phase)>) {
-        let mut redraw = tokio::time::interval(Duration::from_millis(200));
+        // A terminal gets a bar redrawn 5 times a second; a pipe or a file gets a line at each
+        // phase change and a percent line every 2 s in between, so it is never silent for long.
+        let period = if self.tty {
+            Duration::from_millis(200)
+        } else {
+            PROGRESS_EVERY
+        };
+        let mut redraw = tokio::time::interval(period);
         redraw.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        redraw.tick().await;
         loop {
             tokio::select! {
                 update = phases.recv() => match update {
                     Some((disk, phase)) => self.phase(disk, phase),
                     None => break,
                 },
-                _ = redraw.tick(), if self.tty => self.draw(),
+                _ = redraw.tick() => if self.tty { self.draw() } else { self.line() },
             }
         }
         if self.tty {
@@ -913,16 +993,37 @@ impl Progress {
         total / self.disks.max(1) as u64
     }
 
-    fn draw(&self) {
-        const WIDTH: u64 = 30;
-        let percent = self.percent().min(100);
-        let filled = (percent * WIDTH / 100) as usize;
-        let phase = self
-            .phases
+    /// The percent to show: never lower than shown before.
+    fn shown_percent(&mut self) -> u64 {
+        self.shown = self.shown.max(self.percent().min(100));
+        self.shown
+    }
+
+    /// The progress line for a pipe or a file.
+    fn line(&mut self) {
+        let percent = self.shown_percent();
+        let _ = writeln!(
+            std::io::stderr(),
+            "[{:>8}] copy: {percent:>3}%  {}",
+            human_duration(self.started.elapsed()),
+            self.slowest_phase()
+        );
+    }
+
+    /// The phase of the slowest disk.
+    fn slowest_phase(&self) -> &'static str {
+        self.phases
             .iter()
             .flatten()
             .min_by_key(|p| phase_rank(**p))
-            .map_or("starting", |p| p.as_str());
+            .map_or("starting", |p| p.as_str())
+    }
+
+    fn draw(&mut self) {
+        const WIDTH: u64 = 30;
+        let percent = self.shown_percent();
+        let filled = (percent * WIDTH / 100) as usize;
+        let phase = self.slowest_phase();
         let _ = write!(
             std::io::stderr(),
             "\r\x1b[2K  [{}{}] {percent:>3}%  {phase}  {}",
@@ -1100,17 +1201,17 @@ mod tests {
         co_lab::lab::write_pattern_disk(&path, 3 * MIB).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(
-            sha256_prefix(&path, 3 * MIB).unwrap(),
+            sha256_prefix(&path, 3 * MIB, &AtomicU64::new(0)).unwrap(),
             hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes))
         );
         assert_eq!(
-            sha256_prefix(&path, MIB).unwrap(),
+            sha256_prefix(&path, MIB, &AtomicU64::new(0)).unwrap(),
             hex::encode(ring::digest::digest(
                 &ring::digest::SHA256,
                 &bytes[..MIB as usize]
             ))
         );
-        let err = sha256_prefix(&path, 4 * MIB).unwrap_err();
+        let err = sha256_prefix(&path, 4 * MIB, &AtomicU64::new(0)).unwrap_err();
         assert!(err.to_string().contains("fewer than"), "{err}");
     }
 
