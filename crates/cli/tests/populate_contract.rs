@@ -84,6 +84,8 @@ const CONTRACT: &[(&str, Option<&str>, Option<&str>)] = &[
     ("pv-file", None, None),
     // ours: the ESXi host keys to accept (upstream never checked them)
     ("ssh-known-hosts", Some("SSH_KNOWN_HOSTS"), None),
+    // ours: the CA of an array with a private CA (upstream never verified the array)
+    ("storage-ca-cert", Some("STORAGE_CA_CERT"), None),
 ];
 
 /// Env vars whose values `--help` must never print.

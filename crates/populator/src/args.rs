@@ -255,6 +255,15 @@ pub struct PopulateArgs {
         help_heading = "Storage array"
     )]
     pub storage_skip_ssl_verification: Option<String>,
+
+    /// CA certificate(s) (PEM) that issued the array's certificate, for arrays with a private CA.
+    #[arg(
+        long,
+        env = "STORAGE_CA_CERT",
+        hide_env_values = true,
+        help_heading = "Storage array"
+    )]
+    pub storage_ca_cert: Option<String>,
     /// Timeout of each storage API request, in seconds.
     #[arg(
         long,
@@ -508,6 +517,8 @@ pub struct StorageConfig {
     pub skip_tls_verification: bool,
     /// Timeout of each API request.
     pub http_timeout: Duration,
+    /// Extra CA certificates (PEM) to trust for the array.
+    pub ca_cert_pem: Option<String>,
     /// The product and its vendor-specific keys.
     pub vendor: VendorSettings,
 }
@@ -790,11 +801,14 @@ impl PopulateArgs {
             co_storage::http::DEFAULT_HTTP_TIMEOUT.as_secs(),
         );
         let vendor = product.and_then(|product| self.vendor_settings(product, v));
+        let ca_cert_pem =
+            pem_certificates(&self.storage_ca_cert, "storage_ca_cert", "the array", v);
         Some(StorageConfig {
             hostname: hostname?,
             auth: auth?,
             skip_tls_verification,
             http_timeout: http_timeout?,
+            ca_cert_pem: ca_cert_pem?,
             vendor: vendor?,
         })
     }
@@ -953,35 +967,8 @@ impl PopulateArgs {
             username: username?,
             password: Secret::new(password?),
             insecure: insecure?,
-            ca_cert_pem: self.vsphere_ca_cert(v)?,
+            ca_cert_pem: pem_certificates(&self.vsphere_ca_cert, "vsphere_ca_cert", "vCenter", v)?,
         })
-    }
-
-    /// `cacert`: PEM text holding at least one certificate (checked here, so a wrong value is a
-    /// bad argument rather than a TLS failure later). `Some(None)` when unset.
-    fn vsphere_ca_cert(&self, v: &mut Validator) -> Option<Option<String>> {
-        use rustls::pki_types::CertificateDer;
-        use rustls::pki_types::pem::PemObject as _;
-        let Some(pem) = self
-            .vsphere_ca_cert
-            .clone()
-            .filter(|pem| !pem.trim().is_empty())
-        else {
-            return Some(None);
-        };
-        let certificates = CertificateDer::pem_slice_iter(pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap_or_default();
-        if certificates.is_empty() {
-            v.problem(
-                "vsphere_ca_cert",
-                "holds no PEM certificate; expected the vCenter CA certificate as PEM text \
-                 (\"-----BEGIN CERTIFICATE-----\" …), e.g. the provider secret's ca.crt"
-                    .into(),
-            );
-            return None;
-        }
-        Some(Some(pem))
     }
 
     fn esxi(&self, v: &mut Validator) -> Option<EsxiConfig> {
@@ -1213,6 +1200,36 @@ impl Validator {
         }
         decoded.map(Secret::new)
     }
+}
+
+/// A CA bundle flag (`cacert`, `STORAGE_CA_CERT`): PEM text holding at least one certificate,
+/// checked here so a wrong value is a bad argument rather than a TLS failure later. `Some(None)`
+/// when unset.
+fn pem_certificates(
+    value: &Option<String>,
+    id: &str,
+    whose: &str,
+    v: &mut Validator,
+) -> Option<Option<String>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let Some(pem) = value.clone().filter(|pem| !pem.trim().is_empty()) else {
+        return Some(None);
+    };
+    let certificates = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap_or_default();
+    if certificates.is_empty() {
+        v.problem(
+            id,
+            format!(
+                "holds no PEM certificate; expected the CA certificate of {whose} as PEM text \
+                 (\"-----BEGIN CERTIFICATE-----\" …)"
+            ),
+        );
+        return None;
+    }
+    Some(Some(pem))
 }
 
 /// The trimmed value, treating empty as absent: Secrets often carry empty keys.

@@ -417,7 +417,11 @@ async fn connect_storage(
         hostname: config.storage.hostname.clone(),
         credentials,
         skip_tls_verify: config.storage.skip_tls_verification,
-        ca_certificate_pem: options.storage_ca_pem.clone().map(String::into_bytes),
+        ca_certificate_pem: options
+            .storage_ca_pem
+            .clone()
+            .or_else(|| config.storage.ca_cert_pem.clone())
+            .map(String::into_bytes),
         http_timeout: config.storage.http_timeout,
         retry: RetryPolicy::default(),
     };

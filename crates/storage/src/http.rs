@@ -412,6 +412,45 @@ impl HttpClient {
         }
     }
 
+    /// Adds the fingerprint of the certificate the array presents to a TLS error, read with a
+    /// second handshake that checks nothing (it only names what was refused).
+    async fn with_presented_certificate(&self, error: StorageError) -> StorageError {
+        let StorageError::Tls { endpoint, detail } = error else {
+            return error;
+        };
+        let Some(fingerprint) = self.presented_fingerprint().await else {
+            return StorageError::Tls { endpoint, detail };
+        };
+        StorageError::Tls {
+            endpoint,
+            detail: format!(
+                "{detail}; the array presents the certificate with SHA-256 fingerprint {fingerprint}"
+            ),
+        }
+    }
+
+    async fn presented_fingerprint(&self) -> Option<String> {
+        let client = reqwest::Client::builder()
+            .tls_backend_rustls()
+            .tls_danger_accept_invalid_certs(true)
+            .tls_info(true)
+            .timeout(self.timeout)
+            .build()
+            .ok()?;
+        let response = client.get(self.base.clone()).send().await.ok()?;
+        let info = response.extensions().get::<reqwest::tls::TlsInfo>()?;
+        let der = info.peer_certificate()?;
+        let digest = ring::digest::digest(&ring::digest::SHA256, der);
+        Some(
+            digest
+                .as_ref()
+                .iter()
+                .map(|b| format!("{b:02X}"))
+                .collect::<Vec<_>>()
+                .join(":"),
+        )
+    }
+
     fn transport_error(&self, error: &reqwest::Error) -> StorageError {
         if let Some(detail) = tls_failure(error) {
             return StorageError::Tls {
@@ -457,11 +496,65 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The rustls failure behind a request error, if the handshake is what failed.
+/// What is wrong with a refused certificate, in words (the array's side of the same rule the
+/// vSphere client applies to vCenter's).
+fn certificate_words(tls: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    let words = match tls {
+        rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
+            "its certificate is not signed by a CA this client trusts (self-signed, or a private CA)"
+        }
+        rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            "its certificate has expired"
+        }
+        rustls::Error::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => {
+            "its certificate is not valid yet (check the clocks)"
+        }
+        rustls::Error::InvalidCertificate(
+            C::NotValidForName | C::NotValidForNameContext { .. },
+        ) => "its certificate is not issued for this host name",
+        rustls::Error::InvalidCertificate(C::Other(other))
+            if other.to_string().contains("CaUsedAsEndEntity") =>
+        {
+            "it presents a CA certificate as its own (a CA certificate used as a server certificate)"
+        }
+        other => return words_for_text(&other.to_string()),
+    };
+    words.to_owned()
+}
+
+/// The same words for a TLS failure that reached us only as text (the connector flattened it).
+fn words_for_text(text: &str) -> String {
+    const RULES: [(&str, &str); 5] = [
+        (
+            "UnknownIssuer",
+            "its certificate is not signed by a CA this client trusts (self-signed, or a private CA)",
+        ),
+        (
+            "CaUsedAsEndEntity",
+            "it presents a CA certificate as its own (a CA certificate used as a server certificate)",
+        ),
+        (
+            "NotValidForName",
+            "its certificate is not issued for this host name",
+        ),
+        (
+            "NotValidYet",
+            "its certificate is not valid yet (check the clocks)",
+        ),
+        ("Expired", "its certificate has expired"),
+    ];
+    RULES
+        .iter()
+        .find(|(marker, _)| text.contains(marker))
+        .map_or_else(|| text.to_owned(), |(_, words)| (*words).to_owned())
+}
+
 fn tls_failure(error: &reqwest::Error) -> Option<String> {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(cause) = next {
         if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
-            return Some(tls.to_string());
+            return Some(certificate_words(tls));
         }
         // io::Error hides its payload from `source()`; look inside.
         if let Some(io) = cause.downcast_ref::<std::io::Error>()
@@ -469,7 +562,7 @@ fn tls_failure(error: &reqwest::Error) -> Option<String> {
                 .get_ref()
                 .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         {
-            return Some(tls.to_string());
+            return Some(certificate_words(tls));
         }
         next = cause.source();
     }
@@ -480,7 +573,7 @@ fn tls_failure(error: &reqwest::Error) -> Option<String> {
     ["invalid peer certificate", "certificate", "handshake"]
         .iter()
         .find_map(|marker| lower.find(marker))
-        .map(|at| chain[at..].to_owned())
+        .map(|at| words_for_text(&chain[at..]))
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
@@ -658,7 +751,9 @@ impl ApiRequest<'_> {
                         tokio::time::sleep(delay).await;
                         continue;
                     }
-                    return Err(client.transport_error(&error));
+                    return Err(client
+                        .with_presented_certificate(client.transport_error(&error))
+                        .await);
                 }
             }
         }

@@ -420,6 +420,27 @@ async fn failures_say_what_to_fix_and_are_classed() {
         .await
         .unwrap_err();
     assert!(matches!(err, StorageError::Tls { .. }), "{err}");
+    // In words, with the certificate the array presented and the secret key to set.
+    let message = err.to_string();
+    assert!(
+        message.contains("not signed by a CA this client trusts"),
+        "{message}"
+    );
+    assert!(message.contains("STORAGE_CA_CERT"), "{message}");
+    let der = {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject as _;
+        CertificateDer::from_pem_slice(lab.ca_pem.as_bytes()).unwrap()
+    };
+    let fingerprint: Vec<String> = ring::digest::digest(&ring::digest::SHA256, &der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    assert!(
+        message.contains(&fingerprint.join(":")),
+        "the presented certificate is named: {message}"
+    );
 
     let array = lab.connect(None).await;
     let missing = PersistentVolumeRef {

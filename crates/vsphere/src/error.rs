@@ -92,10 +92,16 @@ pub enum Error {
     Timeout { method: String, timeout: Duration },
 
     #[error(
-        "the certificate of vSphere endpoint {url} is not trusted ({reason}); give its CA bundle \
-         (the secret's ca.crt) or its SHA-256 thumbprint, or set GOVMOMI_INSECURE=true to skip verification"
+        "the certificate of vSphere endpoint {url} is not trusted: {reason}{presented}. Put the CA \
+         that issued it in `cacert` (PEM; the provider secret's ca.crt), or pin its SHA-256 \
+         thumbprint, or set GOVMOMI_INSECURE=true to skip verification"
     )]
-    UntrustedCertificate { url: String, reason: String },
+    UntrustedCertificate {
+        url: String,
+        reason: String,
+        /// `"; it presents the certificate with SHA-256 fingerprint …"`, or empty when unknown.
+        presented: String,
+    },
 
     #[error("cannot reach vSphere endpoint {url} for {method}: {source}")]
     Http {

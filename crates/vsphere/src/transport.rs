@@ -159,8 +159,11 @@ impl Transport {
             .header("SOAPAction", soap_action)
             .body(envelope)
             .send()
-            .await
-            .map_err(map_err)?;
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            Err(e) => return Err(self.with_presented_certificate(map_err(e)).await),
+        };
         let status = response.status().as_u16();
         let mut body = Vec::new();
         let mut stream = response.bytes_stream();
@@ -187,6 +190,7 @@ impl Transport {
             Error::UntrustedCertificate {
                 url: self.sdk_url.to_string(),
                 reason,
+                presented: String::new(),
             }
         } else {
             Error::Http {
@@ -200,6 +204,78 @@ impl Transport {
 
 /// The TLS verification failure behind a request error, if that is what it is. hyper wraps the
 /// rustls error in `io::Error`s, whose `source()` skips the wrapped error, so look inside them.
+impl Transport {
+    /// Adds the fingerprint of the certificate the endpoint presents to an untrusted-certificate
+    /// error, read with a second handshake that checks nothing (it only names what was refused).
+    async fn with_presented_certificate(&self, error: Error) -> Error {
+        let Error::UntrustedCertificate { url, reason, .. } = error else {
+            return error;
+        };
+        let presented = match presented_fingerprint(&self.sdk_url, self.timeout).await {
+            Some(fingerprint) => {
+                format!("; it presents the certificate with SHA-256 fingerprint {fingerprint}")
+            }
+            None => String::new(),
+        };
+        Error::UntrustedCertificate {
+            url,
+            reason,
+            presented,
+        }
+    }
+}
+
+/// The SHA-256 fingerprint (colon-separated hex) of the certificate `url` presents.
+async fn presented_fingerprint(url: &Url, timeout: Duration) -> Option<String> {
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(pinned_config(None).ok()?)
+        .tls_info(true)
+        .timeout(timeout)
+        .build()
+        .ok()?;
+    let response = client.get(url.clone()).send().await.ok()?;
+    let info = response.extensions().get::<reqwest::tls::TlsInfo>()?;
+    let digest = Sha256::digest(info.peer_certificate()?);
+    Some(
+        digest
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
+}
+
+/// What is wrong with a refused certificate, in words.
+fn certificate_words(tls: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match tls {
+        rustls::Error::InvalidCertificate(problem) => match problem {
+            C::UnknownIssuer => {
+                "it is not signed by a CA this client trusts (a self-signed certificate or a \
+                 private CA)"
+                    .into()
+            }
+            C::Expired | C::ExpiredContext { .. } => "it has expired".into(),
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                "it is not valid yet (check the clocks)".into()
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "it is not issued for this host name".into()
+            }
+            C::BadSignature => "its signature does not verify".into(),
+            C::BadEncoding => "it cannot be parsed".into(),
+            C::Revoked => "it is revoked".into(),
+            C::Other(other) if other.to_string().contains("CaUsedAsEndEntity") => {
+                "the endpoint presents a CA certificate as its own (a CA certificate used as a \
+                 server certificate)"
+                    .into()
+            }
+            other => format!("it is refused ({other:?})"),
+        },
+        other => other.to_string(),
+    }
+}
+
 fn certificate_problem(e: &reqwest::Error) -> Option<String> {
     let mut pending: Vec<&(dyn std::error::Error + 'static)> =
         std::error::Error::source(e).into_iter().collect();
@@ -209,7 +285,7 @@ fn certificate_problem(e: &reqwest::Error) -> Option<String> {
                 tls,
                 rustls::Error::InvalidCertificate(_) | rustls::Error::General(_)
             ) {
-                return Some(tls.to_string());
+                return Some(certificate_words(tls));
             }
             continue;
         }

@@ -393,6 +393,20 @@ async fn tls_is_verified_unless_pinned_or_opted_out() {
         "self-signed must be refused by default: {err:?}"
     );
     assert!(err.to_string().contains("GOVMOMI_INSECURE"), "{err}");
+    // In words, with the certificate the endpoint presented, never as Rust debug text.
+    let message = err.to_string();
+    assert!(
+        message.contains("not signed by a CA this client trusts"),
+        "{message}"
+    );
+    assert!(
+        message
+            .to_uppercase()
+            .contains(&sim.thumbprint_sha256.to_uppercase()),
+        "the presented certificate's fingerprint {} is named: {message}",
+        sim.thumbprint_sha256
+    );
+    assert!(message.contains("`cacert`"), "{message}");
 
     let mut cfg = config(&sim);
     cfg.trust = TlsTrust::Thumbprint(sim.thumbprint_sha256.clone());

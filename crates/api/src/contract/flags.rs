@@ -64,6 +64,7 @@ pub const STORAGE_SKIP_SSL_VERIFICATION: Flag = Flag::env(
     "storage-skip-ssl-verification",
     "STORAGE_SKIP_SSL_VERIFICATION",
 );
+pub const STORAGE_CA_CERT: Flag = Flag::env("storage-ca-cert", "STORAGE_CA_CERT");
 pub const STORAGE_HTTP_TIMEOUT_SECONDS: Flag = Flag::env(
     "storage-http-timeout-seconds",
     "STORAGE_HTTP_TIMEOUT_SECONDS",
@@ -117,6 +118,7 @@ pub const ALL: &[Flag] = &[
     STORAGE_PASSWORD,
     STORAGE_TOKEN,
     STORAGE_SKIP_SSL_VERIFICATION,
+    STORAGE_CA_CERT,
     STORAGE_HTTP_TIMEOUT_SECONDS,
     PURE_CLUSTER_PREFIX,
     POWERFLEX_SYSTEM_ID,
