@@ -7,14 +7,13 @@
 #   kube       etcd + kube-apiserver + kube-controller-manager 1.20.2 built from Debian's kubernetes source package,
 #              started once by `start` and shared by all tests
 #   pyvmomi    a Python venv with pyvmomi, for cross-checking our SOAP client against VMware's own bindings
-#   vendorclients-pure
-#              a Python venv with Pure Storage's py-pure-client, for checking the lab's FlashArray facade
-#              against the vendor's own client
-#   vendorclients-powerstore
-#              a Python venv with Dell's PyPowerStore, for checking the lab's PowerStore facade against the
-#              vendor's own client
+#   vendorclients-<vendor>
+#              a Python venv per vendor with the vendor's own client library (netapp-ontap, py-pure-client,
+#              PyPowerStore, PyU4V, PyPowerFlex, infinisdk, python-3parclient; `vendorclients-ansible` holds the
+#              ansible package whose collections carry the FlashSystem and Vantara REST clients), for checking
+#              the lab's array facades against clients nobody here wrote; `vendorclients` installs them all
 #
-# Usage: scripts/peers.sh install [all|vcsim|govc|sshd|kube|pyvmomi|esxi-tools|vendorclients-pure|vendorclients-powerstore]...
+# Usage: scripts/peers.sh install [all|vcsim|govc|sshd|kube|pyvmomi|esxi-tools|vendorclients|vendorclients-<vendor>]...
 #        scripts/peers.sh start | stop | status | env
 #
 # Needs root for apt-get (only when packages are missing) and for the default cache directory.
@@ -232,6 +231,9 @@ pyvmomi_dir() { echo "$CACHE/pyvmomi-$PYVMOMI_VERSION"; }
 # The marker is written last: a venv without it is a half-finished install and is rebuilt.
 install_venv() {
     local name=$1 dir=$2 requirement=$3 module=$4
+    shift 4
+    # Any further arguments are requirements the package needs but does not declare.
+    local extra=("$@")
     ensure_packages "${APT_PYVMOMI[@]}"
     if [ -f "$dir/venv/.complete" ] && "$dir/venv/bin/python" -c "import $module" 2>/dev/null; then
         log "$name: cached at $dir/venv"
@@ -240,8 +242,8 @@ install_venv() {
     rm -rf "$dir/venv"
     mkdir -p "$dir"
     timed "$name: python3 -m venv" python3 -m venv "$dir/venv"
-    timed "$name: pip install $requirement" \
-        "$dir/venv/bin/python" -m pip install -q --disable-pip-version-check "$requirement"
+    timed "$name: pip install $requirement ${extra[*]}" \
+        "$dir/venv/bin/python" -m pip install -q --disable-pip-version-check "$requirement" "${extra[@]}"
     "$dir/venv/bin/python" -c "import $module" || die "$name installed but 'import $module' fails"
     touch "$dir/venv/.complete"
     log "$name: installed $dir/venv"
@@ -253,34 +255,52 @@ install_pyvmomi() {
 
 # ---------------------------------------------------------------------------------------------------- vendor clients
 
-pure_client_dir() { echo "$CACHE/vendorclients-py-pure-client-$PY_PURE_CLIENT_VERSION"; }
+# The vendors' own client libraries, one pinned venv each: <install target> <pip name> <versions.env key> <module
+# the import check loads> [<undeclared dependency>==<version> ...]. co-testpeers
+# (crates/testpeers/src/vendor_clients.rs) holds the same table.
+VENDOR_CLIENTS=(
+    "vendorclients-ontap netapp-ontap NETAPP_ONTAP_VERSION netapp_ontap.resources"
+    "vendorclients-pure py-pure-client PY_PURE_CLIENT_VERSION pypureclient.flasharray"
+    "vendorclients-powerstore PyPowerStore PYPOWERSTORE_VERSION PyPowerStore.powerstore_conn"
+    "vendorclients-powermax PyU4V PYU4V_VERSION PyU4V"
+    "vendorclients-powerflex PyPowerFlex PYPOWERFLEX_VERSION PyPowerFlex"
+    "vendorclients-infinibox infinisdk INFINISDK_VERSION infinisdk"
+    "vendorclients-primera3par python-3parclient PYTHON_3PARCLIENT_VERSION hpe3parclient.client requests==2.32.3 paramiko==3.5.0 eventlet==0.36.1"
+    "vendorclients-ansible ansible ANSIBLE_VERSION ansible_collections.ibm.storage_virtualize"
+)
 
-install_pure_client() {
-    install_venv py-pure-client "$(pure_client_dir)" "py-pure-client==$PY_PURE_CLIENT_VERSION" pypureclient.flasharray
+vendor_client_row() {
+    local target=$1 row
+    for row in "${VENDOR_CLIENTS[@]}"; do
+        [ "${row%% *}" = "$target" ] && echo "$row" && return 0
+    done
+    return 1
 }
 
-# ---------------------------------------------------------------------------------------------------- PyPowerStore
+# <cache>/vendorclients-<pip name>-<version>
+vendor_client_targets() {
+    local row
+    for row in "${VENDOR_CLIENTS[@]}"; do printf '%s ' "${row%% *}"; done
+}
 
-powerstore_client_dir() { echo "$CACHE/vendorclients-PyPowerStore-$PYPOWERSTORE_VERSION"; }
+vendor_client_dir() {
+    local _target pip key _module
+    read -r _target pip key _module <<<"$(vendor_client_row "$1")"
+    echo "$CACHE/vendorclients-$pip-${!key}"
+}
 
-install_powerstore_client() {
-    ensure_packages "${APT_PYVMOMI[@]}"
-    local dir
-    dir=$(powerstore_client_dir)
-    # The marker is written last: a venv without it is a half-finished install and is rebuilt.
-    if [ -f "$dir/venv/.complete" ] && "$dir/venv/bin/python" -c 'import PyPowerStore.powerstore_conn' 2>/dev/null; then
-        log "PyPowerStore: cached at $dir/venv"
-        return 0
-    fi
-    rm -rf "$dir/venv"
-    mkdir -p "$dir"
-    timed "PyPowerStore: python3 -m venv" python3 -m venv "$dir/venv"
-    timed "PyPowerStore: pip install PyPowerStore==$PYPOWERSTORE_VERSION" \
-        "$dir/venv/bin/python" -m pip install -q --disable-pip-version-check "PyPowerStore==$PYPOWERSTORE_VERSION"
-    "$dir/venv/bin/python" -c 'import PyPowerStore.powerstore_conn' ||
-        die "PyPowerStore installed but 'import PyPowerStore.powerstore_conn' fails"
-    touch "$dir/venv/.complete"
-    log "PyPowerStore: installed $dir/venv"
+install_vendor_client() {
+    local target pip key module extra
+    read -r target pip key module extra <<<"$(vendor_client_row "$1")"
+    # shellcheck disable=SC2086 # the undeclared dependencies are separate pip arguments
+    install_venv "$pip" "$(vendor_client_dir "$target")" "$pip==${!key}" "$module" $extra
+}
+
+install_vendor_clients() {
+    local row
+    for row in "${VENDOR_CLIENTS[@]}"; do
+        install_vendor_client "${row%% *}"
+    done
 }
 
 # ---------------------------------------------------------------------------------------------------- esxi tools
@@ -315,8 +335,7 @@ cmd_install() {
             install_govc
             install_sshd
             install_pyvmomi
-            install_pure_client
-            install_powerstore_client
+            install_vendor_clients
             install_esxi_tools
             install_kube
             ;;
@@ -326,9 +345,12 @@ cmd_install() {
         sshd) install_sshd ;;
         kube) install_kube ;;
         pyvmomi) install_pyvmomi ;;
-        vendorclients-pure) install_pure_client ;;
-        vendorclients-powerstore) install_powerstore_client ;;
-        *) die "unknown install target '$t' (expected all, vcsim, govc, sshd, kube, pyvmomi, esxi-tools, vendorclients-pure or vendorclients-powerstore)" ;;
+        vendorclients) install_vendor_clients ;;
+        vendorclients-*)
+            vendor_client_row "$t" >/dev/null || die "unknown vendor client '$t' (expected one of: $(vendor_client_targets))"
+            install_vendor_client "$t"
+            ;;
+        *) die "unknown install target '$t' (expected all, vcsim, govc, sshd, kube, pyvmomi, esxi-tools, vendorclients or one of: $(vendor_client_targets))" ;;
         esac
     done
 }
@@ -478,8 +500,11 @@ cmd_status() {
     printf '%-26s %s\n' govc "$( [ -x "$(govc_dir 2>/dev/null)/govc" ] && echo "installed: $(govc_dir)/govc" || echo 'not installed (scripts/peers.sh install govc)')"
     printf '%-26s %s\n' sshd "$( [ -x /usr/sbin/sshd ] && echo 'installed: /usr/sbin/sshd' || echo 'not installed (scripts/peers.sh install sshd)')"
     printf '%-26s %s\n' pyvmomi "$( [ -f "$(pyvmomi_dir)/venv/.complete" ] && echo "installed: $(pyvmomi_dir)/venv/bin/python" || echo 'not installed (scripts/peers.sh install pyvmomi)')"
-    printf '%-26s %s\n' vendorclients-pure "$( [ -f "$(pure_client_dir)/venv/.complete" ] && echo "installed: $(pure_client_dir)/venv/bin/python" || echo 'not installed (scripts/peers.sh install vendorclients-pure)')"
-    printf '%-26s %s\n' vendorclients-powerstore "$( [ -f "$(powerstore_client_dir)/venv/.complete" ] && echo "installed: $(powerstore_client_dir)/venv/bin/python" || echo 'not installed (scripts/peers.sh install vendorclients-powerstore)')"
+    local row target
+    for row in "${VENDOR_CLIENTS[@]}"; do
+        target=${row%% *}
+        printf '%-26s %s\n' "$target" "$( [ -f "$(vendor_client_dir "$target")/venv/.complete" ] && echo "installed: $(vendor_client_dir "$target")/venv/bin/python" || echo "not installed (scripts/peers.sh install $target)")"
+    done
     printf '%-26s %s\n' kube-binaries "$( [ -x "$(kube_dir)/bin/kube-apiserver" ] && echo "installed: $(kube_dir)/bin" || echo 'not installed (scripts/peers.sh install kube)')"
     local running=0
     for name in etcd kube-apiserver kube-controller-manager; do
@@ -520,7 +545,7 @@ main() {
     status) cmd_status ;;
     env) cmd_env ;;
     *)
-        echo "usage: $0 install [all|vcsim|govc|sshd|kube|pyvmomi|esxi-tools|vendorclients-pure|vendorclients-powerstore]... | start | stop | status | env" >&2
+        echo "usage: $0 install [all|vcsim|govc|sshd|kube|pyvmomi|esxi-tools|vendorclients|vendorclients-<vendor>]... | start | stop | status | env" >&2
         exit 2
         ;;
     esac

@@ -38,12 +38,9 @@ async fn serve_https(router: axum::Router) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pypowerstore_drives_every_operation_the_plugin_uses() {
-    let python = co_testpeers::python_with_pypowerstore().unwrap_or_else(|e| {
-        panic!(
-            "PyPowerStore is required for this test: {e:#} (install: `{}`)",
-            co_testpeers::PYPOWERSTORE_INSTALL
-        )
-    });
+    let python = co_testpeers::VendorClient::PyPowerStore
+        .python()
+        .unwrap_or_else(|e| panic!("PyPowerStore is required for this test: {e:#}"));
     let dir = tempfile::tempdir().unwrap();
     let san = San::new(dir.path());
     san.add_array(ARRAY, ArrayVendor::PowerStore).unwrap();

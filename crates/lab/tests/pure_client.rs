@@ -17,7 +17,9 @@ const ESX_WWN: &str = "21:00:00:25:b5:00:00:09";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn py_pure_client_drives_every_operation_the_plugin_uses() {
-    let python = co_testpeers::python_with_pure_client().unwrap_or_else(|e| panic!("{e:#}"));
+    let python = co_testpeers::VendorClient::PyPureClient
+        .python()
+        .unwrap_or_else(|e| panic!("py-pure-client is required for this test: {e:#}"));
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let san = San::new(dir.path());

@@ -2,9 +2,9 @@
 //! (`peers/versions.env`), the build cache and the runtime state directory, with the same environment
 //! overrides and defaults as the script.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 
 /// The version pins, compiled in so that a pin change rebuilds this crate and moves the cache keys.
 const VERSIONS_ENV: &str = include_str!("../../../peers/versions.env");
@@ -31,39 +31,6 @@ pub(crate) fn env_path(name: &str) -> Option<PathBuf> {
     std::env::var_os(name)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-}
-
-/// The interpreter `$<variable>` names, if set; an error naming `install` when it does not exist.
-pub(crate) fn python_from_env(variable: &str, install: &str) -> anyhow::Result<Option<PathBuf>> {
-    let Some(python) = env_path(variable) else {
-        return Ok(None);
-    };
-    if !python.is_file() {
-        bail!(
-            "{variable}={} does not exist: unset it or run `{install}`",
-            python.display()
-        );
-    }
-    Ok(Some(python))
-}
-
-/// The interpreter of the venv `scripts/peers.sh` made at `<cache>/<dir>/venv`; an error naming
-/// `install` until the script has marked the venv complete (it does so only after the import
-/// check passed).
-pub(crate) fn cached_venv_python(
-    cache: &Path,
-    dir: &str,
-    what: &str,
-    install: &str,
-) -> anyhow::Result<PathBuf> {
-    let venv = cache.join(dir).join("venv");
-    if !venv.join(".complete").is_file() {
-        bail!(
-            "{what} venv not found at {}: run `{install}`",
-            venv.display()
-        );
-    }
-    Ok(venv.join("bin/python"))
 }
 
 /// The value of `key` in `peers/versions.env`.

@@ -10,7 +10,7 @@ const VENV: PinnedVenv = PinnedVenv {
     dir_prefix: "pyvmomi",
     version_key: "PYVMOMI_VERSION",
     what: "pyvmomi",
-    install: "scripts/peers.sh install pyvmomi",
+    install_target: "pyvmomi",
 };
 
 /// A `python3` that can `import pyVmomi`: `$COPY_OFFLOAD_PYVMOMI_PYTHON`, or the pinned venv

@@ -1,4 +1,4 @@
-//! The Python venvs `scripts/peers.sh` builds for vendor libraries (pyvmomi, py-pure-client):
+//! The Python venvs `scripts/peers.sh` builds for client libraries (pyvmomi, the vendors' clients):
 //! where each one's interpreter is, and what to run when it is missing.
 
 use std::path::{Path, PathBuf};
@@ -16,11 +16,15 @@ pub(crate) struct PinnedVenv {
     pub version_key: &'static str,
     /// What the venv holds, for messages.
     pub what: &'static str,
-    /// The command that builds it.
-    pub install: &'static str,
+    /// The `scripts/peers.sh install` target that builds it.
+    pub install_target: &'static str,
 }
 
 impl PinnedVenv {
+    fn install_command(&self) -> String {
+        format!("scripts/peers.sh install {}", self.install_target)
+    }
+
     /// The venv's `python`: `$<env>` when set, else the cached venv once complete.
     pub fn python(&self) -> anyhow::Result<PathBuf> {
         if let Some(python) = env_path(self.env) {
@@ -29,7 +33,7 @@ impl PinnedVenv {
                     "{}={} does not exist: unset it or run `{}`",
                     self.env,
                     python.display(),
-                    self.install
+                    self.install_command()
                 );
             }
             return Ok(python);
@@ -47,7 +51,7 @@ impl PinnedVenv {
                 "{} venv not found at {}: run `{}`",
                 self.what,
                 venv.display(),
-                self.install
+                self.install_command()
             );
         }
         Ok(venv.join("bin/python"))
