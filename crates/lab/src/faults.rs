@@ -19,7 +19,9 @@ pub struct FaultRule {
     /// Delay before the call is served.
     #[serde(default)]
     pub latency_ms: u64,
-    /// When set, the call fails with this message (in the protocol's native error form).
+    /// When set, the call fails with this message (in the protocol's native error form). At an
+    /// array site a message that starts with an HTTP status and a space (`401 session expired`)
+    /// is answered with that status; any other message with 503.
     #[serde(default)]
     pub error: Option<String>,
     /// How many calls the error applies to; unlimited when absent. Latency always applies.
@@ -42,6 +44,18 @@ impl FaultRule {
 pub struct InjectedFault {
     pub site: String,
     pub message: String,
+}
+
+impl InjectedFault {
+    /// The HTTP status an array endpoint answers this fault with: the status the message starts
+    /// with, else 503 (busy).
+    pub fn http_status(&self) -> u16 {
+        self.message
+            .split_once(' ')
+            .and_then(|(code, _)| code.parse::<u16>().ok())
+            .filter(|code| (400..600).contains(code))
+            .unwrap_or(503)
+    }
 }
 
 /// One call a lab endpoint served while call recording was on.
@@ -173,6 +187,19 @@ mod tests {
             error: error.map(Into::into),
             times,
         }
+    }
+
+    #[test]
+    fn an_array_fault_is_answered_with_the_status_its_message_starts_with() {
+        let fault = |message: &str| InjectedFault {
+            site: "array:a1:GET /x".into(),
+            message: message.into(),
+        };
+        assert_eq!(fault("401 session expired").http_status(), 401);
+        assert_eq!(fault("429 slow down").http_status(), 429);
+        assert_eq!(fault("busy").http_status(), 503);
+        assert_eq!(fault("200 fine").http_status(), 503, "never a success");
+        assert_eq!(fault("4010 odd").http_status(), 503);
     }
 
     #[test]

@@ -220,7 +220,8 @@ async fn array_faults(
     match faults.apply(&site).await {
         Ok(()) => next.run(request).await,
         Err(injected) => (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::http::StatusCode::from_u16(injected.http_status())
+                .unwrap_or(axum::http::StatusCode::SERVICE_UNAVAILABLE),
             injected.message,
         )
             .into_response(),

@@ -56,6 +56,12 @@ pub trait ArrayFacade: Send + Sync {
 
     /// The vendor's own `populate` flags for `array` (e.g. the SVM).
     fn vendor_flags(&self, array: &ArrayEndpoint) -> Vec<(Flag, String)>;
+
+    /// Whether the API works by sessions (a login whose token can expire mid-run, and a client
+    /// that logs in again once when it does) rather than credentials on every request.
+    fn has_sessions(&self) -> bool {
+        true
+    }
 }
 
 /// The facade of `vendor` (the vendor list of the rig: one line per vendor).

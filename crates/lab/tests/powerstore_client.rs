@@ -133,4 +133,8 @@ async fn pypowerstore_drives_every_operation_the_plugin_uses() {
     let mappings = san.mappings(ARRAY);
     assert_eq!(mappings.len(), 1);
     assert_eq!(mappings[0].group, "ocp-worker-1");
+    co_testpeers::vendor_matrix::record(
+        "powerstore",
+        co_testpeers::vendor_matrix::Cell::VendorClient,
+    );
 }

@@ -150,4 +150,8 @@ async fn py_pure_client_drives_every_operation_the_plugin_uses() {
     assert!(san.mappings(ARRAY).is_empty());
     assert!(san.groups(ARRAY).is_empty());
     assert_eq!(array.open_sessions(), 0, "the library logs out at exit");
+    co_testpeers::vendor_matrix::record(
+        "pureFlashArray",
+        co_testpeers::vendor_matrix::Cell::VendorClient,
+    );
 }

@@ -1,6 +1,6 @@
 //! The copy engine end to end against the lab: VMDK via XCOPY with the VIB and the SSH executor,
-//! RDM and vVol disks via XCOPY on ONTAP, bytes verified, and the array, host and datastore left
-//! exactly as found.
+//! bytes verified, and the array, host and datastore left exactly as found (RDM and vVol disks,
+//! per vendor: `e2e_vendors.rs`).
 
 mod e2e_support;
 
@@ -208,95 +208,6 @@ async fn a_target_smaller_than_the_disk_is_never_mapped() {
         before,
         "array left as found"
     );
-}
-
-/// An RDM source disk on an array without an array-side copy (ONTAP) takes the XCOPY path: the
-/// RDM's LUN is cloned by vmkfstools into the target like any disk.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_rdm_disk_on_ontap_is_copied_through_xcopy() {
-    let mut scenario = co_lab::scenario::Scenario::default_embedded();
-    scenario.vms.push(co_lab::scenario::VmSpec {
-        name: "vm-rdm".into(),
-        host: scenario.hosts[0].name.clone(),
-        disks: vec![co_lab::scenario::DiskSpec {
-            datastore: "ds1".into(),
-            size_mib: 64,
-            rdm_array: Some(e2e_support::ARRAY.into()),
-            vvol: false,
-        }],
-    });
-    let rig = LabRig::start_with(scenario).await;
-    rig.target_volume("trident_pvc_rdm", 64 * MIB);
-    let files_before = rig.vm_files("vm-rdm");
-    let mut args = rig.args("trident_pvc_rdm");
-    args.source_vmdk = Some("[ds1] vm-rdm/vm-rdm.vmdk".into());
-    args.source_vm_id = Some("vm-rdm".into());
-    let summary = run_with(rig.config(&args), rig.options("rdm")).await;
-    assert_eq!(summary.exit_code, ExitCode::Success, "{:?}", summary.error);
-    assert_eq!(
-        summary.report.unwrap().clone_method,
-        co_populator::metrics::CloneMethodLabel::Vib
-    );
-    let rdm_lun = rig
-        .lab
-        .san
-        .volume(e2e_support::ARRAY, "rdm-vm-rdm-0")
-        .unwrap();
-    let source = std::fs::read(rdm_lun.backing_path).unwrap();
-    rig.assert_copied_from(&source, "trident_pvc_rdm");
-    rig.assert_clean("trident_pvc_rdm");
-    assert_eq!(
-        rig.vm_files("vm-rdm"),
-        files_before,
-        "no RDM descriptor left"
-    );
-}
-
-/// A vVol source disk on ONTAP, which has no vVol array copy, takes the XCOPY path: vmkfstools
-/// clones the disk's files like a flat VMDK's, and nothing is left behind.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_vvol_disk_on_ontap_is_copied_through_xcopy() {
-    let mut scenario = co_lab::scenario::Scenario::default_embedded();
-    scenario.vms.push(co_lab::scenario::VmSpec {
-        name: "vm-vvol".into(),
-        host: scenario.hosts[0].name.clone(),
-        disks: vec![co_lab::scenario::DiskSpec {
-            datastore: "ds1".into(),
-            size_mib: 64,
-            rdm_array: None,
-            vvol: true,
-        }],
-    });
-    let rig = LabRig::start_with(scenario).await;
-    rig.target_volume("trident_pvc_vvol", 64 * MIB);
-    let files_before = rig.vm_files("vm-vvol");
-    let mut args = rig.args("trident_pvc_vvol");
-    args.source_vmdk = Some("[ds1] vm-vvol/vm-vvol.vmdk".into());
-    args.source_vm_id = Some("vm-vvol".into());
-    let summary = run_with(rig.config(&args), rig.options("vvol")).await;
-    assert_eq!(summary.exit_code, ExitCode::Success, "{:?}", summary.error);
-    let report = summary.report.unwrap();
-    // The vvol label would mean an array-side copy; ONTAP offers none, so the VIB's XCOPY clone ran.
-    assert_eq!(
-        report.clone_method,
-        co_populator::metrics::CloneMethodLabel::Vib
-    );
-    assert!(report.xcopy_used, "the clone was offloaded with XCOPY");
-    let phases: Vec<_> = report.phases.iter().map(|(phase, _)| *phase).collect();
-    assert!(
-        phases.contains(&co_populator::copy::Phase::Clone)
-            && !phases.contains(&co_populator::copy::Phase::ArrayCopy),
-        "{phases:?}"
-    );
-    let source = std::fs::read(
-        rig.lab
-            .datastore_dir("ds1")
-            .join("vm-vvol/vm-vvol-flat.vmdk"),
-    )
-    .unwrap();
-    rig.assert_copied_from(&source, "trident_pvc_vvol");
-    rig.assert_clean("trident_pvc_vvol");
-    assert_eq!(rig.vm_files("vm-vvol"), files_before, "no clone file left");
 }
 
 /// A failure while the clone runs (the host's esxcli stops answering a poll) still aborts the

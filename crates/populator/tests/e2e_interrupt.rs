@@ -1,18 +1,21 @@
-//! Interruptions against the lab: SIGTERM (the run's cancellation token, as the signal handler
-//! cancels it) in each phase aborts and cleans everything; SIGKILL (the run dropped mid-phase,
-//! nothing more runs) leaves a journal from which the re-run undoes the leftovers — including a
-//! clone still running on the host — and then copies correctly. Never two clones on one LUN. The
-//! real binary killed with `kill -9` is covered by `crates/cli/tests/populate_sigkill.rs`.
+//! Interruptions against the lab, for every vendor: SIGTERM (the run's cancellation token, as the
+//! signal handler cancels it) in each phase aborts and cleans everything; SIGKILL (the run dropped
+//! mid-phase, nothing more runs) leaves a journal from which the re-run undoes the leftovers —
+//! including a clone still running on the host — and then copies correctly. Never two clones on
+//! one LUN, and the array holds nothing afterwards that it did not hold before. The real binary
+//! killed with `kill -9` is covered by `crates/cli/tests/populate_sigkill.rs`.
 
 mod e2e_support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use co_lab::scenario::VendorSpec;
 use co_populator::copy::Phase;
 use co_populator::exit::ExitCode;
 use co_populator::run::run_with;
-use e2e_support::{LabRig, MIB};
+use co_testpeers::vendor_matrix::{Cell, record};
+use e2e_support::{LabRig, MIB, VENDORS, scenario_for};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -25,9 +28,8 @@ const PHASES: [Phase; 6] = [
     Phase::Clone,
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_in_each_phase_cleans_up_and_the_rerun_copies() {
-    let rig = LabRig::start().await;
+async fn sigterm_in_each_phase_cleans_up_and_the_rerun_copies(vendor: VendorSpec) {
+    let rig = LabRig::start_with(scenario_for(vendor)).await;
     for phase in PHASES {
         let flexvol = format!("trident_pvc_term_{}", phase.as_str());
         rig.target_volume(&flexvol, 64 * MIB);
@@ -43,7 +45,7 @@ async fn sigterm_in_each_phase_cleans_up_and_the_rerun_copies() {
         assert_eq!(
             summary.exit_code,
             ExitCode::Cancelled,
-            "SIGTERM in {phase:?}: {:?}",
+            "{vendor:?}: SIGTERM in {phase:?}: {:?}",
             summary.error
         );
         rig.assert_clean(&flexvol);
@@ -55,17 +57,17 @@ async fn sigterm_in_each_phase_cleans_up_and_the_rerun_copies() {
         assert_eq!(
             rerun.exit_code,
             ExitCode::Success,
-            "re-run after {phase:?}: {:?}",
+            "{vendor:?}: re-run after {phase:?}: {:?}",
             rerun.error
         );
         rig.assert_copied(&flexvol);
         rig.assert_clean(&flexvol);
     }
+    record(rig.rig().facade().product(), Cell::FaultSigterm);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_in_each_phase_is_undone_by_the_rerun() {
-    let rig = LabRig::start().await;
+async fn sigkill_in_each_phase_is_undone_by_the_rerun(vendor: VendorSpec) {
+    let rig = LabRig::start_with(scenario_for(vendor)).await;
     let host = rig.lab.hosts[0].sim.clone();
     for phase in [Phase::Map, Phase::Discover, Phase::Verify, Phase::Clone] {
         let flexvol = format!("trident_pvc_kill_{}", phase.as_str());
@@ -100,17 +102,58 @@ async fn sigkill_in_each_phase_is_undone_by_the_rerun() {
             assert!(!host.task_ids().is_empty(), "the clone task is running");
         }
         run.abort();
-        assert!(run.await.unwrap_err().is_cancelled(), "killed in {phase:?}");
+        assert!(
+            run.await.unwrap_err().is_cancelled(),
+            "{vendor:?}: killed in {phase:?}"
+        );
         rig.lab.faults.clear();
 
         let rerun = run_with(config, rig.options(&flexvol)).await;
         assert_eq!(
             rerun.exit_code,
             ExitCode::Success,
-            "re-run after SIGKILL in {phase:?}: {:?}",
+            "{vendor:?}: re-run after SIGKILL in {phase:?}: {:?}",
             rerun.error
         );
         rig.assert_copied(&flexvol);
         rig.assert_clean(&flexvol);
+    }
+    record(rig.rig().facade().product(), Cell::FaultSigkill);
+}
+
+/// One test per vendor and kind of interruption, so the vendors run side by side.
+macro_rules! interrupted_in_each_phase {
+    ($($module:ident => $vendor:expr),* $(,)?) => {$(
+        mod $module {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sigterm_in_each_phase_cleans_up_and_the_rerun_copies() {
+                super::sigterm_in_each_phase_cleans_up_and_the_rerun_copies($vendor).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sigkill_in_each_phase_is_undone_by_the_rerun() {
+                super::sigkill_in_each_phase_is_undone_by_the_rerun($vendor).await;
+            }
+        }
+    )*};
+}
+
+interrupted_in_each_phase! {
+    ontap => VendorSpec::Ontap,
+    pure_flash_array => VendorSpec::PureFlashArray,
+    powerstore => VendorSpec::PowerStore,
+}
+
+/// A vendor added to the end-to-end list gets its interruption tests here too.
+#[test]
+fn every_vendor_of_the_end_to_end_list_is_interrupted_here() {
+    let source = include_str!("e2e_interrupt.rs");
+    for vendor in VENDORS {
+        assert!(
+            source.contains(&format!("=> VendorSpec::{vendor:?},")),
+            "add `{vendor:?}` to interrupted_in_each_phase!"
+        );
     }
 }

@@ -1,30 +1,21 @@
 //! Every storage vendor with a plugin, end to end in the lab through the one rig: the lab's array
 //! speaks that vendor's REST API, the target is the volume that vendor's CSI driver would have made
 //! for the PVC, and the copy runs through VIB and through SSH. The bytes arrive, and the array and
-//! the hosts are left as found. RDM disks go through the array's own copy where it has one.
+//! the hosts are left as found. RDM and vVol disks go through the array's own copy where the
+//! vendor has one, and through XCOPY otherwise; the test records which (the README's vendor table).
 
 mod e2e_support;
 
-use co_lab::scenario::{Scenario, VendorSpec};
+use co_lab::scenario::VendorSpec;
+use co_populator::copy::Phase;
 use co_populator::exit::ExitCode;
 use co_populator::journal::CleanupStep;
-use co_populator::run::run_with;
-use e2e_support::{LabRig, MIB};
+use co_populator::run::{RunSummary, run_with};
+use co_testpeers::vendor_matrix::{Cell, record};
+use e2e_support::{LabRig, MIB, VENDORS, scenario_for};
 
-const VENDORS: [VendorSpec; 3] = [
-    VendorSpec::Ontap,
-    VendorSpec::PureFlashArray,
-    VendorSpec::PowerStore,
-];
-
-fn scenario(vendor: VendorSpec) -> Scenario {
-    let mut scenario = Scenario::default_embedded();
-    scenario.arrays[0].vendor = vendor;
-    scenario
-}
-
-async fn copy_with(vendor: VendorSpec, ssh: bool) {
-    let rig = LabRig::start_with(scenario(vendor)).await;
+async fn copy_a_vmdk(vendor: VendorSpec, ssh: bool) {
+    let rig = LabRig::start_with(scenario_for(vendor)).await;
     let name = if ssh { "pvc_ssh" } else { "pvc_vib" };
     rig.target_volume(name, 64 * MIB);
     let mut args = rig.args(name);
@@ -41,38 +32,140 @@ async fn copy_with(vendor: VendorSpec, ssh: bool) {
     );
     rig.assert_copied(name);
     rig.assert_clean(name);
+    let product = rig.rig().facade().product();
+    record(product, if ssh { Cell::VmdkSsh } else { Cell::VmdkVib });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_vendor_copies_a_vmdk_through_vib_and_ssh() {
-    for vendor in VENDORS {
-        copy_with(vendor, false).await;
-        copy_with(vendor, true).await;
+/// How the run copied: by the array itself (journaled as a copy session and ended at cleanup),
+/// or by XCOPY on the host.
+fn copied_how(summary: &RunSummary, vendor: VendorSpec) -> &'static str {
+    let report = summary.report.as_ref().expect("a successful run reports");
+    let phases: Vec<Phase> = report.phases.iter().map(|(phase, _)| *phase).collect();
+    if phases.contains(&Phase::ArrayCopy) {
+        assert!(
+            summary
+                .cleanup
+                .iter()
+                .any(|step| matches!(step, CleanupStep::EndArrayCopy { .. })),
+            "{vendor:?}: the array copy session was journaled and ended: {:?}",
+            summary.cleanup
+        );
+        "array copy"
+    } else {
+        assert!(
+            phases.contains(&Phase::Clone) && report.xcopy_used,
+            "{vendor:?}: neither an array copy nor an XCOPY clone: {phases:?}"
+        );
+        "XCOPY"
     }
 }
 
-/// Pure copies an RDM disk on the array itself: the copy session is journaled before it starts
-/// and ended at cleanup, and the bytes are the RDM volume's.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pure_copies_an_rdm_disk_on_the_array() {
-    let mut scenario = scenario(VendorSpec::PureFlashArray);
+async fn copy_an_rdm_disk(vendor: VendorSpec) {
+    let mut scenario = scenario_for(vendor);
     let array = scenario.arrays[0].name.clone();
     scenario.vms[0].disks[0].rdm_array = Some(array.clone());
     let rig = LabRig::start_with(scenario).await;
     rig.target_volume("pvc_rdm", 64 * MIB);
+    let files_before = rig.vm_files("vm-1");
     let summary = run_with(rig.config(&rig.args("pvc_rdm")), rig.options("pvc_rdm")).await;
-    assert_eq!(summary.exit_code, ExitCode::Success, "{:?}", summary.error);
-    assert!(
-        summary
-            .cleanup
-            .iter()
-            .any(|step| matches!(step, CleanupStep::EndArrayCopy { .. })),
-        "the array copy session was journaled and ended: {:?}",
-        summary.cleanup
+    assert_eq!(
+        summary.exit_code,
+        ExitCode::Success,
+        "{vendor:?}: {:?}",
+        summary.error
     );
+    let how = copied_how(&summary, vendor);
     let source = rig.lab.san.volume(&array, "rdm-vm-1-0").unwrap();
     let bytes = std::fs::read(source.backing_path).unwrap();
     rig.assert_copied_from(&bytes[..(64 * MIB) as usize], "pvc_rdm");
     let left = rig.rig().leftovers(&[&rig.target("pvc_rdm")]);
-    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(left.is_empty(), "{vendor:?}: left behind: {left:?}");
+    assert_eq!(rig.vm_files("vm-1"), files_before, "no RDM descriptor left");
+    record(rig.rig().facade().product(), Cell::Rdm(how));
+}
+
+async fn copy_a_vvol_disk(vendor: VendorSpec) {
+    let mut scenario = scenario_for(vendor);
+    scenario.vms[0].disks[0].vvol = true;
+    let rig = LabRig::start_with(scenario).await;
+    rig.target_volume("pvc_vvol", 64 * MIB);
+    let summary = run_with(rig.config(&rig.args("pvc_vvol")), rig.options("pvc_vvol")).await;
+    assert_eq!(
+        summary.exit_code,
+        ExitCode::Success,
+        "{vendor:?}: {:?}",
+        summary.error
+    );
+    let how = copied_how(&summary, vendor);
+    rig.assert_copied("pvc_vvol");
+    rig.assert_clean("pvc_vvol");
+    record(rig.rig().facade().product(), Cell::Vvol(how));
+}
+
+/// One test per vendor and kind of disk, so the vendors run side by side.
+macro_rules! every_kind_of_disk {
+    ($($module:ident => $vendor:expr),* $(,)?) => {$(
+        mod $module {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn copies_a_vmdk_through_the_vib() {
+                copy_a_vmdk($vendor, false).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn copies_a_vmdk_through_ssh() {
+                copy_a_vmdk($vendor, true).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn copies_an_rdm_disk() {
+                copy_an_rdm_disk($vendor).await;
+            }
+
+        }
+    )*};
+}
+
+/// vVol disks, for the vendors whose vVols the lab models: as a flat disk whose backing carries a
+/// `backingObjectId` (what XCOPY needs). A vendor with a vVol array copy also needs the vVol as a
+/// volume of its array, which the lab does not model yet for Pure: the README's table shows that
+/// cell unproven.
+macro_rules! vvol_disks {
+    ($($module:ident => $vendor:expr),* $(,)?) => {$(
+        mod $module {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn copies_a_vvol_disk() {
+                copy_a_vvol_disk($vendor).await;
+            }
+        }
+    )*};
+}
+
+every_kind_of_disk! {
+    ontap => VendorSpec::Ontap,
+    pure_flash_array => VendorSpec::PureFlashArray,
+    powerstore => VendorSpec::PowerStore,
+}
+
+mod vvol {
+    use super::*;
+
+    vvol_disks! {
+        ontap => VendorSpec::Ontap,
+        powerstore => VendorSpec::PowerStore,
+    }
+}
+
+#[test]
+fn every_vendor_of_the_end_to_end_list_is_copied_here() {
+    let source = include_str!("e2e_vendors.rs");
+    for vendor in VENDORS {
+        assert!(
+            source.contains(&format!("=> VendorSpec::{vendor:?},")),
+            "add `{vendor:?}` to every_kind_of_disk!"
+        );
+    }
 }

@@ -791,6 +791,7 @@ async fn every_request_matches_an_ontap_operation_and_its_models() {
             "{expected} exercised; saw {seen_operations:?}"
         );
     }
+    co_testpeers::vendor_matrix::record("ontap", co_testpeers::vendor_matrix::Cell::Contract);
 }
 
 /// Round trips per step, so a change that adds array calls is a visible decision.

@@ -1085,6 +1085,7 @@ async fn every_request_matches_a_powerstore_operation_and_its_models() {
             "{expected} exercised; saw {seen:?}"
         );
     }
+    co_testpeers::vendor_matrix::record("powerstore", co_testpeers::vendor_matrix::Cell::Contract);
 }
 
 /// The facade serves only operations the definition has.

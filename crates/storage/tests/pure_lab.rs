@@ -745,6 +745,10 @@ async fn every_request_matches_the_flasharray_openapi_definition() {
         })
         .collect();
     assert!(failures.is_empty(), "{failures:#?}");
+    co_testpeers::vendor_matrix::record(
+        "pureFlashArray",
+        co_testpeers::vendor_matrix::Cell::Contract,
+    );
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ mod pyvmomi;
 mod sshd;
 mod vcsim;
 mod vendor_clients;
+pub mod vendor_matrix;
 mod venv;
 
 pub use govc::{GovcTarget, govc, govc_binary};

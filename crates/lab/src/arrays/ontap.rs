@@ -121,6 +121,11 @@ impl crate::rig::ArrayFacade for OntapFacade {
     ) -> Vec<(co_api::contract::flags::Flag, String)> {
         vec![(co_api::contract::flags::ONTAP_SVM, array.svm.clone())]
     }
+
+    /// ONTAP takes HTTP Basic credentials on every request: a 401 means they are refused.
+    fn has_sessions(&self) -> bool {
+        false
+    }
 }
 
 /// The ONTAP REST API of `array` in `san`, serving one SVM named `svm`, guarded by HTTP Basic.

@@ -14,7 +14,7 @@ use clap::Parser as _;
 use co_esxi::PollSchedule;
 use co_lab::lab::{Lab, RunningLab};
 use co_lab::rig::{Rig, TargetVolume};
-use co_lab::scenario::Scenario;
+use co_lab::scenario::{Scenario, VendorSpec};
 use co_populator::args::{PopulateArgs, PopulateConfig};
 use co_populator::copy::Timing;
 use co_populator::discover::DiscoverySchedule;
@@ -25,6 +25,21 @@ pub const ARRAY: &str = "ontap1";
 pub const SOURCE_VMDK: &str = "[ds1] vm-1/vm-1.vmdk";
 pub const SOURCE_FLAT: &str = "vm-1/vm-1-flat.vmdk";
 pub const MIB: u64 = 1024 * 1024;
+
+/// Every vendor the lab serves and the populator has a plugin for: the end-to-end tests that are
+/// parametric in the vendor run each of them.
+pub const VENDORS: [VendorSpec; 3] = [
+    VendorSpec::Ontap,
+    VendorSpec::PureFlashArray,
+    VendorSpec::PowerStore,
+];
+
+/// The embedded scenario with its array served as `vendor`.
+pub fn scenario_for(vendor: VendorSpec) -> Scenario {
+    let mut scenario = Scenario::default_embedded();
+    scenario.arrays[0].vendor = vendor;
+    scenario
+}
 
 pub struct LabRig {
     pub lab: RunningLab,
@@ -67,7 +82,18 @@ impl LabRig {
     /// Populate arguments for copying the lab VM's disk into target `name` (VIB method, no
     /// Kubernetes), parsed from the command line the rig builds.
     pub fn args(&self, name: &str) -> PopulateArgs {
-        let args = self.rig().populate_args(SOURCE_VMDK, &self.target(name));
+        self.args_with(name, |_| {})
+    }
+
+    /// [`LabRig::args`] after `change` edited the rig's flags (a wrong password, another address).
+    pub fn args_with(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut Vec<(co_api::contract::flags::Flag, String)>),
+    ) -> PopulateArgs {
+        let mut flags = self.rig().populate_flags(SOURCE_VMDK, &self.target(name));
+        change(&mut flags);
+        let args = flags.iter().map(|(flag, value)| flag.with_value(value));
         PopulateArgs::try_parse_from(std::iter::once("populate".to_owned()).chain(args)).unwrap()
     }
 
