@@ -6,6 +6,8 @@
 //! Where the library and our plugin disagree on a shape, the library wins: fix the facade and the
 //! plugin, not the script.
 
+mod client_support;
+
 use std::process::Command;
 
 use co_lab::arrays::powerstore::{PowerStore, create_csi_volume};
@@ -15,26 +17,6 @@ use serde_json::{Value, json};
 const ARRAY: &str = "ps-conformance";
 const PASSWORD: &str = "Password123!";
 const FILLER_HOSTS: usize = 120;
-
-/// Serves `router` over HTTPS (PyPowerStore only speaks https) on an ephemeral loopback port.
-async fn serve_https(router: axum::Router) -> u16 {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .unwrap();
-    let config = axum_server::tls_rustls::RustlsConfig::from_pem(
-        certified.cert.pem().into_bytes(),
-        certified.signing_key.serialize_pem().into_bytes(),
-    )
-    .await
-    .unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = axum_server::tls_rustls::from_tcp_rustls(listener, config).unwrap();
-    tokio::spawn(async move { server.serve(router.into_make_service()).await.unwrap() });
-    port
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pypowerstore_drives_every_operation_the_plugin_uses() {
@@ -70,7 +52,7 @@ async fn pypowerstore_drives_every_operation_the_plugin_uses() {
         .unwrap();
     }
     let facade = PowerStore::new(san.clone(), ARRAY, "admin", PASSWORD);
-    let port = serve_https(facade.router()).await;
+    let port = client_support::serve_https(facade.router()).await;
 
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),

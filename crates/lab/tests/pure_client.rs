@@ -4,6 +4,8 @@
 //! library's back, vVol tags, the array-side copy, and logout at exit. Where the library and the
 //! facade disagree, the library is right.
 
+mod client_support;
+
 use std::process::Command;
 
 use co_lab::arrays::pure::{FlashArray, PureCredentials};
@@ -20,7 +22,6 @@ async fn py_pure_client_drives_every_operation_the_plugin_uses() {
     let python = co_testpeers::VendorClient::PyPureClient
         .python()
         .unwrap_or_else(|e| panic!("py-pure-client is required for this test: {e:#}"));
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let san = San::new(dir.path());
     san.add_array(ARRAY, ArrayVendor::PureFlashArray).unwrap();
@@ -46,27 +47,13 @@ async fn py_pure_client_drives_every_operation_the_plugin_uses() {
         .unwrap();
     array.tag_vvol("vvol-data-9", "rfc4122.9").unwrap();
 
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .unwrap();
-    let config = axum_server::tls_rustls::RustlsConfig::from_pem(
-        certified.cert.pem().into_bytes(),
-        certified.signing_key.serialize_pem().into_bytes(),
-    )
-    .await
-    .unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = axum_server::tls_rustls::from_tcp_rustls(listener, config).unwrap();
-    let router = array.router();
-    tokio::spawn(async move { server.serve(router.into_make_service()).await.unwrap() });
+    let port = client_support::serve_https(array.router()).await;
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vendor_clients/pure.py");
     let output = tokio::task::spawn_blocking(move || {
         Command::new(python)
             .arg(script)
-            .env("LAB_TARGET", format!("127.0.0.1:{}", addr.port()))
+            .env("LAB_TARGET", format!("127.0.0.1:{port}"))
             .env("LAB_API_TOKEN", TOKEN)
             .env("LAB_VOLUME", "px_1a2b3c4d-pvc-9")
             .env("LAB_SOURCE", "vvol-data-9")

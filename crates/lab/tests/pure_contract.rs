@@ -2,7 +2,7 @@
 //! every route it serves is an operation of the definition, and every field of every item it
 //! answers is a property of the definition's model for that collection.
 //!
-//! The definition is read at test time from `$pureFlashArray_API_DIR` (the folder holding
+//! The definition is read at test time from `$PURE_API_DIR` (the folder holding
 //! `FA2.16.spec.yaml`) or `<repo>/../shared/vendor-api/pure`; the tests skip with a printed reason
 //! when neither exists.
 
@@ -14,7 +14,7 @@ use co_lab::san::{ArrayVendor, GroupSpec, San};
 use serde_json::Value;
 
 fn definition() -> Option<Value> {
-    let dir = std::env::var_os("pureFlashArray_API_DIR")
+    let dir = std::env::var_os("PURE_API_DIR")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -23,7 +23,7 @@ fn definition() -> Option<Value> {
     let file = dir.join("FA2.16.spec.yaml");
     let Ok(text) = std::fs::read_to_string(&file) else {
         eprintln!(
-            "SKIPPED: {} not found (set pureFlashArray_API_DIR to the folder holding FA2.16.spec.yaml)",
+            "SKIPPED: {} not found (set PURE_API_DIR to the folder holding FA2.16.spec.yaml)",
             file.display()
         );
         return None;

@@ -562,7 +562,7 @@ async fn the_vendor_list_connects_the_pure_plugin() {
 // ---- contract: requests vs the FlashArray REST 2.x OpenAPI definition ----
 
 fn vendor_api_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("pureFlashArray_API_DIR")
+    let dir = std::env::var_os("PURE_API_DIR")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("VENDOR_API_DIR").map(|d| PathBuf::from(d).join("pure")))
         .unwrap_or_else(|| {
@@ -693,7 +693,7 @@ impl FlashArraySpec {
 async fn every_request_matches_the_flasharray_openapi_definition() {
     let Some(dir) = vendor_api_dir() else {
         eprintln!(
-            "SKIPPED: the FlashArray OpenAPI definition FA2.16.spec.yaml was not found; set pureFlashArray_API_DIR \
+            "SKIPPED: the FlashArray OpenAPI definition FA2.16.spec.yaml was not found; set PURE_API_DIR \
              to the folder holding it (PureStorage-OpenConnect/swagger definitions/oas3.x)"
         );
         return;

@@ -341,13 +341,28 @@ fn ok(body: Value) -> ApiResult {
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
-fn created(query: &CollectionQuery, records: Vec<Value>) -> ApiResult {
+/// A 201 for a POST that created `records`: ONTAP names the created object in `Location` (NetApp's
+/// own client reads the new object's keys from it), and answers the records themselves only when
+/// asked with `return_records=true`.
+fn created(query: &CollectionQuery, location: &str, records: Vec<Value>) -> ApiResult {
     let body = if query.return_records {
         collection(records)
     } else {
         json!({})
     };
-    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+    let location = HeaderValue::from_str(location).map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            code::INTERNAL,
+            format!("cannot name the created object {location:?}"),
+        )
+    })?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        axum::Json(body),
+    )
+        .into_response())
 }
 
 fn parse_query(params: &[(String, String)], fields: &[&str]) -> Result<CollectionQuery, ApiError> {
@@ -680,7 +695,11 @@ async fn lun_create(
         .lun_os_types()
         .insert(volume.uuid.clone(), os_type.to_owned());
     let record = ontap.lun_record(&volume, &[]);
-    created(&query, vec![record])
+    created(
+        &query,
+        &format!("/api/storage/luns/{}", volume.uuid),
+        vec![record],
+    )
 }
 
 fn is_lun_path(name: &str) -> bool {
@@ -772,7 +791,11 @@ async fn igroup_create(
         comment.map(str::to_owned),
     )?;
     let record = ontap.igroup_record(&group, &[]);
-    created(&query, vec![record])
+    created(
+        &query,
+        &format!("/api/protocols/san/igroups/{}", group.uuid),
+        vec![record],
+    )
 }
 
 /// ONTAP's limit on an igroup comment.
@@ -850,7 +873,11 @@ async fn initiator_create(
         ontap.san.add_initiator(&ontap.array, &group.name, name)?;
     }
     let records = names.iter().map(|n| initiator_record(&group, n)).collect();
-    created(&query, records)
+    let location = match names.as_slice() {
+        [one] => format!("/api/protocols/san/igroups/{}/initiators/{one}", group.uuid),
+        _ => format!("/api/protocols/san/igroups/{}/initiators", group.uuid),
+    };
+    created(&query, &location, records)
 }
 
 async fn initiator_delete(
@@ -927,13 +954,14 @@ async fn lun_map_create(
     let lun_id = ontap
         .san
         .map_at(&ontap.array, &volume.name, &group.name, lun_id)?;
+    let location = format!("/api/protocols/san/lun-maps/{}/{}", volume.uuid, group.uuid);
     let record = ontap.lun_map_record(&LunMapping {
         array: ontap.array.clone(),
         volume: volume.name,
         group: group.name,
         lun_id,
     });
-    created(&query, vec![record])
+    created(&query, &location, vec![record])
 }
 
 async fn lun_map_delete(
