@@ -413,12 +413,26 @@ impl Lab {
                         (format!("{}/{mapping_name}", vm.name), Some(volume.naa))
                     }
                 };
+                let backing_object_id = disk.vvol.then(|| format!("rfc4122.{}", random_uuid()));
+                if let (Some(vvol_id), Some(array)) = (&backing_object_id, scenario.arrays.first())
+                {
+                    let volume =
+                        san.create_volume(&array.name, &format!("vvol-{}-{d}", vm.name), size)?;
+                    let flat_path = paths.dir(&disk.datastore).join(&flat);
+                    std::fs::copy(&flat_path, &volume.backing_path).map_err(|source| {
+                        LabError::Disk {
+                            path: volume.backing_path.clone(),
+                            source,
+                        }
+                    })?;
+                    san.back_vvol(&array.name, &volume.name, vvol_id)?;
+                }
                 disks.push(VmDisk {
                     datastore: disk.datastore.clone(),
                     descriptor,
                     flat,
                     rdm_naa,
-                    backing_object_id: disk.vvol.then(|| format!("rfc4122.{}", random_uuid())),
+                    backing_object_id,
                     capacity_bytes: size,
                     key: 2000 + d as i32,
                     uuid,

@@ -218,6 +218,9 @@ struct ArrayState {
     volumes: BTreeMap<String, Volume>,
     groups: BTreeMap<String, GroupState>,
     mappings: Vec<LunMapping>,
+    /// Volumes that back a vSphere vVol, with its id (`backingObjectId`) — what the array's VASA
+    /// provider records, and what a vendor's vVol array copy looks the volume up by.
+    vvols: BTreeMap<String, String>,
 }
 
 struct GroupState {
@@ -263,6 +266,7 @@ impl San {
                     volumes: BTreeMap::new(),
                     groups: BTreeMap::new(),
                     mappings: Vec::new(),
+                    vvols: BTreeMap::new(),
                 },
             );
             Ok(())
@@ -358,6 +362,7 @@ impl San {
                     groups,
                 });
             }
+            state.vvols.remove(name);
             state
                 .volumes
                 .remove(name)
@@ -390,6 +395,32 @@ impl San {
                 .flat_map(|a| a.volumes.values())
                 .find(|v| v.naa == naa)
                 .cloned()
+        })
+    }
+
+    /// Records that `volume` backs the vVol `vvol_id`, as the array's VASA provider does.
+    pub fn back_vvol(&self, array: &str, volume: &str, vvol_id: &str) -> Result<(), SanError> {
+        self.change(|model| {
+            let state = array_mut(model, array)?;
+            if !state.volumes.contains_key(volume) {
+                return Err(SanError::UnknownVolume {
+                    array: array.to_owned(),
+                    volume: volume.to_owned(),
+                });
+            }
+            state.vvols.insert(volume.to_owned(), vvol_id.to_owned());
+            Ok(())
+        })
+    }
+
+    /// The volumes of `array` that back vVols, with the vVol ids, ordered by volume name.
+    pub fn vvol_backings(&self, array: &str) -> Vec<(String, String)> {
+        self.read(|model| {
+            model
+                .arrays
+                .get(array)
+                .map(|a| a.vvols.clone().into_iter().collect())
+                .unwrap_or_default()
         })
     }
 

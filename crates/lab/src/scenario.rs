@@ -211,7 +211,10 @@ pub struct DiskSpec {
     pub rdm_array: Option<String>,
     /// Present the flat disk as a vVol: its backing carries a `backingObjectId` (`rfc4122.<uuid>`),
     /// as vCenter reports a disk on a vVol datastore, while its files stay on the VMFS datastore so
-    /// vmkfstools can still clone it (the lab has no vVol datastore or VASA provider).
+    /// vmkfstools can still clone it (the lab has no vVol datastore). As the array's VASA provider
+    /// would, the scenario's first array also holds the vVol's data as a volume
+    /// (`vvol-<vm>-<disk index>`) recorded as backing that vVol id, for vendors whose vVol copy
+    /// is done by the array.
     #[serde(default)]
     pub vvol: bool,
 }

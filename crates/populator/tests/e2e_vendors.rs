@@ -123,19 +123,6 @@ macro_rules! every_kind_of_disk {
                 copy_an_rdm_disk($vendor).await;
             }
 
-        }
-    )*};
-}
-
-/// vVol disks, for the vendors whose vVols the lab models: as a flat disk whose backing carries a
-/// `backingObjectId` (what XCOPY needs). A vendor with a vVol array copy also needs the vVol as a
-/// volume of its array, which the lab does not model yet for Pure: the README's table shows that
-/// cell unproven.
-macro_rules! vvol_disks {
-    ($($module:ident => $vendor:expr),* $(,)?) => {$(
-        mod $module {
-            use super::*;
-
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn copies_a_vvol_disk() {
                 copy_a_vvol_disk($vendor).await;
@@ -148,15 +135,6 @@ every_kind_of_disk! {
     ontap => VendorSpec::Ontap,
     pure_flash_array => VendorSpec::PureFlashArray,
     powerstore => VendorSpec::PowerStore,
-}
-
-mod vvol {
-    use super::*;
-
-    vvol_disks! {
-        ontap => VendorSpec::Ontap,
-        powerstore => VendorSpec::PowerStore,
-    }
 }
 
 #[test]

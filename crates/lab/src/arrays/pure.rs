@@ -179,8 +179,6 @@ struct PureState {
     host_groups: BTreeMap<String, BTreeSet<String>>,
     /// (volume, host group) shared connections; materialised as SAN mappings on each member.
     shared: BTreeSet<(String, String)>,
-    /// (volume, namespace, key) → value.
-    tags: BTreeMap<(String, String, String), String>,
     /// Volume → the volume it was last copied from.
     sources: BTreeMap<String, String>,
 }
@@ -300,11 +298,9 @@ impl FlashArray {
     /// [`VVOL_ID_TAG`], value the vVol id.
     pub fn tag_vvol(&self, volume: &str, vvol_id: &str) -> Result<(), ApiError> {
         self.volume(volume)?;
-        self.state().tags.insert(
-            (volume.to_owned(), VASA_NAMESPACE.into(), VVOL_ID_TAG.into()),
-            vvol_id.to_owned(),
-        );
-        Ok(())
+        self.san()
+            .back_vvol(self.array(), volume, vvol_id)
+            .map_err(|e| san_error(volume, e))
     }
 
     /// Creates host group `name` holding `hosts` (which must exist and be in no other group).
@@ -1640,22 +1636,25 @@ async fn tags_get(State(array): State<FlashArray>, Query(params): Params) -> Api
         .into_iter()
         .map(|v| (v.name.clone(), v))
         .collect();
-    let state = array.state();
-    let all = state
-        .tags
-        .iter()
-        .filter_map(|((volume, namespace, key), value)| {
-            let v = volumes.get(volume)?;
-            let wanted = namespaces.as_ref().is_none_or(|n| n.contains(namespace))
-                && names.as_ref().is_none_or(|n| n.contains(volume))
+    // The only tags the lab's arrays carry are the VASA provider's, on volumes backing vVols.
+    let namespace = VASA_NAMESPACE;
+    let all = array
+        .san()
+        .vvol_backings(array.array())
+        .into_iter()
+        .filter_map(|(volume, vvol_id)| {
+            let v = volumes.get(&volume)?;
+            let wanted = namespaces
+                .as_ref()
+                .is_none_or(|n| n.iter().any(|n| n == namespace))
+                && names.as_ref().is_none_or(|n| n.contains(&volume))
                 && ids.as_ref().is_none_or(|i| i.contains(&v.uuid));
             wanted.then(|| {
-                json!({"namespace": namespace, "key": key, "value": value, "copyable": true,
+                json!({"namespace": namespace, "key": VVOL_ID_TAG, "value": vvol_id, "copyable": true,
                        "resource": {"id": v.uuid, "name": volume}})
             })
         })
         .collect();
-    drop(state);
     collection(&q, all)
 }
 
