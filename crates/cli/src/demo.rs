@@ -22,16 +22,16 @@ use clap::Parser as _;
 use co_api::CloneMethod;
 use co_api::contract::flags;
 use co_esxi::ssh::HostKeyPolicy;
+use co_lab::SimHost;
 use co_lab::faults::FaultRule;
-use co_lab::host::SimHost;
 use co_lab::lab::{Lab, RunningLab};
 use co_lab::rig::{Rig, TargetVolume, WORKER_GROUP};
 use co_lab::scenario::{DiskSpec, Scenario, VendorSpec};
-use co_populator::args::PopulateArgs;
-use co_populator::copy::{CopyReport, Phase, PhaseObserver};
-use co_populator::exit::ExitCode;
+use co_populator::ExitCode;
+use co_populator::PopulateArgs;
 use co_populator::journal::CleanupStep;
-use co_populator::run::{RunOptions, RunSummary, run_with};
+use co_populator::{CopyReport, Phase, PhaseObserver};
+use co_populator::{RunOptions, RunSummary, run_with};
 use co_storage::GroupRef;
 use co_vsphere::TlsTrust;
 use tokio::sync::mpsc;
@@ -136,7 +136,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .strip_suffix("iB")
         .map(|stem| format!("{stem}i"))
         .unwrap_or_else(|| trimmed.to_owned());
-    let bytes = co_populator::args::parse_quantity(&quantity)
+    let bytes = co_populator::parse_quantity(&quantity)
         .map_err(|e| format!("{text:?}: {e} (e.g. 64MiB, 1GiB)"))?;
     if bytes == 0 || bytes % MIB != 0 {
         return Err(format!(

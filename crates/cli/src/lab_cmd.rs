@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use co_lab::faults::FaultRule;
 use co_lab::lab::{Lab, RunningLab};
 use co_lab::scenario::Scenario;
-use co_populator::exit::ExitCode;
+use co_populator::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 /// Arguments of `copy-offload lab serve`.
@@ -150,7 +150,7 @@ where
     Fut: Future<Output = ExitCode>,
 {
     let cancel = CancellationToken::new();
-    let listener = match co_populator::signals::cancel_on_signals(cancel.clone()) {
+    let listener = match co_populator::cancel_on_signals(cancel.clone()) {
         Ok(listener) => listener,
         Err(e) => {
             eprintln!("cannot install the SIGINT/SIGTERM handler: {e}");

@@ -1,15 +1,15 @@
 //! The `copy-offload` binary: thin subcommands over the library crates. It parses arguments,
-//! sets up logging and TLS, and maps outcomes to the exit codes of `co_populator::exit`.
+//! sets up logging and TLS, and maps outcomes to the exit codes of `co_populator::ExitCode`.
 
 use std::ffi::OsString;
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode as ProcessExitCode;
 
 use clap::{Parser, Subcommand};
-use co_populator::args::{
+use co_populator::ExitCode;
+use co_populator::{
     ArgProblem, ArgProblems, PopulateArgs, PopulateConfig, requests_version, version_text,
 };
-use co_populator::exit::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 mod demo;
@@ -71,26 +71,25 @@ fn main() -> ProcessExitCode {
     }
     // Unknown populate flags and unreadable environment values are reported with every other
     // argument problem, not alone (and unnamed) by the parser.
-    let (argv, unknown_flags, repeated_flags) =
-        if argv.get(1).and_then(|a| a.to_str()) == Some("populate") {
-            let (rest, mut unknown) = co_populator::args::split_unknown_flags(argv[2..].to_vec());
-            for (env, problem) in
-                co_populator::args::non_utf8_environment(|name| std::env::var_os(name))
-            {
-                // SAFETY: no other thread exists yet (logging and the runtime start later), so
-                // nothing reads the environment while it changes.
-                unsafe { std::env::remove_var(env) };
-                unknown.push(problem);
-            }
-            let repeated = co_populator::args::repeated_flags(&rest);
-            (
-                argv[..2].iter().cloned().chain(rest).collect(),
-                unknown,
-                repeated,
-            )
-        } else {
-            (argv, Vec::new(), Vec::new())
-        };
+    let (argv, unknown_flags, repeated_flags) = if argv.get(1).and_then(|a| a.to_str())
+        == Some("populate")
+    {
+        let (rest, mut unknown) = co_populator::split_unknown_flags(argv[2..].to_vec());
+        for (env, problem) in co_populator::non_utf8_environment(|name| std::env::var_os(name)) {
+            // SAFETY: no other thread exists yet (logging and the runtime start later), so
+            // nothing reads the environment while it changes.
+            unsafe { std::env::remove_var(env) };
+            unknown.push(problem);
+        }
+        let repeated = co_populator::repeated_flags(&rest);
+        (
+            argv[..2].iter().cloned().chain(rest).collect(),
+            unknown,
+            repeated,
+        )
+    } else {
+        (argv, Vec::new(), Vec::new())
+    };
     let cli = Cli::parse_from(argv);
     // The lab commands talk to people on stdout; their logs stay quiet unless RUST_LOG asks.
     init_logging(match cli.command {
@@ -164,12 +163,12 @@ fn populate(args: &PopulateArgs, unknown_flags: Vec<ArgProblem>, repeated: &[Str
         tracing::warn!(%warning, "argument accepted, but check it");
     }
     log_configuration(&config);
-    let mut options = co_populator::run::RunOptions::default();
+    let mut options = co_populator::RunOptions::default();
     if std::env::var_os("KUBERNETES_SERVICE_HOST").is_none() {
         // Outside a pod no populator controller scrapes the completion metric: do not wait for it.
         options.final_scrape_wait = std::time::Duration::ZERO;
     }
-    block_on(async move { co_populator::run::run_with(config, options).await.exit_code })
+    block_on(async move { co_populator::run_with(config, options).await.exit_code })
 }
 
 /// One line saying what the run will do, without secrets, certificates (by fingerprint only) or

@@ -10,7 +10,7 @@ use co_api::Secret;
 use co_esxi::assets::WRAPPER_VERSION;
 use co_esxi::ssh::{HostKeyPolicy, SshSettings};
 use co_esxi::vib::{self, EsxiCommands, HostOutcome, InstallOptions};
-use co_populator::exit::ExitCode;
+use co_populator::ExitCode;
 use co_vsphere::{Client, ClientConfig, TlsTrust};
 
 #[derive(Debug, Args)]

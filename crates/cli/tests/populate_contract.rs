@@ -3,7 +3,7 @@
 //! renaming one breaks existing installations, so this table must only change on purpose.
 
 use clap::CommandFactory;
-use co_populator::args::PopulateArgs;
+use co_populator::PopulateArgs;
 
 /// (flag, env var, default). Upstream's flags first, in upstream's order, then ours.
 const CONTRACT: &[(&str, Option<&str>, Option<&str>)] = &[

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use co_esxi::protocol::{WrapperCommand, WrapperReply};
-use co_lab::host::RescanKind;
+use co_lab::RescanKind;
 use co_lab::lab::Lab;
 use co_lab::scenario::Scenario;
 use support::{SshClient, eventually, restricted_line};

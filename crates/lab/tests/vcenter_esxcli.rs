@@ -12,7 +12,7 @@ use support::{Soap, eventually, status_message};
 const HOST1: &str = "host-10";
 const HOST2: &str = "host-11";
 
-fn device_status(list: &co_lab::vcenter::xml::Element) -> String {
+fn device_status(list: &co_lab::xml::Element) -> String {
     list.child("DataObject")
         .and_then(|d| d.child_text("Status"))
         .unwrap_or_default()

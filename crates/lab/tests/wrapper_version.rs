@@ -6,9 +6,9 @@ mod support;
 
 use co_esxi::assets::{SSH_WRAPPER, WRAPPER_VERSION};
 use co_esxi::protocol::WrapperReply;
-use co_lab::host_files::{host_root, vib_wrapper_path};
 use co_lab::lab::Lab;
 use co_lab::scenario::Scenario;
+use co_lab::{host_root, vib_wrapper_path};
 use support::{Soap, SshClient, restricted_line, status_message};
 
 const HOST1: &str = "host-10";

@@ -1,19 +1,40 @@
 //! The copy engine behind `copy-offload populate`: argument contract, the copy state machine and
 //! its journal, host lease, the cluster-wide ESXi host-key record, metrics endpoint.
-pub mod args;
-pub mod cleanup;
-pub mod copy;
-pub mod discover;
-pub mod error;
-pub mod executors;
-pub mod exit;
+//!
+//! The public surface is what the CLI and the tests use: running `populate` (arguments, the run, its
+//! exit code and errors), observing a run (phases, report, timing), and four components with their
+//! own tests and their own namespace — the journal, the host lease, the host-key record and the
+//! metrics endpoint. Everything else (planning, resolving, discovery, the executors, cleanup,
+//! verification) is private to the copy engine.
+
+mod args;
+mod cleanup;
+mod copy;
+mod discover;
+mod error;
+mod executors;
+mod exit;
 pub mod host_keys;
 pub mod journal;
 pub mod lease;
 pub mod metrics;
-pub mod plan;
-pub mod pv;
-pub mod resolve;
-pub mod run;
-pub mod signals;
-pub mod verify;
+mod plan;
+mod pv;
+mod resolve;
+mod run;
+mod signals;
+mod verify;
+
+// Running `populate`: its arguments, checked before anything is contacted, and the run itself.
+pub use args::{
+    ArgProblem, ArgProblems, PopulateArgs, PopulateConfig, non_utf8_environment, parse_quantity,
+    repeated_flags, requests_version, split_unknown_flags, version_text,
+};
+pub use error::CopyError;
+pub use exit::{ErrorClass, ExitCode};
+pub use run::{RunOptions, RunSummary, run, run_with};
+pub use signals::cancel_on_signals;
+
+// Observing a run: the phases it enters, its cadences and its report.
+pub use copy::{CopyReport, Phase, PhaseObserver, Timing};
+pub use discover::DiscoverySchedule;

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use co_api::contract::flags;
 use co_lab::faults::FaultRule;
 use co_lab::scenario::VendorSpec;
-use co_populator::copy::Phase;
-use co_populator::exit::ExitCode;
-use co_populator::run::{RunOptions, RunSummary, run_with};
+use co_populator::ExitCode;
+use co_populator::Phase;
+use co_populator::{RunOptions, RunSummary, run_with};
 use co_testpeers::vendor_matrix::{Cell, record};
 use e2e_support::{LabRig, MIB, VENDORS, scenario_for};
 

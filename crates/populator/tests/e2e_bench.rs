@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use co_lab::faults::FaultRule;
-use co_populator::copy::{Phase, Timing};
-use co_populator::exit::ExitCode;
-use co_populator::run::run_with;
+use co_populator::ExitCode;
+use co_populator::run_with;
+use co_populator::{Phase, Timing};
 use co_storage::http::{ObservedRequest, RequestObserver};
 use e2e_support::{LabRig, MIB};
 use tokio::time::Instant;

@@ -14,13 +14,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use co_esxi::protocol::WrapperCommand;
+use co_lab::SimHost;
 use co_lab::arrays::ontap::trident_lun_path;
-use co_lab::host::SimHost;
 use co_lab::scenario::Scenario;
-use co_populator::copy::Phase;
-use co_populator::error::CopyError;
-use co_populator::exit::ExitCode;
-use co_populator::run::run_with;
+use co_populator::CopyError;
+use co_populator::ExitCode;
+use co_populator::Phase;
+use co_populator::run_with;
 use e2e_support::{ARRAY, LabRig, MIB};
 use tokio::time::Instant;
 

@@ -7,9 +7,9 @@ mod kube_support;
 
 use std::collections::BTreeMap;
 
-use co_populator::exit::ExitCode;
+use co_populator::ExitCode;
 use co_populator::journal::JOURNAL_ANNOTATION;
-use co_populator::run::run_with;
+use co_populator::run_with;
 use e2e_support::{LabRig, MIB};
 use k8s_openapi::api::core::v1::{
     CSIPersistentVolumeSource, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,

@@ -4,8 +4,8 @@
 
 mod e2e_support;
 
-use co_populator::exit::ExitCode;
-use co_populator::run::run_with;
+use co_populator::ExitCode;
+use co_populator::run_with;
 use e2e_support::{LabRig, MIB};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,7 +142,7 @@ async fn a_different_volume_mapped_to_the_host_is_refused_before_any_write() {
     options.timing.discovery.timeout = std::time::Duration::from_secs(2);
     let san = rig.lab.san.clone();
     options.observer = Some(std::sync::Arc::new(move |phase| {
-        if phase == co_populator::copy::Phase::Discover {
+        if phase == co_populator::Phase::Discover {
             let group = san
                 .groups(e2e_support::ARRAY)
                 .into_iter()
@@ -158,10 +158,7 @@ async fn a_different_volume_mapped_to_the_host_is_refused_before_any_write() {
     let summary = run_with(rig.config(&rig.args(target)), options).await;
     let error = summary.error.expect("refused");
     assert!(
-        matches!(
-            error,
-            co_populator::error::CopyError::DeviceNotVisible { .. }
-        ),
+        matches!(error, co_populator::CopyError::DeviceNotVisible { .. }),
         "{error}"
     );
     rig.assert_untouched(target);
@@ -237,8 +234,8 @@ async fn a_failure_during_the_clone_aborts_it_and_cleans_up() {
 /// (upstream's restarted pods hit this): it is removed and rediscovered, then the copy succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_device_from_an_earlier_run_is_replaced() {
+    use co_lab::RescanKind;
     use co_lab::arrays::ontap::trident_lun_path;
-    use co_lab::host::RescanKind;
     let rig = LabRig::start().await;
     let flexvol = "trident_pvc_stale";
     rig.target_volume(flexvol, 64 * MIB);
@@ -330,7 +327,7 @@ fn nfs_scenario(host: Option<co_lab::scenario::HostSpec>) -> co_lab::scenario::S
     scenario
 }
 
-fn nfs_args(rig: &LabRig, flexvol: &str) -> co_populator::args::PopulateArgs {
+fn nfs_args(rig: &LabRig, flexvol: &str) -> co_populator::PopulateArgs {
     let mut args = rig.args(flexvol);
     args.source_vmdk = Some("[nfs1] vm-nfs/vm-nfs.vmdk".into());
     args.source_vm_id = Some("vm-nfs".into());
@@ -411,7 +408,7 @@ async fn an_nfs_source_on_a_host_without_san_adapters_fails_permanently_and_chan
     assert!(
         matches!(
             &error,
-            co_populator::error::CopyError::Vsphere { source, .. }
+            co_populator::CopyError::Vsphere { source, .. }
                 if matches!(**source, co_vsphere::Error::NoSanAdapter { .. })
         ),
         "{error}"

@@ -5,8 +5,8 @@
 mod e2e_support;
 
 use co_lab::scenario::{DiskSpec, Scenario, VmSpec};
-use co_populator::exit::ExitCode;
-use co_populator::run::run_with;
+use co_populator::ExitCode;
+use co_populator::run_with;
 use e2e_support::{LabRig, MIB};
 
 const VMS: [&str; 4] = [

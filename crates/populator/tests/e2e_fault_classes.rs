@@ -6,8 +6,8 @@
 mod e2e_support;
 
 use co_lab::faults::FaultRule;
-use co_populator::exit::ExitCode;
-use co_populator::run::run_with;
+use co_populator::ExitCode;
+use co_populator::run_with;
 use e2e_support::{LabRig, MIB};
 
 struct Case {

@@ -8,10 +8,10 @@ mod kube_support;
 
 use co_esxi::EsxiError;
 use co_esxi::host_keys::{PublicKey, fingerprint};
-use co_populator::error::CopyError;
-use co_populator::exit::ExitCode;
+use co_populator::CopyError;
+use co_populator::ExitCode;
 use co_populator::host_keys::{HOST_KEYS_CONFIG_MAP, entry_name};
-use co_populator::run::run_with;
+use co_populator::run_with;
 use e2e_support::{LabRig, MIB};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use co_lab::scenario::VendorSpec;
-use co_populator::copy::Phase;
-use co_populator::exit::ExitCode;
-use co_populator::run::run_with;
+use co_populator::ExitCode;
+use co_populator::Phase;
+use co_populator::run_with;
 use co_testpeers::vendor_matrix::{Cell, record};
 use e2e_support::{LabRig, MIB, VENDORS, scenario_for};
 use tokio::sync::mpsc;

@@ -11,9 +11,9 @@ mod kube_support;
 use std::sync::{Arc, Mutex};
 
 use co_api::contract::names::JOURNAL_ANNOTATION;
-use co_populator::copy::{Phase, PhaseObserver};
-use co_populator::exit::ExitCode;
-use co_populator::run::{RunOptions, run_with};
+use co_populator::ExitCode;
+use co_populator::{Phase, PhaseObserver};
+use co_populator::{RunOptions, run_with};
 use e2e_support::{LabRig, MIB};
 use kube::Api;
 use kube_support::ScratchNamespace;
@@ -31,7 +31,7 @@ const MAX_JOURNAL_BYTES: usize = 8 * 1024;
 async fn copy_again_and_again<F, Fut>(
     rig: &LabRig,
     flexvol: &str,
-    config: co_populator::args::PopulateConfig,
+    config: co_populator::PopulateConfig,
     options: impl Fn() -> RunOptions,
     journal: F,
 ) where

@@ -9,9 +9,9 @@ mod kube_support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use co_populator::copy::Phase;
-use co_populator::exit::ExitCode;
-use co_populator::run::run_with;
+use co_populator::ExitCode;
+use co_populator::Phase;
+use co_populator::run_with;
 use e2e_support::{LabRig, MIB};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;

@@ -7,9 +7,9 @@ mod e2e_support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use co_populator::exit::ExitCode;
+use co_populator::ExitCode;
 use co_populator::metrics::names;
-use co_populator::run::run_with;
+use co_populator::run_with;
 use e2e_support::{LabRig, MIB};
 use prometheus_parse::{Sample, Scrape, Value};
 use tokio::time::Instant;

@@ -7,10 +7,10 @@
 mod e2e_support;
 
 use co_lab::scenario::VendorSpec;
-use co_populator::copy::Phase;
-use co_populator::exit::ExitCode;
+use co_populator::ExitCode;
+use co_populator::Phase;
 use co_populator::journal::CleanupStep;
-use co_populator::run::{RunSummary, run_with};
+use co_populator::{RunSummary, run_with};
 use co_testpeers::vendor_matrix::{Cell, record};
 use e2e_support::{LabRig, MIB, VENDORS, scenario_for};
 

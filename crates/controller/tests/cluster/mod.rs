@@ -68,8 +68,18 @@ pub async fn client() -> Client {
         .unwrap_or_else(|error| panic!("kube-apiserver peer unavailable: {error:#}"))
 }
 
-/// The `copy-offload` binary built next to this test executable.
+/// The `copy-offload` binary built next to this test executable, or the one
+/// `$COPY_OFFLOAD_BINARY` names (a release build for the benchmark's memory figure).
 pub fn binary() -> PathBuf {
+    if let Some(binary) = std::env::var_os("COPY_OFFLOAD_BINARY").filter(|b| !b.is_empty()) {
+        let binary = PathBuf::from(binary);
+        assert!(
+            binary.is_file(),
+            "COPY_OFFLOAD_BINARY={} does not exist",
+            binary.display()
+        );
+        return binary;
+    }
     let exe = std::env::current_exe().expect("the test executable's path");
     let profile_dir = exe
         .parent()

@@ -93,10 +93,6 @@ fn index_of(moid: &str, prefix: &str) -> Option<usize> {
 }
 
 impl Inventory {
-    pub fn host_index(&self, moid: &str) -> Option<usize> {
-        index_of(moid, "host-").filter(|i| *i < self.hosts.len())
-    }
-
     /// Host behind a per-host object id (`host-10`, `storageSystem-10`, `domain-s10`, …).
     pub fn host_by(&self, moid: &str, prefix: &str) -> Option<(usize, &SimHost)> {
         let index = index_of(moid, prefix)?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use co_lab::lab::RunningLab;
-use co_lab::vcenter::xml::{self, Element};
+use co_lab::xml::{self, Element};
 
 /// A logged-in SOAP session against the lab's vCenter, trusting exactly the lab certificate.
 pub struct Soap {

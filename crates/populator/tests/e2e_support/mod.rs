@@ -15,10 +15,10 @@ use co_esxi::PollSchedule;
 use co_lab::lab::{Lab, RunningLab};
 use co_lab::rig::{Rig, TargetVolume};
 use co_lab::scenario::{Scenario, VendorSpec};
-use co_populator::args::{PopulateArgs, PopulateConfig};
-use co_populator::copy::Timing;
-use co_populator::discover::DiscoverySchedule;
-use co_populator::run::RunOptions;
+use co_populator::DiscoverySchedule;
+use co_populator::RunOptions;
+use co_populator::Timing;
+use co_populator::{PopulateArgs, PopulateConfig};
 use co_vsphere::TlsTrust;
 
 pub const ARRAY: &str = "ontap1";
