@@ -72,6 +72,7 @@ pub const COMMANDS: &[&str] = &[
     "startfcmap",
     "stopfcmap",
     "rmfcmap",
+    "registerplugin",
 ];
 
 /// How much of a background copy each look at a copying map (`lsfcmap`) shows done.
@@ -831,6 +832,11 @@ impl FlashSystem {
                     ));
                 }
                 state.fcmaps.remove(&id);
+                Ok(Value::String(String::new()))
+            }
+            "registerplugin" => {
+                // Clients announce themselves after `auth` (IBM's Ansible collection does).
+                opts.allow(&["name", "uniquekey", "version", "metadata"])?;
                 Ok(Value::String(String::new()))
             }
             _ => Err(CliError {
