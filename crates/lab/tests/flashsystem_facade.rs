@@ -39,15 +39,19 @@ async fn serve() -> Lab {
 }
 
 impl Lab {
-    async fn token(&self) -> String {
-        let response = self
-            .http
-            .post(format!("{}/v1/auth", self.base))
+    /// `POST <root>/auth` with `password`; `root` is `""` or `"/v1"`.
+    async fn auth(&self, root: &str, password: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}{root}/auth", self.base))
             .header("X-Auth-Username", "superuser")
-            .header("X-Auth-Password", "passw0rd")
+            .header("X-Auth-Password", password)
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    async fn token(&self) -> String {
+        let response = self.auth("/v1", "passw0rd").await;
         assert_eq!(response.status(), StatusCode::OK);
         let body: Value = response.json().await.unwrap();
         body["token"].as_str().unwrap().to_owned()
@@ -80,14 +84,7 @@ impl Lab {
 #[tokio::test]
 async fn tokens_come_from_auth_and_every_command_needs_one() {
     let lab = serve().await;
-    let wrong = lab
-        .http
-        .post(format!("{}/auth", lab.base))
-        .header("X-Auth-Username", "superuser")
-        .header("X-Auth-Password", "nope")
-        .send()
-        .await
-        .unwrap();
+    let wrong = lab.auth("", "nope").await;
     assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
     let (status, _) = lab.run("made-up", "lssystem", json!({})).await;
     assert_eq!(status, StatusCode::FORBIDDEN);

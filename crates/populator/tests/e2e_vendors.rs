@@ -11,10 +11,11 @@ use co_populator::journal::CleanupStep;
 use co_populator::run::run_with;
 use e2e_support::{LabRig, MIB};
 
-const VENDORS: [VendorSpec; 3] = [
+const VENDORS: [VendorSpec; 4] = [
     VendorSpec::Ontap,
     VendorSpec::PureFlashArray,
     VendorSpec::PowerStore,
+    VendorSpec::FlashSystem,
 ];
 
 fn scenario(vendor: VendorSpec) -> Scenario {
@@ -73,6 +74,33 @@ async fn pure_copies_an_rdm_disk_on_the_array() {
     let source = rig.lab.san.volume(&array, "rdm-vm-1-0").unwrap();
     let bytes = std::fs::read(source.backing_path).unwrap();
     rig.assert_copied_from(&bytes[..(64 * MIB) as usize], "pvc_rdm");
+    let left = rig.rig().leftovers(&[&rig.target("pvc_rdm")]);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// FlashSystem copies an RDM disk by a FlashCopy mapping: journaled as the copy session before it
+/// starts, followed to 100% and removed at cleanup; the PVC has the RDM's size, as FlashCopy needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flashsystem_copies_an_rdm_disk_by_flashcopy() {
+    let mut scenario = scenario(VendorSpec::FlashSystem);
+    let array = scenario.arrays[0].name.clone();
+    scenario.vms[0].disks[0].rdm_array = Some(array.clone());
+    let size = scenario.vms[0].disks[0].size_mib * MIB;
+    let rig = LabRig::start_with(scenario).await;
+    rig.target_volume("pvc_rdm", size);
+    let summary = run_with(rig.config(&rig.args("pvc_rdm")), rig.options("pvc_rdm")).await;
+    assert_eq!(summary.exit_code, ExitCode::Success, "{:?}", summary.error);
+    assert!(
+        summary
+            .cleanup
+            .iter()
+            .any(|step| matches!(step, CleanupStep::EndArrayCopy { .. })),
+        "the FlashCopy session was journaled and ended: {:?}",
+        summary.cleanup
+    );
+    let source = rig.lab.san.volume(&array, "rdm-vm-1-0").unwrap();
+    let bytes = std::fs::read(source.backing_path).unwrap();
+    rig.assert_copied_from(&bytes, "pvc_rdm");
     let left = rig.rig().leftovers(&[&rig.target("pvc_rdm")]);
     assert!(left.is_empty(), "left behind: {left:?}");
 }
