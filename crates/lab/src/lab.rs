@@ -130,6 +130,7 @@ fn vendor(spec: VendorSpec) -> ArrayVendor {
         VendorSpec::Ontap => ArrayVendor::Ontap,
         VendorSpec::PureFlashArray => ArrayVendor::PureFlashArray,
         VendorSpec::PowerStore => ArrayVendor::PowerStore,
+        VendorSpec::FlashSystem => ArrayVendor::FlashSystem,
     }
 }
 
@@ -508,6 +509,12 @@ impl Lab {
                     },
                 ),
                 VendorSpec::PowerStore => crate::arrays::powerstore::router(
+                    san.clone(),
+                    &spec.name,
+                    &spec.username,
+                    &spec.password,
+                ),
+                VendorSpec::FlashSystem => crate::arrays::flashsystem::router(
                     san.clone(),
                     &spec.name,
                     &spec.username,

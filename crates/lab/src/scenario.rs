@@ -64,6 +64,9 @@ pub enum VendorSpec {
     /// Dell PowerStore (REST API; CSI PowerStore volumes).
     #[serde(rename = "powerstore")]
     PowerStore,
+    /// IBM FlashSystem / Storage Virtualize (REST API; IBM block CSI volumes).
+    #[serde(rename = "flashsystem")]
+    FlashSystem,
 }
 
 /// A simulated storage array and the credentials of its REST API.

@@ -239,6 +239,7 @@ array_faults! {
     ontap => VendorSpec::Ontap,
     pure_flash_array => VendorSpec::PureFlashArray,
     powerstore => VendorSpec::PowerStore,
+    flashsystem => VendorSpec::FlashSystem,
 }
 
 /// A vendor added to the end-to-end list gets its fault tests here too.

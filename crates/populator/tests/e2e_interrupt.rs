@@ -144,6 +144,7 @@ interrupted_in_each_phase! {
     ontap => VendorSpec::Ontap,
     pure_flash_array => VendorSpec::PureFlashArray,
     powerstore => VendorSpec::PowerStore,
+    flashsystem => VendorSpec::FlashSystem,
 }
 
 /// A vendor added to the end-to-end list gets its interruption tests here too.

@@ -1,0 +1,618 @@
+//! The FlashSystem plugin against the lab's Storage Virtualize REST facade served over HTTPS on
+//! loopback: the copy lifecycle (resolve, host, map, unmap, restore, release) leaves the array as
+//! it found it; every mutating call is idempotent; administrators' hosts are used, never changed;
+//! upstream's defects stay fixed (volume protection checked where it blocks and before anything
+//! changes, NVMe adapters refused by name, original maps restored, FlashCopy finished before it
+//! counts); the token survives expiry with one new `auth`; 429/503 are retried a bounded number of
+//! times; an unreachable array and wrong credentials fail fast with the setting to fix.
+
+mod support;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::IntoResponse;
+use co_lab::arrays::flashsystem::{FlashSystem, csi_volume_handle};
+use co_lab::san::{ArrayVendor, GroupSpec, San};
+use co_storage::flashsystem::{CSI_DRIVER, FlashSystemArray};
+use co_storage::http::{ConnectionSettings, Secret};
+use co_storage::{
+    ArrayCopySource, ErrorClass, EsxiHostRef, GroupKind, GroupRelease, Initiator,
+    PersistentVolumeRef, StorageApi, StorageError,
+};
+use support::{Recorder, serve_https, settings};
+
+const ARRAY: &str = "fs1";
+const PASSWORD: &str = "s3cr3t-pw";
+const WORKER: &str = "ocp-worker-1";
+const WORKER_IQN: &str = "iqn.2020-01.io.openshift:worker-1";
+const ESX_IQN: &str = "iqn.1998-01.com.vmware:esx1-4f3a";
+const ESX_FC: &str = "fc.20000025b5000001:21000025b5000001";
+const ESX_WWPN: &str = "21000025B5000001";
+
+/// Statuses the next matching requests answer instead of reaching the array.
+#[derive(Clone, Default)]
+struct Faults(Arc<Mutex<VecDeque<(String, u16)>>>);
+
+impl Faults {
+    /// The next request whose path contains `path` answers `status`.
+    fn push(&self, path: &str, status: u16) {
+        self.0.lock().unwrap().push_back((path.to_owned(), status));
+    }
+
+    fn pending(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    fn layer(self, router: Router) -> Router {
+        router.layer(axum::middleware::from_fn(
+            move |request: Request, next: Next| {
+                let faults = self.clone();
+                async move {
+                    let injected = {
+                        let mut queue = faults.0.lock().unwrap();
+                        let path = request.uri().path().to_owned();
+                        match queue.iter().position(|(p, _)| path.contains(p.as_str())) {
+                            Some(at) => queue.remove(at).map(|(_, s)| s),
+                            None => None,
+                        }
+                    };
+                    match injected {
+                        Some(status) => (
+                            axum::http::StatusCode::from_u16(status).unwrap(),
+                            "injected by the test",
+                        )
+                            .into_response(),
+                        None => next.run(request).await,
+                    }
+                }
+            },
+        ))
+    }
+}
+
+struct Lab {
+    san: San,
+    facade: FlashSystem,
+    faults: Faults,
+    hostname: String,
+    ca_pem: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Lab {
+    async fn start() -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let san = San::new(dir.path());
+        san.add_array(ARRAY, ArrayVendor::FlashSystem).unwrap();
+        let facade = FlashSystem::new(san.clone(), ARRAY, "admin", PASSWORD);
+        let faults = Faults::default();
+        let (cert, key) = support::self_signed();
+        let addr = serve_https(faults.clone().layer(facade.router()), &cert, &key).await;
+        Lab {
+            san,
+            facade,
+            faults,
+            hostname: format!("127.0.0.1:{}", addr.port()),
+            ca_pem: cert,
+            _dir: dir,
+        }
+    }
+
+    fn settings(&self) -> ConnectionSettings {
+        let mut s = settings(self.hostname.clone());
+        s.ca_certificate_pem = Some(self.ca_pem.clone().into_bytes());
+        s
+    }
+
+    async fn connect(&self, recorder: Option<Arc<Recorder>>) -> FlashSystemArray {
+        FlashSystemArray::connect(
+            &self.settings(),
+            &Default::default(),
+            recorder.map(|r| r as _),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// An IBM block CSI PV whose vdisk is mapped to an OpenShift worker host, as the prime PVC is.
+    fn csi_pv(&self, name: &str, size: u64) -> PersistentVolumeRef {
+        let volume = self.san.create_volume(ARRAY, name, size).unwrap();
+        if self.san.group(ARRAY, WORKER).is_none() {
+            self.san
+                .create_group(
+                    ARRAY,
+                    GroupSpec {
+                        name: WORKER.into(),
+                        initiators: vec![WORKER_IQN.into()],
+                        protocol: Some("scsi".into()),
+                        os_type: Some("generic".into()),
+                    },
+                )
+                .unwrap();
+        }
+        self.san.map(ARRAY, name, WORKER).unwrap();
+        PersistentVolumeRef {
+            name: format!("pv-{name}"),
+            csi_driver: Some(CSI_DRIVER.into()),
+            volume_handle: csi_volume_handle(&volume),
+            volume_attributes: BTreeMap::new(),
+        }
+    }
+
+    fn groups_of(&self, volume: &str) -> Vec<String> {
+        self.san
+            .mappings(ARRAY)
+            .into_iter()
+            .filter(|m| m.volume == volume)
+            .map(|m| m.group)
+            .collect()
+    }
+
+    fn group_names(&self) -> Vec<String> {
+        self.san.groups(ARRAY).into_iter().map(|g| g.name).collect()
+    }
+
+    /// An administrator's host holding `port`.
+    fn admin_host(&self, name: &str, port: &str) {
+        self.san
+            .create_group(
+                ARRAY,
+                GroupSpec {
+                    name: name.into(),
+                    initiators: vec![port.into()],
+                    protocol: Some("scsi".into()),
+                    os_type: Some("generic".into()),
+                },
+            )
+            .unwrap();
+    }
+}
+
+fn esx(host_id: &str, ids: &[&str]) -> EsxiHostRef {
+    EsxiHostRef {
+        host_id: host_id.into(),
+        initiators: ids.iter().map(|i| Initiator::from_adapter_id(i)).collect(),
+    }
+}
+
+/// The populator's sequence for one disk, every mutating step repeated (a journal replay),
+/// checked against the SAN after each step.
+#[tokio::test]
+async fn a_copy_lifecycle_leaves_the_array_as_it_found_it() {
+    let lab = Lab::start().await;
+    let array = lab.connect(None).await;
+    let pv = lab.csi_pv("pvc-a1", 1 << 30);
+    let info = array.array_info().await.unwrap();
+    assert_eq!(
+        (info.vendor.as_str(), info.product.as_str()),
+        ("IBM", "FlashSystem")
+    );
+    assert_eq!(info.model, co_lab::arrays::flashsystem::PRODUCT_NAME);
+    assert_eq!(info.version, "8.6.0.4");
+
+    let volume = array.resolve_volume(&pv).await.unwrap();
+    let lab_volume = lab.san.volume(ARRAY, "pvc-a1").unwrap();
+    assert_eq!(volume.naa.as_str(), lab_volume.naa);
+    assert_eq!(volume.name, "pvc-a1");
+    assert_eq!(volume.size_bytes, 1 << 30);
+
+    // vmhba64 (an NVMe HBA without an initiator name) is skipped, not registered as an iSCSI name.
+    let host = esx("hostsystem-host-1", &[ESX_IQN, ESX_FC, "vmhba64"]);
+    let group = array.ensure_initiator_group(&host).await.unwrap();
+    assert_eq!(group.targets[0].name, "xcopy-hostsystem-host-1");
+    assert_eq!(group.targets[0].kind, GroupKind::Host);
+    assert_eq!(group.protocol, co_storage::StorageProtocol::Mixed);
+    assert_eq!(group.owned, group.targets, "created now, so owned");
+    let again = array.ensure_initiator_group(&host).await.unwrap();
+    assert_eq!(again.targets, group.targets, "ensure is idempotent");
+    let lab_host = lab.san.group(ARRAY, "xcopy-hostsystem-host-1").unwrap();
+    assert_eq!(lab_host.initiators, [ESX_WWPN, ESX_IQN]);
+
+    let originals = array.current_mappings(&volume).await.unwrap();
+    assert_eq!(originals.len(), 1);
+    assert_eq!(
+        (originals[0].kind, originals[0].name.as_str()),
+        (GroupKind::Host, WORKER)
+    );
+
+    let mapping = array.map(&volume, &group).await.unwrap();
+    assert_eq!(mapping.naa, volume.naa);
+    let remapped = array.map(&volume, &group).await.unwrap();
+    assert_eq!(
+        remapped.lun_id, mapping.lun_id,
+        "mapping twice returns the existing LUN"
+    );
+    let visible = lab.san.visible_luns(&[ESX_IQN.to_owned()]);
+    assert_eq!(visible.len(), 1);
+    assert_eq!(Some(visible[0].lun_id), mapping.lun_id);
+
+    array.unmap(&volume, &group).await.unwrap();
+    array.unmap(&volume, &group).await.unwrap();
+    assert!(lab.san.visible_luns(&[ESX_IQN.to_owned()]).is_empty());
+
+    // Upstream cleared its mapping context at unmap, so its restore did nothing: a lost original
+    // map comes back here, and a journaled xcopy host of a crashed run is never restored.
+    lab.san.unmap(ARRAY, "pvc-a1", WORKER).unwrap();
+    let mut journaled = originals.clone();
+    journaled.push(group.targets[0].clone());
+    array.restore(&volume, &journaled).await.unwrap();
+    array.restore(&volume, &journaled).await.unwrap();
+    assert_eq!(lab.groups_of(&volume.name), [WORKER]);
+
+    assert_eq!(
+        array.release_group(&group).await.unwrap(),
+        GroupRelease::Deleted
+    );
+    assert!(lab.san.group(ARRAY, "xcopy-hostsystem-host-1").is_none());
+    assert_eq!(
+        array.release_group(&group).await.unwrap(),
+        GroupRelease::AlreadyGone
+    );
+    assert_eq!(lab.group_names(), [WORKER], "admin objects untouched");
+    array.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_administrators_host_is_used_and_kept() {
+    let lab = Lab::start().await;
+    lab.admin_host("esx-a", ESX_WWPN);
+    let array = lab.connect(None).await;
+    let volume = array
+        .resolve_volume(&lab.csi_pv("pvc-h1", 1 << 20))
+        .await
+        .unwrap();
+    let group = array
+        .ensure_initiator_group(&esx("hostsystem-host-7", &[ESX_FC]))
+        .await
+        .unwrap();
+    assert_eq!(group.targets[0].name, "esx-a");
+    assert!(group.owned.is_empty(), "never owned");
+    array.map(&volume, &group).await.unwrap();
+    array.unmap(&volume, &group).await.unwrap();
+    assert_eq!(
+        array.release_group(&group).await.unwrap(),
+        GroupRelease::NotOwned
+    );
+    assert_eq!(lab.group_names(), ["esx-a", WORKER]);
+}
+
+/// A host of an earlier run that still holds a mapping of another copy is kept, then deleted
+/// once that copy unmaps.
+#[tokio::test]
+async fn a_shared_host_is_kept_while_another_copy_uses_it() {
+    let lab = Lab::start().await;
+    let array = lab.connect(None).await;
+    let a = array
+        .resolve_volume(&lab.csi_pv("pvc-s1", 1 << 20))
+        .await
+        .unwrap();
+    let b = array
+        .resolve_volume(&lab.csi_pv("pvc-s2", 1 << 20))
+        .await
+        .unwrap();
+    let host = esx("hostsystem-host-2", &[ESX_IQN]);
+    let first = array.ensure_initiator_group(&host).await.unwrap();
+    let second = array.ensure_initiator_group(&host).await.unwrap();
+    assert_eq!(
+        second.owned, second.targets,
+        "an xcopy host is ours to release"
+    );
+    array.map(&a, &first).await.unwrap();
+    array.map(&b, &second).await.unwrap();
+    array.unmap(&a, &first).await.unwrap();
+    assert_eq!(
+        array.release_group(&first).await.unwrap(),
+        GroupRelease::InUse
+    );
+    array.unmap(&b, &second).await.unwrap();
+    assert_eq!(
+        array.release_group(&second).await.unwrap(),
+        GroupRelease::Deleted
+    );
+}
+
+/// Upstream refused to start whenever system-wide protection was on; here it fails before
+/// anything is mapped only when it applies to the volume's pool, and says how to lift it.
+#[tokio::test]
+async fn volume_protection_fails_early_with_the_remedy_only_where_it_blocks_unmapping() {
+    let lab = Lab::start().await;
+    lab.facade.set_volume_protection(true, true, 15);
+    let array = lab.connect(None).await;
+    let volume = array
+        .resolve_volume(&lab.csi_pv("pvc-p1", 1 << 20))
+        .await
+        .unwrap();
+    let group = array
+        .ensure_initiator_group(&esx("hostsystem-host-3", &[ESX_IQN]))
+        .await
+        .unwrap();
+    let err = array.map(&volume, &group).await.unwrap_err();
+    assert!(matches!(err, StorageError::Config { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("chmdiskgrp -vdiskprotectionenabled no Pool0"),
+        "{text}"
+    );
+    assert!(text.contains("15 minutes"), "{text}");
+    assert!(
+        lab.san.visible_luns(&[ESX_IQN.to_owned()]).is_empty(),
+        "nothing was mapped"
+    );
+    assert_eq!(
+        array.release_group(&group).await.unwrap(),
+        GroupRelease::Deleted
+    );
+
+    // Protection on for the system but not for the pool does not apply.
+    lab.facade.set_volume_protection(true, false, 15);
+    let group = array
+        .ensure_initiator_group(&esx("hostsystem-host-3", &[ESX_IQN]))
+        .await
+        .unwrap();
+    array.map(&volume, &group).await.unwrap();
+    // Turned on mid-copy: the unmap failure says the same.
+    lab.facade.set_volume_protection(true, true, 15);
+    let err = array.unmap(&volume, &group).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("chsystem -vdiskprotectionenabled no"),
+        "{err}"
+    );
+}
+
+/// RDM disks are copied by a FlashCopy mapping named after the session; the copy returns only
+/// at 100%, a re-run adopts the mapping, and `end` removes it.
+#[tokio::test]
+async fn an_rdm_disk_is_copied_by_flashcopy_and_the_mapping_removed() {
+    let lab = Lab::start().await;
+    // Protection does not matter: an array-side copy never unmaps.
+    lab.facade.set_volume_protection(true, true, 15);
+    let rdm = lab.san.create_volume(ARRAY, "rdm-src", 1 << 20).unwrap();
+    std::fs::write(&rdm.backing_path, vec![0xa5; 1 << 20]).unwrap();
+    let array = lab.connect(None).await;
+    let target = array
+        .resolve_volume(&lab.csi_pv("pvc-r1", 1 << 20))
+        .await
+        .unwrap();
+    let copier = array.array_copy().unwrap();
+    let source = ArrayCopySource::Rdm {
+        device_name: "vml.0200000000600507".into(),
+        lun_uuid: format!("0200000000{}323134352020", rdm.serial.to_ascii_lowercase()),
+    };
+    assert!(copier.supports(&source));
+    assert!(!copier.supports(&ArrayCopySource::VVol {
+        vvol_id: "x".into()
+    }));
+    let session = copier.session(&source, &target);
+    assert_eq!(
+        session,
+        copier.session(&source, &target),
+        "derived, not random"
+    );
+
+    let seen = Mutex::new(Vec::new());
+    copier
+        .copy(&session, &|p| seen.lock().unwrap().push(p))
+        .await
+        .unwrap();
+    let seen = seen.into_inner().unwrap();
+    assert!(seen.len() > 3, "progress from the mapping: {seen:?}");
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert_eq!(seen.last(), Some(&100));
+    let bytes = std::fs::read(lab.san.volume(ARRAY, "pvc-r1").unwrap().backing_path).unwrap();
+    assert_eq!(bytes, vec![0xa5; 1 << 20]);
+    assert_eq!(
+        lab.facade.fcmaps().len(),
+        1,
+        "kept until end: {:?}",
+        lab.facade.fcmaps()
+    );
+
+    // A re-run (the journal replays the copy) adopts the finished mapping instead of doubling it.
+    copier.copy(&session, &|_| {}).await.unwrap();
+    assert_eq!(lab.facade.fcmaps().len(), 1);
+    copier.end(&session).await.unwrap();
+    assert!(lab.facade.fcmaps().is_empty());
+    copier.end(&session).await.unwrap();
+
+    // FlashCopy needs the same size: said before anything is created.
+    let small = array
+        .resolve_volume(&lab.csi_pv("pvc-r2", 1 << 19))
+        .await
+        .unwrap();
+    let err = copier
+        .copy(&copier.session(&source, &small), &|_| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("same size"), "{err}");
+    assert!(lab.facade.fcmaps().is_empty());
+}
+
+/// The vendor list connects this plugin for `flashsystem` (it used to answer "not implemented").
+#[tokio::test]
+async fn the_vendor_list_connects_the_flashsystem_plugin() {
+    let lab = Lab::start().await;
+    let vendor =
+        co_storage::VendorSettings::read(co_api::StorageVendorProduct::FlashSystem, &|_| None)
+            .unwrap();
+    let array = co_storage::connect(&vendor, &lab.settings(), None)
+        .await
+        .unwrap();
+    assert_eq!(array.array_info().await.unwrap().vendor, "IBM");
+    assert!(array.array_copy().is_some(), "RDM by FlashCopy");
+    let mut url = lab.settings();
+    url.hostname = format!("https://{}", lab.hostname);
+    co_storage::connect(&vendor, &url, None).await.unwrap();
+}
+
+// ---- faults ----
+
+#[tokio::test]
+async fn an_expired_token_is_renewed_once_mid_run() {
+    let lab = Lab::start().await;
+    let recorder = Recorder::new();
+    let array = lab.connect(Some(recorder.clone())).await;
+    let volume = array
+        .resolve_volume(&lab.csi_pv("pvc-t1", 1 << 20))
+        .await
+        .unwrap();
+    let group = array
+        .ensure_initiator_group(&esx("hostsystem-host-1", &[ESX_IQN]))
+        .await
+        .unwrap();
+    assert_eq!(lab.facade.live_tokens(), 1, "one token for the whole run");
+    lab.facade.expire_tokens();
+    recorder.clear();
+    array.current_mappings(&volume).await.unwrap();
+    let calls: Vec<(String, Option<u16>)> = recorder
+        .requests()
+        .iter()
+        .map(|r| (r.path.clone(), r.status))
+        .collect();
+    assert_eq!(calls[0].1, Some(403), "{calls:?}");
+    assert_eq!(calls[1].0, "/rest/v1/auth", "{calls:?}");
+    assert_eq!(calls[2].1, Some(200), "{calls:?}");
+    assert!(
+        recorder.requests()[1].body.is_none(),
+        "credentials travel in headers only"
+    );
+
+    lab.faults.push("/rmvdiskhostmap", 401);
+    array.map(&volume, &group).await.unwrap();
+    array.unmap(&volume, &group).await.unwrap();
+    assert_eq!(lab.faults.pending(), 0);
+    assert!(lab.san.visible_luns(&[ESX_IQN.to_owned()]).is_empty());
+
+    // Refused twice in a row: the credentials are the problem, and the message says which.
+    lab.faults.push("/lsvdiskhostmap", 403);
+    lab.faults.push("/auth", 403);
+    let err = array.current_mappings(&volume).await.unwrap_err();
+    assert!(
+        matches!(err, StorageError::AuthRefused { status: 403, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("STORAGE_PASSWORD"), "{err}");
+}
+
+#[tokio::test]
+async fn busy_answers_are_retried_a_bounded_number_of_times() {
+    let lab = Lab::start().await;
+    let array = lab.connect(None).await;
+    let pv = lab.csi_pv("pvc-b1", 1 << 20);
+    lab.faults.push("/lsvdisk", 503);
+    lab.faults.push("/lsvdisk", 429);
+    let volume = array.resolve_volume(&pv).await.unwrap();
+    assert_eq!(lab.faults.pending(), 0);
+
+    // The test settings allow 4 attempts: 4 refusals exhaust them.
+    for _ in 0..4 {
+        lab.faults.push("/lsvdiskhostmap", 503);
+    }
+    let err = array.current_mappings(&volume).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::Unavailable {
+                status: 503,
+                attempts: 4,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.class(), ErrorClass::Retryable);
+    assert_eq!(array.current_mappings(&volume).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_array_fails_fast_and_says_what_to_check() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let mut s = settings(format!("127.0.0.1:{port}"));
+    s.http_timeout = Duration::from_secs(2);
+    let started = Instant::now();
+    let err = FlashSystemArray::connect(&s, &Default::default(), None)
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(err, StorageError::Unreachable { .. }), "{err}");
+    assert!(err.to_string().contains("STORAGE_HOSTNAME"), "{err}");
+    assert_eq!(err.class(), ErrorClass::Retryable);
+}
+
+#[tokio::test]
+async fn failures_say_what_to_fix_and_are_classed() {
+    let lab = Lab::start().await;
+    let mut wrong = lab.settings();
+    wrong.credentials.password = Secret::new("nope");
+    let err = FlashSystemArray::connect(&wrong, &Default::default(), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::AuthRefused { status: 403, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("STORAGE_PASSWORD"), "{err}");
+    assert_eq!(err.class(), ErrorClass::Permanent);
+
+    let mut no_user = lab.settings();
+    no_user.credentials.username = String::new();
+    let err = FlashSystemArray::connect(&no_user, &Default::default(), None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("STORAGE_USERNAME"), "{err}");
+
+    let mut untrusted = lab.settings();
+    untrusted.ca_certificate_pem = None;
+    let err = FlashSystemArray::connect(&untrusted, &Default::default(), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Tls { .. }), "{err}");
+
+    let array = lab.connect(None).await;
+    let missing = PersistentVolumeRef {
+        name: "pv-x".into(),
+        csi_driver: Some(CSI_DRIVER.into()),
+        volume_handle: "SVC:99;6005076000000000000000000000FFFF".into(),
+        volume_attributes: BTreeMap::new(),
+    };
+    let err = array.resolve_volume(&missing).await.unwrap_err();
+    assert!(matches!(err, StorageError::NotFound { .. }), "{err}");
+    let foreign = PersistentVolumeRef {
+        csi_driver: Some("csi.vsphere.vmware.com".into()),
+        ..missing.clone()
+    };
+    let err = array.resolve_volume(&foreign).await.unwrap_err();
+    assert!(err.to_string().contains("csi.vsphere.vmware.com"), "{err}");
+    let not_ibm = PersistentVolumeRef {
+        volume_handle: "pvc-1234".into(),
+        ..missing
+    };
+    let err = array.resolve_volume(&not_ibm).await.unwrap_err();
+    assert!(err.to_string().contains("pvc-1234"), "{err}");
+
+    // Upstream registered NVMe adapters as iSCSI names; they are refused by name.
+    let err = array
+        .ensure_initiator_group(&esx(
+            "hostsystem-host-5",
+            &["nqn.2014-08.com.vmware:nvme:esx5", "vmhba64"],
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Unsupported { .. }), "{err}");
+    assert!(
+        err.to_string().contains("nqn.2014-08.com.vmware:nvme:esx5"),
+        "{err}"
+    );
+    assert_eq!(lab.group_names(), Vec::<String>::new(), "nothing created");
+}
