@@ -64,6 +64,9 @@ pub enum VendorSpec {
     /// Dell PowerStore (REST API; CSI PowerStore volumes).
     #[serde(rename = "powerstore")]
     PowerStore,
+    /// Dell PowerMax (Unisphere REST; CSI PowerMax volumes).
+    #[serde(rename = "powermax")]
+    PowerMax,
 }
 
 /// A simulated storage array and the credentials of its REST API.

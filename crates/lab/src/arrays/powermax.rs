@@ -473,9 +473,7 @@ async fn dispatch(
         .map(percent_decode)
         .collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match inner.route(&call, &segments) {
-        Ok(response) | Err(response) => response,
-    }
+    inner.route(&call, &segments)
 }
 
 /// Decodes `a=b&c=d` (percent-encoding and `+`).
@@ -519,9 +517,9 @@ impl Inner {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn route(&self, call: &Call, segments: &[&str]) -> Result<Response, Response> {
-        let result = self.route_inner(call, segments);
-        result.map_err(IntoResponse::into_response)
+    fn route(&self, call: &Call, segments: &[&str]) -> Response {
+        self.route_inner(call, segments)
+            .unwrap_or_else(IntoResponse::into_response)
     }
 
     fn route_inner(&self, call: &Call, segments: &[&str]) -> ApiResult {
