@@ -705,3 +705,47 @@ async fn failures_say_what_to_fix_and_are_classed() {
     let err = array.resolve_volume(&elsewhere).await.unwrap_err();
     assert!(err.to_string().contains("000197900000"), "{err}");
 }
+
+/// Unisphere publishes no machine-readable definition: every request the plugin sends in a full
+/// lifecycle must be one of the operations the facade serves (`OPERATIONS`, each cited in
+/// `docs/vendors.md`), with no query parameter the facade does not know.
+#[tokio::test]
+async fn every_request_is_an_operation_the_facade_documents() {
+    let lab = Lab::start().await;
+    lab.facade.log_in(ESX_IQN).unwrap();
+    let recorder = Recorder::new();
+    let array = lab.connect(Some(recorder.clone())).await;
+    copy_lifecycle(&lab, &array, true).await;
+    let requests = recorder.requests();
+    assert!(requests.len() > 10, "{requests:?}");
+    for request in &requests {
+        let path = request
+            .path
+            .strip_prefix(powermax::BASE_PATH)
+            .unwrap_or_else(|| panic!("outside the API root: {}", request.path));
+        let segments: Vec<&str> = path.split('/').collect();
+        let known = powermax::OPERATIONS.iter().any(|(method, template)| {
+            let parts: Vec<&str> = template.split('/').collect();
+            *method == request.method.as_str()
+                && parts.len() == segments.len()
+                && parts.iter().zip(&segments).all(|(t, s)| match *t {
+                    "{v}" => *s == co_storage::powermax::API_VERSION,
+                    "{sid}" => *s == lab.facade.symmetrix_id(),
+                    t if t.starts_with('{') => !s.is_empty(),
+                    t => t == *s,
+                })
+        });
+        assert!(
+            known,
+            "{} {} is not a documented operation",
+            request.method, request.path
+        );
+        for (key, _) in &request.query {
+            assert!(
+                ["initiator_hba", "volume_id"].contains(&key.as_str()),
+                "query parameter {key} of {}",
+                request.path
+            );
+        }
+    }
+}
