@@ -77,3 +77,29 @@ async fn pure_copies_an_rdm_disk_on_the_array() {
     let left = rig.rig().leftovers(&[&rig.target("pvc_rdm")]);
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// PowerMax has no array-side copy in this build: an RDM disk is cloned with XCOPY through the
+/// ESXi host, and the bytes are the RDM volume's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn powermax_copies_an_rdm_disk_with_xcopy() {
+    let mut scenario = scenario(VendorSpec::PowerMax);
+    let array = scenario.arrays[0].name.clone();
+    scenario.vms[0].disks[0].rdm_array = Some(array.clone());
+    let rig = LabRig::start_with(scenario).await;
+    rig.target_volume("pvc_rdm", 64 * MIB);
+    let summary = run_with(rig.config(&rig.args("pvc_rdm")), rig.options("pvc_rdm")).await;
+    assert_eq!(summary.exit_code, ExitCode::Success, "{:?}", summary.error);
+    assert!(
+        !summary
+            .cleanup
+            .iter()
+            .any(|step| matches!(step, CleanupStep::EndArrayCopy { .. })),
+        "no array copy: {:?}",
+        summary.cleanup
+    );
+    let source = rig.lab.san.volume(&array, "rdm-vm-1-0").unwrap();
+    let bytes = std::fs::read(source.backing_path).unwrap();
+    rig.assert_copied_from(&bytes[..(64 * MIB) as usize], "pvc_rdm");
+    let left = rig.rig().leftovers(&[&rig.target("pvc_rdm")]);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
