@@ -55,6 +55,8 @@ pub enum DemoVendor {
     Powerstore,
     /// IBM FlashSystem / Storage Virtualize (REST API, IBM block CSI volumes).
     Flashsystem,
+    /// Dell PowerMax (Unisphere REST, CSI PowerMax volumes).
+    Powermax,
 }
 
 impl DemoVendor {
@@ -64,6 +66,7 @@ impl DemoVendor {
             DemoVendor::PureFlashArray => VendorSpec::PureFlashArray,
             DemoVendor::Powerstore => VendorSpec::PowerStore,
             DemoVendor::Flashsystem => VendorSpec::FlashSystem,
+            DemoVendor::Powermax => VendorSpec::PowerMax,
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod flashsystem;
 pub mod ontap;
+pub mod powermax;
 pub mod powerstore;
 pub mod pure;
 

@@ -131,6 +131,7 @@ fn vendor(spec: VendorSpec) -> ArrayVendor {
         VendorSpec::PureFlashArray => ArrayVendor::PureFlashArray,
         VendorSpec::PowerStore => ArrayVendor::PowerStore,
         VendorSpec::FlashSystem => ArrayVendor::FlashSystem,
+        VendorSpec::PowerMax => ArrayVendor::PowerMax,
     }
 }
 
@@ -515,6 +516,12 @@ impl Lab {
                     &spec.password,
                 ),
                 VendorSpec::FlashSystem => crate::arrays::flashsystem::router(
+                    san.clone(),
+                    &spec.name,
+                    &spec.username,
+                    &spec.password,
+                ),
+                VendorSpec::PowerMax => crate::arrays::powermax::router(
                     san.clone(),
                     &spec.name,
                     &spec.username,

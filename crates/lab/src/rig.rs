@@ -71,6 +71,7 @@ pub fn facade(vendor: VendorSpec) -> &'static dyn ArrayFacade {
         VendorSpec::PureFlashArray => &crate::arrays::pure::PureFacade,
         VendorSpec::PowerStore => &crate::arrays::powerstore::PowerStoreFacade,
         VendorSpec::FlashSystem => &crate::arrays::flashsystem::FlashSystemFacade,
+        VendorSpec::PowerMax => &crate::arrays::powermax::PowerMaxFacade,
     }
 }
 

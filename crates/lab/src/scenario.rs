@@ -67,6 +67,9 @@ pub enum VendorSpec {
     /// IBM FlashSystem / Storage Virtualize (REST API; IBM block CSI volumes).
     #[serde(rename = "flashsystem")]
     FlashSystem,
+    /// Dell PowerMax (Unisphere REST; CSI PowerMax volumes).
+    #[serde(rename = "powermax")]
+    PowerMax,
 }
 
 /// A simulated storage array and the credentials of its REST API.

@@ -240,6 +240,7 @@ array_faults! {
     pure_flash_array => VendorSpec::PureFlashArray,
     powerstore => VendorSpec::PowerStore,
     flashsystem => VendorSpec::FlashSystem,
+    powermax => VendorSpec::PowerMax,
 }
 
 /// A vendor added to the end-to-end list gets its fault tests here too.

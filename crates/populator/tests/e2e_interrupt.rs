@@ -145,6 +145,7 @@ interrupted_in_each_phase! {
     pure_flash_array => VendorSpec::PureFlashArray,
     powerstore => VendorSpec::PowerStore,
     flashsystem => VendorSpec::FlashSystem,
+    powermax => VendorSpec::PowerMax,
 }
 
 /// A vendor added to the end-to-end list gets its interruption tests here too.

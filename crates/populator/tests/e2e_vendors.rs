@@ -138,6 +138,7 @@ every_kind_of_disk! {
     pure_flash_array => VendorSpec::PureFlashArray,
     powerstore => VendorSpec::PowerStore,
     flashsystem => VendorSpec::FlashSystem,
+    powermax => VendorSpec::PowerMax,
 }
 
 #[test]

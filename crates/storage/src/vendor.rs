@@ -111,6 +111,9 @@ pub async fn connect(
         VendorSettings::PureFlashArray(settings) => Ok(Arc::new(
             pure::PureArray::connect(connection, settings, observer).await?,
         )),
+        VendorSettings::PowerMax(settings) => Ok(Arc::new(
+            powermax::PowerMaxArray::connect(connection, settings, observer).await?,
+        )),
         VendorSettings::PowerStore(settings) => Ok(Arc::new(
             powerstore::PowerStoreArray::connect(connection, settings, observer).await?,
         )),

@@ -28,11 +28,12 @@ pub const MIB: u64 = 1024 * 1024;
 
 /// Every vendor the lab serves and the populator has a plugin for: the end-to-end tests that are
 /// parametric in the vendor run each of them.
-pub const VENDORS: [VendorSpec; 4] = [
+pub const VENDORS: [VendorSpec; 5] = [
     VendorSpec::Ontap,
     VendorSpec::PureFlashArray,
     VendorSpec::PowerStore,
     VendorSpec::FlashSystem,
+    VendorSpec::PowerMax,
 ];
 
 /// The embedded scenario with its array served as `vendor`.
