@@ -6,6 +6,7 @@
 //! `router(san, array, …) -> axum::Router`, and list it here. Latency and fault injection wrap the
 //! returned router as a layer (`Router::layer`), so facades stay free of it.
 
+pub mod infinibox;
 pub mod ontap;
 pub mod powerstore;
 pub mod pure;
