@@ -114,6 +114,9 @@ pub async fn connect(
         VendorSettings::PowerStore(settings) => Ok(Arc::new(
             powerstore::PowerStoreArray::connect(connection, settings, observer).await?,
         )),
+        VendorSettings::InfiniBox(settings) => Ok(Arc::new(
+            infinibox::InfiniBoxArray::connect(connection, settings, observer).await?,
+        )),
         other => Err(StorageError::Unsupported {
             message: format!(
                 "storage vendor {} is not implemented in this build yet; \
@@ -144,10 +147,10 @@ mod tests {
 
     #[tokio::test]
     async fn vendors_without_a_plugin_yet_are_unsupported() {
-        let settings = VendorSettings::InfiniBox(infinibox::Settings::default());
+        let settings = VendorSettings::FlashSystem(flashsystem::Settings::default());
         let err = connect(&settings, &connection(), None).await.err().unwrap();
         assert!(matches!(err, StorageError::Unsupported { .. }), "{err}");
-        assert!(err.to_string().contains("infinibox"), "{err}");
+        assert!(err.to_string().contains("flashsystem"), "{err}");
     }
 
     #[tokio::test]
