@@ -53,6 +53,8 @@ pub enum DemoVendor {
     PureFlashArray,
     /// Dell PowerStore (REST API, CSI PowerStore volumes).
     Powerstore,
+    /// Infinidat InfiniBox (REST API, InfiniBox CSI volumes).
+    Infinibox,
 }
 
 impl DemoVendor {
@@ -61,6 +63,7 @@ impl DemoVendor {
             DemoVendor::Ontap => VendorSpec::Ontap,
             DemoVendor::PureFlashArray => VendorSpec::PureFlashArray,
             DemoVendor::Powerstore => VendorSpec::PowerStore,
+            DemoVendor::Infinibox => VendorSpec::InfiniBox,
         }
     }
 }

@@ -64,6 +64,9 @@ pub enum VendorSpec {
     /// Dell PowerStore (REST API; CSI PowerStore volumes).
     #[serde(rename = "powerstore")]
     PowerStore,
+    /// Infinidat InfiniBox (REST API; InfiniBox CSI volumes).
+    #[serde(rename = "infinibox")]
+    InfiniBox,
 }
 
 /// A simulated storage array and the credentials of its REST API.
