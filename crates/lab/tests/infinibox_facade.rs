@@ -207,6 +207,17 @@ async fn the_system_reports_its_version_and_features() {
         .collect();
     assert!(names.contains(&"api_auth_sessions"), "{names:?}");
     assert!(names.contains(&"metadata"), "{names:?}");
+    let anonymous = array
+        .http
+        .get(format!("{}/_features", array.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        anonymous.status(),
+        StatusCode::OK,
+        "clients read the features before they log in"
+    );
 }
 
 #[tokio::test]

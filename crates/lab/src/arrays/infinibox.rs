@@ -9,7 +9,8 @@
 //!   contract.
 //! - **Authentication.** HTTP Basic on any request, or a session: `POST /users/login` with
 //!   `{"username", "password", "clientid"?}` sets the `JSESSIONID` cookie, `POST /users/logout`
-//!   ends it. No credentials, wrong ones or an unknown/expired session answer 401.
+//!   ends it. No credentials, wrong ones or an unknown/expired session answer 401, except on
+//!   `GET /_features`, which clients read before they log in.
 //! - **Approval.** Destructive requests (`DELETE`) must carry `approved=true`, else 403
 //!   `APPROVAL_REQUIRED` (the SDK adds it to every non-GET request).
 //! - **Collections** page with `page` (from 1) and `page_size` (default 50, at most 1000); the
@@ -555,7 +556,9 @@ async fn authenticate(State(inner): State<Arc<Inner>>, request: Request, next: N
         )
         .into_response();
     }
-    if path.ends_with("/users/login") {
+    // The login, and the feature list clients read before logging in to learn whether the
+    // array has sessions at all.
+    if path.ends_with("/users/login") || path.ends_with("/_features") {
         return next.run(request).await;
     }
     let headers = request.headers();
