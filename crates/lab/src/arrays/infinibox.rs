@@ -47,7 +47,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
 use serde_json::{Map, Value, json};
 
-use super::BasicCredentials;
+use super::{BasicCredentials, cookie};
 use crate::san::{GroupSpec, InitiatorGroup, InitiatorId, San, SanError, Volume, stable_hash};
 
 /// Where the API lives on the management address.
@@ -358,24 +358,7 @@ impl InfiniBox {
     /// What a copy may have left on the array: hosts named `xcopy-…`, every mapping to them and
     /// metadata of objects that no longer exist. Empty after a clean run.
     pub fn leftovers(&self) -> Vec<String> {
-        let array = &self.inner.array;
-        let ours = |name: &str| name.starts_with("xcopy-");
-        let mut found: Vec<String> = self
-            .inner
-            .san
-            .groups(array)
-            .into_iter()
-            .filter(|g| ours(&g.name))
-            .map(|g| format!("host {}", g.name))
-            .collect();
-        found.extend(
-            self.inner
-                .san
-                .mappings(array)
-                .into_iter()
-                .filter(|m| ours(&m.group))
-                .map(|m| format!("volume {} mapped to {}", m.volume, m.group)),
-        );
+        let mut found = super::xcopy_leftovers(&self.inner.san, &self.inner.array, "mapped to");
         let live: Vec<u64> = self.inner.objects().iter().map(|(id, _)| *id).collect();
         found.extend(
             self.inner
@@ -524,17 +507,6 @@ fn created(result: Value) -> ApiResult {
 }
 
 // ---- authentication ----
-
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-}
 
 fn unauthorized(message: &str) -> Response {
     ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message).into_response()
