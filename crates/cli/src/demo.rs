@@ -57,6 +57,8 @@ pub enum DemoVendor {
     Flashsystem,
     /// Dell PowerMax (Unisphere REST, CSI PowerMax volumes).
     Powermax,
+    /// Infinidat InfiniBox (REST API, InfiniBox CSI volumes).
+    Infinibox,
 }
 
 impl DemoVendor {
@@ -67,6 +69,7 @@ impl DemoVendor {
             DemoVendor::Powerstore => VendorSpec::PowerStore,
             DemoVendor::Flashsystem => VendorSpec::FlashSystem,
             DemoVendor::Powermax => VendorSpec::PowerMax,
+            DemoVendor::Infinibox => VendorSpec::InfiniBox,
         }
     }
 }

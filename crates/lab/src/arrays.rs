@@ -7,6 +7,7 @@
 //! returned router as a layer (`Router::layer`), so facades stay free of it.
 
 pub mod flashsystem;
+pub mod infinibox;
 pub mod ontap;
 pub mod powermax;
 pub mod powerstore;
@@ -16,6 +17,37 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+
+/// The value of cookie `name` among the request's `Cookie` headers.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// What a copy may have left on `array` of a facade whose SAN groups are hosts: hosts named
+/// `xcopy-…` and every mapping to them, each described with `mapped` (the vendor's verb).
+pub(crate) fn xcopy_leftovers(san: &crate::san::San, array: &str, mapped: &str) -> Vec<String> {
+    let ours = |name: &str| name.starts_with("xcopy-");
+    let mut found: Vec<String> = san
+        .groups(array)
+        .into_iter()
+        .filter(|g| ours(&g.name))
+        .map(|g| format!("host {}", g.name))
+        .collect();
+    found.extend(
+        san.mappings(array)
+            .into_iter()
+            .filter(|m| ours(&m.group))
+            .map(|m| format!("volume {} {mapped} {}", m.volume, m.group)),
+    );
+    found
+}
 
 /// HTTP Basic credentials an array accepts.
 #[derive(Clone)]

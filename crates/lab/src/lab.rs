@@ -132,6 +132,7 @@ fn vendor(spec: VendorSpec) -> ArrayVendor {
         VendorSpec::PowerStore => ArrayVendor::PowerStore,
         VendorSpec::FlashSystem => ArrayVendor::FlashSystem,
         VendorSpec::PowerMax => ArrayVendor::PowerMax,
+        VendorSpec::InfiniBox => ArrayVendor::InfiniBox,
     }
 }
 
@@ -522,6 +523,12 @@ impl Lab {
                     &spec.password,
                 ),
                 VendorSpec::PowerMax => crate::arrays::powermax::router(
+                    san.clone(),
+                    &spec.name,
+                    &spec.username,
+                    &spec.password,
+                ),
+                VendorSpec::InfiniBox => crate::arrays::infinibox::router(
                     san.clone(),
                     &spec.name,
                     &spec.username,

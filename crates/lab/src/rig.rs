@@ -72,6 +72,7 @@ pub fn facade(vendor: VendorSpec) -> &'static dyn ArrayFacade {
         VendorSpec::PowerStore => &crate::arrays::powerstore::PowerStoreFacade,
         VendorSpec::FlashSystem => &crate::arrays::flashsystem::FlashSystemFacade,
         VendorSpec::PowerMax => &crate::arrays::powermax::PowerMaxFacade,
+        VendorSpec::InfiniBox => &crate::arrays::infinibox::InfiniBoxFacade,
     }
 }
 

@@ -70,6 +70,9 @@ pub enum VendorSpec {
     /// Dell PowerMax (Unisphere REST; CSI PowerMax volumes).
     #[serde(rename = "powermax")]
     PowerMax,
+    /// Infinidat InfiniBox (REST API; InfiniBox CSI volumes).
+    #[serde(rename = "infinibox")]
+    InfiniBox,
 }
 
 /// A simulated storage array and the credentials of its REST API.

@@ -241,6 +241,7 @@ array_faults! {
     powerstore => VendorSpec::PowerStore,
     flashsystem => VendorSpec::FlashSystem,
     powermax => VendorSpec::PowerMax,
+    infinibox => VendorSpec::InfiniBox,
 }
 
 /// A vendor added to the end-to-end list gets its fault tests here too.

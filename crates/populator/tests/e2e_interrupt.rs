@@ -146,6 +146,7 @@ interrupted_in_each_phase! {
     powerstore => VendorSpec::PowerStore,
     flashsystem => VendorSpec::FlashSystem,
     powermax => VendorSpec::PowerMax,
+    infinibox => VendorSpec::InfiniBox,
 }
 
 /// A vendor added to the end-to-end list gets its interruption tests here too.

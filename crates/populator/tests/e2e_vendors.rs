@@ -139,6 +139,7 @@ every_kind_of_disk! {
     powerstore => VendorSpec::PowerStore,
     flashsystem => VendorSpec::FlashSystem,
     powermax => VendorSpec::PowerMax,
+    infinibox => VendorSpec::InfiniBox,
 }
 
 #[test]

@@ -120,6 +120,9 @@ pub async fn connect(
         VendorSettings::FlashSystem(settings) => Ok(Arc::new(
             flashsystem::FlashSystemArray::connect(connection, settings, observer).await?,
         )),
+        VendorSettings::InfiniBox(settings) => Ok(Arc::new(
+            infinibox::InfiniBoxArray::connect(connection, settings, observer).await?,
+        )),
         other => Err(StorageError::Unsupported {
             message: format!(
                 "storage vendor {} is not implemented in this build yet; \
@@ -146,14 +149,6 @@ mod tests {
                 token: Some(Secret::new("t")),
             },
         )
-    }
-
-    #[tokio::test]
-    async fn vendors_without_a_plugin_yet_are_unsupported() {
-        let settings = VendorSettings::InfiniBox(infinibox::Settings::default());
-        let err = connect(&settings, &connection(), None).await.err().unwrap();
-        assert!(matches!(err, StorageError::Unsupported { .. }), "{err}");
-        assert!(err.to_string().contains("infinibox"), "{err}");
     }
 
     #[tokio::test]

@@ -40,7 +40,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use serde_json::{Map, Value, json};
 
-use super::BasicCredentials;
+use super::{BasicCredentials, cookie};
 use crate::san::{GroupSpec, InitiatorId, San, SanError, Volume, stable_uuid};
 use model::World;
 pub use model::{Kind, scalar_fields};
@@ -260,25 +260,7 @@ impl PowerStore {
     /// What a copy may have left on the array: hosts named `xcopy-…` and every mapping to them.
     /// Empty after a clean run.
     pub fn leftovers(&self) -> Vec<String> {
-        let array = &self.inner.array;
-        let ours = |name: &str| name.starts_with("xcopy-");
-        let mut found: Vec<String> = self
-            .inner
-            .san
-            .groups(array)
-            .into_iter()
-            .filter(|g| ours(&g.name))
-            .map(|g| format!("host {}", g.name))
-            .collect();
-        found.extend(
-            self.inner
-                .san
-                .mappings(array)
-                .into_iter()
-                .filter(|m| ours(&m.group))
-                .map(|m| format!("volume {} attached to {}", m.volume, m.group)),
-        );
-        found
+        super::xcopy_leftovers(&self.inner.san, &self.inner.array, "attached to")
     }
 
     /// The cluster's `global_id` (the middle part of CSI PowerStore volume handles).
@@ -433,17 +415,6 @@ impl IntoResponse for ApiError {
 type ApiResult = Result<Response, ApiError>;
 
 // ---- sessions ----
-
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-}
 
 async fn authenticate(State(inner): State<Arc<Inner>>, request: Request, next: Next) -> Response {
     let headers = request.headers();

@@ -28,12 +28,13 @@ pub const MIB: u64 = 1024 * 1024;
 
 /// Every vendor the lab serves and the populator has a plugin for: the end-to-end tests that are
 /// parametric in the vendor run each of them.
-pub const VENDORS: [VendorSpec; 5] = [
+pub const VENDORS: [VendorSpec; 6] = [
     VendorSpec::Ontap,
     VendorSpec::PureFlashArray,
     VendorSpec::PowerStore,
     VendorSpec::FlashSystem,
     VendorSpec::PowerMax,
+    VendorSpec::InfiniBox,
 ];
 
 /// The embedded scenario with its array served as `vendor`.
