@@ -8,6 +8,7 @@
 
 pub mod ontap;
 pub mod powerstore;
+pub mod primera3par;
 pub mod pure;
 
 use axum::http::HeaderMap;

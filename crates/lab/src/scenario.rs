@@ -64,6 +64,9 @@ pub enum VendorSpec {
     /// Dell PowerStore (REST API; CSI PowerStore volumes).
     #[serde(rename = "powerstore")]
     PowerStore,
+    /// HPE Primera / 3PAR (WSAPI; HPE CSI driver volumes).
+    #[serde(rename = "primera3par")]
+    Primera3Par,
 }
 
 /// A simulated storage array and the credentials of its REST API.
