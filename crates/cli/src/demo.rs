@@ -53,6 +53,8 @@ pub enum DemoVendor {
     PureFlashArray,
     /// Dell PowerStore (REST API, CSI PowerStore volumes).
     Powerstore,
+    /// HPE Primera / 3PAR (WSAPI, HPE CSI driver volumes).
+    Primera3par,
 }
 
 impl DemoVendor {
@@ -61,6 +63,7 @@ impl DemoVendor {
             DemoVendor::Ontap => VendorSpec::Ontap,
             DemoVendor::PureFlashArray => VendorSpec::PureFlashArray,
             DemoVendor::Powerstore => VendorSpec::PowerStore,
+            DemoVendor::Primera3par => VendorSpec::Primera3Par,
         }
     }
 }
