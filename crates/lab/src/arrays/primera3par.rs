@@ -621,7 +621,7 @@ fn comparison(text: &str, within: Option<&str>, fields: &[&str]) -> Result<Term,
 fn passes(item: &Value, terms: &[Term]) -> bool {
     let equal = |field: &str, have: &Value, want: &str| {
         let Some(have) = have.as_str() else {
-            return have.to_string() == want;
+            return have.as_u64().is_some() && have.as_u64() == want.parse().ok();
         };
         if field == "wwn" || field == "name" && have.starts_with("iqn.") {
             have.eq_ignore_ascii_case(want)
