@@ -149,6 +149,12 @@ impl Lab {
         }
     }
 
+    /// No host, host set or export of copy-offload's is left on the array.
+    fn assert_clean(&self) {
+        let left = self.facade.leftovers();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+
     fn groups_of(&self, volume: &str) -> Vec<String> {
         self.san
             .mappings(ARRAY)
@@ -258,11 +264,7 @@ async fn a_copy_lifecycle_leaves_the_array_as_it_found_it_and_deletes_its_sessio
         array.release_group(&group).await.unwrap(),
         GroupRelease::AlreadyGone
     );
-    assert!(
-        lab.facade.leftovers().is_empty(),
-        "{:?}",
-        lab.facade.leftovers()
-    );
+    lab.assert_clean();
     assert_eq!(
         lab.facade.open_sessions(),
         1,
@@ -308,11 +310,7 @@ async fn an_administrators_host_is_put_in_our_set_and_kept() {
         lab.san.group(ARRAY, "esx-01").is_some(),
         "the admin's host is kept"
     );
-    assert!(
-        lab.facade.leftovers().is_empty(),
-        "{:?}",
-        lab.facade.leftovers()
-    );
+    lab.assert_clean();
 }
 
 /// Two copies on one ESXi host share its host set: the first release keeps it, the last deletes.
@@ -338,11 +336,7 @@ async fn two_copies_share_the_host_set_and_the_last_release_deletes_it() {
         second.release_group(&g2).await.unwrap(),
         GroupRelease::Deleted
     );
-    assert!(
-        lab.facade.leftovers().is_empty(),
-        "{:?}",
-        lab.facade.leftovers()
-    );
+    lab.assert_clean();
 }
 
 /// A run that died after exporting: the next run finds the export, the set and the host, and
@@ -378,11 +372,7 @@ async fn a_resumed_run_adopts_what_an_earlier_run_left() {
         array.release_group(&group).await.unwrap(),
         GroupRelease::Deleted
     );
-    assert!(
-        lab.facade.leftovers().is_empty(),
-        "{:?}",
-        lab.facade.leftovers()
-    );
+    lab.assert_clean();
 }
 
 /// Upstream's host set name rule could exceed what the array accepts for long host ids; ours
@@ -403,11 +393,7 @@ async fn long_host_ids_get_names_within_the_array_limits() {
         array.release_group(&group).await.unwrap(),
         GroupRelease::Deleted
     );
-    assert!(
-        lab.facade.leftovers().is_empty(),
-        "{:?}",
-        lab.facade.leftovers()
-    );
+    lab.assert_clean();
 }
 
 /// Upstream needed exactly `https://host:port`.
