@@ -59,6 +59,8 @@ pub enum DemoVendor {
     Powermax,
     /// Infinidat InfiniBox (REST API, InfiniBox CSI volumes).
     Infinibox,
+    /// HPE Primera / 3PAR (WSAPI, HPE CSI driver volumes).
+    Primera3par,
 }
 
 impl DemoVendor {
@@ -70,6 +72,7 @@ impl DemoVendor {
             DemoVendor::Flashsystem => VendorSpec::FlashSystem,
             DemoVendor::Powermax => VendorSpec::PowerMax,
             DemoVendor::Infinibox => VendorSpec::InfiniBox,
+            DemoVendor::Primera3par => VendorSpec::Primera3Par,
         }
     }
 }

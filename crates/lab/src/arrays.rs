@@ -11,6 +11,7 @@ pub mod infinibox;
 pub mod ontap;
 pub mod powermax;
 pub mod powerstore;
+pub mod primera3par;
 pub mod pure;
 
 use axum::http::HeaderMap;

@@ -133,6 +133,7 @@ fn vendor(spec: VendorSpec) -> ArrayVendor {
         VendorSpec::FlashSystem => ArrayVendor::FlashSystem,
         VendorSpec::PowerMax => ArrayVendor::PowerMax,
         VendorSpec::InfiniBox => ArrayVendor::InfiniBox,
+        VendorSpec::Primera3Par => ArrayVendor::Primera3Par,
     }
 }
 
@@ -529,6 +530,12 @@ impl Lab {
                     &spec.password,
                 ),
                 VendorSpec::InfiniBox => crate::arrays::infinibox::router(
+                    san.clone(),
+                    &spec.name,
+                    &spec.username,
+                    &spec.password,
+                ),
+                VendorSpec::Primera3Par => crate::arrays::primera3par::router(
                     san.clone(),
                     &spec.name,
                     &spec.username,

@@ -73,6 +73,9 @@ pub enum VendorSpec {
     /// Infinidat InfiniBox (REST API; InfiniBox CSI volumes).
     #[serde(rename = "infinibox")]
     InfiniBox,
+    /// HPE Primera / 3PAR (WSAPI; HPE CSI driver volumes).
+    #[serde(rename = "primera3par")]
+    Primera3Par,
 }
 
 /// A simulated storage array and the credentials of its REST API.

@@ -242,6 +242,7 @@ array_faults! {
     flashsystem => VendorSpec::FlashSystem,
     powermax => VendorSpec::PowerMax,
     infinibox => VendorSpec::InfiniBox,
+    primera3par => VendorSpec::Primera3Par,
 }
 
 /// A vendor added to the end-to-end list gets its fault tests here too.

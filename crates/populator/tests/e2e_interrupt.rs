@@ -147,6 +147,7 @@ interrupted_in_each_phase! {
     flashsystem => VendorSpec::FlashSystem,
     powermax => VendorSpec::PowerMax,
     infinibox => VendorSpec::InfiniBox,
+    primera3par => VendorSpec::Primera3Par,
 }
 
 /// A vendor added to the end-to-end list gets its interruption tests here too.

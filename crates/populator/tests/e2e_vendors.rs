@@ -140,6 +140,7 @@ every_kind_of_disk! {
     flashsystem => VendorSpec::FlashSystem,
     powermax => VendorSpec::PowerMax,
     infinibox => VendorSpec::InfiniBox,
+    primera3par => VendorSpec::Primera3Par,
 }
 
 #[test]

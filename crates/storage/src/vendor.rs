@@ -123,6 +123,9 @@ pub async fn connect(
         VendorSettings::InfiniBox(settings) => Ok(Arc::new(
             infinibox::InfiniBoxArray::connect(connection, settings, observer).await?,
         )),
+        VendorSettings::Primera3Par(settings) => Ok(Arc::new(
+            primera3par::Primera3ParArray::connect(connection, settings, observer).await?,
+        )),
         other => Err(StorageError::Unsupported {
             message: format!(
                 "storage vendor {} is not implemented in this build yet; \

@@ -28,13 +28,14 @@ pub const MIB: u64 = 1024 * 1024;
 
 /// Every vendor the lab serves and the populator has a plugin for: the end-to-end tests that are
 /// parametric in the vendor run each of them.
-pub const VENDORS: [VendorSpec; 6] = [
+pub const VENDORS: [VendorSpec; 7] = [
     VendorSpec::Ontap,
     VendorSpec::PureFlashArray,
     VendorSpec::PowerStore,
     VendorSpec::FlashSystem,
     VendorSpec::PowerMax,
     VendorSpec::InfiniBox,
+    VendorSpec::Primera3Par,
 ];
 
 /// The embedded scenario with its array served as `vendor`.

@@ -1,0 +1,588 @@
+//! The Primera/3PAR plugin against the lab's WSAPI facade served over HTTPS on loopback: the copy
+//! lifecycle (resolve, host and host set, export, unexport, restore, release) leaves the array as
+//! it found it; every mutating call is idempotent; administrators' hosts are used, never changed;
+//! two copies on one ESXi host share its host set; a resumed run adopts what an earlier one left;
+//! upstream's defects stay fixed (hostname shapes, persona, name lengths, restore to plain hosts,
+//! the session key deleted at exit); the session survives expiry (401) and a refused key (403)
+//! with one re-login; 429/503 are retried a bounded number of times; an unreachable array and
+//! wrong credentials fail fast with the setting to fix.
+
+mod support;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::IntoResponse;
+use co_lab::arrays::primera3par::{self as facade, Primera};
+use co_lab::san::{ArrayVendor, GroupSpec, San};
+use co_storage::http::{ConnectionSettings, Secret};
+use co_storage::primera3par::{CSI_DRIVER, PERSONA_VMWARE, Primera3ParArray};
+use co_storage::{
+    ErrorClass, EsxiHostRef, GroupKind, GroupRef, GroupRelease, Initiator, PersistentVolumeRef,
+    StorageApi, StorageError,
+};
+use support::{Recorder, serve_https, settings};
+
+const ARRAY: &str = "3par1";
+const PASSWORD: &str = "s3cr3t-pw";
+const WORKER_IQN: &str = "iqn.2020-01.io.openshift:worker-1";
+const ESX_IQN: &str = "iqn.1998-01.com.vmware:esx1-4f3a";
+const ESX_FC: &str = "fc.20000025b5000001:21000025b5000001";
+
+/// Statuses the next matching requests answer instead of reaching the array.
+#[derive(Clone, Default)]
+struct Faults(Arc<Mutex<VecDeque<(String, u16)>>>);
+
+impl Faults {
+    /// The next request whose path contains `path` answers `status`.
+    fn push(&self, path: &str, status: u16) {
+        self.0.lock().unwrap().push_back((path.to_owned(), status));
+    }
+
+    fn pending(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    fn layer(self, router: Router) -> Router {
+        router.layer(axum::middleware::from_fn(
+            move |request: Request, next: Next| {
+                let faults = self.clone();
+                async move {
+                    let injected = {
+                        let mut queue = faults.0.lock().unwrap();
+                        let path = request.uri().path().to_owned();
+                        match queue.iter().position(|(p, _)| path.contains(p.as_str())) {
+                            Some(at) => queue.remove(at).map(|(_, s)| s),
+                            None => None,
+                        }
+                    };
+                    match injected {
+                        Some(status) => {
+                            let status = axum::http::StatusCode::from_u16(status).unwrap();
+                            let body =
+                                serde_json::json!({"code": 250, "desc": "injected by the test"});
+                            (status, axum::Json(body)).into_response()
+                        }
+                        None => next.run(request).await,
+                    }
+                }
+            },
+        ))
+    }
+}
+
+struct Lab {
+    san: San,
+    facade: Primera,
+    faults: Faults,
+    hostname: String,
+    ca_pem: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Lab {
+    async fn start() -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let san = San::new(dir.path());
+        san.add_array(ARRAY, ArrayVendor::Primera3Par).unwrap();
+        let facade = Primera::new(san.clone(), ARRAY, "3paradm", PASSWORD);
+        let faults = Faults::default();
+        let (cert, key) = support::self_signed();
+        let addr = serve_https(faults.clone().layer(facade.router()), &cert, &key).await;
+        Lab {
+            san,
+            facade,
+            faults,
+            hostname: format!("127.0.0.1:{}", addr.port()),
+            ca_pem: cert,
+            _dir: dir,
+        }
+    }
+
+    fn settings(&self) -> ConnectionSettings {
+        let mut s = settings(self.hostname.clone());
+        s.credentials.username = "3paradm".into();
+        s.ca_certificate_pem = Some(self.ca_pem.clone().into_bytes());
+        s
+    }
+
+    async fn connect(&self, recorder: Option<Arc<Recorder>>) -> Primera3ParArray {
+        Primera3ParArray::connect(
+            &self.settings(),
+            &Default::default(),
+            recorder.map(|r| r as _),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// An HPE CSI PV whose volume is exported to an OpenShift worker host, as the prime PVC is.
+    fn csi_pv(&self, name: &str) -> PersistentVolumeRef {
+        let volume = self.facade.create_csi_volume(name, 1 << 30).unwrap();
+        self.host("ocp-worker-1", WORKER_IQN);
+        self.san.map(ARRAY, &volume.name, "ocp-worker-1").unwrap();
+        PersistentVolumeRef {
+            name: format!("pv-{name}"),
+            csi_driver: Some(CSI_DRIVER.into()),
+            volume_handle: name.to_owned(),
+            volume_attributes: BTreeMap::new(),
+        }
+    }
+
+    /// An administrator's host with one path (kept when it exists).
+    fn host(&self, name: &str, path: &str) {
+        if self.san.group(ARRAY, name).is_none() {
+            self.san
+                .create_group(
+                    ARRAY,
+                    GroupSpec {
+                        name: name.into(),
+                        initiators: vec![path.into()],
+                        ..GroupSpec::default()
+                    },
+                )
+                .unwrap();
+        }
+    }
+
+    /// No host, host set or export of copy-offload's is left on the array.
+    fn assert_clean(&self) {
+        let left = self.facade.leftovers();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+
+    fn groups_of(&self, volume: &str) -> Vec<String> {
+        self.san
+            .mappings(ARRAY)
+            .into_iter()
+            .filter(|m| m.volume == volume)
+            .map(|m| m.group)
+            .collect()
+    }
+}
+
+fn esx(host_id: &str, ids: &[&str]) -> EsxiHostRef {
+    EsxiHostRef {
+        host_id: host_id.into(),
+        initiators: ids.iter().map(|i| Initiator::from_adapter_id(i)).collect(),
+    }
+}
+
+/// The populator's sequence for one disk, every mutating step repeated (a journal replay),
+/// checked against the SAN after each step.
+#[tokio::test]
+async fn a_copy_lifecycle_leaves_the_array_as_it_found_it_and_deletes_its_session() {
+    let lab = Lab::start().await;
+    let array = lab.connect(None).await;
+    let pv = lab.csi_pv("pvc-a1");
+    let info = array.array_info().await.unwrap();
+    assert_eq!(
+        (
+            info.vendor.as_str(),
+            info.model.as_str(),
+            info.version.as_str()
+        ),
+        ("HPE", facade::MODEL, facade::SYSTEM_VERSION)
+    );
+
+    let volume = array.resolve_volume(&pv).await.unwrap();
+    let lab_volume = lab.san.volume(ARRAY, "pvc-a1").unwrap();
+    assert_eq!(volume.naa.as_str(), lab_volume.naa);
+    assert_eq!(volume.size_bytes, 1 << 30);
+
+    // vmhba64 (an NVMe/SAS HBA without a path name) is skipped, not fatal.
+    let host = esx("hostsystem-host-1", &[ESX_IQN, ESX_FC, "vmhba64"]);
+    let group = array.ensure_initiator_group(&host).await.unwrap();
+    assert_eq!(group.targets[0].name, "xcopy-hostsystem-host-1");
+    assert_eq!(group.targets[0].kind, GroupKind::HostSet);
+    assert_eq!(group.protocol, co_storage::StorageProtocol::Mixed);
+    assert_eq!(
+        group.owned.len(),
+        2,
+        "the host set and the host: {:?}",
+        group.owned
+    );
+    let again = array.ensure_initiator_group(&host).await.unwrap();
+    assert_eq!(again, group, "ensure is idempotent");
+    // Upstream created hosts with persona 11, which the WSAPI numbers Windows Server.
+    assert_eq!(
+        lab.facade.host_persona("xcopy-hostsystem-host-1"),
+        Some(PERSONA_VMWARE)
+    );
+    assert_eq!(
+        lab.facade
+            .host_set_members("xcopy-hostsystem-host-1")
+            .unwrap(),
+        ["xcopy-hostsystem-host-1"]
+    );
+
+    let originals = array.current_mappings(&volume).await.unwrap();
+    assert_eq!(
+        originals,
+        [GroupRef {
+            kind: GroupKind::Host,
+            name: "ocp-worker-1".into(),
+            id: String::new()
+        }]
+    );
+
+    let mapping = array.map(&volume, &group).await.unwrap();
+    assert_eq!(mapping.naa, volume.naa);
+    let remapped = array.map(&volume, &group).await.unwrap();
+    assert_eq!(
+        remapped.lun_id, mapping.lun_id,
+        "exporting twice returns the existing LUN"
+    );
+    for path in [ESX_IQN, ESX_FC] {
+        let visible = lab.san.visible_luns(&[path.to_owned()]);
+        assert_eq!(visible.len(), 1, "{path}");
+        assert_eq!(visible[0].naa, volume.naa.as_str());
+        assert_eq!(Some(visible[0].lun_id), mapping.lun_id);
+    }
+
+    array.unmap(&volume, &group).await.unwrap();
+    array.unmap(&volume, &group).await.unwrap();
+    assert!(lab.san.visible_luns(&[ESX_IQN.to_owned()]).is_empty());
+
+    // Upstream restored every original export as `set:<name>`; the worker is a plain host.
+    lab.san.unmap(ARRAY, "pvc-a1", "ocp-worker-1").unwrap();
+    let mut journaled = originals.clone();
+    journaled.push(group.targets[0].clone());
+    array.restore(&volume, &journaled).await.unwrap();
+    array.restore(&volume, &journaled).await.unwrap();
+    assert_eq!(lab.groups_of("pvc-a1"), ["ocp-worker-1"]);
+
+    assert_eq!(
+        array.release_group(&group).await.unwrap(),
+        GroupRelease::Deleted
+    );
+    assert_eq!(
+        array.release_group(&group).await.unwrap(),
+        GroupRelease::AlreadyGone
+    );
+    lab.assert_clean();
+    assert_eq!(
+        lab.facade.open_sessions(),
+        1,
+        "one session for the whole run"
+    );
+    array.close().await.unwrap();
+    assert_eq!(
+        lab.facade.open_sessions(),
+        0,
+        "close deletes the session key"
+    );
+}
+
+#[tokio::test]
+async fn an_administrators_host_is_put_in_our_set_and_kept() {
+    let lab = Lab::start().await;
+    lab.host("esx-01", ESX_FC);
+    let array = lab.connect(None).await;
+    let volume = array.resolve_volume(&lab.csi_pv("pvc-b1")).await.unwrap();
+    let group = array
+        .ensure_initiator_group(&esx("hostsystem-host-2", &[ESX_FC]))
+        .await
+        .unwrap();
+    assert_eq!(group.owned, group.targets, "only the host set is ours");
+    assert_eq!(
+        lab.facade
+            .host_set_members("xcopy-hostsystem-host-2")
+            .unwrap(),
+        ["esx-01"]
+    );
+    assert!(
+        lab.san.group(ARRAY, "xcopy-hostsystem-host-2").is_none(),
+        "no host created"
+    );
+    array.map(&volume, &group).await.unwrap();
+    assert_eq!(lab.san.visible_luns(&[ESX_FC.to_owned()]).len(), 1);
+    array.unmap(&volume, &group).await.unwrap();
+    assert_eq!(
+        array.release_group(&group).await.unwrap(),
+        GroupRelease::Deleted
+    );
+    assert!(
+        lab.san.group(ARRAY, "esx-01").is_some(),
+        "the admin's host is kept"
+    );
+    lab.assert_clean();
+}
+
+/// Two copies on one ESXi host share its host set: the first release keeps it, the last deletes.
+#[tokio::test]
+async fn two_copies_share_the_host_set_and_the_last_release_deletes_it() {
+    let lab = Lab::start().await;
+    let first = lab.connect(None).await;
+    let second = lab.connect(None).await;
+    let v1 = first.resolve_volume(&lab.csi_pv("pvc-c1")).await.unwrap();
+    let v2 = second.resolve_volume(&lab.csi_pv("pvc-c2")).await.unwrap();
+    let host = esx("hostsystem-host-3", &[ESX_IQN]);
+    let g1 = first.ensure_initiator_group(&host).await.unwrap();
+    let g2 = second.ensure_initiator_group(&host).await.unwrap();
+    assert_eq!(g1, g2);
+    let m1 = first.map(&v1, &g1).await.unwrap();
+    let m2 = second.map(&v2, &g2).await.unwrap();
+    assert_ne!(m1.lun_id, m2.lun_id, "one LUN per volume in the set");
+    first.unmap(&v1, &g1).await.unwrap();
+    assert_eq!(first.release_group(&g1).await.unwrap(), GroupRelease::InUse);
+    assert_eq!(lab.san.visible_luns(&[ESX_IQN.to_owned()]).len(), 1);
+    second.unmap(&v2, &g2).await.unwrap();
+    assert_eq!(
+        second.release_group(&g2).await.unwrap(),
+        GroupRelease::Deleted
+    );
+    lab.assert_clean();
+}
+
+/// A run that died after exporting: the next run finds the export, the set and the host, and
+/// its cleanup removes them.
+#[tokio::test]
+async fn a_resumed_run_adopts_what_an_earlier_run_left() {
+    let lab = Lab::start().await;
+    let volume = {
+        let crashed = lab.connect(None).await;
+        let volume = crashed.resolve_volume(&lab.csi_pv("pvc-d1")).await.unwrap();
+        let group = crashed
+            .ensure_initiator_group(&esx("hostsystem-host-4", &[ESX_IQN]))
+            .await
+            .unwrap();
+        crashed.map(&volume, &group).await.unwrap();
+        volume
+    };
+    let array = lab.connect(None).await;
+    let group = array
+        .ensure_initiator_group(&esx("hostsystem-host-4", &[ESX_IQN]))
+        .await
+        .unwrap();
+    assert_eq!(group.owned.len(), 2, "the earlier run's host is ours too");
+    let before = lab.san.mappings(ARRAY).len();
+    array.map(&volume, &group).await.unwrap();
+    assert_eq!(
+        lab.san.mappings(ARRAY).len(),
+        before,
+        "the export is adopted, not doubled"
+    );
+    array.unmap(&volume, &group).await.unwrap();
+    assert_eq!(
+        array.release_group(&group).await.unwrap(),
+        GroupRelease::Deleted
+    );
+    lab.assert_clean();
+}
+
+/// Upstream's host set name rule could exceed what the array accepts for long host ids; ours
+/// never does, and the same ESXi host always gets the same names.
+#[tokio::test]
+async fn long_host_ids_get_names_within_the_array_limits() {
+    let lab = Lab::start().await;
+    let array = lab.connect(None).await;
+    let host = esx("hostsystem-host-1234567890123456789", &[ESX_IQN]);
+    let group = array.ensure_initiator_group(&host).await.unwrap();
+    let set = &group.targets[0].name;
+    assert_eq!(set.len(), facade::MAX_SET_NAME, "{set}");
+    assert!(set.starts_with("xcopy-"), "{set}");
+    let own_host = &group.owned[1].name;
+    assert_eq!(own_host.len(), facade::MAX_NAME, "{own_host}");
+    assert_eq!(array.ensure_initiator_group(&host).await.unwrap(), group);
+    assert_eq!(
+        array.release_group(&group).await.unwrap(),
+        GroupRelease::Deleted
+    );
+    lab.assert_clean();
+}
+
+/// Upstream needed exactly `https://host:port`.
+#[tokio::test]
+async fn every_hostname_shape_reaches_the_wsapi() {
+    let lab = Lab::start().await;
+    for hostname in [
+        lab.hostname.clone(),
+        format!("https://{}", lab.hostname),
+        format!("https://{}/api/v1", lab.hostname),
+        format!("https://{}/api/v1/", lab.hostname),
+    ] {
+        let mut s = lab.settings();
+        s.hostname = hostname.clone();
+        let array = Primera3ParArray::connect(&s, &Default::default(), None)
+            .await
+            .unwrap_or_else(|e| panic!("{hostname}: {e}"));
+        array.array_info().await.unwrap();
+        array.close().await.unwrap();
+    }
+    assert_eq!(lab.facade.open_sessions(), 0);
+}
+
+#[tokio::test]
+async fn the_vendor_list_connects_the_primera3par_plugin() {
+    let lab = Lab::start().await;
+    let settings = co_storage::VendorSettings::Primera3Par(Default::default());
+    let api = co_storage::vendor::connect(&settings, &lab.settings(), None)
+        .await
+        .unwrap();
+    assert_eq!(api.array_info().await.unwrap().vendor, "HPE");
+    api.close().await.unwrap();
+    assert_eq!(lab.facade.open_sessions(), 0);
+}
+
+#[tokio::test]
+async fn an_expired_session_is_renewed_once_mid_run() {
+    let lab = Lab::start().await;
+    let recorder = Recorder::new();
+    let array = lab.connect(Some(recorder.clone())).await;
+    let volume = array.resolve_volume(&lab.csi_pv("pvc-s1")).await.unwrap();
+    let group = array
+        .ensure_initiator_group(&esx("hostsystem-host-5", &[ESX_IQN]))
+        .await
+        .unwrap();
+    lab.facade.expire_sessions();
+    recorder.clear();
+    array.map(&volume, &group).await.unwrap();
+    let statuses: Vec<(String, Option<u16>)> = recorder
+        .requests()
+        .iter()
+        .map(|r| (format!("{} {}", r.method, r.path), r.status))
+        .collect();
+    assert_eq!(statuses[0].1, Some(401), "{statuses:?}");
+    assert_eq!(statuses[1].0, "POST /api/v1/credentials", "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .any(|(op, s)| op == "POST /api/v1/vluns" && *s == Some(201)),
+        "the export went through: {statuses:?}"
+    );
+    assert!(
+        recorder
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/credentials"))
+            .all(|r| r.body.as_ref().is_some_and(|b| b["password"] == "***")),
+        "the password never reaches an observer"
+    );
+    assert_eq!(lab.facade.open_sessions(), 1);
+
+    // A key the array refuses with 403 also logs in again, once.
+    lab.faults.push("/vluns", 403);
+    array.unmap(&volume, &group).await.unwrap();
+    assert_eq!(lab.faults.pending(), 0);
+    assert!(lab.san.visible_luns(&[ESX_IQN.to_owned()]).is_empty());
+
+    // Refused twice in a row: the credentials are the problem, and the message says which.
+    lab.faults.push("/vluns", 401);
+    lab.faults.push("/credentials", 403);
+    let err = array.current_mappings(&volume).await.unwrap_err();
+    assert!(matches!(err, StorageError::AuthRefused { .. }), "{err}");
+    assert!(err.to_string().contains("STORAGE_PASSWORD"), "{err}");
+}
+
+#[tokio::test]
+async fn busy_answers_are_retried_a_bounded_number_of_times() {
+    let lab = Lab::start().await;
+    let array = lab.connect(None).await;
+    let pv = lab.csi_pv("pvc-r1");
+    lab.faults.push("/volumes", 503);
+    lab.faults.push("/volumes", 429);
+    let volume = array.resolve_volume(&pv).await.unwrap();
+    assert_eq!(lab.faults.pending(), 0);
+
+    // The test settings allow 4 attempts: 4 refusals exhaust them.
+    for _ in 0..4 {
+        lab.faults.push("/vluns", 503);
+    }
+    let err = array.current_mappings(&volume).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::Unavailable {
+                status: 503,
+                attempts: 4,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("injected by the test"),
+        "the WSAPI desc: {err}"
+    );
+    assert_eq!(err.class(), ErrorClass::Retryable);
+    assert_eq!(array.current_mappings(&volume).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_array_fails_fast_and_says_what_to_check() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let mut s = settings(format!("127.0.0.1:{port}"));
+    s.http_timeout = Duration::from_secs(2);
+    let started = Instant::now();
+    let err = Primera3ParArray::connect(&s, &Default::default(), None)
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(err, StorageError::Unreachable { .. }), "{err}");
+    assert!(err.to_string().contains("STORAGE_HOSTNAME"), "{err}");
+    assert_eq!(err.class(), ErrorClass::Retryable);
+}
+
+#[tokio::test]
+async fn failures_say_what_to_fix_and_are_classed() {
+    let lab = Lab::start().await;
+    let mut wrong = lab.settings();
+    wrong.credentials.password = Secret::new("nope");
+    let err = Primera3ParArray::connect(&wrong, &Default::default(), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::AuthRefused { status: 403, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("STORAGE_PASSWORD"), "{err}");
+    assert_eq!(err.class(), ErrorClass::Permanent);
+
+    let mut no_user = lab.settings();
+    no_user.credentials.username = String::new();
+    let err = Primera3ParArray::connect(&no_user, &Default::default(), None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("STORAGE_USERNAME"), "{err}");
+
+    let mut untrusted = lab.settings();
+    untrusted.ca_certificate_pem = None;
+    let err = Primera3ParArray::connect(&untrusted, &Default::default(), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Tls { .. }), "{err}");
+
+    let array = lab.connect(None).await;
+    let missing = PersistentVolumeRef {
+        name: "pv-x".into(),
+        csi_driver: Some(CSI_DRIVER.into()),
+        volume_handle: "pvc-missing".into(),
+        volume_attributes: BTreeMap::new(),
+    };
+    let err = array.resolve_volume(&missing).await.unwrap_err();
+    assert!(matches!(err, StorageError::NotFound { .. }), "{err}");
+    let foreign = PersistentVolumeRef {
+        csi_driver: Some("csi.vsphere.vmware.com".into()),
+        ..missing
+    };
+    let err = array.resolve_volume(&foreign).await.unwrap_err();
+    assert!(err.to_string().contains("csi.vsphere.vmware.com"), "{err}");
+
+    let err = array
+        .ensure_initiator_group(&esx("hostsystem-host-9", &["vmhba64"]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Unsupported { .. }), "{err}");
+    assert!(err.to_string().contains("vmhba64"), "{err}");
+}
