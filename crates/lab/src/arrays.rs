@@ -9,6 +9,7 @@
 pub mod ontap;
 pub mod powerstore;
 pub mod pure;
+pub mod vantara;
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
