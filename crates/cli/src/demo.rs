@@ -53,6 +53,8 @@ pub enum DemoVendor {
     PureFlashArray,
     /// Dell PowerStore (REST API, CSI PowerStore volumes).
     Powerstore,
+    /// Hitachi Vantara VSP (Configuration Manager REST API, Hitachi CSI volumes).
+    Vantara,
 }
 
 impl DemoVendor {
@@ -61,6 +63,7 @@ impl DemoVendor {
             DemoVendor::Ontap => VendorSpec::Ontap,
             DemoVendor::PureFlashArray => VendorSpec::PureFlashArray,
             DemoVendor::Powerstore => VendorSpec::PowerStore,
+            DemoVendor::Vantara => VendorSpec::Vantara,
         }
     }
 }

@@ -130,6 +130,7 @@ fn vendor(spec: VendorSpec) -> ArrayVendor {
         VendorSpec::Ontap => ArrayVendor::Ontap,
         VendorSpec::PureFlashArray => ArrayVendor::PureFlashArray,
         VendorSpec::PowerStore => ArrayVendor::PowerStore,
+        VendorSpec::Vantara => ArrayVendor::Vantara,
     }
 }
 
@@ -493,6 +494,12 @@ impl Lab {
                     },
                 ),
                 VendorSpec::PowerStore => crate::arrays::powerstore::router(
+                    san.clone(),
+                    &spec.name,
+                    &spec.username,
+                    &spec.password,
+                ),
+                VendorSpec::Vantara => crate::arrays::vantara::router(
                     san.clone(),
                     &spec.name,
                     &spec.username,

@@ -64,6 +64,7 @@ pub fn facade(vendor: VendorSpec) -> &'static dyn ArrayFacade {
         VendorSpec::Ontap => &crate::arrays::ontap::OntapFacade,
         VendorSpec::PureFlashArray => &crate::arrays::pure::PureFacade,
         VendorSpec::PowerStore => &crate::arrays::powerstore::PowerStoreFacade,
+        VendorSpec::Vantara => &crate::arrays::vantara::VantaraFacade,
     }
 }
 

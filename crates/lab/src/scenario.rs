@@ -64,6 +64,9 @@ pub enum VendorSpec {
     /// Dell PowerStore (REST API; CSI PowerStore volumes).
     #[serde(rename = "powerstore")]
     PowerStore,
+    /// Hitachi Vantara VSP (Configuration Manager REST API; Hitachi CSI volumes).
+    #[serde(rename = "vantara")]
+    Vantara,
 }
 
 /// A simulated storage array and the credentials of its REST API.

@@ -11,10 +11,11 @@ use co_populator::journal::CleanupStep;
 use co_populator::run::run_with;
 use e2e_support::{LabRig, MIB};
 
-const VENDORS: [VendorSpec; 3] = [
+const VENDORS: [VendorSpec; 4] = [
     VendorSpec::Ontap,
     VendorSpec::PureFlashArray,
     VendorSpec::PowerStore,
+    VendorSpec::Vantara,
 ];
 
 fn scenario(vendor: VendorSpec) -> Scenario {

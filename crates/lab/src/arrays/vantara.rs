@@ -126,12 +126,24 @@ fn san_group(port: &str, number: u32) -> String {
     format!("{port}-hg{number}")
 }
 
+fn host_group_label(port: &str, number: u32) -> String {
+    format!("{port},{number}")
+}
+
+/// iSCSI names (`iqn.`, `eui.`) go in iSCSI targets; everything else is a WWN.
+fn is_iscsi_name(initiator: &str) -> bool {
+    let lower = initiator.to_ascii_lowercase();
+    lower.starts_with("iqn.") || lower.starts_with("eui.")
+}
+
 /// A host group (FC) or iSCSI target (iSCSI) on one port, as the storage administrator made it.
 #[derive(Debug, Clone)]
 struct HostGroup {
     port: String,
     number: u32,
     name: String,
+    /// The SAN group standing for it.
+    san_name: String,
 }
 
 #[derive(Debug, Clone)]
@@ -182,6 +194,42 @@ impl Inner {
         self.model.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The host groups, after adopting SAN groups of this array made outside the facade (the
+    /// lab's datastore group of the ESXi hosts, a worker node's group): each becomes a host group
+    /// on the first iSCSI port when it holds IQNs, else on the first FC port, named like the group.
+    fn groups(&self) -> Vec<HostGroup> {
+        let san_groups = self.san.groups(&self.array);
+        let mut model = self.model();
+        for group in san_groups {
+            if model.groups.iter().any(|g| g.san_name == group.name) {
+                continue;
+            }
+            let kind = if group.initiators.iter().any(|i| is_iscsi_name(i)) {
+                "ISCSI"
+            } else {
+                "FIBRE"
+            };
+            let Some(port) = PORTS.iter().find(|p| p.kind == kind) else {
+                continue;
+            };
+            let number = (1..)
+                .find(|n| {
+                    !model
+                        .groups
+                        .iter()
+                        .any(|g| g.port == port.id && g.number == *n)
+                })
+                .unwrap_or(1);
+            model.groups.push(HostGroup {
+                port: port.id.to_owned(),
+                number,
+                name: group.name.clone(),
+                san_name: group.name,
+            });
+        }
+        model.groups.clone()
+    }
+
     fn volume(&self, ldev: u32) -> Option<Volume> {
         self.san
             .volumes(&self.array)
@@ -226,20 +274,27 @@ impl Vantara {
         name: &str,
         initiators: &[String],
     ) -> Result<(), SanError> {
-        self.inner.san.create_group(
-            &self.inner.array,
-            GroupSpec {
-                name: san_group(port, number),
-                initiators: initiators.to_vec(),
-                protocol: None,
-                os_type: Some("VMWARE_EX".into()),
-            },
-        )?;
+        let san_name = san_group(port, number);
+        // Known before the SAN group exists, so it is never adopted under another number.
         self.inner.model().groups.push(HostGroup {
             port: port.to_owned(),
             number,
             name: name.to_owned(),
+            san_name: san_name.clone(),
         });
+        let created = self.inner.san.create_group(
+            &self.inner.array,
+            GroupSpec {
+                name: san_name.clone(),
+                initiators: initiators.to_vec(),
+                protocol: None,
+                os_type: Some("VMWARE_EX".into()),
+            },
+        );
+        if let Err(e) = created {
+            self.inner.model().groups.retain(|g| g.san_name != san_name);
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -253,9 +308,18 @@ impl Vantara {
                 array: self.inner.array.clone(),
                 volume: format!("LDEV {ldev}"),
             })?;
+        let group = self
+            .inner
+            .groups()
+            .into_iter()
+            .find(|g| g.port == port && g.number == number)
+            .ok_or_else(|| SanError::UnknownGroup {
+                array: self.inner.array.clone(),
+                group: host_group_label(port, number),
+            })?;
         self.inner
             .san
-            .map(&self.inner.array, &volume.name, &san_group(port, number))
+            .map(&self.inner.array, &volume.name, &group.san_name)
     }
 
     /// Sessions open now.
@@ -440,9 +504,7 @@ fn lu_paths(inner: &Inner, groups: &[HostGroup], volume: &str) -> Vec<Value> {
         .into_iter()
         .filter(|m| m.volume == volume)
         .filter_map(|m| {
-            let group = groups
-                .iter()
-                .find(|g| san_group(&g.port, g.number) == m.group)?;
+            let group = groups.iter().find(|g| g.san_name == m.group)?;
             Some(json!({
                 "portId": group.port,
                 "hostGroupNumber": group.number,
@@ -466,7 +528,7 @@ async fn ldev(State(inner): State<Arc<Inner>>, Path(ldev_text): Path<String>) ->
             "resourceGroupId": 0,
         }));
     };
-    let groups = inner.model().groups.clone();
+    let groups = inner.groups();
     let ports = lu_paths(&inner, &groups, &volume.name);
     let blocks = volume.size_bytes / 512;
     ok(json!({
@@ -543,11 +605,9 @@ fn listed_groups(
 ) -> Result<Vec<HostGroup>, ApiError> {
     let (port, number) = port_filter(query)?;
     Ok(inner
-        .model()
-        .groups
-        .iter()
+        .groups()
+        .into_iter()
         .filter(|g| g.port == port && number.is_none_or(|n| n == g.number))
-        .cloned()
         .collect())
 }
 
@@ -580,13 +640,14 @@ fn initiators(
     let groups = listed_groups(inner, query)?;
     let mut data = Vec::new();
     for group in groups.iter().filter(|g| port_kind(&g.port) == kind) {
-        let Some(san) = inner
-            .san
-            .group(&inner.array, &san_group(&group.port, group.number))
-        else {
+        let Some(san) = inner.san.group(&inner.array, &group.san_name) else {
             continue;
         };
-        for initiator in san.initiators {
+        let on_port = san
+            .initiators
+            .into_iter()
+            .filter(|i| is_iscsi_name(i) == (kind == "ISCSI"));
+        for initiator in on_port {
             data.push(if kind == "FIBRE" {
                 let wwn = initiator.replace(':', "").to_ascii_lowercase();
                 json!({
@@ -639,7 +700,7 @@ async fn luns(
         .filter_map(|m| {
             let group = groups
                 .iter()
-                .find(|g| san_group(&g.port, g.number) == m.group)?;
+                .find(|g| g.san_name == m.group)?;
             let ldev = volumes
                 .iter()
                 .find(|v| v.name == m.volume)
@@ -724,7 +785,14 @@ async fn delete_lun(
             "{lun_id:?} is not an LU path id"
         )));
     };
-    let group = san_group(port, number);
+    let Some(group) = inner
+        .groups()
+        .into_iter()
+        .find(|g| g.port == *port && g.number == number)
+        .map(|g| g.san_name)
+    else {
+        return Err(ApiError::not_found("LU path"));
+    };
     if !inner
         .san
         .mappings(&inner.array)
@@ -768,9 +836,13 @@ fn submit(inner: &Inner, headers: &HeaderMap, action: JobAction) -> Response {
 
 /// Performs a pending job's change; answers its final state.
 fn run(inner: &Inner, action: &JobAction) -> JobState {
-    let groups = inner.model().groups.clone();
-    let known =
-        |port: &str, number: u32| groups.iter().any(|g| g.port == port && g.number == number);
+    let groups = inner.groups();
+    let san_name = |port: &str, number: u32| {
+        groups
+            .iter()
+            .find(|g| g.port == port && g.number == number)
+            .map(|g| g.san_name.clone())
+    };
     let failed = |message_id: &str, message: String| {
         JobState::Failed(json!({
             "errorSource": format!("{BASE_PATH}/v1/objects/luns"),
@@ -782,19 +854,16 @@ fn run(inner: &Inner, action: &JobAction) -> JobState {
     };
     match action {
         JobAction::Map { ldev, port, number } => {
-            if !known(port, *number) {
+            let Some(group) = san_name(port, *number) else {
                 return failed(
                     "KART40052-E",
                     format!("Host group {port},{number} does not exist."),
                 );
-            }
+            };
             let Some(volume) = inner.volume(*ldev) else {
                 return failed("KART40051-E", format!("LDEV {ldev} is not defined."));
             };
-            match inner
-                .san
-                .map(&inner.array, &volume.name, &san_group(port, *number))
-            {
+            match inner.san.map(&inner.array, &volume.name, &group) {
                 Ok(lun) => JobState::Succeeded(vec![format!(
                     "{BASE_PATH}/v1/objects/luns/{port},{number},{lun}"
                 )]),
@@ -808,7 +877,7 @@ fn run(inner: &Inner, action: &JobAction) -> JobState {
             }
         }
         JobAction::Unmap { port, number, lun } => {
-            let group = san_group(port, *number);
+            let group = san_name(port, *number).unwrap_or_default();
             let Some(mapping) = inner
                 .san
                 .mappings(&inner.array)
@@ -921,11 +990,17 @@ impl crate::rig::ArrayFacade for VantaraFacade {
         })
     }
 
+    /// `STORAGE_PORT` is the port of the array's URL (which is also `STORAGE_HOSTNAME`).
     fn vendor_flags(
         &self,
         array: &crate::lab::ArrayEndpoint,
     ) -> Vec<(co_api::contract::flags::Flag, String)> {
-        let _ = array;
-        Vec::new()
+        let port = array
+            .url
+            .rsplit(':')
+            .next()
+            .map(|p| p.trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        vec![(co_api::contract::flags::VANTARA_STORAGE_PORT, port)]
     }
 }
