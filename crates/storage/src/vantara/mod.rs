@@ -126,24 +126,17 @@ struct HostGroupRecord {
     host_group_name: Option<String>,
 }
 
+/// One registered initiator of a host group: a `host-wwns` (`hostWwn`) or `host-iscsis`
+/// (`iscsiName`) entry.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct HostWwnRecord {
+struct HostInitiatorRecord {
     port_id: String,
     host_group_number: u32,
     #[serde(default)]
     host_group_name: Option<String>,
-    host_wwn: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct HostIscsiRecord {
-    port_id: String,
-    host_group_number: u32,
-    #[serde(default)]
-    host_group_name: Option<String>,
-    iscsi_name: String,
+    #[serde(alias = "hostWwn", alias = "iscsiName")]
+    initiator: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -575,52 +568,43 @@ impl VantaraArray {
         let mut targets: Vec<GroupRef> = Vec::new();
         let (mut fc, mut iscsi) = (false, false);
         for port in &ports.data {
-            match port.port_type.as_deref() {
-                Some("FIBRE")
-                    if initiators
-                        .iter()
-                        .any(|i| matches!(i, Initiator::FibreChannel(_))) =>
-                {
-                    let wwns: DataList<HostWwnRecord> = self
-                        .http
-                        .get(&["objects", "host-wwns"])
-                        .query("portId", &port.port_id)
-                        .send_json()
-                        .await?;
-                    for record in wwns
-                        .data
-                        .iter()
-                        .filter(|r| initiators.iter().any(|i| wwn_matches(i, &r.host_wwn)))
-                    {
-                        fc = true;
-                        targets.push(group_ref(
-                            &record.port_id,
-                            record.host_group_number,
-                            record.host_group_name.as_deref(),
-                        ));
-                    }
+            // FC ports list their host groups' WWNs, iSCSI ports their targets' iSCSI names.
+            let (resource, matches, iscsi_port): (&str, fn(&Initiator, &str) -> bool, bool) =
+                match port.port_type.as_deref() {
+                    Some("FIBRE") => ("host-wwns", wwn_matches, false),
+                    Some("ISCSI") => ("host-iscsis", iscsi_matches, true),
+                    _ => continue,
+                };
+            let wanted = initiators.iter().any(|i| {
+                matches!(
+                    (i, iscsi_port),
+                    (Initiator::FibreChannel(_), false) | (Initiator::Iscsi(_), true)
+                )
+            });
+            if !wanted {
+                continue;
+            }
+            let registered: DataList<HostInitiatorRecord> = self
+                .http
+                .get(&["objects", resource])
+                .query("portId", &port.port_id)
+                .send_json()
+                .await?;
+            for record in registered
+                .data
+                .iter()
+                .filter(|r| initiators.iter().any(|i| matches(i, &r.initiator)))
+            {
+                if iscsi_port {
+                    iscsi = true;
+                } else {
+                    fc = true;
                 }
-                Some("ISCSI") if initiators.iter().any(|i| matches!(i, Initiator::Iscsi(_))) => {
-                    let names: DataList<HostIscsiRecord> = self
-                        .http
-                        .get(&["objects", "host-iscsis"])
-                        .query("portId", &port.port_id)
-                        .send_json()
-                        .await?;
-                    for record in names
-                        .data
-                        .iter()
-                        .filter(|r| initiators.iter().any(|i| iscsi_matches(i, &r.iscsi_name)))
-                    {
-                        iscsi = true;
-                        targets.push(group_ref(
-                            &record.port_id,
-                            record.host_group_number,
-                            record.host_group_name.as_deref(),
-                        ));
-                    }
-                }
-                _ => {}
+                targets.push(group_ref(
+                    &record.port_id,
+                    record.host_group_number,
+                    record.host_group_name.as_deref(),
+                ));
             }
         }
         targets.dedup_by(|a, b| a.id == b.id);
