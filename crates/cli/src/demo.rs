@@ -61,6 +61,8 @@ pub enum DemoVendor {
     Infinibox,
     /// HPE Primera / 3PAR (WSAPI, HPE CSI driver volumes).
     Primera3par,
+    /// Hitachi Vantara VSP (Configuration Manager REST API, Hitachi CSI volumes).
+    Vantara,
 }
 
 impl DemoVendor {
@@ -73,6 +75,7 @@ impl DemoVendor {
             DemoVendor::Powermax => VendorSpec::PowerMax,
             DemoVendor::Infinibox => VendorSpec::InfiniBox,
             DemoVendor::Primera3par => VendorSpec::Primera3Par,
+            DemoVendor::Vantara => VendorSpec::Vantara,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod powermax;
 pub mod powerstore;
 pub mod primera3par;
 pub mod pure;
+pub mod vantara;
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;

@@ -134,6 +134,7 @@ fn vendor(spec: VendorSpec) -> ArrayVendor {
         VendorSpec::PowerMax => ArrayVendor::PowerMax,
         VendorSpec::InfiniBox => ArrayVendor::InfiniBox,
         VendorSpec::Primera3Par => ArrayVendor::Primera3Par,
+        VendorSpec::Vantara => ArrayVendor::Vantara,
     }
 }
 
@@ -536,6 +537,12 @@ impl Lab {
                     &spec.password,
                 ),
                 VendorSpec::Primera3Par => crate::arrays::primera3par::router(
+                    san.clone(),
+                    &spec.name,
+                    &spec.username,
+                    &spec.password,
+                ),
+                VendorSpec::Vantara => crate::arrays::vantara::router(
                     san.clone(),
                     &spec.name,
                     &spec.username,

@@ -74,6 +74,7 @@ pub fn facade(vendor: VendorSpec) -> &'static dyn ArrayFacade {
         VendorSpec::PowerMax => &crate::arrays::powermax::PowerMaxFacade,
         VendorSpec::InfiniBox => &crate::arrays::infinibox::InfiniBoxFacade,
         VendorSpec::Primera3Par => &crate::arrays::primera3par::Primera3ParFacade,
+        VendorSpec::Vantara => &crate::arrays::vantara::VantaraFacade,
     }
 }
 

@@ -76,6 +76,9 @@ pub enum VendorSpec {
     /// HPE Primera / 3PAR (WSAPI; HPE CSI driver volumes).
     #[serde(rename = "primera3par")]
     Primera3Par,
+    /// Hitachi Vantara VSP (Configuration Manager REST API; Hitachi CSI volumes).
+    #[serde(rename = "vantara")]
+    Vantara,
 }
 
 /// A simulated storage array and the credentials of its REST API.

@@ -147,12 +147,15 @@ async fn unreachable_array_fails_fast(vendor: VendorSpec) {
     let rig = LabRig::start_with(scenario_for(vendor)).await;
     rig.target_volume("pvc_unreachable", 64 * MIB);
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = format!("https://127.0.0.1:{}", closed.local_addr().unwrap().port());
+    let port = closed.local_addr().unwrap().port();
+    let address = format!("https://127.0.0.1:{port}");
     drop(closed);
     let args = rig.args_with("pvc_unreachable", |list| {
         for (flag, value) in list.iter_mut() {
             if *flag == flags::STORAGE_HOSTNAME {
                 value.clone_from(&address);
+            } else if *flag == flags::VANTARA_STORAGE_PORT {
+                *value = port.to_string();
             }
         }
     });
@@ -243,6 +246,7 @@ array_faults! {
     powermax => VendorSpec::PowerMax,
     infinibox => VendorSpec::InfiniBox,
     primera3par => VendorSpec::Primera3Par,
+    vantara => VendorSpec::Vantara,
 }
 
 /// A vendor added to the end-to-end list gets its fault tests here too.

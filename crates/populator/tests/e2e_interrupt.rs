@@ -148,6 +148,7 @@ interrupted_in_each_phase! {
     powermax => VendorSpec::PowerMax,
     infinibox => VendorSpec::InfiniBox,
     primera3par => VendorSpec::Primera3Par,
+    vantara => VendorSpec::Vantara,
 }
 
 /// A vendor added to the end-to-end list gets its interruption tests here too.

@@ -141,6 +141,7 @@ every_kind_of_disk! {
     powermax => VendorSpec::PowerMax,
     infinibox => VendorSpec::InfiniBox,
     primera3par => VendorSpec::Primera3Par,
+    vantara => VendorSpec::Vantara,
 }
 
 #[test]

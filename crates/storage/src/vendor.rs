@@ -126,6 +126,9 @@ pub async fn connect(
         VendorSettings::Primera3Par(settings) => Ok(Arc::new(
             primera3par::Primera3ParArray::connect(connection, settings, observer).await?,
         )),
+        VendorSettings::Vantara(settings) => Ok(Arc::new(
+            vantara::VantaraArray::connect(connection, settings, observer).await?,
+        )),
         other => Err(StorageError::Unsupported {
             message: format!(
                 "storage vendor {} is not implemented in this build yet; \

@@ -28,7 +28,7 @@ pub const MIB: u64 = 1024 * 1024;
 
 /// Every vendor the lab serves and the populator has a plugin for: the end-to-end tests that are
 /// parametric in the vendor run each of them.
-pub const VENDORS: [VendorSpec; 7] = [
+pub const VENDORS: [VendorSpec; 8] = [
     VendorSpec::Ontap,
     VendorSpec::PureFlashArray,
     VendorSpec::PowerStore,
@@ -36,6 +36,7 @@ pub const VENDORS: [VendorSpec; 7] = [
     VendorSpec::PowerMax,
     VendorSpec::InfiniBox,
     VendorSpec::Primera3Par,
+    VendorSpec::Vantara,
 ];
 
 /// The embedded scenario with its array served as `vendor`.
