@@ -7,6 +7,7 @@
 //! returned router as a layer (`Router::layer`), so facades stay free of it.
 
 pub mod ontap;
+pub mod powerflex;
 pub mod powerstore;
 pub mod pure;
 
