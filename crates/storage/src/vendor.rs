@@ -114,6 +114,9 @@ pub async fn connect(
         VendorSettings::PowerStore(settings) => Ok(Arc::new(
             powerstore::PowerStoreArray::connect(connection, settings, observer).await?,
         )),
+        VendorSettings::PowerFlex(settings) => Ok(Arc::new(
+            powerflex::PowerFlexArray::connect(connection, settings, observer).await?,
+        )),
         other => Err(StorageError::Unsupported {
             message: format!(
                 "storage vendor {} is not implemented in this build yet; \
