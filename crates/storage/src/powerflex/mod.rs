@@ -319,16 +319,27 @@ impl PowerFlexArray {
                 },
             )
             .await?;
+        self.settle(volume, sdc_id, reply, true).await
+    }
+
+    /// A map (`mapped`) or unmap the gateway refused is done all the same when the volume is
+    /// already in the wanted state (an earlier run, a lost reply); otherwise the refusal stands.
+    async fn settle(
+        &self,
+        volume: &Volume,
+        sdc_id: &str,
+        reply: crate::http::Reply,
+        mapped: bool,
+    ) -> Result<(), StorageError> {
         if reply.is_success() {
             return Ok(());
         }
-        // Refused because it is mapped already (an earlier run, a lost reply): done.
-        if self
+        let now = self
             .mapped_sdcs(volume)
             .await?
             .iter()
-            .any(|m| m.sdc_id == sdc_id)
-        {
+            .any(|m| m.sdc_id == sdc_id);
+        if now == mapped {
             return Ok(());
         }
         Err(reply.error())
@@ -530,18 +541,7 @@ impl StorageApi for PowerFlexArray {
                 &RemoveMappedSdc { sdc_id: &sdc.id },
             )
             .await?;
-        if reply.is_success() {
-            return Ok(());
-        }
-        if self
-            .mapped_sdcs(volume)
-            .await?
-            .iter()
-            .all(|m| m.sdc_id != sdc.id)
-        {
-            return Ok(());
-        }
-        Err(reply.error())
+        self.settle(volume, &sdc.id, reply, false).await
     }
 
     async fn current_mappings(&self, volume: &Volume) -> Result<Vec<GroupRef>, StorageError> {
