@@ -9,6 +9,7 @@
 pub mod flashsystem;
 pub mod infinibox;
 pub mod ontap;
+pub mod powerflex;
 pub mod powermax;
 pub mod powerstore;
 pub mod primera3par;

@@ -129,13 +129,9 @@ pub async fn connect(
         VendorSettings::Vantara(settings) => Ok(Arc::new(
             vantara::VantaraArray::connect(connection, settings, observer).await?,
         )),
-        other => Err(StorageError::Unsupported {
-            message: format!(
-                "storage vendor {} is not implemented in this build yet; \
-                 use the upstream populator image for it or a build that includes it",
-                other.product()
-            ),
-        }),
+        VendorSettings::PowerFlex(settings) => Ok(Arc::new(
+            powerflex::PowerFlexArray::connect(connection, settings, observer).await?,
+        )),
     }
 }
 
