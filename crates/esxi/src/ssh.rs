@@ -681,7 +681,7 @@ impl SshExecutor {
                 info!(
                     host,
                     datastore,
-                    key_line = "copy-offload",
+                    key_line = executor.key_line.name(),
                     "ESXi host runs copy-offload's key line"
                 );
             }
@@ -697,7 +697,7 @@ impl SshExecutor {
                 warn!(
                     host,
                     datastore,
-                    key_line = "forklift",
+                    key_line = executor.key_line.name(),
                     instructions = %forklift_line_notice(host, datastore, &executor.public_key),
                     "ESXi host runs Forklift's key line; copying through copy-offload's shell wrapper"
                 );

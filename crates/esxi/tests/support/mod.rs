@@ -574,12 +574,13 @@ impl SshRig {
     pub fn start(datastore: &str) -> Self {
         let esxi = FakeEsxi::new(datastore);
         esxi.install_ssh_wrapper();
+        Self::with_key_line(esxi, |esxi, key| esxi.restricted_key_line(key))
+    }
+
+    /// sshd for `esxi` with the key line `key_line` makes for a fresh client key.
+    fn with_key_line(esxi: FakeEsxi, key_line: impl Fn(&FakeEsxi, &str) -> String) -> Self {
         let key = ClientKey::generate();
-        let sshd = Sshd::start(&format!(
-            "{}\n",
-            esxi.restricted_key_line(&key.public_openssh)
-        ))
-        .unwrap();
+        let sshd = Sshd::start(&format!("{}\n", key_line(&esxi, &key.public_openssh))).unwrap();
         let settings = settings_for(&sshd, &key);
         Self {
             esxi,
@@ -598,19 +599,7 @@ impl SshRig {
     pub fn start_forklift(datastore: &str, shell: Shell) -> Self {
         let esxi = FakeEsxi::new(datastore);
         esxi.install_ssh_shell_wrapper(shell);
-        let key = ClientKey::generate();
-        let sshd = Sshd::start(&format!(
-            "{}\n",
-            esxi.forklift_key_line(&key.public_openssh, shell)
-        ))
-        .unwrap();
-        let settings = settings_for(&sshd, &key);
-        Self {
-            esxi,
-            sshd,
-            settings,
-            key,
-        }
+        Self::with_key_line(esxi, |esxi, key| esxi.forklift_key_line(key, shell))
     }
 
     pub async fn executor(&self) -> SshExecutor {
