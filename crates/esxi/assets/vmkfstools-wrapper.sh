@@ -1,6 +1,9 @@
 #!/bin/sh
 # vmkfstools-wrapper: the VIB's esxcli backend (namespace `vmkfstools`), installed at
-# /opt/redhat/vmkfstools-wrapper. Same operations and replies as secure-vmkfstools-wrapper.py:
+# /opt/redhat/vmkfstools-wrapper, and — the same file, uploaded to a datastore root as
+# secure-vmkfstools-wrapper — the SSH method's shell wrapper for hosts whose key line routes
+# `DS=<datastore>;CMD=<operation>` to it (see "SSH entry" below). Same operations and replies as
+# secure-vmkfstools-wrapper.py:
 #   --version | --clone -s <source.vmdk> -t <device> [-i <id>] | --task-get|--task-abort|--task-clean -i <id>
 # A clone with -i gets that task id; a repeated start with an existing id answers that task and
 # starts nothing. The plugin adds -i only when esxcli was given --task-id; an empty -i means "no id".
@@ -300,6 +303,15 @@ existing_clone() {
     reply 0 "{\"taskId\": \"$task_id\", \"pid\": $pid, \"xcopyUsed\": false}"
 }
 
+# Prints the folder datastore $1 resolves to: /vmfs/volumes/<name> links to /vmfs/volumes/<uuid>,
+# and it must resolve to a direct child of /vmfs/volumes.
+datastore_root() {
+    volumes=$(readlink -f "$FS_ROOT/vmfs/volumes") || return 1
+    root=$(readlink -f "$FS_ROOT/vmfs/volumes/$1") && [ "${root%/*}" = "$volumes" ] &&
+        [ "$root" != "$volumes" ] && [ -d "$root" ] || return 1
+    printf '%s' "$root"
+}
+
 # Resolves $source and $target (set: real_source, device), refusing anything that leaves its tree.
 resolve_clone_paths() {
     canonical "$source" || refuse "Path validation error: source VMDK must be an absolute path without empty, '.' or '..' segments"
@@ -312,10 +324,7 @@ resolve_clone_paths() {
     case "$disk" in -* | .[vV][mM][dD][kK]) refuse "Path validation error: source must be a .vmdk descriptor" ;; esac
     rest=${source#/vmfs/volumes/}
     datastore=${rest%%/*}
-    volumes=$(readlink -f "$FS_ROOT/vmfs/volumes") || refuse "/vmfs/volumes is missing"
-    # /vmfs/volumes/<name> links to /vmfs/volumes/<uuid>: it must resolve to a direct child.
-    datastore_dir=$(readlink -f "$FS_ROOT/vmfs/volumes/$datastore") && [ "${datastore_dir%/*}" = "$volumes" ] &&
-        [ "$datastore_dir" != "$volumes" ] && [ -d "$datastore_dir" ] ||
+    datastore_dir=$(datastore_root "$datastore") ||
         refuse "Path validation error: datastore $datastore does not resolve to a datastore under /vmfs/volumes"
     real_source=$(readlink -f "$FS_ROOT$source") && [ -f "$real_source" ] || refuse "source VMDK $source not found"
     case "$real_source" in
@@ -455,6 +464,58 @@ do_clean() {
     log "clone task $task_id cleaned"
     reply 0 ""
 }
+
+# ---------------------------------------------------------------- SSH entry
+
+# Run without arguments by a restricted SSH key, the request is SSH_ORIGINAL_COMMAND. Forklift's
+# key line (`sh -c '…'` routing `DS=<datastore>;CMD=<operation>`) runs
+# `sh /vmfs/volumes/$DS/secure-vmkfstools-wrapper` with only the CMD part, its DS unvalidated and
+# word-split; a line naming this script directly hands over the whole frame. Either way:
+# - the datastore served is the one the script was run from, which must be named as
+#   /vmfs/volumes/<one segment>/secure-vmkfstools-wrapper and resolve to a direct child of
+#   /vmfs/volumes, so a traversing or split DS never reaches a copy of this script that acts;
+# - a frame's DS must name that same datastore (an empty DS is the connectivity probe);
+# - the request is option words and `hex:` values only (letters, digits, `-:./_`, single spaces),
+#   split on spaces with globbing off: no quoting exists that could be got wrong, whatever the
+#   shell in front of it did to the text.
+SSH_SCRIPT_NAME="secure-vmkfstools-wrapper"
+MAX_COMMAND_CHARS=4096
+
+if [ $# -eq 0 ] && [ -n "${SSH_ORIGINAL_COMMAND+set}" ]; then
+    request=$SSH_ORIGINAL_COMMAND
+    [ ${#request} -le "$MAX_COMMAND_CHARS" ] || refuse "command longer than $MAX_COMMAND_CHARS characters"
+    case "$0" in
+        "$FS_ROOT"/vmfs/volumes/*/"$SSH_SCRIPT_NAME") own=${0#"$FS_ROOT"/vmfs/volumes/}; own=${own%/"$SSH_SCRIPT_NAME"} ;;
+        *) own="" ;;
+    esac
+    case "$own" in
+        "" | . | .. | */*) refuse "this script serves SSH only as /vmfs/volumes/<datastore>/$SSH_SCRIPT_NAME; it was run as $(excerpt "$0")" ;;
+    esac
+    datastore_root "$own" >/dev/null ||
+        refuse "datastore $(excerpt "$own") of this script does not resolve to a datastore under /vmfs/volumes"
+    case "$request" in
+        DS=*)
+            case "$request" in *\;CMD=*) ;; *) refuse "a framed request is DS=<datastore>;CMD=<operation>" ;; esac
+            framed=${request%%;*}
+            framed=${framed#DS=}
+            request=${request#*;}
+            case "$request" in CMD=*) request=${request#CMD=} ;; *) refuse "a framed request is DS=<datastore>;CMD=<operation>" ;; esac
+            if [ -z "$framed" ]; then printf 'SSH_OK\n'; exit 0; fi
+            [ "$framed" = "$own" ] || refuse "DS= names another datastore than the one this script serves"
+            ;;
+    esac
+    if [ "$request" = --probe ]; then printf 'SSH_OK\n'; exit 0; fi
+    case "$request" in
+        "" | *[!A-Za-z0-9:./_\ -]*)
+            refuse "the request must be option words and hex: values (letters, digits, -:./_ and single spaces)" ;;
+    esac
+    set -f
+    IFS=" "
+    # shellcheck disable=SC2086 # splitting the checked request into its words is the point
+    set -- $request
+    unset IFS
+    set +f
+fi
 
 [ $# -le "$MAX_ARGS" ] || refuse "too many arguments"
 operation=""

@@ -18,6 +18,13 @@ pub const VIB_WRAPPER: &str = include_str!("../assets/vmkfstools-wrapper.sh");
 /// Where the VIB installs the wrapper (kept from upstream: existing hosts and plugin files use it).
 pub const VIB_WRAPPER_INSTALL_PATH: &str = "opt/redhat/vmkfstools-wrapper";
 
+/// The SSH method's shell wrapper, for hosts whose key line is Forklift's `DS=<datastore>;CMD=…`
+/// routing line: the VIB's wrapper script itself (it serves SSH when run without arguments),
+/// uploaded to the datastore root under [`SSH_SHELL_WRAPPER_FILE_NAME`].
+pub const SSH_SHELL_WRAPPER: &str = VIB_WRAPPER;
+/// File name Forklift's key line runs from the datastore root (no extension).
+pub const SSH_SHELL_WRAPPER_FILE_NAME: &str = "secure-vmkfstools-wrapper";
+
 /// esxcli plugin adding the `vmkfstools` namespace.
 pub const ESXCLI_PLUGIN: &str = include_str!("../assets/esxcli-vmkfstools.xml");
 /// Where the VIB installs the plugin.

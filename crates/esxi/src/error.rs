@@ -128,11 +128,25 @@ pub enum EsxiError {
          vmkfstools-wrapper VIB, or start the clone without an id"
     )]
     ClientTaskIdUnsupported { version: String },
+    /// The host answered the probe reply to a direct request: its key line is Forklift's routing
+    /// line, and this connection was opened without detecting it (`SshExecutor::prepare` does).
     #[error(
-        "the host answers {reply:?} instead of the wrapper envelope: an old copy-offload key line \
-         (DS=…;CMD=… routing) is installed; replace it with: {key_line}"
+        "the host answers {reply:?} instead of the wrapper envelope: its key line is Forklift's \
+         DS=…;CMD=… routing line, which this connection was not prepared for; copy-offload's line \
+         is: {key_line}"
     )]
     LegacyKeyLine { reply: String, key_line: String },
+    #[error(
+        "ESXi host {host} carries Forklift's key line, which cannot run the wrapper on datastore \
+         {datastore:?}: {reason}. Replace that line in /etc/ssh/keys-root/authorized_keys with \
+         copy-offload's: {key_line}"
+    )]
+    DatastoreNotRoutable {
+        host: String,
+        datastore: String,
+        reason: &'static str,
+        key_line: String,
+    },
 }
 
 impl EsxiError {

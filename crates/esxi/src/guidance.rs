@@ -54,6 +54,61 @@ pub fn manual_key_instructions(host: &str, datastore: &str, public_key: &str) ->
     )
 }
 
+/// The `authorized_keys` line Forklift tells administrators to install for `public_key`: an
+/// inline `sh -c` that reads `DS=<datastore>;CMD=<operation>` from `SSH_ORIGINAL_COMMAND`, answers
+/// `SSH_OK` to an empty DS, and otherwise runs `sh /vmfs/volumes/$DS/secure-vmkfstools-wrapper`
+/// with `SSH_ORIGINAL_COMMAND=<operation>`. Hosts in the field carry it; the SSH executor works
+/// through it (see [`forklift_route_problem`] for the datastore names it cannot route). Kept here
+/// so the tests and the lab install exactly the text administrators have.
+pub fn forklift_key_line(public_key: &str) -> String {
+    const ROUTING: &str = r#"sh -c 'DS=$(echo \"$SSH_ORIGINAL_COMMAND\" | sed -n \"s/^DS=\\([^;]*\\);.*/\\1/p\"); CMD=$(echo \"$SSH_ORIGINAL_COMMAND\" | sed -n \"s/^DS=[^;]*;CMD=\\(.*\\)/\\1/p\"); if [ -z \"$DS\" ]; then echo \"SSH_OK\"; else SSH_ORIGINAL_COMMAND=\"$CMD\" exec sh /vmfs/volumes/$DS/secure-vmkfstools-wrapper; fi'"#;
+    format!(
+        "command=\"{ROUTING}\",no-port-forwarding,no-agent-forwarding,no-X11-forwarding {}",
+        public_key.trim()
+    )
+}
+
+/// Why Forklift's key line cannot run the shell wrapper of `datastore`, or `None` when it can.
+/// The line expands its DS unquoted — split at spaces, tabs and newlines, and globbed at `*`, `?`
+/// and `[` — after passing it through `echo` (which may interpret `\`), and ends DS at the first
+/// `;`. Such a name would run no script, or another datastore's.
+pub fn forklift_route_problem(datastore: &str) -> Option<&'static str> {
+    if datastore.contains([' ', '\t', '\n']) {
+        Some("Forklift's key line splits the name into words at its spaces")
+    } else if datastore.contains(['*', '?', '[']) {
+        Some("Forklift's key line expands `*`, `?` and `[` in the name as a file pattern")
+    } else if datastore.contains('\\') {
+        Some("Forklift's key line passes the name through `echo`, which may rewrite `\\`")
+    } else if datastore.contains(';') {
+        Some("Forklift's key line ends the datastore name at the first `;`")
+    } else {
+        None
+    }
+}
+
+/// What the log says when a host carries Forklift's key line: that copies work through it, and
+/// the steps to replace it with copy-offload's line (an isolated Python wrapper that takes every
+/// datastore name).
+pub fn forklift_line_notice(host: &str, datastore: &str, public_key: &str) -> String {
+    format!(
+        "ESXi host {host} carries Forklift's key line (it routes DS=<datastore>;CMD=<operation> to \
+         {shell}). copy-offload works through it with its own shell wrapper, which it places and \
+         verifies there. Recommended: replace the line with copy-offload's, which needs no routing \
+         and takes every datastore name:\n\
+         1. Log in as root: `ssh root@{host}`.\n\
+         2. In {ESXI_ROOT_AUTHORIZED_KEYS}, delete the line with this key that contains \
+         `secure-vmkfstools-wrapper; fi'`.\n\
+         3. Append this single line instead (one per datastore the host copies from):\n\
+         {line}\n\
+         No restart is needed.",
+        shell = format_args!(
+            "/vmfs/volumes/<datastore>/{}",
+            crate::assets::SSH_SHELL_WRAPPER_FILE_NAME
+        ),
+        line = restricted_key_line(datastore, public_key),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +133,47 @@ mod tests {
         assert!(restricted_key_line("a\"b'c", KEY).starts_with(
             r#"command="python -I '/vmfs/volumes/a\"b'\''c/secure-vmkfstools-wrapper.py'","#
         ));
+    }
+
+    #[test]
+    fn forklift_line_routes_through_an_inline_shell() {
+        let line = forklift_key_line(KEY);
+        assert!(line.starts_with("command=\"sh -c 'DS=$(echo \\\"$SSH_ORIGINAL_COMMAND\\\""));
+        assert!(line.contains("exec sh /vmfs/volumes/$DS/secure-vmkfstools-wrapper; fi'\","));
+        assert!(line.ends_with("no-X11-forwarding ssh-rsa AAAAB3NzaC1yc2E copy-offload"));
+    }
+
+    #[test]
+    fn datastore_names_forklift_cannot_route_are_named() {
+        for routable in [
+            "datastore1",
+            "Bob's_DS",
+            "ds-1_(prod)",
+            "データ",
+            "no\u{a0}break",
+        ] {
+            assert_eq!(forklift_route_problem(routable), None, "{routable}");
+        }
+        for (name, needle) in [
+            ("ds 1", "splits"),
+            ("ds*", "file pattern"),
+            ("ds[1]", "file pattern"),
+            ("a\\b", "echo"),
+            ("a;b", "first `;`"),
+        ] {
+            assert!(
+                forklift_route_problem(name).unwrap().contains(needle),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn forklift_notice_recommends_our_line() {
+        let text = forklift_line_notice("10.0.0.5", "ds1", KEY);
+        assert!(text.contains("Forklift's key line"));
+        assert!(text.contains(&restricted_key_line("ds1", KEY)));
+        assert!(text.contains(ESXI_ROOT_AUTHORIZED_KEYS));
     }
 
     #[test]

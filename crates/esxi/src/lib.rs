@@ -27,5 +27,7 @@ pub use executor::{
     CloneExecutor, CloneOutcome, CloneProgress, CloneTask, PollRetry, PollSchedule,
     WrapperTransport,
 };
-pub use guidance::{manual_key_instructions, restricted_key_line};
+pub use guidance::{
+    forklift_key_line, forklift_route_problem, manual_key_instructions, restricted_key_line,
+};
 pub use protocol::{InvalidTaskId, TaskId};

@@ -621,6 +621,23 @@ impl WrapperCommand {
         }
     }
 
+    /// The request for a host whose key line routes `DS=<datastore>;CMD=<operation>` to the shell
+    /// wrapper (Forklift's line): operation and option words as they are, every value encoded
+    /// ([`encode_esxcli_value`]). The key line passes the text through `echo` and `sed`, and the
+    /// wrapper splits it on spaces; encoded values hold nothing either could change.
+    pub fn to_routed_request(&self, datastore: &str) -> String {
+        let args = self.wrapper_args();
+        let mut words: Vec<String> = args.iter().take(1).map(|w| (*w).to_owned()).collect();
+        for pair in args[1..].chunks(2) {
+            if let [option, value] = pair {
+                words.push((*option).to_owned());
+                words.push(encode_esxcli_value(value));
+            }
+        }
+        let datastore = if *self == Self::Probe { "" } else { datastore };
+        format!("DS={datastore};CMD={}", words.join(" "))
+    }
+
     /// Parses an SSH command in either form; returns the datastore named by a legacy frame.
     /// Path validation is the wrapper's job; this only recognises the operation and its words.
     pub fn parse_ssh_command(line: &str) -> Result<(Option<String>, Self), ProtocolError> {
@@ -1108,6 +1125,35 @@ mod tests {
         assert_eq!(
             WrapperCommand::Probe.to_legacy_frame("x"),
             "DS=;CMD=status test-task-id"
+        );
+    }
+
+    /// The routed form carries only characters Forklift's key line (`echo | sed`) and the shell
+    /// wrapper's space split leave alone, and decodes back to the same command.
+    #[test]
+    fn routed_requests_encode_every_value_and_decode_back() {
+        let clone = WrapperCommand::Clone {
+            source_vmdk: "/vmfs/volumes/ds1/Bob's VM/ディスク\u{a0}1.vmdk".into(),
+            target_device: "/vmfs/devices/disks/naa.600a".into(),
+            task_id: Some("0b6f1a52-94de-4c35-8d0e-5f0c2a7be113".into()),
+        };
+        let routed = clone.to_routed_request("ds1");
+        let command = routed.strip_prefix("DS=ds1;CMD=").unwrap();
+        assert!(
+            command
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-: ".contains(&b)),
+            "{routed}"
+        );
+        let (_, parsed) = WrapperCommand::parse_ssh_command(command).unwrap();
+        assert_eq!(parsed.decode_esxcli_values().unwrap(), clone);
+        assert_eq!(
+            WrapperCommand::Probe.to_routed_request("ds1"),
+            "DS=;CMD=--probe"
+        );
+        assert_eq!(
+            WrapperCommand::Version.to_routed_request("ds1"),
+            "DS=ds1;CMD=--version"
         );
     }
 

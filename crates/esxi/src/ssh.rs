@@ -1,8 +1,11 @@
-//! The SSH clone method: one russh connection to ESXi root with the restricted copy-offload key,
-//! whose forced command is `secure-vmkfstools-wrapper.py` on the datastore. Covers key loading
-//! (`SSH_PRIVATE_KEY`, `SSH_TIMEOUT_SECONDS`), checking the host key by a [`HostKeyPolicy`]
-//! (pinned, a known_hosts list, or trust on first use in a [`HostKeyStore`]), the "key not
-//! installed" guidance, and putting a verified wrapper on the datastore.
+//! The SSH clone method: one russh connection to ESXi root with the restricted copy-offload key.
+//! Hosts carry one of two key lines, detected per connection ([`KeyLine`]): copy-offload's, whose
+//! forced command is `python -I …/secure-vmkfstools-wrapper.py`, or Forklift's, which routes
+//! `DS=<datastore>;CMD=<operation>` to the shell wrapper `secure-vmkfstools-wrapper`. Covers key
+//! loading (`SSH_PRIVATE_KEY`, `SSH_TIMEOUT_SECONDS`), checking the host key by a
+//! [`HostKeyPolicy`] (pinned, a known_hosts list, or trust on first use in a [`HostKeyStore`]),
+//! the "key not installed" guidance, and putting the verified wrapper the key line runs on the
+//! datastore before anything runs it.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -16,11 +19,14 @@ use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicK
 use tracing::{debug, error, info, warn};
 
 use crate::assets::{
-    SSH_WRAPPER, SSH_WRAPPER_FILE_NAME, WRAPPER_VERSION, sha256_hex, ssh_wrapper_sha256,
+    SSH_SHELL_WRAPPER, SSH_SHELL_WRAPPER_FILE_NAME, SSH_WRAPPER, SSH_WRAPPER_FILE_NAME,
+    WRAPPER_VERSION, sha256_hex,
 };
 use crate::error::EsxiError;
 use crate::executor::{CloneExecutor, WrapperTransport, reply_message};
-use crate::guidance::{manual_key_instructions, restricted_key_line};
+use crate::guidance::{
+    forklift_line_notice, forklift_route_problem, manual_key_instructions, restricted_key_line,
+};
 use crate::host_keys::{
     HostKeyStore, HostKeyStoreError, KnownHosts, KnownHostsFile, fingerprint, known_hosts_name,
 };
@@ -337,21 +343,47 @@ pub enum ScriptPlacement {
 /// How often [`ensure_wrapper_script`] reads, uploads and re-verifies before giving up.
 const SCRIPT_PLACEMENT_ATTEMPTS: u32 = 5;
 
-/// Makes sure the datastore holds exactly this crate's wrapper before anything runs it: the
-/// file is read back through the datastore API and its SHA-256 compared with the embedded
-/// script; a missing, older or altered script is replaced and verified again.
+/// Makes sure the datastore holds exactly this crate's Python wrapper (the one copy-offload's key
+/// line runs) before anything runs it; see [`place_script`].
+pub async fn ensure_wrapper_script(
+    files: &dyn DatastoreFiles,
+    datastore: &str,
+) -> Result<ScriptPlacement, EsxiError> {
+    place_script(files, datastore, SSH_WRAPPER_FILE_NAME, SSH_WRAPPER).await
+}
+
+/// Makes sure the datastore holds exactly this crate's shell wrapper (the one Forklift's key line
+/// runs) before anything runs it; see [`place_script`].
+pub async fn ensure_shell_wrapper_script(
+    files: &dyn DatastoreFiles,
+    datastore: &str,
+) -> Result<ScriptPlacement, EsxiError> {
+    place_script(
+        files,
+        datastore,
+        SSH_SHELL_WRAPPER_FILE_NAME,
+        SSH_SHELL_WRAPPER,
+    )
+    .await
+}
+
+/// Makes sure the datastore root holds exactly `script` as `file_name`: the file is read back
+/// through the datastore API and its SHA-256 compared with the embedded script; a missing, older
+/// or altered script is replaced and verified again.
 ///
 /// Several populators copying disks of the same datastore run this at the same time, and a
 /// datastore upload is not atomic: a reader can see a half-written file, or a download can break
 /// while another pod rewrites it. Every writer writes the same bytes, so the file converges; each
 /// attempt therefore re-reads first (another writer may have finished) and only a file that still
 /// fails verification after every attempt is an error.
-pub async fn ensure_wrapper_script(
+async fn place_script(
     files: &dyn DatastoreFiles,
     datastore: &str,
+    file_name: &str,
+    script: &str,
 ) -> Result<ScriptPlacement, EsxiError> {
     crate::executor::check_datastore_name(datastore)?;
-    let expected = ssh_wrapper_sha256();
+    let expected = sha256_hex(script.as_bytes());
     let mut uploaded = false;
     let mut last_error = None;
     for attempt in 0..SCRIPT_PLACEMENT_ATTEMPTS {
@@ -361,17 +393,17 @@ pub async fn ensure_wrapper_script(
             let jitter_ms = rand::random_range(0..base_ms);
             tokio::time::sleep(Duration::from_millis(base_ms + jitter_ms)).await;
         }
-        let current = match files.download(datastore, SSH_WRAPPER_FILE_NAME).await {
+        let current = match files.download(datastore, file_name).await {
             Ok(current) => current,
             Err(err) => {
-                debug!(datastore, attempt, error = %err, "reading the wrapper script failed");
+                debug!(datastore, file_name, attempt, error = %err, "reading the wrapper script failed");
                 last_error = Some(err);
                 continue;
             }
         };
         let actual = current.as_deref().map(sha256_hex);
         if actual.as_deref() == Some(expected.as_str()) {
-            debug!(datastore, uploaded, "wrapper script verified");
+            debug!(datastore, file_name, uploaded, "wrapper script verified");
             return Ok(if uploaded {
                 ScriptPlacement::Uploaded
             } else {
@@ -387,17 +419,14 @@ pub async fn ensure_wrapper_script(
         }
         info!(
             datastore,
+            file_name,
             present = current.is_some(),
             version = WRAPPER_VERSION,
             attempt,
             "uploading the wrapper script"
         );
         match files
-            .upload(
-                datastore,
-                SSH_WRAPPER_FILE_NAME,
-                SSH_WRAPPER.as_bytes().to_vec(),
-            )
+            .upload(datastore, file_name, script.as_bytes().to_vec())
             .await
         {
             Ok(()) => uploaded = true,
@@ -563,11 +592,35 @@ impl SshSession {
     }
 }
 
+/// Which key line the host runs for the copy-offload key; decides how a request is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyLine {
+    /// copy-offload's line: the forced command is the Python wrapper on the datastore, which reads
+    /// the request (POSIX-quoted words) from `SSH_ORIGINAL_COMMAND`.
+    CopyOffload,
+    /// Forklift's line: an inline `sh -c` routes `DS=<datastore>;CMD=<operation>` to
+    /// `/vmfs/volumes/<datastore>/secure-vmkfstools-wrapper`, copy-offload's shell wrapper there;
+    /// requests go as [`WrapperCommand::to_routed_request`]. It answers a request without `DS=`
+    /// with the probe reply, which is how it is recognised.
+    ForkliftRouting,
+}
+
+impl KeyLine {
+    /// The name used in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyLine::CopyOffload => "copy-offload",
+            KeyLine::ForkliftRouting => "forklift",
+        }
+    }
+}
+
 /// A clone executor speaking to the SSH wrapper over one authenticated connection.
 pub struct SshExecutor {
     session: SshSession,
     datastore: String,
     public_key: String,
+    key_line: KeyLine,
     /// The wrapper version, read once per connection.
     version: tokio::sync::OnceCell<String>,
 }
@@ -589,6 +642,7 @@ impl SshExecutor {
                     session,
                     datastore: datastore.to_owned(),
                     public_key,
+                    key_line: KeyLine::CopyOffload,
                     version: tokio::sync::OnceCell::new(),
                 })
             }
@@ -608,8 +662,11 @@ impl SshExecutor {
         }
     }
 
-    /// The whole SSH preparation for one host: put the verified wrapper on `datastore` (through
-    /// `files`, only when it differs), connect, and check the key line runs that wrapper.
+    /// The whole SSH preparation for one host: put the verified Python wrapper on `datastore`
+    /// (through `files`, only when it differs), connect, detect the host's key line and log which
+    /// it is — for Forklift's line also placing the verified shell wrapper it routes to, and
+    /// logging the steps to copy-offload's line — then check the key line runs this crate's
+    /// wrapper version. Nothing runs a script on the datastore before it was verified.
     pub async fn prepare(
         host: &str,
         datastore: &str,
@@ -617,16 +674,79 @@ impl SshExecutor {
         files: &dyn DatastoreFiles,
     ) -> Result<Self, EsxiError> {
         ensure_wrapper_script(files, datastore).await?;
-        let executor = Self::connect(host, datastore, settings).await?;
+        let mut executor = Self::connect(host, datastore, settings).await?;
+        executor.key_line = executor.detect_key_line().await?;
+        match executor.key_line {
+            KeyLine::CopyOffload => {
+                info!(
+                    host,
+                    datastore,
+                    key_line = executor.key_line.name(),
+                    "ESXi host runs copy-offload's key line"
+                );
+            }
+            KeyLine::ForkliftRouting => {
+                if let Some(reason) = forklift_route_problem(datastore) {
+                    return Err(EsxiError::DatastoreNotRoutable {
+                        host: host.to_owned(),
+                        datastore: datastore.to_owned(),
+                        reason,
+                        key_line: restricted_key_line(datastore, &executor.public_key),
+                    });
+                }
+                warn!(
+                    host,
+                    datastore,
+                    key_line = executor.key_line.name(),
+                    instructions = %forklift_line_notice(host, datastore, &executor.public_key),
+                    "ESXi host runs Forklift's key line; copying through copy-offload's shell wrapper"
+                );
+                ensure_shell_wrapper_script(files, datastore).await?;
+            }
+        }
         executor.check_wrapper_version().await?;
         Ok(executor)
+    }
+
+    /// The key line this executor sends requests for.
+    pub fn key_line(&self) -> KeyLine {
+        self.key_line
+    }
+
+    /// Which key line the host runs: a direct `--version` is answered by copy-offload's wrapper
+    /// with its envelope, and by Forklift's line (no `DS=`) with the probe reply, without running
+    /// any script. The version copy-offload's wrapper reports is kept for
+    /// [`Self::check_wrapper_version`].
+    async fn detect_key_line(&self) -> Result<KeyLine, EsxiError> {
+        let output = self
+            .session
+            .run(&WrapperCommand::Version.to_ssh_command(), None)
+            .await?;
+        if output.stdout.trim() == PROBE_REPLY {
+            return Ok(KeyLine::ForkliftRouting);
+        }
+        if let Ok(version) = self
+            .reply("version", output)
+            .and_then(|reply| Ok(decode_message::<VersionInfo>(&reply)?.version))
+        {
+            let _ = self.version.set(version);
+        }
+        Ok(KeyLine::CopyOffload)
+    }
+
+    /// The request text for `command` on this host's key line.
+    fn request(&self, command: &WrapperCommand) -> String {
+        match self.key_line {
+            KeyLine::CopyOffload => command.to_ssh_command(),
+            KeyLine::ForkliftRouting => command.to_routed_request(&self.datastore),
+        }
     }
 
     /// Runs the connectivity probe (`--probe` → `SSH_OK`).
     pub async fn probe(&self) -> Result<(), EsxiError> {
         let output = self
             .session
-            .run(&WrapperCommand::Probe.to_ssh_command(), None)
+            .run(&self.request(&WrapperCommand::Probe), None)
             .await?;
         if output.stdout.trim() == PROBE_REPLY {
             Ok(())
@@ -671,16 +791,16 @@ impl SshExecutor {
 #[async_trait]
 impl WrapperTransport for SshExecutor {
     async fn call(&self, command: WrapperCommand) -> Result<String, EsxiError> {
-        let output = self.session.run(&command.to_ssh_command(), None).await?;
+        let output = self.session.run(&self.request(&command), None).await?;
         self.reply(command.operation(), output)
     }
 
-    /// The version, or — when the key line still runs upstream's shell wrapper, which answers
-    /// every command with its probe reply — the key line to install instead.
+    /// The version, or — when Forklift's line answers a direct request with its probe reply on a
+    /// connection that did not detect it — copy-offload's key line.
     async fn read_version(&self) -> Result<String, EsxiError> {
         let output = self
             .session
-            .run(&WrapperCommand::Version.to_ssh_command(), None)
+            .run(&self.request(&WrapperCommand::Version), None)
             .await?;
         if output.stdout.trim() == PROBE_REPLY {
             return Err(EsxiError::LegacyKeyLine {

@@ -1,7 +1,9 @@
 //! Hostile inputs from everyone the wrappers do not trust — a datastore writer, a local non-root
-//! user, an edited journal — and the legitimate disk names they must still accept, against both
-//! real wrappers: the SSH script under Debian's python3, and the VIB's shell script under dash
-//! and busybox (values through the plugin's `<execute>` line run by `sh -c`). Every case asserts
+//! user, an edited journal — and the legitimate disk names they must still accept, against every
+//! real wrapper: the SSH script under Debian's python3, the VIB's shell script under dash and
+//! busybox (values through the plugin's `<execute>` line run by `sh -c`), and the same shell
+//! script as the SSH shell wrapper under dash and busybox (requests as Forklift's key line hands
+//! them over: `SSH_ORIGINAL_COMMAND`, the script run from the datastore root). Every case asserts
 //! on evidence: the stand-in vmkfstools' argv log (resolved through symlinks), marker files that
 //! must not appear, a canary process that must survive, files that must stay, syslog lines.
 
@@ -24,12 +26,15 @@ use support::{FakeEsxi, PYTHON, PluginHost, Shell};
 enum Wrapper {
     Ssh,
     Vib(Shell),
+    SshShell(Shell),
 }
 
-const WRAPPERS: [Wrapper; 3] = [
+const WRAPPERS: [Wrapper; 5] = [
     Wrapper::Ssh,
     Wrapper::Vib(Shell::Dash),
     Wrapper::Vib(Shell::Busybox),
+    Wrapper::SshShell(Shell::Dash),
+    Wrapper::SshShell(Shell::Busybox),
 ];
 
 /// A fake host running one wrapper.
@@ -47,6 +52,10 @@ impl Host {
                 esxi.install_ssh_wrapper();
                 None
             }
+            Wrapper::SshShell(shell) => {
+                esxi.install_ssh_shell_wrapper(shell);
+                None
+            }
             Wrapper::Vib(shell) => Some(PluginHost::new(esxi.install_vib_wrapper(shell))),
         };
         Self {
@@ -56,9 +65,16 @@ impl Host {
         }
     }
 
-    /// Sends a command as the populator does: SSH_ORIGINAL_COMMAND for the script, esxcli values
-    /// encoded into the plugin's `<execute>` line for the VIB.
+    /// Sends a command as the populator does: SSH_ORIGINAL_COMMAND for the script (for the shell
+    /// wrapper the routed request, as Forklift's line hands it over after `DS=<ds>;CMD=`), esxcli
+    /// values encoded into the plugin's `<execute>` line for the VIB.
     async fn call(&self, command: &WrapperCommand) -> WrapperReply {
+        if let Wrapper::SshShell(shell) = self.wrapper {
+            let routed = command.to_routed_request(&self.esxi.datastore);
+            let (_, request) = routed.split_once(";CMD=").unwrap();
+            let (stdout, _) = self.esxi.run_ssh_shell_wrapper(shell, Some(request));
+            return WrapperReply::from_xml(&stdout).unwrap();
+        }
         match &self.plugin {
             None => {
                 let (stdout, _) = self
@@ -75,9 +91,23 @@ impl Host {
     }
 
     /// Sends raw wrapper words, unchecked by any client: SSH_ORIGINAL_COMMAND of the quoted words
-    /// for the script, argv for the VIB wrapper (as a hostile esxcli caller could).
+    /// for the Python script, of the words joined by spaces for the shell wrapper, argv for the
+    /// VIB wrapper (as a hostile esxcli caller could).
     fn call_raw(&self, words: &[&str]) -> WrapperReply {
-        let stdout = match &self.plugin {
+        let stdout = match (&self.plugin, self.wrapper) {
+            (_, Wrapper::SshShell(shell)) => {
+                self.esxi
+                    .run_ssh_shell_wrapper(shell, Some(&words.join(" ")))
+                    .0
+            }
+            (plugin, _) => self.call_raw_plain(plugin.as_ref(), words),
+        };
+        WrapperReply::from_xml(&stdout)
+            .unwrap_or_else(|err| panic!("{:?}: no envelope ({err}): {stdout:?}", self.wrapper))
+    }
+
+    fn call_raw_plain(&self, plugin: Option<&PluginHost>, words: &[&str]) -> String {
+        match plugin {
             None => {
                 let line: Vec<String> = words
                     .iter()
@@ -89,9 +119,7 @@ impl Host {
                 let output = Command::new(&plugin.wrapper).args(words).output().unwrap();
                 String::from_utf8_lossy(&output.stdout).into_owned()
             }
-        };
-        WrapperReply::from_xml(&stdout)
-            .unwrap_or_else(|err| panic!("{:?}: no envelope ({err}): {stdout:?}", self.wrapper))
+        }
     }
 
     async fn start(&self, source: &str, device: &str) -> WrapperReply {
@@ -167,7 +195,7 @@ impl Host {
                 }
                 std::fs::write(dir.join("task.json"), state.to_string()).unwrap();
             }
-            Wrapper::Vib(_) => {
+            Wrapper::Vib(_) | Wrapper::SshShell(_) => {
                 for (name, value) in [
                     ("pid", pid.to_string()),
                     ("device", "naa.1".to_owned()),
@@ -694,7 +722,10 @@ fn control_characters_never_reach_replies_or_syslog() {
                 "{wrapper:?}: {reply:?}"
             );
         }
-        if wrapper == Wrapper::Vib(Shell::Busybox) {
+        if matches!(
+            wrapper,
+            Wrapper::Vib(Shell::Busybox) | Wrapper::SshShell(Shell::Busybox)
+        ) {
             let syslog = std::fs::read(host.esxi.syslog()).unwrap();
             assert!(!syslog.is_empty());
             let text = String::from_utf8(syslog).unwrap();

@@ -401,8 +401,9 @@ async fn ssh_timeout_bounds_a_silent_host() {
 }
 
 #[tokio::test]
-async fn old_key_line_is_detected_by_its_probe_reply() {
-    // Upstream's key line answers SSH_OK to anything without `DS=<ds>;`.
+async fn a_connection_not_prepared_for_forklifts_line_names_our_line() {
+    // Forklift's key line answers SSH_OK to anything without `DS=<ds>;`; `prepare` detects it
+    // (tests/forklift_line.rs), a bare `connect` reports it with copy-offload's line.
     let esxi = FakeEsxi::new("ds1");
     let key = ClientKey::generate();
     let legacy = format!(

@@ -1,9 +1,11 @@
 //! The embedded ESXi SSH endpoint enforcing the restricted-key semantics.
 //!
 //! Only root's keys from the host's authorized_keys are accepted. A key restricted with
-//! `command="…"` (the project's template: route `SSH_ORIGINAL_COMMAND` = `DS=<ds>;CMD=<op …>` to
-//! `/vmfs/volumes/<ds>/secure-vmkfstools-wrapper`) gets the template's behaviour: an empty `DS` answers
-//! `SSH_OK`, anything else runs the in-process wrapper ([`crate::wrapper`]). Shells, ptys, port forwarding
+//! Forklift's `command="sh -c '…'"` line (route `SSH_ORIGINAL_COMMAND` = `DS=<ds>;CMD=<op …>` to
+//! `/vmfs/volumes/<ds>/secure-vmkfstools-wrapper`, [`co_esxi::forklift_key_line`]) gets that line's
+//! behaviour: an empty `DS` answers `SSH_OK`, anything else runs the in-process wrapper
+//! ([`crate::wrapper`]) as the shell wrapper would, `hex:` values decoded. copy-offload's line
+//! (`python -I …/secure-vmkfstools-wrapper.py`) runs it with the request as sent. Shells, ptys, port forwarding
 //! and subsystems (sftp) are refused; so is any command that is not the wrapper.
 
 use std::net::SocketAddr;
@@ -185,8 +187,16 @@ async fn run_wrapper(
             status: 2,
         };
     }
-    let command = match WrapperCommand::parse_ssh_command(original) {
-        Ok((_, command)) => command,
+    // The shell wrapper (what Forklift's line runs) decodes `hex:` values, as the VIB's does.
+    let parsed = WrapperCommand::parse_ssh_command(original).and_then(|(_, command)| {
+        if file == WRAPPER_SCRIPT {
+            command.decode_esxcli_values()
+        } else {
+            Ok(command)
+        }
+    });
+    let command = match parsed {
+        Ok(command) => command,
         Err(e) => return ExecOutcome::wrapper(&WrapperReply::failed(1, e.to_string()), 1),
     };
     if let Err(injected) = faults.apply(&format!("ssh:{}", command.operation())).await {

@@ -1,7 +1,8 @@
 //! The ESXi clone executors as the copy uses them: connecting the configured method (VIB through
-//! vCenter's esxcli, or SSH with the restricted key after placing a verified wrapper script) for a
-//! host, and [`JournaledExecutor`], which writes the journal entries around starting and cleaning
-//! a clone task so a crash at any point leaves a record of the task to abort and clean.
+//! vCenter's esxcli, or SSH with the restricted key — either key line — after placing the
+//! verified wrapper it runs) for a host, and [`JournaledExecutor`], which writes the journal
+//! entries around starting and cleaning a clone task so a crash at any point leaves a record of
+//! the task to abort and clean.
 
 use std::sync::Mutex as SyncMutex;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use co_api::CloneMethod;
 use co_esxi::protocol::{CloneStarted, TaskStatus};
-use co_esxi::ssh::{SshExecutor, SshSettings, ensure_wrapper_script};
+use co_esxi::ssh::{SshExecutor, SshSettings};
 use co_esxi::vib_executor::VibExecutor;
 use co_esxi::vsphere::{DatacenterFiles, HostEsxcli};
 use co_esxi::{CloneExecutor, EsxiError};
@@ -82,16 +83,12 @@ impl ExecutorFactory {
                     .await
                     .map_err(CopyError::vsphere("finding the host's datacenter"))?;
                 let files = DatacenterFiles::new(self.vsphere.clone(), datacenter.path);
-                ensure_wrapper_script(&files, datastore)
+                let executor = SshExecutor::prepare(&address, datastore, &access.settings, &files)
                     .await
-                    .map_err(CopyError::esxi(&host_name, "placing the wrapper script"))?;
-                let executor = SshExecutor::connect(&address, datastore, &access.settings)
-                    .await
-                    .map_err(CopyError::esxi(&host_name, "SSH connection"))?;
-                executor
-                    .check_wrapper_version()
-                    .await
-                    .map_err(CopyError::esxi(&host_name, "wrapper version check"))?;
+                    .map_err(CopyError::esxi(
+                        &host_name,
+                        "preparing SSH (wrapper script, connection, key line, version)",
+                    ))?;
                 Ok(Box::new(executor))
             }
         }

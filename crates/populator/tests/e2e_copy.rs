@@ -42,6 +42,30 @@ async fn vmdk_through_the_ssh_wrapper_is_copied_byte_for_byte_and_cleaned_up() {
     );
 }
 
+/// A host set up for Forklift's populator keeps its key line (`DS=<ds>;CMD=<op>` routed to
+/// `secure-vmkfstools-wrapper` on the datastore): the populator detects it, places its own shell
+/// wrapper under that name, and copies through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vmdk_through_forklifts_key_line_is_copied_byte_for_byte_and_cleaned_up() {
+    let rig = LabRig::start().await;
+    rig.target_volume("trident_pvc_forklift", 64 * MIB);
+    let mut args = rig.args("trident_pvc_forklift");
+    let mut options = rig.options("forklift");
+    rig.use_ssh_with_line(&mut args, &mut options, co_esxi::forklift_key_line);
+    let summary = run_with(rig.config(&args), options).await;
+    assert_eq!(summary.exit_code, ExitCode::Success, "{:?}", summary.error);
+    rig.assert_copied("trident_pvc_forklift");
+    rig.assert_clean("trident_pvc_forklift");
+    let placed = rig
+        .lab
+        .datastore_dir("ds1")
+        .join(co_esxi::assets::SSH_SHELL_WRAPPER_FILE_NAME);
+    assert_eq!(
+        std::fs::read_to_string(placed).unwrap(),
+        co_esxi::assets::SSH_SHELL_WRAPPER
+    );
+}
+
 /// The SSH session is opened while the array maps the volume: a host that refuses the key fails
 /// the run with the SSH error (not as a cancellation of the mapping it stopped), nothing is
 /// written and everything mapped meanwhile is undone.

@@ -206,6 +206,79 @@ impl FakeEsxi {
         path
     }
 
+    /// Installs the SSH shell wrapper (what Forklift's key line runs) at the datastore root, as the
+    /// populator would: the VIB's script, its ESXi constants pointed into this fake host.
+    pub fn install_ssh_shell_wrapper(&self, shell: Shell) -> PathBuf {
+        let path = self
+            .datastore_dir()
+            .join(co_esxi::assets::SSH_SHELL_WRAPPER_FILE_NAME);
+        std::fs::write(&path, self.vib_wrapper_source(shell)).unwrap();
+        path
+    }
+
+    /// Runs the SSH shell wrapper as Forklift's key line does after routing
+    /// (`sh /vmfs/volumes/<ds>/secure-vmkfstools-wrapper`, the request in `SSH_ORIGINAL_COMMAND`),
+    /// without sshd; returns stdout and the exit code.
+    pub fn run_ssh_shell_wrapper(&self, shell: Shell, request: Option<&str>) -> (String, i32) {
+        let script = self
+            .datastore_dir()
+            .join(co_esxi::assets::SSH_SHELL_WRAPPER_FILE_NAME);
+        let argv = shell.argv();
+        let mut command = Command::new(argv[0]);
+        command
+            .args(&argv[1..])
+            .arg(script)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin");
+        if let Some(request) = request {
+            command.env("SSH_ORIGINAL_COMMAND", request);
+        }
+        let output = command.output().unwrap();
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            output.status.code().unwrap_or(-1),
+        )
+    }
+
+    /// Forklift's key line for `public_key`, mapped to this fake host: the routed script is run by
+    /// `shell` under FS_ROOT; the inline routing script is kept byte for byte.
+    pub fn forklift_key_line(&self, public_key: &str, shell: Shell) -> String {
+        let line = co_esxi::forklift_key_line(public_key);
+        let mapped = line.replacen(
+            "exec sh /vmfs/volumes/$DS/",
+            &format!(
+                "exec {} {}/vmfs/volumes/$DS/",
+                shell.argv().join(" "),
+                self.fs_root().display()
+            ),
+            1,
+        );
+        assert_ne!(
+            mapped, line,
+            "Forklift's line did not run `sh /vmfs/volumes/$DS/…`"
+        );
+        mapped
+    }
+
+    /// The datastore transfer seam over this host's datastores, as vCenter's `/folder` endpoint
+    /// would serve them: the embedded wrappers are stored with their ESXi constants pointed into
+    /// this fake host (so they run here) and read back as the embedded bytes.
+    pub fn datastore_transfers(&self, shell: Shell) -> FakeDatastores {
+        FakeDatastores {
+            volumes: self.fs_root().join("vmfs/volumes"),
+            mapped: vec![
+                (
+                    co_esxi::assets::SSH_WRAPPER.to_owned(),
+                    self.ssh_wrapper_source(),
+                ),
+                (
+                    co_esxi::assets::SSH_SHELL_WRAPPER.to_owned(),
+                    self.vib_wrapper_source(shell),
+                ),
+            ],
+        }
+    }
+
     /// Installs the VIB wrapper (as `/opt/redhat/vmkfstools-wrapper` would be) and returns its path.
     pub fn install_vib_wrapper(&self, shell: Shell) -> PathBuf {
         let source = self.vib_wrapper_source(shell);
@@ -311,6 +384,50 @@ impl FakeEsxi {
             String::from_utf8_lossy(&output.stdout).into_owned(),
             output.status.code().unwrap_or(-1),
         )
+    }
+}
+
+impl Shell {
+    /// The command that runs a script file with this shell.
+    pub fn argv(self) -> Vec<&'static str> {
+        match self {
+            Shell::Dash => vec!["/bin/dash"],
+            Shell::Busybox => vec![BUSYBOX, "sh"],
+        }
+    }
+}
+
+/// Datastore files of a fake host behind the [`co_esxi::ssh::DatastoreFiles`] seam; see
+/// [`FakeEsxi::datastore_transfers`].
+pub struct FakeDatastores {
+    volumes: PathBuf,
+    /// (embedded script, the same script as stored on this fake host)
+    mapped: Vec<(String, String)>,
+}
+
+#[async_trait]
+impl co_esxi::ssh::DatastoreFiles for FakeDatastores {
+    async fn download(&self, datastore: &str, path: &str) -> Result<Option<Vec<u8>>, EsxiError> {
+        let Ok(stored) = std::fs::read_to_string(self.volumes.join(datastore).join(path)) else {
+            return Ok(None);
+        };
+        let embedded = self
+            .mapped
+            .iter()
+            .find(|(_, on_host)| *on_host == stored)
+            .map_or(stored.clone(), |(embedded, _)| embedded.clone());
+        Ok(Some(embedded.into_bytes()))
+    }
+
+    async fn upload(&self, datastore: &str, path: &str, body: Vec<u8>) -> Result<(), EsxiError> {
+        let body = String::from_utf8(body).unwrap();
+        let stored = self
+            .mapped
+            .iter()
+            .find(|(embedded, _)| *embedded == body)
+            .map_or(body.clone(), |(_, on_host)| on_host.clone());
+        std::fs::write(self.volumes.join(datastore).join(path), stored).unwrap();
+        Ok(())
     }
 }
 
@@ -457,12 +574,13 @@ impl SshRig {
     pub fn start(datastore: &str) -> Self {
         let esxi = FakeEsxi::new(datastore);
         esxi.install_ssh_wrapper();
+        Self::with_key_line(esxi, |esxi, key| esxi.restricted_key_line(key))
+    }
+
+    /// sshd for `esxi` with the key line `key_line` makes for a fresh client key.
+    fn with_key_line(esxi: FakeEsxi, key_line: impl Fn(&FakeEsxi, &str) -> String) -> Self {
         let key = ClientKey::generate();
-        let sshd = Sshd::start(&format!(
-            "{}\n",
-            esxi.restricted_key_line(&key.public_openssh)
-        ))
-        .unwrap();
+        let sshd = Sshd::start(&format!("{}\n", key_line(&esxi, &key.public_openssh))).unwrap();
         let settings = settings_for(&sshd, &key);
         Self {
             esxi,
@@ -475,6 +593,13 @@ impl SshRig {
     /// Client settings for `key` against this sshd (its host key pinned).
     pub fn settings_for(&self, key: &ClientKey) -> SshSettings {
         settings_for(&self.sshd, key)
+    }
+
+    /// OpenSSH sshd with Forklift's key line in front of the shell wrapper run by `shell`.
+    pub fn start_forklift(datastore: &str, shell: Shell) -> Self {
+        let esxi = FakeEsxi::new(datastore);
+        esxi.install_ssh_shell_wrapper(shell);
+        Self::with_key_line(esxi, |esxi, key| esxi.forklift_key_line(key, shell))
     }
 
     pub async fn executor(&self) -> SshExecutor {

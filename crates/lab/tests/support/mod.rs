@@ -294,12 +294,7 @@ async fn collect(channel: &mut russh::Channel<russh::client::Msg>) -> Result<Rem
     Ok(out)
 }
 
-/// The restricted authorized_keys line of the product (template semantics).
+/// Forklift's restricted authorized_keys line (`DS=<ds>;CMD=<op>` routed to the datastore's script).
 pub fn restricted_line(public_key: &str) -> String {
-    format!(
-        "command=\"sh -c 'DS=$(echo \\\"$SSH_ORIGINAL_COMMAND\\\" | sed -n \\\"s/^DS=\\\\([^;]*\\\\);.*/\\\\1/p\\\"); \
-         CMD=$(echo \\\"$SSH_ORIGINAL_COMMAND\\\" | sed -n \\\"s/^.*CMD=//p\\\"); \
-         if [ -z \\\"$DS\\\" ]; then echo SSH_OK; exit 0; fi; SSH_ORIGINAL_COMMAND=\\\"$CMD\\\" \
-         exec sh /vmfs/volumes/$DS/secure-vmkfstools-wrapper'\",no-port-forwarding,no-agent-forwarding,no-X11-forwarding {public_key}"
-    )
+    co_esxi::forklift_key_line(public_key)
 }

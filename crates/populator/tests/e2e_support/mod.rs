@@ -221,14 +221,24 @@ impl LabRig {
     /// Switches `args`/`options` to the SSH method on the VM's host, with the restricted key line
     /// installed in that host's authorized_keys and its host key pinned.
     pub fn use_ssh(&self, args: &mut PopulateArgs, options: &mut RunOptions) {
+        self.use_ssh_with_line(args, options, |key| {
+            co_esxi::restricted_key_line("ds1", key)
+        });
+    }
+
+    /// Like [`Self::use_ssh`], with the host's key line for the key made by `key_line` (for
+    /// example Forklift's, [`co_esxi::forklift_key_line`]).
+    pub fn use_ssh_with_line(
+        &self,
+        args: &mut PopulateArgs,
+        options: &mut RunOptions,
+        key_line: impl Fn(&str) -> String,
+    ) {
         use base64::Engine as _;
         let key = ClientKey::generate();
         let host = &self.lab.hosts[0];
         host.sim
-            .set_authorized_keys(vec![co_esxi::restricted_key_line(
-                "ds1",
-                &key.public_openssh,
-            )]);
+            .set_authorized_keys(vec![key_line(&key.public_openssh)]);
         let b64 = base64::engine::general_purpose::STANDARD;
         args.esxi_clone_method = Some("ssh".into());
         args.ssh_private_key = Some(b64.encode(&key.private_pem));
