@@ -346,6 +346,7 @@ impl HttpClient {
             url,
             body: None,
             sensitive: false,
+            secret_last_segment: false,
             headers: Vec::new(),
             use_auth: true,
         }
@@ -399,7 +400,7 @@ impl HttpClient {
             });
             observer.observe(&ObservedRequest {
                 method: request.method.clone(),
-                path: request.url.path().to_owned(),
+                path: request.shown_path(),
                 query: request
                     .url
                     .query_pairs()
@@ -588,6 +589,8 @@ pub struct ApiRequest<'c> {
     url: Url,
     body: Option<serde_json::Value>,
     sensitive: bool,
+    /// The last path segment is a secret (e.g. a session key in `DELETE /credentials/<key>`).
+    secret_last_segment: bool,
     headers: Vec<(HeaderName, Secret)>,
     use_auth: bool,
 }
@@ -617,6 +620,21 @@ impl ApiRequest<'_> {
         self
     }
 
+    /// The path's last segment is a secret: logs, error messages and observers see `***` there.
+    pub fn secret_last_segment(mut self) -> Self {
+        self.secret_last_segment = true;
+        self
+    }
+
+    /// The path as logs, messages and observers may show it.
+    fn shown_path(&self) -> String {
+        let path = self.url.path();
+        match path.rsplit_once('/') {
+            Some((parent, _)) if self.secret_last_segment => format!("{parent}/***"),
+            _ => path.to_owned(),
+        }
+    }
+
     /// Adds a header whose value is never logged.
     pub fn header(mut self, name: HeaderName, value: Secret) -> Self {
         self.headers.push((name, value));
@@ -631,7 +649,7 @@ impl ApiRequest<'_> {
 
     /// `METHOD /path` for messages.
     pub fn operation(&self) -> String {
-        format!("{} {}", self.method, self.url.path())
+        format!("{} {}", self.method, self.shown_path())
     }
 
     /// Sends the request with retries; returns the final response whatever its status, so the

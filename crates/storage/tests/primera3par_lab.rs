@@ -429,6 +429,24 @@ async fn the_vendor_list_connects_the_primera3par_plugin() {
     assert_eq!(lab.facade.open_sessions(), 0);
 }
 
+/// The WSAPI ends a session with `DELETE /credentials/<key>`: the key is in the path, and paths
+/// reach logs, error messages and observers, so that segment is shown as `***`.
+#[tokio::test]
+async fn the_session_key_in_the_logout_path_is_never_shown() {
+    let lab = Lab::start().await;
+    let recorder = Recorder::new();
+    let array = lab.connect(Some(recorder.clone())).await;
+    array.close().await.unwrap();
+    assert_eq!(lab.facade.open_sessions(), 0, "the session was ended");
+    let deletes: Vec<String> = recorder
+        .requests()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(deletes, ["/api/v1/credentials/***"]);
+}
+
 #[tokio::test]
 async fn an_expired_session_is_renewed_once_mid_run() {
     let lab = Lab::start().await;

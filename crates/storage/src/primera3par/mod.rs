@@ -380,6 +380,7 @@ impl Primera3ParArray {
         let reply = self
             .http
             .delete(&["credentials", key.expose()])
+            .secret_last_segment()
             .send()
             .await?;
         // 404: the array already dropped it (expired).
