@@ -8,14 +8,11 @@
 
 mod support;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use co_lab::arrays::flashsystem::{FlashSystem, csi_volume_handle};
 use co_lab::san::{ArrayVendor, GroupSpec, San};
 use co_storage::flashsystem::{CSI_DRIVER, FlashSystemArray};
@@ -24,6 +21,7 @@ use co_storage::{
     ArrayCopySource, ErrorClass, EsxiHostRef, GroupKind, GroupRelease, Initiator,
     PersistentVolumeRef, StorageApi, StorageError,
 };
+use support::faults::Faults;
 use support::{Recorder, serve_https, settings};
 
 const ARRAY: &str = "fs1";
@@ -34,47 +32,14 @@ const ESX_IQN: &str = "iqn.1998-01.com.vmware:esx1-4f3a";
 const ESX_FC: &str = "fc.20000025b5000001:21000025b5000001";
 const ESX_WWPN: &str = "21000025B5000001";
 
-/// Statuses the next matching requests answer instead of reaching the array.
-#[derive(Clone, Default)]
-struct Faults(Arc<Mutex<VecDeque<(String, u16)>>>);
-
-impl Faults {
-    /// The next request whose path contains `path` answers `status`.
-    fn push(&self, path: &str, status: u16) {
-        self.0.lock().unwrap().push_back((path.to_owned(), status));
-    }
-
-    fn pending(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-
-    fn layer(self, router: Router) -> Router {
-        router.layer(axum::middleware::from_fn(
-            move |request: Request, next: Next| {
-                let faults = self.clone();
-                async move {
-                    let injected = {
-                        let mut queue = faults.0.lock().unwrap();
-                        let path = request.uri().path().to_owned();
-                        match queue.iter().position(|(p, _)| path.contains(p.as_str())) {
-                            Some(at) => queue.remove(at).map(|(_, s)| s),
-                            None => None,
-                        }
-                    };
-                    match injected {
-                        Some(status) => (
-                            axum::http::StatusCode::from_u16(status).unwrap(),
-                            "injected by the test",
-                        )
-                            .into_response(),
-                        None => next.run(request).await,
-                    }
-                }
-            },
-        ))
-    }
+/// The vendor's error answer for an injected status.
+fn fault_response(status: u16) -> Response {
+    (
+        axum::http::StatusCode::from_u16(status).unwrap(),
+        "injected by the test",
+    )
+        .into_response()
 }
-
 struct Lab {
     san: San,
     facade: FlashSystem,
@@ -90,7 +55,7 @@ impl Lab {
         let san = San::new(dir.path());
         san.add_array(ARRAY, ArrayVendor::FlashSystem).unwrap();
         let facade = FlashSystem::new(san.clone(), ARRAY, "admin", PASSWORD);
-        let faults = Faults::default();
+        let faults = Faults::new(fault_response);
         let (cert, key) = support::self_signed();
         let addr = serve_https(faults.clone().layer(facade.router()), &cert, &key).await;
         Lab {

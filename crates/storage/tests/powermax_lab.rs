@@ -8,14 +8,11 @@
 
 mod support;
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use co_lab::arrays::powermax::{self, FC_PORT_GROUP, ISCSI_PORT_GROUP, PowerMax};
 use co_lab::san::{ArrayVendor, GroupSpec, San};
 use co_storage::http::{ConnectionSettings, Secret};
@@ -24,6 +21,7 @@ use co_storage::{
     ErrorClass, EsxiHostRef, GroupKind, GroupRelease, Initiator, PersistentVolumeRef, StorageApi,
     StorageError, StorageProtocol,
 };
+use support::faults::Faults;
 use support::{Recorder, serve_https, settings};
 
 const ARRAY: &str = "pmax1";
@@ -32,54 +30,12 @@ const WORKER_IQN: &str = "iqn.2020-01.io.openshift:worker-1";
 const ESX_IQN: &str = "iqn.1998-01.com.vmware:esx1-4f3a";
 const ESX_FC: &str = "fc.20000025b5000001:21000025b5000001";
 
-/// Statuses the next matching requests answer instead of reaching the array.
-#[derive(Clone, Default)]
-struct Faults(Arc<Mutex<VecDeque<(String, String, u16)>>>);
-
-impl Faults {
-    /// The next `method` request whose path contains `path` answers `status`.
-    fn push(&self, method: &str, path: &str, status: u16) {
-        self.0
-            .lock()
-            .unwrap()
-            .push_back((method.to_owned(), path.to_owned(), status));
-    }
-
-    fn pending(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-
-    fn layer(self, router: Router) -> Router {
-        router.layer(axum::middleware::from_fn(
-            move |request: Request, next: Next| {
-                let faults = self.clone();
-                async move {
-                    let injected = {
-                        let mut queue = faults.0.lock().unwrap();
-                        let path = request.uri().path().to_owned();
-                        let method = request.method().as_str().to_owned();
-                        match queue
-                            .iter()
-                            .position(|(m, p, _)| *m == method && path.contains(p.as_str()))
-                        {
-                            Some(at) => queue.remove(at).map(|(_, _, s)| s),
-                            None => None,
-                        }
-                    };
-                    match injected {
-                        Some(status) => {
-                            let status = axum::http::StatusCode::from_u16(status).unwrap();
-                            let body = serde_json::json!({"message": "injected by the test"});
-                            (status, axum::Json(body)).into_response()
-                        }
-                        None => next.run(request).await,
-                    }
-                }
-            },
-        ))
-    }
+/// The vendor's error answer for an injected status.
+fn fault_response(status: u16) -> Response {
+    let status = axum::http::StatusCode::from_u16(status).unwrap();
+    let body = serde_json::json!({"message": "injected by the test"});
+    (status, axum::Json(body)).into_response()
 }
-
 struct Lab {
     san: San,
     facade: PowerMax,
@@ -95,7 +51,7 @@ impl Lab {
         let san = San::new(dir.path());
         san.add_array(ARRAY, ArrayVendor::PowerMax).unwrap();
         let facade = PowerMax::new(san.clone(), ARRAY, "admin", PASSWORD);
-        let faults = Faults::default();
+        let faults = Faults::new(fault_response);
         let (cert, key) = support::self_signed();
         let addr = serve_https(faults.clone().layer(facade.router()), &cert, &key).await;
         Lab {
@@ -539,7 +495,7 @@ async fn a_lone_401_is_retried_once_after_checking_the_credentials() {
         .await
         .unwrap();
     recorder.clear();
-    lab.faults.push("POST", "/maskingview", 401);
+    lab.faults.push_for("POST", "/maskingview", 401);
     array.map(&volume, &group).await.unwrap();
     assert_eq!(lab.faults.pending(), 0);
     let statuses: Vec<(String, Option<u16>)> = recorder
@@ -556,8 +512,8 @@ async fn a_lone_401_is_retried_once_after_checking_the_credentials() {
     assert_eq!(statuses[at + 2].1, Some(201), "{statuses:?}");
 
     // Refused twice in a row: the credentials are the problem, and the message says which.
-    lab.faults.push("GET", "/volume/", 401);
-    lab.faults.push("GET", "/version", 401);
+    lab.faults.push_for("GET", "/volume/", 401);
+    lab.faults.push_for("GET", "/version", 401);
     let err = array.current_mappings(&volume).await.unwrap_err();
     assert!(
         matches!(err, StorageError::AuthRefused { status: 401, .. }),
@@ -573,24 +529,24 @@ async fn busy_and_locked_answers_are_retried_a_bounded_number_of_times() {
     lab.admin_host("esx1", ESX_IQN);
     let array = lab.connect(None).await;
     let pv = lab.csi_pv("csivol-b1");
-    lab.faults.push("GET", "/volume/", 503);
-    lab.faults.push("GET", "/volume/", 429);
-    lab.faults.push("GET", "/volume/", 500);
+    lab.faults.push_for("GET", "/volume/", 503);
+    lab.faults.push_for("GET", "/volume/", 429);
+    lab.faults.push_for("GET", "/volume/", 500);
     let volume = array.resolve_volume(&pv).await.unwrap();
     let group = array
         .ensure_initiator_group(&esx("hostsystem-host-1", &[ESX_IQN]))
         .await
         .unwrap();
     // Another change holds the storage group (409), then the server stumbles (500).
-    lab.faults.push("PUT", "/storagegroup/", 409);
-    lab.faults.push("PUT", "/storagegroup/", 500);
+    lab.faults.push_for("PUT", "/storagegroup/", 409);
+    lab.faults.push_for("PUT", "/storagegroup/", 500);
     array.map(&volume, &group).await.unwrap();
     assert_eq!(lab.faults.pending(), 0);
     assert_eq!(lab.san.visible_luns(&[ESX_IQN.to_owned()]).len(), 1);
 
     // The test settings allow 4 attempts: 4 refusals exhaust them.
     for _ in 0..4 {
-        lab.faults.push("DELETE", "/maskingview/", 409);
+        lab.faults.push_for("DELETE", "/maskingview/", 409);
     }
     let err = array.unmap(&volume, &group).await.unwrap_err();
     assert!(

@@ -9,14 +9,11 @@
 
 mod support;
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use co_lab::arrays::primera3par::{self as facade, Primera};
 use co_lab::san::{ArrayVendor, GroupSpec, San};
 use co_storage::http::{ConnectionSettings, Secret};
@@ -25,6 +22,7 @@ use co_storage::{
     ErrorClass, EsxiHostRef, GroupKind, GroupRef, GroupRelease, Initiator, PersistentVolumeRef,
     StorageApi, StorageError,
 };
+use support::faults::Faults;
 use support::{Recorder, serve_https, settings};
 
 const ARRAY: &str = "3par1";
@@ -33,48 +31,12 @@ const WORKER_IQN: &str = "iqn.2020-01.io.openshift:worker-1";
 const ESX_IQN: &str = "iqn.1998-01.com.vmware:esx1-4f3a";
 const ESX_FC: &str = "fc.20000025b5000001:21000025b5000001";
 
-/// Statuses the next matching requests answer instead of reaching the array.
-#[derive(Clone, Default)]
-struct Faults(Arc<Mutex<VecDeque<(String, u16)>>>);
-
-impl Faults {
-    /// The next request whose path contains `path` answers `status`.
-    fn push(&self, path: &str, status: u16) {
-        self.0.lock().unwrap().push_back((path.to_owned(), status));
-    }
-
-    fn pending(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-
-    fn layer(self, router: Router) -> Router {
-        router.layer(axum::middleware::from_fn(
-            move |request: Request, next: Next| {
-                let faults = self.clone();
-                async move {
-                    let injected = {
-                        let mut queue = faults.0.lock().unwrap();
-                        let path = request.uri().path().to_owned();
-                        match queue.iter().position(|(p, _)| path.contains(p.as_str())) {
-                            Some(at) => queue.remove(at).map(|(_, s)| s),
-                            None => None,
-                        }
-                    };
-                    match injected {
-                        Some(status) => {
-                            let status = axum::http::StatusCode::from_u16(status).unwrap();
-                            let body =
-                                serde_json::json!({"code": 250, "desc": "injected by the test"});
-                            (status, axum::Json(body)).into_response()
-                        }
-                        None => next.run(request).await,
-                    }
-                }
-            },
-        ))
-    }
+/// The vendor's error answer for an injected status.
+fn fault_response(status: u16) -> Response {
+    let status = axum::http::StatusCode::from_u16(status).unwrap();
+    let body = serde_json::json!({"code": 250, "desc": "injected by the test"});
+    (status, axum::Json(body)).into_response()
 }
-
 struct Lab {
     san: San,
     facade: Primera,
@@ -90,7 +52,7 @@ impl Lab {
         let san = San::new(dir.path());
         san.add_array(ARRAY, ArrayVendor::Primera3Par).unwrap();
         let facade = Primera::new(san.clone(), ARRAY, "3paradm", PASSWORD);
-        let faults = Faults::default();
+        let faults = Faults::new(fault_response);
         let (cert, key) = support::self_signed();
         let addr = serve_https(faults.clone().layer(facade.router()), &cert, &key).await;
         Lab {

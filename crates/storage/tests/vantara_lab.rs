@@ -9,13 +9,9 @@
 
 mod support;
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use co_lab::arrays::vantara::{self as facade, Vantara};
 use co_lab::san::{ArrayVendor, San};
@@ -25,6 +21,7 @@ use co_storage::{
     ErrorClass, EsxiHostRef, GroupKind, GroupRelease, Initiator, PersistentVolumeRef, StorageApi,
     StorageError, StorageProtocol,
 };
+use support::faults::Faults;
 use support::{Recorder, serve_https, settings};
 
 const ARRAY: &str = "vsp1";
@@ -33,43 +30,6 @@ const ESX_FC: &str = "fc.20000025b5000001:21000025b5000001";
 const ESX_FC_PORT: &str = "21:00:00:25:b5:00:00:01";
 const ESX_IQN: &str = "iqn.1998-01.com.vmware:esx1-4f3a";
 const WORKER_WWPN: &str = "21:00:00:25:b5:00:00:99";
-
-/// Statuses the next matching requests answer instead of reaching the array.
-#[derive(Clone, Default)]
-struct Faults(Arc<Mutex<VecDeque<(String, u16)>>>);
-
-impl Faults {
-    /// The next request whose path contains `path` answers `status`.
-    fn push(&self, path: &str, status: u16) {
-        self.0.lock().unwrap().push_back((path.to_owned(), status));
-    }
-
-    fn pending(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-
-    fn layer(self, router: Router) -> Router {
-        router.layer(axum::middleware::from_fn(
-            move |request: Request, next: Next| {
-                let faults = self.clone();
-                async move {
-                    let injected = {
-                        let mut queue = faults.0.lock().unwrap();
-                        let path = request.uri().path().to_owned();
-                        match queue.iter().position(|(p, _)| path.contains(p.as_str())) {
-                            Some(at) => queue.remove(at).map(|(_, s)| s),
-                            None => None,
-                        }
-                    };
-                    match injected {
-                        Some(status) => fault_response(status),
-                        None => next.run(request).await,
-                    }
-                }
-            },
-        ))
-    }
-}
 
 fn fault_response(status: u16) -> Response {
     let status = axum::http::StatusCode::from_u16(status).unwrap();
@@ -104,7 +64,7 @@ impl Lab {
         facade
             .add_host_group("CL2-A", 2, "ocp-worker-1", &[WORKER_WWPN.to_owned()])
             .unwrap();
-        let faults = Faults::default();
+        let faults = Faults::new(fault_response);
         let (cert, key) = support::self_signed();
         let addr = serve_https(faults.clone().layer(facade.router()), &cert, &key).await;
         Lab {

@@ -1,7 +1,10 @@
 //! Test peers for co-storage: axum servers on 127.0.0.1 (plain or TLS with an rcgen certificate)
-//! and a request recorder plugged into the HTTP layer's observer hook.
+//! a request recorder plugged into the HTTP layer's observer hook, and injected faults in front of
+//! a facade (`faults`).
 
 #![allow(dead_code)]
+
+pub mod faults;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
