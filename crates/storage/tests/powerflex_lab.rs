@@ -10,7 +10,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::response::{IntoResponse, Response};
 use co_lab::arrays::powerflex::PowerFlex;
@@ -350,26 +349,13 @@ async fn busy_answers_are_retried_a_bounded_number_of_times() {
 
 #[tokio::test]
 async fn an_unreachable_gateway_fails_fast_and_says_what_to_check() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    let mut s = settings(format!("127.0.0.1:{port}"));
-    s.http_timeout = Duration::from_secs(2);
-    let started = Instant::now();
-    let vendor = Settings {
-        system_id: "0000000000000001".into(),
-    };
-    let err = PowerFlexArray::connect(&s, &vendor, None)
-        .await
-        .unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(matches!(err, StorageError::Unreachable { .. }), "{err}");
-    assert!(err.to_string().contains("STORAGE_HOSTNAME"), "{err}");
-    assert_eq!(err.class(), ErrorClass::Retryable);
+    support::assert_unreachable_fails_fast(|s, _port| async move {
+        let vendor = Settings {
+            system_id: "0000000000000001".into(),
+        };
+        PowerFlexArray::connect(&s, &vendor, None).await
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -72,6 +72,36 @@ pub fn settings(hostname: String) -> ConnectionSettings {
     }
 }
 
+/// Connects with `connect` to an address where nothing listens — it gets [`settings`] for
+/// `127.0.0.1:<port>` and that closed port — and checks the failure: fast (no waiting out a
+/// timeout), `Unreachable`, retryable, and naming `STORAGE_HOSTNAME`, the key to check.
+pub async fn assert_unreachable_fails_fast<T, Fut>(
+    connect: impl FnOnce(ConnectionSettings, u16) -> Fut,
+) where
+    Fut: std::future::Future<Output = Result<T, co_storage::StorageError>>,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let mut s = settings(format!("127.0.0.1:{port}"));
+    s.http_timeout = Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    let Err(err) = connect(s, port).await else {
+        panic!("connected to 127.0.0.1:{port}, where nothing listens");
+    };
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(err, co_storage::StorageError::Unreachable { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("STORAGE_HOSTNAME"), "{err}");
+    assert_eq!(err.class(), co_storage::ErrorClass::Retryable);
+}
+
 /// Records every request the client sends.
 #[derive(Default)]
 pub struct Recorder(Mutex<Vec<ObservedRequest>>);
