@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod plan;
 pub mod pv;
 pub mod resolve;
+pub mod rights;
 pub mod run;
 pub mod signals;
 pub mod verify;
