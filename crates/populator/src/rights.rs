@@ -111,15 +111,15 @@ pub async fn probe(
     let mut missing: Vec<String> = Vec::new();
     let mut lost: Vec<&str> = Vec::new();
     let mut rights = ExtraRights::ALL;
-    if let Some(check) = journal_object {
-        if !allowed(client, &check).await {
-            rights.journal_on_object = false;
-            lost.push(
-                "the copy journal is kept in a Lease of its own in the target namespace instead \
-                 of an annotation on the CR/PVC (it outlives the CR; crash recovery is unchanged)",
-            );
-            missing.push(check.rule());
-        }
+    if let Some(check) = journal_object
+        && !allowed(client, &check).await
+    {
+        rights.journal_on_object = false;
+        lost.push(
+            "the copy journal is kept in a Lease of its own in the target namespace instead \
+             of an annotation on the CR/PVC (it outlives the CR; crash recovery is unchanged)",
+        );
+        missing.push(check.rule());
     }
     if let Some(checks) = host_key_record {
         for check in checks {

@@ -163,13 +163,13 @@ pub async fn run_with(config: PopulateConfig, options: RunOptions) -> RunSummary
     // Forklift's controller updates the CR once when it scrapes completion and never retries: a
     // journal write to the CR in that window would make its update conflict and lose the
     // completion. With the journal on the CR, the host's tidying (which journals) runs first.
-    if let (Some(copy), Some(deadline)) = (&prepared, host_hygiene_by) {
-        if copy.journal_on_cr {
-            copy.engine
-                .finish_host_hygiene(&copy.job, &copy.journal, deadline)
-                .await;
-            host_hygiene_by = None;
-        }
+    if let (Some(copy), Some(deadline)) = (&prepared, host_hygiene_by)
+        && copy.journal_on_cr
+    {
+        copy.engine
+            .finish_host_hygiene(&copy.job, &copy.journal, deadline)
+            .await;
+        host_hygiene_by = None;
     }
     let succeeded = result.is_ok();
 
