@@ -2,9 +2,9 @@
 //! its journal, host lease, the cluster-wide ESXi host-key record, metrics endpoint.
 //!
 //! The public surface is what the CLI and the tests use: running `populate` (arguments, the run, its
-//! exit code and errors), observing a run (phases, report, timing), and four components with their
-//! own tests and their own namespace — the journal, the host lease, the host-key record and the
-//! metrics endpoint. Everything else (planning, resolving, discovery, the executors, cleanup,
+//! exit code and errors), observing a run (phases, report, timing), and five components with their
+//! own tests and their own namespace — the journal, the host lease, the host-key record, the
+//! metrics endpoint and the probe of the rights the pod's account holds. Everything else (planning, resolving, discovery, the executors, cleanup,
 //! verification) is private to the copy engine.
 
 mod args;
@@ -21,6 +21,7 @@ pub mod metrics;
 mod plan;
 mod pv;
 mod resolve;
+pub mod rights;
 mod run;
 mod signals;
 mod verify;

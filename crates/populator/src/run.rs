@@ -26,13 +26,16 @@ use crate::error::CopyError;
 use crate::executors::{CopyJournal, ExecutorFactory, SshAccess};
 use crate::exit::ExitCode;
 use crate::host_keys::{HOST_KEYS_CONFIG_MAP, KubeHostKeyStore};
-use crate::journal::{FileJournalStore, Journal, JournalBackend, KubeJournalStore};
+use crate::journal::{
+    FileJournalStore, Journal, JournalBackend, JournalError, JournalStore as _, KubeJournalStore,
+};
 use crate::lease::{self, HostLease};
 use crate::metrics::{
     CopyCompletion, CopyResult, FINAL_SCRAPE_WAIT, MetricsEndpoint, PopulatorMetrics,
     StorageArrayInfo,
 };
 use crate::resolve::resolve_target;
+use crate::rights::{self, AccessCheck, ExtraRights};
 
 /// Knobs beyond the upstream flags: for the lab, tests and benchmarks (defaults suit a pod).
 #[derive(Clone)]
@@ -149,7 +152,7 @@ pub async fn run_with(config: PopulateConfig, options: RunOptions) -> RunSummary
         }
         Err(error) => (Err(error), None),
     };
-    let (result, report, host_hygiene_by) = match copied {
+    let (result, report, mut host_hygiene_by) = match copied {
         Ok(outcome) => (
             outcome.result,
             Some(outcome.report),
@@ -157,6 +160,17 @@ pub async fn run_with(config: PopulateConfig, options: RunOptions) -> RunSummary
         ),
         Err(error) => (Err(error), None, None),
     };
+    // Forklift's controller updates the CR once when it scrapes completion and never retries: a
+    // journal write to the CR in that window would make its update conflict and lose the
+    // completion. With the journal on the CR, the host's tidying (which journals) runs first.
+    if let (Some(copy), Some(deadline)) = (&prepared, host_hygiene_by)
+        && copy.journal_on_cr
+    {
+        copy.engine
+            .finish_host_hygiene(&copy.job, &copy.journal, deadline)
+            .await;
+        host_hygiene_by = None;
+    }
     let succeeded = result.is_ok();
 
     let completion = CopyCompletion {
@@ -282,6 +296,8 @@ struct PreparedCopy {
     engine: CopyEngine,
     job: CopyJob,
     journal: CopyJournal,
+    /// The journal is an annotation of the CR, which Forklift's controller also updates.
+    journal_on_cr: bool,
 }
 
 /// Resolves the target, connects the array and vCenter (at once: neither needs the other) and
@@ -295,14 +311,21 @@ async fn prepare(
     let pv = resolve_target(&config.target, kube.as_ref()).await?;
     info!(pv = %pv.name, volume_handle = %pv.volume_handle, "target volume resolved");
 
+    let rights = match &kube {
+        Some(client) => probe_rights(client, config, options).await,
+        None => ExtraRights::ALL,
+    };
     let journal = async {
-        let backend = journal_backend(config, options, kube.as_ref(), &pv.volume_handle);
+        let (backend, on_cr) =
+            journal_backend(config, options, kube.as_ref(), rights, &pv.volume_handle)
+                .await
+                .map_err(CopyError::from)?;
         Journal::load(backend)
             .await
-            .map(|(journal, _)| Mutex::new(journal))
+            .map(|(journal, _)| (Mutex::new(journal), on_cr))
             .map_err(CopyError::from)
     };
-    let (storage, vsphere, journal) = tokio::try_join!(
+    let (storage, vsphere, (journal, journal_on_cr)) = tokio::try_join!(
         connect_storage(config, options),
         connect_vsphere(config, options),
         journal
@@ -325,7 +348,7 @@ async fn prepare(
     let executors = ExecutorFactory {
         vsphere: vsphere.clone(),
         method: config.esxi.clone_method,
-        ssh: ssh_access(config, options, kube.as_ref())?,
+        ssh: ssh_access(config, options, kube.as_ref(), rights)?,
     };
     let engine = CopyEngine {
         vsphere,
@@ -350,6 +373,7 @@ async fn prepare(
         engine,
         job,
         journal,
+        journal_on_cr,
     })
 }
 
@@ -455,27 +479,58 @@ async fn connect_vsphere(
         .map_err(CopyError::vsphere("login"))
 }
 
-fn journal_backend(
+/// The object the journal goes on by preference: the CR, else the target PVC (namespace, name,
+/// whether it is the CR).
+fn journal_object(config: &PopulateConfig) -> Option<(&str, &str, bool)> {
+    if let (Some(name), Some(namespace)) = (&config.cr_name, &config.cr_namespace) {
+        return Some((namespace, name, true));
+    }
+    if let TargetVolume::Pvc { namespace, name } = &config.target {
+        return Some((namespace, name, false));
+    }
+    None
+}
+
+/// Probes the rights beyond Forklift's grant that this run would use.
+async fn probe_rights(
+    client: &kube::Client,
+    config: &PopulateConfig,
+    options: &RunOptions,
+) -> ExtraRights {
+    let journal = journal_object(config)
+        .map(|(namespace, _, on_cr)| AccessCheck::patch_journal_object(on_cr, namespace));
+    let records_host_keys = config.esxi.clone_method == CloneMethod::Ssh
+        && config.esxi.ssh_keys.is_some()
+        && options.ssh_host_key.is_none()
+        && config.esxi.ssh_known_hosts.is_none();
+    let host_keys =
+        records_host_keys.then(|| AccessCheck::write_host_key_record(&config.host_lease.namespace));
+    rights::probe(client, journal, host_keys).await
+}
+
+/// Where the journal lives. In a cluster: the CR (else the target PVC) when the pod may patch it,
+/// else a Lease of the copy's own; a journal already in that Lease is always used, so a copy's
+/// journal stays where the copy began it whatever rights later runs have. `true` with it: the
+/// journal is on the CR.
+async fn journal_backend(
     config: &PopulateConfig,
     options: &RunOptions,
     kube: Option<&kube::Client>,
+    rights: ExtraRights,
     volume_handle: &str,
-) -> JournalBackend {
-    if let Some(client) = kube {
-        if let (Some(name), Some(namespace)) = (&config.cr_name, &config.cr_namespace) {
-            return JournalBackend::Kube(Box::new(KubeJournalStore::on_populator_cr(
-                client.clone(),
-                namespace,
-                name,
-            )));
+) -> Result<(JournalBackend, bool), JournalError> {
+    if let (Some(client), Some((namespace, name, on_cr))) = (kube, journal_object(config)) {
+        let lease = KubeJournalStore::on_journal_lease(client.clone(), namespace, volume_handle);
+        if !rights.journal_on_object || lease.holds_journal().await? {
+            info!(store = %lease.location(), "copy journal kept in a Lease");
+            return Ok((JournalBackend::Kube(Box::new(lease)), false));
         }
-        if let TargetVolume::Pvc { namespace, name } = &config.target {
-            return JournalBackend::Kube(Box::new(KubeJournalStore::on_pvc(
-                client.clone(),
-                namespace,
-                name,
-            )));
-        }
+        let store = if on_cr {
+            KubeJournalStore::on_populator_cr(client.clone(), namespace, name)
+        } else {
+            KubeJournalStore::on_pvc(client.clone(), namespace, name)
+        };
+        return Ok((JournalBackend::Kube(Box::new(store)), on_cr));
     }
     let path = options.journal_path.clone().unwrap_or_else(|| {
         let safe: String = volume_handle
@@ -490,13 +545,14 @@ fn journal_backend(
             .collect();
         std::env::temp_dir().join(format!("copy-offload-journal-{safe}.json"))
     });
-    JournalBackend::File(FileJournalStore::new(path))
+    Ok((JournalBackend::File(FileJournalStore::new(path)), false))
 }
 
 fn ssh_access(
     config: &PopulateConfig,
     options: &RunOptions,
     kube: Option<&kube::Client>,
+    rights: ExtraRights,
 ) -> Result<Option<SshAccess>, CopyError> {
     if config.esxi.clone_method != CloneMethod::Ssh {
         return Ok(None);
@@ -504,7 +560,7 @@ fn ssh_access(
     let Some(keys) = &config.esxi.ssh_keys else {
         return Ok(None);
     };
-    let policy = host_key_policy(config, options, kube);
+    let policy = host_key_policy(config, options, kube.filter(|_| rights.host_key_record));
     let mut settings = SshSettings::new(keys.private_key.clone(), policy);
     settings.timeout = config.esxi.ssh_timeout;
     if let Some(port) = options.ssh_port {
@@ -518,8 +574,9 @@ fn ssh_access(
 
 /// How the ESXi host key is trusted, strictest configured source first: the options' policy
 /// (tests, the lab); the `SSH_KNOWN_HOSTS` list; with a Kubernetes API, trust on first use
-/// recorded cluster-wide in a ConfigMap of the host lease namespace; without one, trust on first
-/// use in a known_hosts file in the temporary directory (one run's trust in a fresh pod).
+/// recorded cluster-wide in a ConfigMap of the host lease namespace; without one (or without the
+/// right to write that ConfigMap: pass `None`), trust on first use in a known_hosts file in the
+/// temporary directory (one run's trust in a fresh pod).
 pub fn host_key_policy(
     config: &PopulateConfig,
     options: &RunOptions,

@@ -233,3 +233,51 @@ async fn a_missing_object_is_named_in_the_error() {
     );
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn the_journal_lease_is_created_on_first_write_and_refuses_a_second_writer() {
+    let client = kube_support::client().await;
+    let ns = ScratchNamespace::new(&client, "journal-lease").await;
+    let handle = "pvc-trident_pvc_lease";
+    let store = || KubeJournalStore::on_journal_lease(client.clone(), &ns.name, handle);
+    assert!(!store().holds_journal().await.unwrap());
+    // Both runs see no Lease: the first write creates it, the second finds it taken.
+    let (mut one, recovery) = Journal::load(store()).await.unwrap();
+    assert!(recovery.is_clean());
+    let (mut two, _) = Journal::load(store()).await.unwrap();
+    one.record(mapped()).await.unwrap();
+    let err = two
+        .record(JournalEntry::CloneRequested {
+            host: "h".into(),
+            device: "naa.1".into(),
+            task_id: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, JournalError::ConcurrentWriter { .. }),
+        "{err}"
+    );
+    one.record(JournalEntry::CloneRequested {
+        host: "HostSystem:host-7".into(),
+        device: "naa.600a098038304437".into(),
+        task_id: None,
+    })
+    .await
+    .unwrap();
+
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), &ns.name);
+    let lease = leases
+        .get(&co_populator::journal::journal_lease_name(handle))
+        .await
+        .unwrap();
+    assert!(annotation(&lease).is_some());
+    assert!(store().holds_journal().await.unwrap());
+    let (_, recovery) = Journal::load(store()).await.unwrap();
+    assert!(
+        recovery.clone_may_be_running().is_some(),
+        "a requested clone without an end may still run"
+    );
+    ns.delete().await;
+}

@@ -25,6 +25,10 @@
 //!   merge patches carrying the `resourceVersion` read before, i.e. optimistic concurrency; a
 //!   conflict caused by someone else's change to the object (e.g. the controller writing status) is
 //!   retried, a conflict on the journal itself means a second writer and is an error.
+//!   When the pod may not patch the CR or PVC (Forklift grants its populator pods only reads of
+//!   PVCs and the Lease API), the same annotation lives on a Lease of the copy's own
+//!   ([`journal_lease_name`], one per target volume handle) in that namespace, created on first
+//!   write; a journal found there is always used, so a copy's journal never moves between stores.
 //!
 //! The journal is input from outside the process (anyone who may edit the CR or PVC can change
 //! the annotation): every value that reaches a host or an array is checked when it is loaded.
@@ -44,7 +48,10 @@ pub use entry::{
 };
 pub use error::JournalError;
 pub use recovery::{CloneRecord, Recovery};
-pub use store::{FileJournalStore, JournalBackend, JournalStore, KubeJournalStore};
+pub use store::{
+    FileJournalStore, JOURNAL_LEASE_PREFIX, JournalBackend, JournalStore, KubeJournalStore,
+    journal_lease_name,
+};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct JournalDocument {

@@ -1,14 +1,16 @@
 //! Where the journal document lives: a compare-and-swap register of text. [`FileJournalStore`]
 //! keeps it in a local file (Kubernetes-less mode), [`KubeJournalStore`] in an annotation of a
-//! Kubernetes object (cluster mode), [`JournalBackend`] chooses at run time.
+//! Kubernetes object (cluster mode: the CR, the target PVC, or a Lease of the copy's own that the
+//! store creates on first write), [`JournalBackend`] chooses at run time.
 
 use std::future::Future;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
+use sha2::{Digest as _, Sha256};
 
 use co_api::contract::names::JOURNAL_ANNOTATION;
 
@@ -18,6 +20,18 @@ use super::error::JournalError;
 const FIELD_MANAGER: &str = "copy-offload-populator";
 /// Attempts at a conditional annotation write when other fields of the object keep changing.
 const MAX_CONFLICT_RETRIES: u32 = 8;
+
+/// Prefix of the journal Lease's name; the rest is derived from the target volume handle.
+pub const JOURNAL_LEASE_PREFIX: &str = "copy-offload-journal-";
+
+/// Name of the Lease holding the journal of the copy onto `volume_handle`: one per target LUN, so
+/// every run onto that LUN (retries, a replacement pod) finds the same journal. The handle is
+/// hashed because it may hold characters an object name may not.
+pub fn journal_lease_name(volume_handle: &str) -> String {
+    let digest = Sha256::digest(volume_handle.as_bytes());
+    let hex: String = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{JOURNAL_LEASE_PREFIX}{hex}")
+}
 
 /// Where a journal document lives: a compare-and-swap register of text.
 pub trait JournalStore: Send + Sync {
@@ -134,6 +148,9 @@ pub struct KubeJournalStore {
     name: String,
     /// `resourceVersion` of the object as last read or written: the precondition of the next write.
     resource_version: Arc<Mutex<Option<String>>>,
+    /// The store owns the object and creates it on first write (a journal Lease); otherwise a
+    /// missing object is an error.
+    creates_object: bool,
 }
 
 impl KubeJournalStore {
@@ -149,6 +166,20 @@ impl KubeJournalStore {
         Self::on_object(client, &resource, namespace, name)
     }
 
+    /// The journal on a Lease of its own ([`journal_lease_name`]), created on first write: needs
+    /// only the lease rights every populator pod has, where the CR or PVC may not be writable.
+    pub fn on_journal_lease(client: Client, namespace: &str, volume_handle: &str) -> Self {
+        let resource = ApiResource::erase::<k8s_openapi::api::coordination::v1::Lease>(&());
+        let mut store = Self::on_object(
+            client,
+            &resource,
+            namespace,
+            &journal_lease_name(volume_handle),
+        );
+        store.creates_object = true;
+        store
+    }
+
     /// The journal on any namespaced object.
     pub fn on_object(client: Client, resource: &ApiResource, namespace: &str, name: &str) -> Self {
         Self {
@@ -157,6 +188,49 @@ impl KubeJournalStore {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             resource_version: Arc::new(Mutex::new(None)),
+            creates_object: false,
+        }
+    }
+
+    /// Whether the object exists and carries a journal (a cheap look before choosing a store).
+    pub async fn holds_journal(&self) -> Result<bool, JournalError> {
+        Ok(self.fetch().await?.is_some())
+    }
+
+    /// Creates the object with the journal `document`; `false` if another writer created it first.
+    async fn create(&self, document: &str) -> Result<bool, JournalError> {
+        let mut object = DynamicObject {
+            types: None,
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                labels: Some(
+                    [(
+                        "app.kubernetes.io/managed-by".to_owned(),
+                        "copy-offload".to_owned(),
+                    )]
+                    .into(),
+                ),
+                annotations: Some([(JOURNAL_ANNOTATION.to_owned(), document.to_owned())].into()),
+                ..ObjectMeta::default()
+            },
+            data: serde_json::json!({ "spec": {} }),
+        };
+        let resource = ApiResource::erase::<k8s_openapi::api::coordination::v1::Lease>(&());
+        object.types = Some(kube::api::TypeMeta {
+            api_version: resource.api_version,
+            kind: resource.kind,
+        });
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PostParams::default()
+        };
+        match self.api.create(&params, &object).await {
+            Ok(created) => {
+                self.remember(&created);
+                Ok(true)
+            }
+            Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(false),
+            Err(error) => Err(self.kube_error(error)),
         }
     }
 
@@ -180,11 +254,17 @@ impl KubeJournalStore {
     }
 
     async fn fetch(&self) -> Result<Option<String>, JournalError> {
-        let object = self
-            .api
-            .get(&self.name)
-            .await
-            .map_err(|e| self.kube_error(e))?;
+        let object = match self.api.get(&self.name).await {
+            Ok(object) => object,
+            Err(kube::Error::Api(status)) if self.creates_object && status.is_not_found() => {
+                *self
+                    .resource_version
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = None;
+                return Ok(None);
+            }
+            Err(error) => return Err(self.kube_error(error)),
+        };
         self.remember(&object);
         Ok(object
             .metadata
@@ -219,6 +299,15 @@ impl JournalStore for KubeJournalStore {
                         return Err(JournalError::ConcurrentWriter {
                             location: self.location(),
                         });
+                    }
+                    let absent = self
+                        .resource_version
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .is_none();
+                    // Created by this write, or by another writer meanwhile: then read again.
+                    if absent && self.creates_object && self.create(new).await? {
+                        return Ok(());
                     }
                     continue;
                 }
