@@ -18,16 +18,14 @@ use std::time::Duration;
 use co_api::{VSphereXcopyVolumePopulator, VSphereXcopyVolumePopulatorSpec};
 use co_controller::Settings;
 use co_lab::arrays::ontap::trident_lun_path;
-use co_lab::cluster::{CSI_DRIVER, Players};
+use co_lab::cluster::Players;
 use co_lab::lab::{Lab, RunningLab};
-use co_lab::rig::{WORKER_GROUP, WORKER_IQN};
-use co_lab::san::GroupSpec;
+use co_lab::rig::WORKER_GROUP;
 use co_populator::ExitCode;
 use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::{
     Namespace, PersistentVolume, PersistentVolumeClaim, Secret, ServiceAccount,
 };
-use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -102,15 +100,7 @@ pub async fn run(args: DemoArgs, cancel: CancellationToken) -> ExitCode {
         }
     };
     let array = lab.arrays[0].name.clone();
-    if let Err(e) = lab.san.create_group(
-        &array,
-        GroupSpec {
-            name: WORKER_GROUP.into(),
-            initiators: vec![WORKER_IQN.into()],
-            protocol: Some("iscsi".into()),
-            os_type: Some("linux".into()),
-        },
-    ) {
+    if let Err(e) = co_lab::cluster::create_worker_group(&lab, &array) {
         eprintln!("cannot create the worker's initiator group on the lab array: {e}");
         lab_shutdown(lab).await;
         return ExitCode::Internal;
@@ -251,18 +241,7 @@ impl ClusterDemo {
             .map_err(|e| format!("creating namespace {}: {e}", self.namespace))?;
         println!("created namespace {}", self.namespace);
         let class = format!("san-{}", self.namespace);
-        let classes: Api<StorageClass> = Api::all(self.client.clone());
-        classes
-            .create(
-                &post,
-                &StorageClass {
-                    metadata: named(&class),
-                    provisioner: CSI_DRIVER.into(),
-                    volume_binding_mode: Some("Immediate".into()),
-                    reclaim_policy: Some("Retain".into()),
-                    ..Default::default()
-                },
-            )
+        co_lab::cluster::create_storage_class(&self.client, &class, "Immediate")
             .await
             .map_err(|e| format!("creating StorageClass {class}: {e}"))?;
         self.class = class;
@@ -498,19 +477,7 @@ impl ClusterDemo {
             let _ = player.await;
         }
         if !self.class.is_empty() {
-            let pvs: Api<PersistentVolume> = Api::all(self.client.clone());
-            if let Ok(list) = pvs.list(&Default::default()).await {
-                for pv in list.items.iter().filter(|pv| {
-                    pv.spec
-                        .as_ref()
-                        .and_then(|s| s.storage_class_name.as_deref())
-                        == Some(self.class.as_str())
-                }) {
-                    let _ = pvs.delete(&pv.name_any(), &DeleteParams::default()).await;
-                }
-            }
-            let classes: Api<StorageClass> = Api::all(self.client.clone());
-            let _ = classes.delete(&self.class, &DeleteParams::default()).await;
+            co_lab::cluster::remove_storage_class(&self.client, &self.class).await;
         }
         if gone {
             println!("namespace {} removed", self.namespace);

@@ -27,6 +27,7 @@ use k8s_openapi::api::core::v1::{
     PersistentVolumeClaimSpec, PersistentVolumeSpec, Pod, PodStatus, Secret,
     TypedLocalObjectReference, VolumeResourceRequirements,
 };
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -35,6 +36,8 @@ use serde_json::json;
 
 use crate::arrays::ontap::{create_trident_volume, trident_lun_path};
 use crate::lab::RunningLab;
+use crate::rig::{WORKER_GROUP, WORKER_IQN};
+use crate::san::{GroupSpec, SanError};
 
 /// The CSI driver name the provisioner serves (NetApp Trident's).
 pub const CSI_DRIVER: &str = "csi.trident.netapp.io";
@@ -128,6 +131,62 @@ pub async fn ensure_node(client: &Client, name: &str) -> Result<(), kube::Error>
         Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(()),
         Err(error) => Err(error),
     }
+}
+
+/// Creates the StorageClass the provisioner serves, with `binding_mode` (`Immediate` or
+/// `WaitForFirstConsumer`); its volumes are retained, as their LUNs belong to the lab.
+pub async fn create_storage_class(
+    client: &Client,
+    name: &str,
+    binding_mode: &str,
+) -> Result<(), kube::Error> {
+    let classes: Api<StorageClass> = Api::all(client.clone());
+    let class = StorageClass {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        provisioner: CSI_DRIVER.into(),
+        volume_binding_mode: Some(binding_mode.into()),
+        reclaim_policy: Some("Retain".into()),
+        ..Default::default()
+    };
+    classes.create(&PostParams::default(), &class).await?;
+    Ok(())
+}
+
+/// Deletes the PVs of StorageClass `name` (retained: nothing else removes them) and the class;
+/// best effort, for cleanup.
+pub async fn remove_storage_class(client: &Client, name: &str) {
+    let pvs: Api<PersistentVolume> = Api::all(client.clone());
+    if let Ok(list) = pvs.list(&Default::default()).await {
+        for pv in list.items.iter().filter(|pv| {
+            pv.spec
+                .as_ref()
+                .and_then(|s| s.storage_class_name.as_deref())
+                == Some(name)
+        }) {
+            let _ = pvs.delete(&pv.name_any(), &DeleteParams::default()).await;
+        }
+    }
+    let classes: Api<StorageClass> = Api::all(client.clone());
+    let _ = classes.delete(name, &DeleteParams::default()).await;
+}
+
+/// Creates the worker's initiator group ([`WORKER_GROUP`]) on `array`, which the provisioner maps
+/// every LUN to, as a CSI driver does for the node the volume is attached to.
+pub fn create_worker_group(lab: &RunningLab, array: &str) -> Result<(), SanError> {
+    lab.san
+        .create_group(
+            array,
+            GroupSpec {
+                name: WORKER_GROUP.into(),
+                initiators: vec![WORKER_IQN.into()],
+                protocol: Some("iscsi".into()),
+                os_type: Some("linux".into()),
+            },
+        )
+        .map(|_| ())
 }
 
 /// The Trident volume (FlexVol) behind a PV the provisioner created.

@@ -20,26 +20,22 @@ use co_controller::Settings;
 use co_lab::arrays::ontap::trident_lun_path;
 use co_lab::cluster::{Players, Runs};
 use co_lab::lab::{Lab, RunningLab};
-use co_lab::san::GroupSpec;
 use co_lab::scenario::Scenario;
 use k8s_openapi::api::core::v1::{
     Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Secret, ServiceAccount,
 };
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
-use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::runtime::wait::await_condition;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
 use tokio::task::JoinHandle;
 
 pub const ARRAY: &str = "ontap1";
-pub const WORKER_GROUP: &str = "ocp-worker-1";
-pub const WORKER_IQN: &str = "iqn.2020-01.io.openshift:worker-1";
+pub use co_lab::rig::WORKER_GROUP;
 pub const NODE: &str = "copy-offload-test-worker";
 pub const SOURCE_VMDK: &str = "[ds1] vm-1/vm-1.vmdk";
 pub const SOURCE_FLAT: &str = "vm-1/vm-1-flat.vmdk";
-pub use co_lab::cluster::CSI_DRIVER;
 pub const SECRET: &str = "vsphere-ontap";
 pub const IMAGE: &str = "copy-offload:test";
 /// How long any one wait of a test may take.
@@ -252,21 +248,7 @@ impl TestCluster {
             .await
             .unwrap();
         let class = format!("san-{namespace}");
-        let classes: Api<StorageClass> = Api::all(client.clone());
-        classes
-            .create(
-                &PostParams::default(),
-                &StorageClass {
-                    metadata: ObjectMeta {
-                        name: Some(class.clone()),
-                        ..Default::default()
-                    },
-                    provisioner: CSI_DRIVER.into(),
-                    volume_binding_mode: Some(options.binding_mode.into()),
-                    reclaim_policy: Some("Retain".into()),
-                    ..Default::default()
-                },
-            )
+        co_lab::cluster::create_storage_class(&client, &class, options.binding_mode)
             .await
             .unwrap();
         let lab_dir = tempfile::tempdir().unwrap();
@@ -275,17 +257,7 @@ impl TestCluster {
                 .await
                 .unwrap(),
         );
-        lab.san
-            .create_group(
-                ARRAY,
-                GroupSpec {
-                    name: WORKER_GROUP.into(),
-                    initiators: vec![WORKER_IQN.into()],
-                    protocol: Some("iscsi".into()),
-                    os_type: Some("linux".into()),
-                },
-            )
-            .unwrap();
+        co_lab::cluster::create_worker_group(&lab, ARRAY).unwrap();
         let controller_client = match &options.controller_rules {
             Some(rules) => controller_as_account(&client, &namespace, rules.clone()).await,
             None => client.clone(),
@@ -580,19 +552,7 @@ impl TestCluster {
         for sim in &self.sims {
             sim.abort();
         }
-        let pvs: Api<PersistentVolume> = Api::all(self.client.clone());
-        if let Ok(list) = pvs.list(&Default::default()).await {
-            for pv in list.items.into_iter().filter(|pv| {
-                pv.spec
-                    .as_ref()
-                    .and_then(|s| s.storage_class_name.as_deref())
-                    == Some(self.class.as_str())
-            }) {
-                let _ = pvs.delete(&pv.name_any(), &DeleteParams::default()).await;
-            }
-        }
-        let classes: Api<StorageClass> = Api::all(self.client.clone());
-        let _ = classes.delete(&self.class, &DeleteParams::default()).await;
+        co_lab::cluster::remove_storage_class(&self.client, &self.class).await;
         let role = format!("{}-controller", self.namespace);
         let roles: Api<ClusterRole> = Api::all(self.client.clone());
         let _ = roles.delete(&role, &DeleteParams::default()).await;
