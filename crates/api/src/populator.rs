@@ -10,9 +10,10 @@
 //! every field of both dialects is declared, optional where one dialect lacks it, and
 //! [`VSphereXcopyVolumePopulatorSpec::normalized`] resolves them into one [`NormalizedSpec`].
 //!
-//! Compared with upstream's CRD this one adds a status subresource (so status is written without
-//! racing spec updates), printer columns, schema validation of the vendor name, and typed progress
-//! next to upstream's string status fields, which are kept for the Forklift controller.
+//! Compared with upstream's CRD this one adds printer columns, schema validation of the vendor
+//! name, and typed progress next to upstream's string status fields, which are kept for the
+//! Forklift controller. Like upstream's it has no status subresource (see [`crate::populator_crd`]):
+//! Forklift's controller writes status with a plain Update, which a subresource would drop.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;

@@ -141,6 +141,14 @@ pub struct DemoArgs {
     /// `esxcli:vmkfstools taskGet=2000` (milliseconds; a trailing `*` in the site matches a prefix).
     #[arg(long, value_name = "SITE=MS", value_parser = parse_latency)]
     pub lab_latency: Vec<FaultRule>,
+    /// Run the copy as a cluster does: on the Kubernetes API server of `--kubeconfig`, with the
+    /// populator controller in-process, a PVC whose dataSource names the CR, and the lab playing
+    /// the CSI provisioner and the kubelet (ONTAP, one flat VMDK, VIB).
+    #[arg(long)]
+    pub cluster: bool,
+    /// Kubeconfig of the API server `--cluster` uses (`scripts/peers.sh start` runs one).
+    #[arg(long, value_name = "FILE", env = "KUBECONFIG", requires = "cluster")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// Parses a disk size: bytes, or a quantity with a binary (`Mi`, `MiB`, `Gi`, `GiB`, …) or
@@ -186,6 +194,9 @@ impl StepClock {
 
 /// Runs `copy-offload lab demo`; `cancel` is fired by SIGINT/SIGTERM.
 pub async fn run(args: DemoArgs, cancel: CancellationToken) -> ExitCode {
+    if args.cluster {
+        return crate::demo_cluster::run(args, cancel).await;
+    }
     let dir = match LabDir::new(args.data_dir.as_deref()) {
         Ok(dir) => dir,
         Err(e) => {
@@ -306,18 +317,18 @@ fn populate_again(lab: &RunningLab, disk: &DiskNames) -> String {
 
 /// The names of demo disk `index`: the VM's disk and the target volume it is copied into.
 #[derive(Debug, Clone)]
-struct DiskNames {
+pub(crate) struct DiskNames {
     index: usize,
     /// `vm-1` for disk 0, `vm-1_<index>` after, as the lab names a VM's disks.
-    stem: String,
+    pub(crate) stem: String,
     /// `[ds1] vm-1/vm-1_1.vmdk`
-    vmdk: String,
+    pub(crate) vmdk: String,
     /// Trident `internalName` of the target volume.
     flexvol: String,
 }
 
 impl DiskNames {
-    fn of(scenario: &Scenario, index: usize) -> DiskNames {
+    pub(crate) fn of(scenario: &Scenario, index: usize) -> DiskNames {
         let vm = &scenario.vms[0].name;
         let stem = if index == 0 {
             vm.clone()
@@ -347,7 +358,7 @@ fn endpoints_line(lab: &RunningLab) -> String {
 
 /// The embedded scenario with the VM's disks replaced by `args.disks` disks of `args.size`, and
 /// (SSH method) the demo's restricted key installed on every host.
-fn scenario(args: &DemoArgs, ssh_key: Option<&ClientKey>) -> Scenario {
+pub(crate) fn scenario(args: &DemoArgs, ssh_key: Option<&ClientKey>) -> Scenario {
     let mut scenario = Scenario::default_embedded();
     scenario.arrays[0].vendor = args.vendor.spec();
     let array = scenario.arrays[0].name.clone();
@@ -540,7 +551,7 @@ fn prepare_disks(
 /// SHA-256 of the first `len` bytes of each file, computed in parallel off the async threads,
 /// with a progress line on stderr every 2 s (`what` names the files) so a long checksum is never
 /// silent, on a terminal or piped.
-async fn checksums(
+pub(crate) async fn checksums(
     what: &str,
     files: impl Iterator<Item = (PathBuf, u64)>,
 ) -> Result<Vec<String>, String> {
@@ -1065,7 +1076,7 @@ fn phase_rank(phase: Phase) -> u8 {
 }
 
 /// The demo's SSH key pair, generated fresh for each run.
-struct ClientKey {
+pub(crate) struct ClientKey {
     private_openssh: String,
     public_openssh: String,
 }
@@ -1155,6 +1166,8 @@ mod tests {
             keep: false,
             data_dir: None,
             lab_latency: Vec::new(),
+            cluster: false,
+            kubeconfig: None,
         };
         let scenario = scenario(&args, None);
         assert!(
@@ -1178,6 +1191,8 @@ mod tests {
             keep: false,
             data_dir: None,
             lab_latency: vec![parse_latency("ssh:task-get=5").unwrap()],
+            cluster: false,
+            kubeconfig: None,
         };
         let key = ClientKey::generate().unwrap();
         let scenario = scenario(&args, Some(&key));

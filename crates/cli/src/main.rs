@@ -13,6 +13,7 @@ use co_populator::{
 use tracing_subscriber::EnvFilter;
 
 mod demo;
+mod demo_cluster;
 mod lab_cmd;
 mod vib_cmd;
 

@@ -587,3 +587,86 @@ async fn merge_scraped(
     let completed = scraped.copy_duration_seconds.is_some();
     write_status(crs, &cr, status, completed).await
 }
+
+#[cfg(test)]
+mod tests {
+    //! `write_status` against both CRDs, at the HTTP seam: the API server's answers to `/status`
+    //! decide which write persists the status.
+
+    use super::*;
+    use http::{Method, Request, Response, StatusCode};
+    use kube::client::Body;
+
+    type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+    fn cr() -> VSphereXcopyVolumePopulator {
+        let mut cr = VSphereXcopyVolumePopulator::new("disk-1", Default::default());
+        cr.metadata.namespace = Some("ns".into());
+        cr
+    }
+
+    fn status() -> VSphereXcopyVolumePopulatorStatus {
+        VSphereXcopyVolumePopulatorStatus {
+            progress: Some("42".into()),
+            ..Default::default()
+        }
+    }
+
+    /// Answers the next request with `code` and returns its method and path.
+    async fn answer(handle: &mut Handle, code: StatusCode) -> (Method, String) {
+        let (request, respond) = handle.next_request().await.expect("a request");
+        let body = if code.is_success() {
+            serde_json::to_vec(&cr()).unwrap()
+        } else {
+            serde_json::to_vec(&json!({
+                "kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "reason": "NotFound", "code": code.as_u16(), "message": "the server could not find the requested resource",
+            }))
+            .unwrap()
+        };
+        respond.send_response(
+            Response::builder()
+                .status(code)
+                .body(Body::from(body))
+                .unwrap(),
+        );
+        (request.method().clone(), request.uri().path().to_owned())
+    }
+
+    fn api() -> (Api<VSphereXcopyVolumePopulator>, Handle) {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "ns");
+        (Api::namespaced(client, "ns"), handle)
+    }
+
+    const OBJECT: &str =
+        "/apis/forklift.konveyor.io/v1beta1/namespaces/ns/vspherexcopyvolumepopulators/disk-1";
+
+    #[tokio::test]
+    async fn with_a_status_subresource_the_status_endpoint_takes_the_write() {
+        let (crs, mut handle) = api();
+        let server = tokio::spawn(async move {
+            let first = answer(&mut handle, StatusCode::OK).await;
+            (first, handle.next_request().await.is_none())
+        });
+        write_status(&crs, &cr(), status(), false).await.unwrap();
+        drop(crs);
+        let (first, no_more) = server.await.unwrap();
+        assert_eq!(first, (Method::PATCH, format!("{OBJECT}/status")));
+        assert!(no_more, "one write is enough");
+    }
+
+    #[tokio::test]
+    async fn without_one_the_status_goes_with_the_object() {
+        let (crs, mut handle) = api();
+        let server = tokio::spawn(async move {
+            let first = answer(&mut handle, StatusCode::NOT_FOUND).await;
+            let second = answer(&mut handle, StatusCode::OK).await;
+            (first, second)
+        });
+        write_status(&crs, &cr(), status(), false).await.unwrap();
+        let (first, second) = server.await.unwrap();
+        assert_eq!(first, (Method::PATCH, format!("{OBJECT}/status")));
+        assert_eq!(second, (Method::PATCH, OBJECT.to_owned()));
+    }
+}

@@ -4,10 +4,13 @@
 //! Public: starting a lab from a scenario (`lab`, `scenario`), the SAN model and the vendors' array
 //! facades over it (`san`, `arrays`), the rig that copies into them (`rig`), fault injection
 //! (`faults`), the byte-copying vmkfstools (`vmkfstools`, benchmarked on its own), and the few host
-//! handles tests need (re-exported below). The simulated vCenter, its SSH endpoints and the
+//! handles tests need (re-exported below), and the cluster players (`cluster`: the CSI
+//! provisioner and kubelet that let the populator controller run on the lab against a real API
+//! server). The simulated vCenter, its SSH endpoints and the
 //! wrapper emulation are private: they are reached only through their protocols.
 
 pub mod arrays;
+pub mod cluster;
 pub mod faults;
 mod host;
 mod host_files;

@@ -1,5 +1,5 @@
 //! Smoke test: the Rust side reaches the kube-apiserver started by `scripts/peers.sh start`, installs
-//! co-api's CRD, and round-trips a VSphereXcopyVolumePopulator including its status subresource.
+//! co-api's CRD, and round-trips a VSphereXcopyVolumePopulator including its status.
 
 use std::time::Duration;
 
@@ -71,23 +71,13 @@ async fn crd_installs_and_a_populator_round_trips_with_its_status() {
     assert_eq!(read.metadata.uid, created.metadata.uid);
     assert_eq!(read.spec.vmdk_path, "[my-vsphere-ds] vm-1/vm-1.vmdk");
 
-    // With the status subresource, a write to the main resource leaves status alone ...
-    api.patch(
-        &name,
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({"status": {"progress": "99"}})),
-    )
-    .await
-    .unwrap();
-    assert_eq!(api.get(&name).await.unwrap().status, None);
-
-    // ... and the status endpoint stores it.
+    // Like Forklift's CRD, ours has no status subresource: status is written with the object.
     let status =
         serde_json::json!({"status": {"progress": "42", "percent": 42, "xcopyUsed": "true"}});
-    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(status))
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(status))
         .await
         .unwrap();
-    let status = api.get_status(&name).await.unwrap().status.unwrap();
+    let status = api.get(&name).await.unwrap().status.unwrap();
     assert_eq!(status.progress.as_deref(), Some("42"));
     assert_eq!(status.percent, Some(42));
     assert_eq!(status.xcopy_used.as_deref(), Some("true"));
@@ -95,7 +85,7 @@ async fn crd_installs_and_a_populator_round_trips_with_its_status() {
     // The schema is enforced: percent is bounded 0..=100.
     let invalid = serde_json::json!({"status": {"percent": 101}});
     let err = api
-        .patch_status(&name, &PatchParams::default(), &Patch::Merge(invalid))
+        .patch(&name, &PatchParams::default(), &Patch::Merge(invalid))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("percent"), "{err}");

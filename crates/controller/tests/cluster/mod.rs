@@ -1,16 +1,7 @@
 //! A cluster for the controller's tests: the shared kube-apiserver + kube-controller-manager peer
 //! (`scripts/peers.sh start`), one scratch namespace per test, the lab (simulated vCenter, ESXi
-//! hosts and ONTAP array), and the two parts of a cluster that have no binary here, played by this
-//! module:
-//!
-//! - the CSI provisioner: for each prime PVC it creates a Trident-style LUN on the lab array,
-//!   mapped to a worker, and a PV naming it, pre-bound to the prime PVC (the real PV controller
-//!   finishes the binding);
-//! - the kubelet (and scheduler): it binds each pod to a node, runs the pod's command as a local
-//!   process — the real `copy-offload populate` binary with the pod's args and the Secret's
-//!   environment, plus `--kubeconfig` in place of the service-account mount and
-//!   `--http-endpoint=<pod IP>:8443` — reports the pod's IP, phase and exit code in its status,
-//!   and on deletion sends SIGTERM, waits for the exit, then removes the pod.
+//! hosts and ONTAP array), and the two parts of a cluster that have no binary here — the CSI
+//! provisioner and the kubelet — played by the lab's `co_lab::cluster`.
 //!
 //! The binary is the `copy-offload` next to this test executable (`target/<profile>/`): build it
 //! first with `cargo build -p copy-offload` (the workspace test command builds it anyway).
@@ -19,43 +10,32 @@
 
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use co_api::{VSphereXcopyVolumePopulator, VSphereXcopyVolumePopulatorSpec};
 use co_controller::Settings;
-use co_lab::arrays::ontap::{create_trident_volume, trident_lun_path};
+use co_lab::arrays::ontap::trident_lun_path;
+use co_lab::cluster::{Players, Runs};
 use co_lab::lab::{Lab, RunningLab};
-use co_lab::san::GroupSpec;
 use co_lab::scenario::Scenario;
-use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::{
-    CSIPersistentVolumeSource, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStatus, Namespace, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PersistentVolumeSpec, Pod, PodStatus, Secret, ServiceAccount,
-    TypedLocalObjectReference, VolumeResourceRequirements,
+    Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Secret, ServiceAccount,
 };
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
-use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::runtime::wait::await_condition;
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, CustomResourceExt, ResourceExt};
-use serde_json::json;
+use kube::{Api, Client};
 use tokio::task::JoinHandle;
 
 pub const ARRAY: &str = "ontap1";
-pub const WORKER_GROUP: &str = "ocp-worker-1";
-pub const WORKER_IQN: &str = "iqn.2020-01.io.openshift:worker-1";
+pub use co_lab::rig::WORKER_GROUP;
 pub const NODE: &str = "copy-offload-test-worker";
 pub const SOURCE_VMDK: &str = "[ds1] vm-1/vm-1.vmdk";
 pub const SOURCE_FLAT: &str = "vm-1/vm-1-flat.vmdk";
-pub const CSI_DRIVER: &str = "csi.trident.netapp.io";
 pub const SECRET: &str = "vsphere-ontap";
 pub const IMAGE: &str = "copy-offload:test";
 /// How long any one wait of a test may take.
@@ -113,7 +93,8 @@ where
 
 async fn ensure_crd(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = VSphereXcopyVolumePopulator::crd();
+    // The CRD as shipped (no status subresource), if no test installed it yet.
+    let crd = co_api::populator_crd();
     let name = crd.metadata.name.clone().unwrap();
     match crds.create(&PostParams::default(), &crd).await {
         Ok(_) => {}
@@ -129,22 +110,6 @@ async fn ensure_crd(client: &Client) {
             })
     })
     .await;
-}
-
-async fn ensure_node(client: &Client) {
-    let nodes: Api<Node> = Api::all(client.clone());
-    let node = Node {
-        metadata: ObjectMeta {
-            name: Some(NODE.into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    match nodes.create(&PostParams::default(), &node).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.is_already_exists() => {}
-        Err(error) => panic!("cannot create node {NODE}: {error}"),
-    }
 }
 
 /// A client acting as ServiceAccount `copy-offload-controller` of `namespace`, bound to a
@@ -217,17 +182,6 @@ pub fn shipped_controller_rules() -> Vec<PolicyRule> {
     panic!("no ClusterRole in {}", path.display());
 }
 
-/// Loopback addresses for pod IPs: each pod gets its own, so every populator can listen on 8443.
-fn next_pod_ip() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(1);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let base = std::process::id() % 200 + 20;
-    format!("127.{base}.{}.{}", (n / 250) % 250, n % 250 + 1)
-}
-
-/// The pods the kubelet ran, with their exit codes, in order.
-pub type Runs = Arc<Mutex<Vec<(String, Option<i32>)>>>;
-
 /// What a test can tune.
 #[derive(Clone)]
 pub struct Options {
@@ -272,7 +226,9 @@ impl TestCluster {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = client().await;
         ensure_crd(&client).await;
-        ensure_node(&client).await;
+        co_lab::cluster::ensure_node(&client, NODE)
+            .await
+            .unwrap_or_else(|error| panic!("cannot create node {NODE}: {error}"));
         let namespace = format!(
             "{prefix}-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -292,21 +248,7 @@ impl TestCluster {
             .await
             .unwrap();
         let class = format!("san-{namespace}");
-        let classes: Api<StorageClass> = Api::all(client.clone());
-        classes
-            .create(
-                &PostParams::default(),
-                &StorageClass {
-                    metadata: ObjectMeta {
-                        name: Some(class.clone()),
-                        ..Default::default()
-                    },
-                    provisioner: CSI_DRIVER.into(),
-                    volume_binding_mode: Some(options.binding_mode.into()),
-                    reclaim_policy: Some("Retain".into()),
-                    ..Default::default()
-                },
-            )
+        co_lab::cluster::create_storage_class(&client, &class, options.binding_mode)
             .await
             .unwrap();
         let lab_dir = tempfile::tempdir().unwrap();
@@ -315,17 +257,7 @@ impl TestCluster {
                 .await
                 .unwrap(),
         );
-        lab.san
-            .create_group(
-                ARRAY,
-                GroupSpec {
-                    name: WORKER_GROUP.into(),
-                    initiators: vec![WORKER_IQN.into()],
-                    protocol: Some("iscsi".into()),
-                    os_type: Some("linux".into()),
-                },
-            )
-            .unwrap();
+        co_lab::cluster::create_worker_group(&lab, ARRAY).unwrap();
         let controller_client = match &options.controller_rules {
             Some(rules) => controller_as_account(&client, &namespace, rules.clone()).await,
             None => client.clone(),
@@ -347,14 +279,24 @@ impl TestCluster {
         };
         cluster.create_secret(SECRET, true).await;
         cluster.create_populator_account().await;
-        cluster.sims.push(tokio::spawn(csi_provisioner(
+        let players = Players {
+            namespace: cluster.namespace.clone(),
+            array: ARRAY.into(),
+            worker_group: WORKER_GROUP.into(),
+            node: NODE.into(),
+            binary: binary(),
+            kubeconfig: co_testpeers::kubeconfig_path(),
+        };
+        cluster
+            .sims
+            .push(tokio::spawn(co_lab::cluster::csi_provisioner(
+                cluster.client.clone(),
+                players.clone(),
+                cluster.lab.clone(),
+            )));
+        cluster.sims.push(tokio::spawn(co_lab::cluster::kubelet(
             cluster.client.clone(),
-            cluster.namespace.clone(),
-            cluster.lab.clone(),
-        )));
-        cluster.sims.push(tokio::spawn(kubelet(
-            cluster.client.clone(),
-            cluster.namespace.clone(),
+            players,
             cluster.runs.clone(),
         )));
         cluster.start_controller().await;
@@ -411,26 +353,10 @@ impl TestCluster {
 
     /// The migration Secret as Forklift fills it, for the lab (`valid`: with the right password).
     pub async fn create_secret(&self, name: &str, valid: bool) {
-        let array = &self.lab.arrays[0];
-        let data = BTreeMap::from([
-            ("STORAGE_HOSTNAME".to_owned(), array.url.clone()),
-            ("STORAGE_USERNAME".to_owned(), array.username.clone()),
-            (
-                "STORAGE_PASSWORD".to_owned(),
-                if valid {
-                    array.password.clone()
-                } else {
-                    "wrong-password".into()
-                },
-            ),
-            ("STORAGE_SKIP_SSL_VERIFICATION".to_owned(), "true".into()),
-            ("GOVMOMI_HOSTNAME".to_owned(), self.lab.vcenter_url.clone()),
-            ("GOVMOMI_USERNAME".to_owned(), self.lab.username.clone()),
-            ("GOVMOMI_PASSWORD".to_owned(), self.lab.password.clone()),
-            ("GOVMOMI_INSECURE".to_owned(), "true".into()),
-            ("ESXI_CLONE_METHOD".to_owned(), "vib".into()),
-            ("HOST_LEASE_NAMESPACE".to_owned(), self.namespace.clone()),
-        ]);
+        let mut data = co_lab::cluster::secret_data(&self.lab, &self.namespace);
+        if !valid {
+            data.insert("STORAGE_PASSWORD".into(), "wrong-password".into());
+        }
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
         secrets
             .create(
@@ -502,31 +428,7 @@ impl TestCluster {
 
     /// A Block PVC whose `dataSource` names the CR (the 1.20 server has no `dataSourceRef`).
     pub fn claim(&self, name: &str, cr: &str) -> PersistentVolumeClaim {
-        PersistentVolumeClaim {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..Default::default()
-            },
-            spec: Some(PersistentVolumeClaimSpec {
-                access_modes: Some(vec!["ReadWriteOnce".into()]),
-                volume_mode: Some("Block".into()),
-                storage_class_name: Some(self.class.clone()),
-                resources: Some(VolumeResourceRequirements {
-                    requests: Some(BTreeMap::from([(
-                        "storage".into(),
-                        Quantity("64Mi".into()),
-                    )])),
-                    ..Default::default()
-                }),
-                data_source: Some(TypedLocalObjectReference {
-                    api_group: Some(co_api::GROUP.into()),
-                    kind: "VSphereXcopyVolumePopulator".into(),
-                    name: cr.into(),
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
+        co_lab::cluster::populated_claim(name, &self.class, "64Mi", cr)
     }
 
     pub async fn create_claim(&self, name: &str, cr: &str) -> PersistentVolumeClaim {
@@ -571,18 +473,11 @@ impl TestCluster {
 
     /// The bytes of the LUN behind a PV the provisioner created.
     pub fn volume_bytes(&self, pv: &PersistentVolume) -> Vec<u8> {
-        let flexvol = pv
-            .spec
-            .as_ref()
-            .and_then(|s| s.csi.as_ref())
-            .and_then(|c| c.volume_attributes.as_ref())
-            .and_then(|a| a.get("internalName"))
-            .expect("a CSI PV from the provisioner")
-            .clone();
+        let flexvol = co_lab::cluster::pv_flexvol(pv).expect("a CSI PV from the provisioner");
         let volume = self
             .lab
             .san
-            .volume(ARRAY, &trident_lun_path(&flexvol))
+            .volume(ARRAY, &trident_lun_path(flexvol))
             .unwrap();
         std::fs::read(volume.backing_path).unwrap_or_default()
     }
@@ -657,19 +552,7 @@ impl TestCluster {
         for sim in &self.sims {
             sim.abort();
         }
-        let pvs: Api<PersistentVolume> = Api::all(self.client.clone());
-        if let Ok(list) = pvs.list(&Default::default()).await {
-            for pv in list.items.into_iter().filter(|pv| {
-                pv.spec
-                    .as_ref()
-                    .and_then(|s| s.storage_class_name.as_deref())
-                    == Some(self.class.as_str())
-            }) {
-                let _ = pvs.delete(&pv.name_any(), &DeleteParams::default()).await;
-            }
-        }
-        let classes: Api<StorageClass> = Api::all(self.client.clone());
-        let _ = classes.delete(&self.class, &DeleteParams::default()).await;
+        co_lab::cluster::remove_storage_class(&self.client, &self.class).await;
         let role = format!("{}-controller", self.namespace);
         let roles: Api<ClusterRole> = Api::all(self.client.clone());
         let _ = roles.delete(&role, &DeleteParams::default()).await;
@@ -679,262 +562,5 @@ impl TestCluster {
         let _ = namespaces
             .delete(&self.namespace, &DeleteParams::default())
             .await;
-    }
-}
-
-/// The CSI provisioner of the tests: a LUN and a pre-bound PV for every prime PVC.
-async fn csi_provisioner(client: Client, namespace: String, lab: Arc<RunningLab>) {
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
-    let pvs: Api<PersistentVolume> = Api::all(client.clone());
-    let mut provisioned = std::collections::HashSet::new();
-    let mut stream =
-        std::pin::pin!(watcher::watcher(pvcs, watcher::Config::default()).applied_objects());
-    while let Ok(Some(pvc)) = stream.try_next().await {
-        let name = pvc.name_any();
-        let unbound = pvc
-            .spec
-            .as_ref()
-            .and_then(|s| s.volume_name.as_deref())
-            .is_none_or(str::is_empty);
-        if !name.starts_with("prime-") || !unbound || pvc.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        let uid = pvc.uid().unwrap_or_default();
-        if !provisioned.insert(uid.clone()) {
-            continue;
-        }
-        let spec = pvc.spec.clone().unwrap_or_default();
-        let size = spec
-            .resources
-            .as_ref()
-            .and_then(|r| r.requests.as_ref())
-            .and_then(|r| r.get("storage"))
-            .and_then(|q| co_controller::objects::parse_quantity_bytes(&q.0))
-            .unwrap_or(64 << 20);
-        let flexvol = format!("trident_{}", uid.replace('-', "_"));
-        create_trident_volume(&lab.san, ARRAY, &flexvol, size).unwrap();
-        lab.san
-            .map(ARRAY, &trident_lun_path(&flexvol), WORKER_GROUP)
-            .unwrap();
-        let pv = PersistentVolume {
-            metadata: ObjectMeta {
-                name: Some(format!("pvc-{uid}")),
-                ..Default::default()
-            },
-            spec: Some(PersistentVolumeSpec {
-                access_modes: spec.access_modes.clone(),
-                capacity: spec.resources.as_ref().and_then(|r| r.requests.clone()),
-                volume_mode: spec.volume_mode.clone(),
-                storage_class_name: spec.storage_class_name.clone(),
-                persistent_volume_reclaim_policy: Some("Retain".into()),
-                claim_ref: Some(ObjectReference {
-                    api_version: Some("v1".into()),
-                    kind: Some("PersistentVolumeClaim".into()),
-                    namespace: Some(namespace.clone()),
-                    name: Some(name.clone()),
-                    uid: Some(uid.clone()),
-                    ..Default::default()
-                }),
-                csi: Some(CSIPersistentVolumeSource {
-                    driver: CSI_DRIVER.into(),
-                    volume_handle: format!("pvc-{flexvol}"),
-                    volume_attributes: Some(BTreeMap::from([(
-                        "internalName".into(),
-                        flexvol.clone(),
-                    )])),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        if let Err(error) = pvs.create(&PostParams::default(), &pv).await {
-            panic!("provisioning a PV for {name}: {error}");
-        }
-    }
-}
-
-struct Process {
-    pid: u32,
-    terminating: Arc<AtomicBool>,
-    exited: Arc<AtomicBool>,
-}
-
-/// The kubelet (and scheduler) of the tests.
-async fn kubelet(client: Client, namespace: String, runs: Runs) {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    let binary = binary();
-    let kubeconfig = co_testpeers::kubeconfig_path();
-    let mut running: HashMap<String, Process> = HashMap::new();
-    let mut finished = std::collections::HashSet::new();
-    let mut stream = std::pin::pin!(
-        watcher::watcher(pods.clone(), watcher::Config::default()).applied_objects()
-    );
-    while let Ok(Some(pod)) = stream.try_next().await {
-        let name = pod.name_any();
-        let uid = pod.uid().unwrap_or_default();
-        let spec = pod.spec.clone().unwrap_or_default();
-        if pod.metadata.deletion_timestamp.is_some() {
-            match running.get(&uid) {
-                Some(process) => {
-                    let first = !process.terminating.swap(true, Ordering::SeqCst);
-                    if process.exited.load(Ordering::SeqCst) {
-                        let _ = pods
-                            .delete(
-                                &name,
-                                &DeleteParams {
-                                    grace_period_seconds: Some(0),
-                                    ..Default::default()
-                                },
-                            )
-                            .await;
-                    } else if first {
-                        // SIGTERM, as the kubelet does on a graceful delete.
-                        let _ = std::process::Command::new("kill")
-                            .args(["-TERM", &process.pid.to_string()])
-                            .status();
-                    }
-                }
-                None => {
-                    let _ = pods
-                        .delete(
-                            &name,
-                            &DeleteParams {
-                                grace_period_seconds: Some(0),
-                                ..Default::default()
-                            },
-                        )
-                        .await;
-                }
-            }
-            continue;
-        }
-        if spec.node_name.is_none() {
-            let binding = json!({
-                "apiVersion": "v1", "kind": "Binding",
-                "metadata": {"name": name},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": NODE},
-            });
-            let _: Result<serde_json::Value, _> = pods
-                .create_subresource("binding", &name, &PostParams::default(), &binding)
-                .await;
-            continue;
-        }
-        if running.contains_key(&uid) || finished.contains(&uid) {
-            continue;
-        }
-        let Some(container) = spec.containers.first().cloned() else {
-            continue;
-        };
-        let mut env: BTreeMap<String, String> = BTreeMap::new();
-        for source in container.env_from.iter().flatten() {
-            if let Some(secret_ref) = &source.secret_ref
-                && let Ok(secret) = secrets.get(&secret_ref.name).await
-            {
-                for (key, value) in secret.data.unwrap_or_default() {
-                    env.insert(key, String::from_utf8_lossy(&value.0).into_owned());
-                }
-            }
-        }
-        let ip = next_pod_ip();
-        let mut command = tokio::process::Command::new(&binary);
-        command
-            .arg("populate")
-            .args(container.args.clone().unwrap_or_default())
-            .arg(format!("--kubeconfig={}", kubeconfig.display()))
-            .arg(format!("--http-endpoint={ip}:8443"))
-            .env_clear()
-            .envs(&env)
-            // Injected by every kubelet; it also tells the populator a controller scrapes it.
-            .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
-            .env("COPY_OFFLOAD_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = match command.spawn() {
-            Ok(child) => child,
-            Err(error) => panic!("running {}: {error}", binary.display()),
-        };
-        let terminating = Arc::new(AtomicBool::new(false));
-        let exited = Arc::new(AtomicBool::new(false));
-        running.insert(
-            uid.clone(),
-            Process {
-                pid: child.id().unwrap_or_default(),
-                terminating: terminating.clone(),
-                exited: exited.clone(),
-            },
-        );
-        finished.insert(uid.clone());
-        let status = json!({"status": PodStatus {
-            phase: Some("Running".into()),
-            pod_ip: Some(ip.clone()),
-            container_statuses: Some(vec![ContainerStatus {
-                name: container.name.clone(),
-                ready: true,
-                image: container.image.clone().unwrap_or_default(),
-                state: Some(ContainerState { running: Some(ContainerStateRunning::default()), ..Default::default() }),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }});
-        let _ = pods
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
-            .await;
-        let pods = pods.clone();
-        let runs = runs.clone();
-        let stderr = child.stderr.take();
-        tokio::spawn(async move {
-            let mut tail: Vec<String> = Vec::new();
-            if let Some(stderr) = stderr {
-                use tokio::io::AsyncBufReadExt;
-                let mut lines = tokio::io::BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    tail.push(line);
-                    if tail.len() > 20 {
-                        tail.remove(0);
-                    }
-                }
-            }
-            let code = child.wait().await.ok().and_then(|s| s.code());
-            runs.lock().unwrap().push((name.clone(), code));
-            let exit = code.unwrap_or(137);
-            let status = json!({"status": PodStatus {
-                phase: Some(if exit == 0 { "Succeeded" } else { "Failed" }.into()),
-                pod_ip: Some(ip),
-                container_statuses: Some(vec![ContainerStatus {
-                    name: container.name.clone(),
-                    image: container.image.clone().unwrap_or_default(),
-                    state: Some(ContainerState {
-                        terminated: Some(ContainerStateTerminated {
-                            exit_code: exit,
-                            // FallbackToLogsOnError: the log's tail for a failed run.
-                            message: (exit != 0).then(|| tail.join("\n")),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }});
-            let _ = pods
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
-                .await;
-            exited.store(true, Ordering::SeqCst);
-            if terminating.load(Ordering::SeqCst) {
-                let _ = pods
-                    .delete(
-                        &name,
-                        &DeleteParams {
-                            grace_period_seconds: Some(0),
-                            ..Default::default()
-                        },
-                    )
-                    .await;
-            }
-        });
     }
 }

@@ -8,7 +8,7 @@ use co_api::{VSphereXcopyVolumePopulator, VSphereXcopyVolumePopulatorSpec};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, PostParams};
-use kube::{Api, Client, CustomResourceExt};
+use kube::{Api, Client};
 use tokio::time::Instant;
 
 /// A client for the peer; fails (with the command to start it) if the peer is not running.
@@ -55,7 +55,7 @@ impl ScratchNamespace {
 /// Installs the CRD (if no other test did) and waits until the apiserver serves it.
 pub async fn ensure_crd(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = VSphereXcopyVolumePopulator::crd();
+    let crd = co_api::populator_crd();
     let name = crd.metadata.name.clone().unwrap();
     match crds.create(&PostParams::default(), &crd).await {
         Ok(_) => {}
