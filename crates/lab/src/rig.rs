@@ -73,6 +73,7 @@ pub fn facade(vendor: VendorSpec) -> &'static dyn ArrayFacade {
         VendorSpec::FlashSystem => &crate::arrays::flashsystem::FlashSystemFacade,
         VendorSpec::PowerMax => &crate::arrays::powermax::PowerMaxFacade,
         VendorSpec::InfiniBox => &crate::arrays::infinibox::InfiniBoxFacade,
+        VendorSpec::PowerFlex => &crate::arrays::powerflex::PowerFlexFacade,
         VendorSpec::Primera3Par => &crate::arrays::primera3par::Primera3ParFacade,
         VendorSpec::Vantara => &crate::arrays::vantara::VantaraFacade,
     }
