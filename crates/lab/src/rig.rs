@@ -39,6 +39,27 @@ pub struct TargetVolume {
     pub size_bytes: u64,
 }
 
+impl TargetVolume {
+    /// The target `volume` of the PVC whose volume is `pvc`, as its PV names it.
+    pub fn new(
+        pvc: &str,
+        volume: crate::san::Volume,
+        volume_handle: String,
+        attributes: Vec<(String, String)>,
+    ) -> TargetVolume {
+        TargetVolume {
+            pvc: pvc.to_owned(),
+            array: volume.array,
+            name: volume.name,
+            volume_handle,
+            attributes,
+            naa: volume.naa,
+            backing_path: volume.backing_path,
+            size_bytes: volume.size_bytes,
+        }
+    }
+}
+
 /// What a vendor adds to the rig: how its CSI driver makes volumes and which of its own keys
 /// `populate` needs. One implementation per array facade, next to it in `arrays/`.
 pub trait ArrayFacade: Send + Sync {

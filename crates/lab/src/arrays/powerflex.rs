@@ -137,16 +137,12 @@ impl crate::rig::ArrayFacade for PowerFlexFacade {
         size_bytes: u64,
     ) -> Result<crate::rig::TargetVolume, SanError> {
         let csi = create_csi_volume(san, &array.name, name, size_bytes)?;
-        Ok(crate::rig::TargetVolume {
-            pvc: name.to_owned(),
-            array: array.name.clone(),
-            volume_handle: csi.volume_handle,
-            attributes: csi.volume_attributes.into_iter().collect(),
-            name: csi.volume.name,
-            naa: csi.volume.naa,
-            backing_path: csi.volume.backing_path,
-            size_bytes,
-        })
+        Ok(crate::rig::TargetVolume::new(
+            name,
+            csi.volume,
+            csi.volume_handle,
+            csi.volume_attributes.into_iter().collect(),
+        ))
     }
 
     fn vendor_flags(
