@@ -71,33 +71,25 @@ impl Gateway {
         }
     }
 
-    async fn get(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}{path}", self.base))
+    /// `request` with the session's token, answered with success.
+    async fn send(&self, request: reqwest::RequestBuilder) -> reqwest::Response {
+        request
             .basic_auth(&self.user, Some(&self.token))
             .send()
             .await
             .unwrap()
             .error_for_status()
-            .unwrap()
-            .json()
-            .await
             .unwrap()
     }
 
+    async fn get(&self, path: &str) -> Value {
+        let request = self.http.get(format!("{}{path}", self.base));
+        self.send(request).await.json().await.unwrap()
+    }
+
     async fn action(&self, volume: &str, action: &str, body: Value) {
-        self.http
-            .post(format!(
-                "{}/instances/Volume::{volume}/action/{action}",
-                self.base
-            ))
-            .basic_auth(&self.user, Some(&self.token))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap();
+        let url = format!("{}/instances/Volume::{volume}/action/{action}", self.base);
+        self.send(self.http.post(url).json(&body)).await;
     }
 }
 
