@@ -59,6 +59,9 @@ pub enum DemoVendor {
     Powermax,
     /// Infinidat InfiniBox (REST API, InfiniBox CSI volumes).
     Infinibox,
+    /// Dell PowerFlex (REST gateway, CSI PowerFlex volumes; the hosts reach it through their
+    /// SDC, so the copy is a host copy, not XCOPY).
+    Powerflex,
     /// HPE Primera / 3PAR (WSAPI, HPE CSI driver volumes).
     Primera3par,
     /// Hitachi Vantara VSP (Configuration Manager REST API, Hitachi CSI volumes).
@@ -74,6 +77,7 @@ impl DemoVendor {
             DemoVendor::Flashsystem => VendorSpec::FlashSystem,
             DemoVendor::Powermax => VendorSpec::PowerMax,
             DemoVendor::Infinibox => VendorSpec::InfiniBox,
+            DemoVendor::Powerflex => VendorSpec::PowerFlex,
             DemoVendor::Primera3par => VendorSpec::Primera3Par,
             DemoVendor::Vantara => VendorSpec::Vantara,
         }

@@ -13,7 +13,7 @@ use co_esxi::protocol::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::san::{San, VisibleLun};
+use crate::san::{ArrayVendor, San, VisibleLun};
 use crate::scenario::{AdapterKind, HostSpec};
 use crate::vmkfstools::{self, CloneRequest};
 
@@ -96,16 +96,28 @@ pub struct Adapter {
     /// FC: node and port WWNs.
     pub wwnn: Option<u64>,
     pub wwpn: Option<u64>,
+    /// PowerFlex SDC: its GUID.
+    pub sdc_guid: Option<String>,
 }
 
+/// The device name of the PowerFlex SDC's adapter.
+pub const SDC_ADAPTER: &str = "vmhba33";
+
 impl Adapter {
-    /// The id the SAN sees: the IQN, or `fc.<wwnn>:<wwpn>`.
+    /// The id the SAN sees: the IQN, `fc.<wwnn>:<wwpn>`, or the SDC's GUID.
     pub fn initiator_id(&self) -> String {
         match (self.kind, &self.iscsi_name, self.wwnn, self.wwpn) {
             (AdapterKind::Iscsi, Some(iqn), _, _) => iqn.clone(),
             (AdapterKind::Fc, _, Some(nn), Some(pn)) => format!("fc.{nn:016x}:{pn:016x}"),
+            (AdapterKind::Sdc, ..) => self.sdc_guid.clone().unwrap_or_else(|| self.device.clone()),
             _ => self.device.clone(),
         }
+    }
+
+    /// Whether a volume of an array of `vendor` can be reached through this adapter: PowerFlex
+    /// volumes only through the SDC, every other volume only through a SCSI transport.
+    pub fn reaches(&self, vendor: ArrayVendor) -> bool {
+        (self.kind == AdapterKind::Sdc) == vendor.reached_through_sdc()
     }
 }
 
@@ -288,6 +300,7 @@ impl SimHost {
                 )),
                 wwnn: None,
                 wwpn: None,
+                sdc_guid: None,
             },
             AdapterKind::Fc => Adapter {
                 device: "vmhba2".into(),
@@ -296,16 +309,28 @@ impl SimHost {
                 iscsi_name: None,
                 wwnn: Some(0x2000_0025_b500_a000 + n),
                 wwpn: Some(0x2000_0025_b500_b000 + n),
+                sdc_guid: None,
             },
-            AdapterKind::Local => Adapter {
+            // Never a scenario's adapter (not deserialized): the SDC comes from the module below.
+            AdapterKind::Local | AdapterKind::Sdc => Adapter {
                 device: "vmhba0".into(),
                 kind: AdapterKind::Local,
                 driver: "vmw_ahci".into(),
                 iscsi_name: None,
                 wwnn: None,
                 wwpn: None,
+                sdc_guid: None,
             },
         };
+        let sdc = spec.sdc_guid().map(|guid| Adapter {
+            device: SDC_ADAPTER.into(),
+            kind: AdapterKind::Sdc,
+            driver: crate::scenario::SCINI_MODULE.into(),
+            iscsi_name: None,
+            wwnn: None,
+            wwpn: None,
+            sdc_guid: Some(guid.to_owned()),
+        });
         let state = HostState {
             authorized_keys: spec.authorized_keys.clone(),
             ..HostState::default()
@@ -313,7 +338,7 @@ impl SimHost {
         SimHost {
             spec: Arc::new(spec),
             moid,
-            adapters: Arc::new(vec![adapter]),
+            adapters: Arc::new(std::iter::once(adapter).chain(sdc).collect()),
             san,
             paths,
             state: Arc::new(Mutex::new(state)),
@@ -348,10 +373,52 @@ impl SimHost {
             .collect()
     }
 
+    /// The adapters through which this host reaches `lun` when the array maps it to one of their
+    /// initiators (the SDC for PowerFlex volumes, the SCSI adapters for the rest).
+    pub fn adapters_to(&self, lun: &VisibleLun) -> Vec<&Adapter> {
+        let Some(vendor) = self.san.array_vendor(&lun.volume.array) else {
+            return Vec::new();
+        };
+        self.adapters
+            .iter()
+            .filter(|a| a.kind != AdapterKind::Local && a.reaches(vendor))
+            .collect()
+    }
+
+    /// What a rescan would find now: every volume mapped to one of the host's initiators through
+    /// an adapter that reaches that volume's array.
+    fn visible_luns(&self) -> Vec<VisibleLun> {
+        let mut visible: BTreeMap<String, VisibleLun> = BTreeMap::new();
+        for adapter in self
+            .adapters
+            .iter()
+            .filter(|a| a.kind != AdapterKind::Local)
+        {
+            for lun in self.san.visible_luns(&[adapter.initiator_id()]) {
+                let reached = self
+                    .san
+                    .array_vendor(&lun.volume.array)
+                    .is_some_and(|vendor| adapter.reaches(vendor));
+                if !reached {
+                    continue;
+                }
+                visible
+                    .entry(lun.naa.clone())
+                    .and_modify(|known| {
+                        if lun.lun_id < known.lun_id {
+                            *known = lun.clone();
+                        }
+                    })
+                    .or_insert(lun);
+            }
+        }
+        visible.into_values().collect()
+    }
+
     /// Rescans the SAN: new mappings appear as `on` devices, vanished ones go `dead timeout`
     /// (and are dropped by a delete rescan).
     pub fn rescan(&self, kind: RescanKind) {
-        let visible = self.san.visible_luns(&self.initiators());
+        let visible = self.visible_luns();
         let visible_naas: BTreeSet<String> = visible.iter().map(|l| l.naa.clone()).collect();
         let mut state = self.lock();
         if kind != RescanKind::Delete {

@@ -21,8 +21,11 @@ use sha2::{Digest, Sha256};
 
 use crate::faults::FaultPlan;
 use crate::host::{DatastorePaths, RescanKind, SimHost, random_uuid};
-use crate::san::{ArrayVendor, San, SanError};
-use crate::scenario::{DatastoreKind, Scenario, ScenarioError, VendorSpec};
+use crate::san::{ArrayVendor, San, SanError, stable_uuid};
+use crate::scenario::{
+    DatastoreKind, HostSpec, KernelModuleSpec, SCINI_GUID_OPTION, SCINI_MODULE, Scenario,
+    ScenarioError, VendorSpec,
+};
 use crate::ssh::SshEndpoint;
 use crate::vcenter::inventory::{
     DatastoreBacking, DatastoreEntry, Inventory, VmDisk, VmEntry, host_moid,
@@ -133,9 +136,23 @@ fn vendor(spec: VendorSpec) -> ArrayVendor {
         VendorSpec::FlashSystem => ArrayVendor::FlashSystem,
         VendorSpec::PowerMax => ArrayVendor::PowerMax,
         VendorSpec::InfiniBox => ArrayVendor::InfiniBox,
+        VendorSpec::PowerFlex => ArrayVendor::PowerFlex,
         VendorSpec::Primera3Par => ArrayVendor::Primera3Par,
         VendorSpec::Vantara => ArrayVendor::Vantara,
     }
+}
+
+/// Gives a host without one a PowerFlex SDC: the `scini` module with a GUID stable for the host's
+/// name, as the SDC's installation on ESXi sets it.
+fn give_sdc(spec: &mut HostSpec) {
+    if spec.kernel_modules.iter().any(|m| m.name == SCINI_MODULE) {
+        return;
+    }
+    let guid = stable_uuid(&[&spec.name, "sdc"]).to_ascii_uppercase();
+    spec.kernel_modules.push(KernelModuleSpec {
+        name: SCINI_MODULE.to_owned(),
+        options: format!("{SCINI_GUID_OPTION}={guid}"),
+    });
 }
 
 /// The bytes of pattern block `index` of a lab disk (deterministic, so tests can verify copies).
@@ -304,6 +321,10 @@ impl Lab {
                 .iter()
                 .map(|d| (d.name.clone(), d.array.clone())),
         ));
+        let has_powerflex = scenario
+            .arrays
+            .iter()
+            .any(|a| a.vendor == VendorSpec::PowerFlex);
         let hosts: Vec<SimHost> = scenario
             .hosts
             .iter()
@@ -312,6 +333,9 @@ impl Lab {
                 let mut spec = spec.clone();
                 if spec.management_ip.is_empty() {
                     spec.management_ip = host_loopback(i).to_string();
+                }
+                if has_powerflex {
+                    give_sdc(&mut spec);
                 }
                 SimHost::new(spec, host_moid(i), i, san.clone(), paths.clone())
             })
@@ -542,6 +566,20 @@ impl Lab {
                     &spec.username,
                     &spec.password,
                 ),
+                VendorSpec::PowerFlex => {
+                    let array = crate::arrays::powerflex::PowerFlex::new(
+                        san.clone(),
+                        &spec.name,
+                        &spec.username,
+                        &spec.password,
+                    );
+                    for host in &hosts {
+                        if let Some(guid) = host.spec.sdc_guid() {
+                            array.register_sdc(host.name(), guid, "Esx")?;
+                        }
+                    }
+                    array.router()
+                }
                 VendorSpec::Vantara => crate::arrays::vantara::router(
                     san.clone(),
                     &spec.name,

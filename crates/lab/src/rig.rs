@@ -39,6 +39,27 @@ pub struct TargetVolume {
     pub size_bytes: u64,
 }
 
+impl TargetVolume {
+    /// The target `volume` of the PVC whose volume is `pvc`, as its PV names it.
+    pub fn new(
+        pvc: &str,
+        volume: crate::san::Volume,
+        volume_handle: String,
+        attributes: Vec<(String, String)>,
+    ) -> TargetVolume {
+        TargetVolume {
+            pvc: pvc.to_owned(),
+            array: volume.array,
+            name: volume.name,
+            volume_handle,
+            attributes,
+            naa: volume.naa,
+            backing_path: volume.backing_path,
+            size_bytes: volume.size_bytes,
+        }
+    }
+}
+
 /// What a vendor adds to the rig: how its CSI driver makes volumes and which of its own keys
 /// `populate` needs. One implementation per array facade, next to it in `arrays/`.
 pub trait ArrayFacade: Send + Sync {
@@ -73,6 +94,7 @@ pub fn facade(vendor: VendorSpec) -> &'static dyn ArrayFacade {
         VendorSpec::FlashSystem => &crate::arrays::flashsystem::FlashSystemFacade,
         VendorSpec::PowerMax => &crate::arrays::powermax::PowerMaxFacade,
         VendorSpec::InfiniBox => &crate::arrays::infinibox::InfiniBoxFacade,
+        VendorSpec::PowerFlex => &crate::arrays::powerflex::PowerFlexFacade,
         VendorSpec::Primera3Par => &crate::arrays::primera3par::Primera3ParFacade,
         VendorSpec::Vantara => &crate::arrays::vantara::VantaraFacade,
     }

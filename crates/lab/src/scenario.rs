@@ -73,6 +73,11 @@ pub enum VendorSpec {
     /// Infinidat InfiniBox (REST API; InfiniBox CSI volumes).
     #[serde(rename = "infinibox")]
     InfiniBox,
+    /// Dell PowerFlex (REST gateway; CSI PowerFlex volumes). Every host of the lab gets a
+    /// PowerFlex SDC (a `scini` module with a GUID) unless the scenario gives it one, and each
+    /// host's SDC is registered with the array.
+    #[serde(rename = "powerflex")]
+    PowerFlex,
     /// HPE Primera / 3PAR (WSAPI; HPE CSI driver volumes).
     #[serde(rename = "primera3par")]
     Primera3Par,
@@ -104,6 +109,11 @@ pub enum AdapterKind {
     Fc,
     /// Only a local (AHCI) controller: the host reaches no SAN, only NFS datastores.
     Local,
+    /// The PowerFlex SDC (`scini` driver). Never a scenario's choice: a host has one next to its
+    /// `adapter` when it loads the `scini` module with an `IoctlIniGuidStr` GUID
+    /// ([`HostSpec::sdc_guid`]), and reaches PowerFlex volumes only through it.
+    #[serde(skip)]
+    Sdc,
 }
 
 /// A simulated ESXi host.
@@ -157,6 +167,25 @@ impl HostSpec {
             .iter()
             .map(|(key, value)| (api_option_key(key), value.clone()))
             .collect()
+    }
+}
+
+/// The kernel module of the PowerFlex SDC and its option holding the SDC's GUID.
+pub const SCINI_MODULE: &str = "scini";
+pub const SCINI_GUID_OPTION: &str = "IoctlIniGuidStr";
+
+impl HostSpec {
+    /// The GUID of the host's PowerFlex SDC: `IoctlIniGuidStr` of its `scini` module, as ESXi
+    /// reports the module's options.
+    pub fn sdc_guid(&self) -> Option<&str> {
+        let module = self
+            .kernel_modules
+            .iter()
+            .find(|m| m.name == SCINI_MODULE)?;
+        module.options.split_whitespace().find_map(|option| {
+            let (key, value) = option.split_once('=')?;
+            (key.eq_ignore_ascii_case(SCINI_GUID_OPTION) && !value.is_empty()).then_some(value)
+        })
     }
 }
 

@@ -5,7 +5,8 @@
 //! snapshot chains via `parentFileNameHint`, raw device mappings whose mapping file names a SAN
 //! device), writes the RDM descriptor and its mapping file as ESXi does, and copies the disk's bytes
 //! onto the volume backing the target device. When everything the source reads (its datastore, or the
-//! device an RDM source maps) lives on the target volume's array the copy is "offloaded" (XCOPY): done
+//! device an RDM source maps) lives on the target volume's array, and that array offloads clones
+//! (not PowerFlex, whose volumes ESXi reaches through the SDC), the copy is "offloaded" (XCOPY): done
 //! with `copy_file_range` and counted in the target device's clone counters, which is what the ESXi
 //! wrapper's `vsish … /stats` probe reads. Otherwise it is a host copy through a buffer.
 //!
@@ -27,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::san::{San, Volume, stable_hash};
+use crate::san::{ArrayVendor, San, Volume, stable_hash};
 use chain::DiskChain;
 use descriptor::RdmDescriptor;
 
@@ -246,7 +247,12 @@ fn run_clone(
     }
     let datastore_on_target_array =
         !chain.reads_datastore_files || req.source_array.as_deref() == Some(target.array.as_str());
-    let offloaded = datastore_on_target_array
+    let array_offloads = req
+        .san
+        .array_vendor(&target.array)
+        .is_some_and(ArrayVendor::offloads_clones);
+    let offloaded = array_offloads
+        && datastore_on_target_array
         && chain
             .raw_devices
             .iter()

@@ -247,6 +247,7 @@ array_faults! {
     infinibox => VendorSpec::InfiniBox,
     primera3par => VendorSpec::Primera3Par,
     vantara => VendorSpec::Vantara,
+    powerflex => VendorSpec::PowerFlex,
 }
 
 /// A vendor added to the end-to-end list gets its fault tests here too.

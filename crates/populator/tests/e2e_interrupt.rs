@@ -149,6 +149,7 @@ interrupted_in_each_phase! {
     infinibox => VendorSpec::InfiniBox,
     primera3par => VendorSpec::Primera3Par,
     vantara => VendorSpec::Vantara,
+    powerflex => VendorSpec::PowerFlex,
 }
 
 /// A vendor added to the end-to-end list gets its interruption tests here too.

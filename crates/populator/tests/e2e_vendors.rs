@@ -32,12 +32,24 @@ async fn copy_a_vmdk(vendor: VendorSpec, ssh: bool) {
     );
     rig.assert_copied(name);
     rig.assert_clean(name);
+    let report = summary.report.as_ref().expect("a successful run reports");
+    assert_eq!(
+        report.xcopy_used,
+        !copies_through_the_host(vendor),
+        "{vendor:?} ssh={ssh}: whether the clone was offloaded (XCOPY)"
+    );
     let product = rig.rig().facade().product();
     record(product, if ssh { Cell::VmdkSsh } else { Cell::VmdkVib });
 }
 
+/// Whether ESXi copies onto this vendor's volumes itself: PowerFlex volumes are reached through
+/// the host's SDC, which offloads no clone, so the report must say `xcopyUsed` false.
+fn copies_through_the_host(vendor: VendorSpec) -> bool {
+    vendor == VendorSpec::PowerFlex
+}
+
 /// How the run copied: by the array itself (journaled as a copy session and ended at cleanup),
-/// or by XCOPY on the host.
+/// by XCOPY on the host, or (PowerFlex) by the host without XCOPY.
 fn copied_how(summary: &RunSummary, vendor: VendorSpec) -> &'static str {
     let report = summary.report.as_ref().expect("a successful run reports");
     let phases: Vec<Phase> = report.phases.iter().map(|(phase, _)| *phase).collect();
@@ -51,6 +63,13 @@ fn copied_how(summary: &RunSummary, vendor: VendorSpec) -> &'static str {
             summary.cleanup
         );
         "array copy"
+    } else if copies_through_the_host(vendor) {
+        assert!(
+            phases.contains(&Phase::Clone) && !report.xcopy_used,
+            "{vendor:?}: not a host copy without XCOPY: {phases:?}, xcopy_used {}",
+            report.xcopy_used
+        );
+        "host copy"
     } else {
         assert!(
             phases.contains(&Phase::Clone) && report.xcopy_used,
@@ -142,6 +161,7 @@ every_kind_of_disk! {
     infinibox => VendorSpec::InfiniBox,
     primera3par => VendorSpec::Primera3Par,
     vantara => VendorSpec::Vantara,
+    powerflex => VendorSpec::PowerFlex,
 }
 
 #[test]

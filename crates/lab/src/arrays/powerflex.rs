@@ -105,6 +105,57 @@ pub fn sdc_id(array: &str, guid: &str) -> String {
     )
 }
 
+/// Creates a volume as Dell's CSI driver does for a PVC, with the PV fields that name it.
+pub fn create_csi_volume(
+    san: &San,
+    array: &str,
+    name: &str,
+    size_bytes: u64,
+) -> Result<CsiVolume, SanError> {
+    let volume = san.create_volume(array, name, size_bytes)?;
+    Ok(CsiVolume {
+        volume_handle: format!("{}-{}", system_id(array), volume_id(&volume)),
+        volume_attributes: BTreeMap::from([("Name".to_owned(), volume.name.clone())]),
+        driver: CSI_DRIVER,
+        volume,
+    })
+}
+
+/// The rig's view of PowerFlex: CSI PowerFlex volumes and `POWERFLEX_SYSTEM_ID`.
+pub struct PowerFlexFacade;
+
+impl crate::rig::ArrayFacade for PowerFlexFacade {
+    fn product(&self) -> &'static str {
+        "powerflex"
+    }
+
+    fn create_csi_volume(
+        &self,
+        san: &San,
+        array: &crate::lab::ArrayEndpoint,
+        name: &str,
+        size_bytes: u64,
+    ) -> Result<crate::rig::TargetVolume, SanError> {
+        let csi = create_csi_volume(san, &array.name, name, size_bytes)?;
+        Ok(crate::rig::TargetVolume::new(
+            name,
+            csi.volume,
+            csi.volume_handle,
+            csi.volume_attributes.into_iter().collect(),
+        ))
+    }
+
+    fn vendor_flags(
+        &self,
+        array: &crate::lab::ArrayEndpoint,
+    ) -> Vec<(co_api::contract::flags::Flag, String)> {
+        vec![(
+            co_api::contract::flags::POWERFLEX_SYSTEM_ID,
+            system_id(&array.name),
+        )]
+    }
+}
+
 /// The PowerFlex REST API of `array` in `san`, for `username`/`password`.
 pub fn router(san: San, array: &str, username: &str, password: &str) -> Router {
     PowerFlex::new(san, array, username, password).router()
@@ -218,16 +269,7 @@ impl PowerFlex {
 
     /// Creates a volume as Dell's CSI driver does for a PVC, with the PV fields that name it.
     pub fn create_csi_volume(&self, name: &str, size_bytes: u64) -> Result<CsiVolume, SanError> {
-        let volume = self
-            .inner
-            .san
-            .create_volume(&self.inner.array, name, size_bytes)?;
-        Ok(CsiVolume {
-            volume_handle: format!("{}-{}", self.inner.system_id, volume_id(&volume)),
-            volume_attributes: BTreeMap::from([("Name".to_owned(), volume.name.clone())]),
-            driver: CSI_DRIVER,
-            volume,
-        })
+        create_csi_volume(&self.inner.san, &self.inner.array, name, size_bytes)
     }
 
     /// SDC ids `volume` (by name) is mapped to now.

@@ -48,6 +48,18 @@ impl ArrayVendor {
         }
     }
 
+    /// Whether ESXi reaches this vendor's volumes through the PowerFlex SDC (`scini`), which is
+    /// not a SCSI transport: no iSCSI or FC path leads to them, and none of the SDC's to others.
+    pub fn reached_through_sdc(self) -> bool {
+        self == ArrayVendor::PowerFlex
+    }
+
+    /// Whether a clone between two volumes of one array of this vendor is offloaded (VAAI
+    /// XCOPY). A PowerFlex volume behind the SDC is not: ESXi copies through the host.
+    pub fn offloads_clones(self) -> bool {
+        !self.reached_through_sdc()
+    }
+
     /// Every vendor, in the order of the product's vendor list.
     pub const ALL: [ArrayVendor; 9] = [
         ArrayVendor::Vantara,

@@ -11,7 +11,9 @@ fn adapter_key(adapter: &Adapter) -> String {
     match adapter.kind {
         AdapterKind::Iscsi => format!("key-vim.host.InternetScsiHba-{}", adapter.device),
         AdapterKind::Fc => format!("key-vim.host.FibreChannelHba-{}", adapter.device),
-        AdapterKind::Local => format!("key-vim.host.BlockHba-{}", adapter.device),
+        AdapterKind::Local | AdapterKind::Sdc => {
+            format!("key-vim.host.BlockHba-{}", adapter.device)
+        }
     }
 }
 
@@ -53,6 +55,11 @@ fn adapter_value(adapter: &Adapter) -> Value {
             fields.insert(3, ("model", s("SATA AHCI Controller")));
             Value::obj("HostBlockHba", fields)
         }
+        // The SDC is a block adapter driven by `scini`; its GUID is a module option, not a field.
+        AdapterKind::Sdc => {
+            fields.insert(3, ("model", s("PowerFlex SDC")));
+            Value::obj("HostBlockHba", fields)
+        }
     }
 }
 
@@ -69,7 +76,11 @@ pub(crate) fn scsi_inquiry(naa: &str) -> (&'static str, &'static str) {
 
 /// The `uuid` ESXi derives for a SCSI device (also `lunUuid` of RDM backings).
 pub(crate) fn scsi_uuid(device: &Device) -> String {
-    let naa_hex = device.lun.naa.trim_start_matches("naa.");
+    let naa_hex = device
+        .lun
+        .naa
+        .trim_start_matches("naa.")
+        .trim_start_matches("eui.");
     format!(
         "0200{:02x}0000{naa_hex}4c554e20432d",
         device.lun.lun_id & 0xff
@@ -144,8 +155,8 @@ fn multipath_lun(host: &SimHost, device: &Device) -> Value {
         "dead"
     };
     let paths = host
-        .adapters
-        .iter()
+        .adapters_to(&device.lun)
+        .into_iter()
         .map(|adapter| {
             let name = format!("{}:C0:T0:L{}", adapter.device, device.lun.lun_id);
             Value::obj(

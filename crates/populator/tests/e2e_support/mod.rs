@@ -28,7 +28,7 @@ pub const MIB: u64 = 1024 * 1024;
 
 /// Every vendor the lab serves and the populator has a plugin for: the end-to-end tests that are
 /// parametric in the vendor run each of them.
-pub const VENDORS: [VendorSpec; 8] = [
+pub const VENDORS: [VendorSpec; 9] = [
     VendorSpec::Ontap,
     VendorSpec::PureFlashArray,
     VendorSpec::PowerStore,
@@ -37,6 +37,7 @@ pub const VENDORS: [VendorSpec; 8] = [
     VendorSpec::InfiniBox,
     VendorSpec::Primera3Par,
     VendorSpec::Vantara,
+    VendorSpec::PowerFlex,
 ];
 
 /// The embedded scenario with its array served as `vendor`.
