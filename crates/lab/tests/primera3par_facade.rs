@@ -428,6 +428,17 @@ fn starts_with(volume: &co_lab::san::Volume, pattern: &[u8]) -> bool {
         .starts_with(pattern)
 }
 
+/// A `createPhysicalCopy` body onto `dest` with the parameters of `base` and `extra`.
+fn physical_copy(dest: &str, base: Value, extra: Value) -> Value {
+    let mut parameters = json!({"destVolume": dest});
+    for more in [base, extra] {
+        if let (Some(p), Value::Object(more)) = (parameters.as_object_mut(), more) {
+            p.extend(more);
+        }
+    }
+    json!({"action": "createPhysicalCopy", "parameters": parameters})
+}
+
 /// The copy path copy-offload cannot take: the PVC's volume is exported to the worker node (the
 /// CSI driver exported it before the populator pod started), and an offline physical copy refuses
 /// an exported destination, as the WSAPI does (`INV_OPERATION_VV_EXPORTED`). Unexported, the same
@@ -461,13 +472,7 @@ async fn an_offline_physical_copy_refuses_an_exported_destination() {
         .unwrap();
     array.san.map(ARRAY, &target.name, "ocp-worker-1").unwrap();
     let key = array.login().await;
-    let copy = |dest: &str, extra: Value| {
-        let mut parameters = json!({"destVolume": dest});
-        if let (Some(p), Value::Object(extra)) = (parameters.as_object_mut(), extra) {
-            p.extend(extra);
-        }
-        json!({"action": "createPhysicalCopy", "parameters": parameters})
-    };
+    let copy = |dest: &str, extra: Value| physical_copy(dest, json!({}), extra);
     let source_path = format!("/volumes/{}", source.name);
 
     let (status, _, body) = array
@@ -573,13 +578,7 @@ async fn an_online_physical_copy_creates_its_destination() {
     write_pattern(&source, b"online source");
     let key = array.login().await;
     let path = format!("/volumes/{}", source.name);
-    let online = |dest: &str, extra: Value| {
-        let mut parameters = json!({"destVolume": dest, "online": true});
-        if let (Some(p), Value::Object(extra)) = (parameters.as_object_mut(), extra) {
-            p.extend(extra);
-        }
-        json!({"action": "createPhysicalCopy", "parameters": parameters})
-    };
+    let online = |dest: &str, extra: Value| physical_copy(dest, json!({"online": true}), extra);
     let full = json!({"destCPG": "SSD_r6", "tpvv": true});
     let (status, _, body) = array
         .call(
