@@ -43,6 +43,38 @@ async fn serve() -> Array {
 }
 
 impl Array {
+    /// `method path` answered with `expected` and a WSAPI error naming `needle`.
+    async fn refused(
+        &self,
+        key: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        expected: StatusCode,
+        needle: &str,
+    ) {
+        let (status, _, answer) = self.call(key, method, path, body).await;
+        assert_error(&answer, status, expected, needle);
+    }
+
+    fn volume(&self, name: &str, size_bytes: u64) -> co_lab::san::Volume {
+        self.facade.create_csi_volume(name, size_bytes).unwrap()
+    }
+
+    /// A host with one iSCSI path, made on the SAN as an administrator would.
+    fn add_host(&self, name: &str, iqn: &str) {
+        self.san
+            .create_group(
+                ARRAY,
+                co_lab::san::GroupSpec {
+                    name: name.into(),
+                    initiators: vec![iqn.into()],
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    }
+
     async fn login(&self) -> String {
         let response = self
             .http
@@ -446,44 +478,26 @@ fn physical_copy(dest: &str, base: Value, extra: Value) -> Value {
 #[tokio::test]
 async fn an_offline_physical_copy_refuses_an_exported_destination() {
     let array = serve().await;
-    let source = array
-        .facade
-        .create_csi_volume("rdm-lun-1", 4 << 20)
-        .unwrap();
-    let target = array
-        .facade
-        .create_csi_volume("pvc-target-1", 4 << 20)
-        .unwrap();
-    let small = array
-        .facade
-        .create_csi_volume("pvc-small", 2 << 20)
-        .unwrap();
+    let source = array.volume("rdm-lun-1", 4 << 20);
+    let target = array.volume("pvc-target-1", 4 << 20);
+    let small = array.volume("pvc-small", 2 << 20);
     write_pattern(&source, b"source disk blocks");
-    array
-        .san
-        .create_group(
-            ARRAY,
-            co_lab::san::GroupSpec {
-                name: "ocp-worker-1".into(),
-                initiators: vec!["iqn.2020-01.io.openshift:worker-1".into()],
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    array.add_host("ocp-worker-1", "iqn.2020-01.io.openshift:worker-1");
     array.san.map(ARRAY, &target.name, "ocp-worker-1").unwrap();
     let key = array.login().await;
     let copy = |dest: &str, extra: Value| physical_copy(dest, json!({}), extra);
     let source_path = format!("/volumes/{}", source.name);
 
-    let (status, _, body) = array
-        .call(
+    array
+        .refused(
             &key,
             Method::POST,
             &source_path,
             Some(copy(&target.name, json!({}))),
+            StatusCode::FORBIDDEN,
+            "is exported",
         )
         .await;
-    assert_error(&body, status, StatusCode::FORBIDDEN, "is exported");
     assert!(
         !starts_with(&target, b"source disk blocks"),
         "nothing written"
@@ -510,24 +524,26 @@ async fn an_offline_physical_copy_refuses_an_exported_destination() {
             .await;
         assert_error(&body, status, expected, needle);
     }
-    let (status, _, body) = array
-        .call(
+    array
+        .refused(
             &key,
             Method::POST,
             &source_path,
             Some(copy(&small.name, json!({}))),
+            StatusCode::CONFLICT,
+            "larger than",
         )
         .await;
-    assert_error(&body, status, StatusCode::CONFLICT, "larger than");
-    let (status, _, body) = array
-        .call(
+    array
+        .refused(
             &key,
             Method::POST,
             &source_path,
             Some(copy(&source.name, json!({}))),
+            StatusCode::FORBIDDEN,
+            "same as the parent",
         )
         .await;
-    assert_error(&body, status, StatusCode::FORBIDDEN, "same as the parent");
 
     array
         .san
@@ -553,8 +569,16 @@ async fn an_offline_physical_copy_refuses_an_exported_destination() {
     assert!(starts_with(&target, b"source disk blocks"));
     let (_, _, all) = array.call(&key, Method::GET, "/tasks", None).await;
     assert_eq!(all["total"], 1, "{all}");
-    let (status, _, body) = array.call(&key, Method::GET, "/tasks/999", None).await;
-    assert_error(&body, status, StatusCode::NOT_FOUND, "does not exist");
+    array
+        .refused(
+            &key,
+            Method::GET,
+            "/tasks/999",
+            None,
+            StatusCode::NOT_FOUND,
+            "does not exist",
+        )
+        .await;
     assert!(
         array.facade.leftovers().is_empty(),
         "{:?}",
@@ -567,51 +591,43 @@ async fn an_offline_physical_copy_refuses_an_exported_destination() {
 #[tokio::test]
 async fn an_online_physical_copy_creates_its_destination() {
     let array = serve().await;
-    let source = array
-        .facade
-        .create_csi_volume("rdm-lun-2", 4 << 20)
-        .unwrap();
-    let target = array
-        .facade
-        .create_csi_volume("pvc-target-2", 4 << 20)
-        .unwrap();
+    let source = array.volume("rdm-lun-2", 4 << 20);
+    let target = array.volume("pvc-target-2", 4 << 20);
     write_pattern(&source, b"online source");
     let key = array.login().await;
     let path = format!("/volumes/{}", source.name);
     let online = |dest: &str, extra: Value| physical_copy(dest, json!({"online": true}), extra);
     let full = json!({"destCPG": "SSD_r6", "tpvv": true});
-    let (status, _, body) = array
-        .call(
+    array
+        .refused(
             &key,
             Method::POST,
             &path,
             Some(online(&target.name, full.clone())),
+            StatusCode::CONFLICT,
+            "already exists",
         )
         .await;
-    assert_error(&body, status, StatusCode::CONFLICT, "already exists");
-    let (status, _, body) = array
-        .call(
+    array
+        .refused(
             &key,
             Method::POST,
             &path,
             Some(online("copy-2", json!({"tpvv": true}))),
+            StatusCode::BAD_REQUEST,
+            "destCPG",
         )
         .await;
-    assert_error(&body, status, StatusCode::BAD_REQUEST, "destCPG");
-    let (status, _, body) = array
-        .call(
+    array
+        .refused(
             &key,
             Method::POST,
             &path,
             Some(online("copy-2", json!({"destCPG": "SSD_r6"}))),
+            StatusCode::BAD_REQUEST,
+            "one of the parameters",
         )
         .await;
-    assert_error(
-        &body,
-        status,
-        StatusCode::BAD_REQUEST,
-        "one of the parameters",
-    );
 
     let (status, _, body) = array
         .call(&key, Method::POST, &path, Some(online("copy-2", full)))
@@ -644,14 +660,8 @@ async fn an_online_physical_copy_creates_its_destination() {
 #[tokio::test]
 async fn promoting_a_snapshot_reverts_its_parent() {
     let array = serve().await;
-    let source = array
-        .facade
-        .create_csi_volume("rdm-lun-3", 4 << 20)
-        .unwrap();
-    let target = array
-        .facade
-        .create_csi_volume("pvc-target-3", 4 << 20)
-        .unwrap();
+    let source = array.volume("rdm-lun-3", 4 << 20);
+    let target = array.volume("pvc-target-3", 4 << 20);
     write_pattern(&source, b"first contents");
     let key = array.login().await;
     let (status, location, body) = array
@@ -675,23 +685,19 @@ async fn promoting_a_snapshot_reverts_its_parent() {
     assert_eq!(array.facade.snapshots_of(&source.name), vec!["snap-3"]);
 
     write_pattern(&source, b"later contents");
-    array
-        .san
-        .create_group(
-            ARRAY,
-            co_lab::san::GroupSpec {
-                name: "esx-1".into(),
-                initiators: vec![ESX_IQN.into()],
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    array.add_host("esx-1", ESX_IQN);
     array.san.map(ARRAY, &source.name, "esx-1").unwrap();
     let promote = json!({"action": primera3par::PROMOTE_VIRTUAL_COPY});
-    let (status, _, body) = array
-        .call(&key, Method::PUT, "/volumes/snap-3", Some(promote.clone()))
+    array
+        .refused(
+            &key,
+            Method::PUT,
+            "/volumes/snap-3",
+            Some(promote.clone()),
+            StatusCode::FORBIDDEN,
+            "is exported",
+        )
         .await;
-    assert_error(&body, status, StatusCode::FORBIDDEN, "is exported");
     let (status, _, body) = array
         .call(
             &key,
