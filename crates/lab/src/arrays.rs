@@ -21,6 +21,30 @@ use axum::http::header::AUTHORIZATION;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use crate::san::Volume;
+
+/// Overwrites `target`'s blocks with `source`'s, as an array-side copy does. The SAN keeps a
+/// volume's size, so a larger source is refused where an array would have grown the target; the
+/// rest of a larger target reads as zeros, as a fresh copy of the source would.
+pub(crate) fn overwrite_blocks(source: &Volume, target: &Volume) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    if source.size_bytes > target.size_bytes {
+        return Err(std::io::Error::other(format!(
+            "the source ({} bytes) is larger than the target ({} bytes)",
+            source.size_bytes, target.size_bytes
+        )));
+    }
+    let mut from = std::fs::File::open(&source.backing_path)?;
+    let mut to = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&target.backing_path)?;
+    to.seek(SeekFrom::Start(0))?;
+    let copied = std::io::copy(&mut from, &mut to)?;
+    to.set_len(copied)?;
+    to.set_len(target.size_bytes)?;
+    to.flush()
+}
+
 /// The value of cookie `name` among the request's `Cookie` headers.
 pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers

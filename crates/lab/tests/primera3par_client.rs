@@ -1,7 +1,9 @@
 //! HPE's own Primera/3PAR client library (python-3parclient, pinned in `peers/versions.env`)
 //! against the lab's WSAPI facade: login and session key, the WSAPI build and the system, the
 //! volume by name, hosts by path query, host create with persona and path add, host sets and
-//! their members, VLUN export at an automatic LUN and its removal, the array's refusals, logout.
+//! their members, VLUN export at an automatic LUN and its removal, offline and online physical
+//! copies and their tasks (the offline one refused onto an exported volume), a snapshot, its
+//! promote and its delete, the array's refusals, logout.
 //! The script (`vendor_clients/primera3par.py`) checks each answer; this test checks the SAN
 //! afterwards. Where the library and our plugin disagree on a shape, the library wins: fix the
 //! facade and the plugin, not the script.
@@ -25,6 +27,11 @@ async fn python_3parclient_drives_every_operation_the_plugin_uses() {
     san.add_array(ARRAY, ArrayVendor::Primera3Par).unwrap();
     let facade = Primera::new(san.clone(), ARRAY, "3paradm", PASSWORD);
     let volume = facade.create_csi_volume("pvc-conf1", 4 << 30).unwrap();
+    let source = facade.create_csi_volume("rdm-lun-conf", 8 << 20).unwrap();
+    let spare = facade
+        .create_csi_volume("unexported-conf", 8 << 20)
+        .unwrap();
+    std::fs::write(&source.backing_path, b"rdm blocks").unwrap();
     for (name, path) in [
         ("ocp-worker-1", "iqn.2020-01.io.openshift:worker-1"),
         ("esx-admin", "21000025B500000A"),
@@ -61,6 +68,8 @@ async fn python_3parclient_drives_every_operation_the_plugin_uses() {
         "esx_wwn": "21000025B500000C",
         "host": "xcopy-hostsystem-host-9",
         "host_set": "xcopy-hostsystem-host-9",
+        "source": source.name,
+        "spare": spare.name,
     });
     let output = tokio::task::spawn_blocking(move || {
         Command::new(python)
@@ -134,14 +143,43 @@ async fn python_3parclient_drives_every_operation_the_plugin_uses() {
         "host_in_set",
         "missing_vlun",
         "missing_host",
+        "copy_onto_exported",
+        "parent_with_child",
+        "delete_exported",
     ] {
         assert!(report[refusal]["code"].is_u64(), "{refusal}: {report}");
     }
+    assert_eq!(report["offline_task"]["status"], 1, "TASK_DONE");
+    assert_eq!(report["offline_task"]["name"], spare.name.as_str());
+    assert!(
+        std::fs::read(&spare.backing_path)
+            .unwrap()
+            .starts_with(b"rdm blocks"),
+        "the offline copy wrote the unexported volume"
+    );
+    assert!(
+        !std::fs::read(&volume.backing_path)
+            .unwrap()
+            .starts_with(b"rdm blocks"),
+        "the refused copy wrote nothing"
+    );
+    assert_eq!(report["online_task"]["status"], 1, "TASK_DONE");
+    assert_eq!(report["online_still_copying"], false);
+    assert_eq!(report["online_copy_size"], 8);
+    assert_eq!(report["snapshots"], json!(["xcopy-snap"]));
+    assert!(
+        report["promote"]["taskid"].is_u64(),
+        "{}",
+        report["promote"]
+    );
+    assert_eq!(report["snapshots_after"], json!([]));
     assert_eq!(report["logged_out"], true);
+    // The library answers a 403 with a new login and one retry (its `_cs_request`), and forgets
+    // the key it had: the refused offline copy leaves that one key open; logout deleted the other.
     assert_eq!(
         facade.open_sessions(),
-        0,
-        "the library's logout deleted the key"
+        1,
+        "the library's logout deleted its current key"
     );
 
     // Everything the script created is gone; the original export is untouched.

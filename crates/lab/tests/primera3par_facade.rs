@@ -43,6 +43,38 @@ async fn serve() -> Array {
 }
 
 impl Array {
+    /// `method path` answered with `expected` and a WSAPI error naming `needle`.
+    async fn refused(
+        &self,
+        key: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        expected: StatusCode,
+        needle: &str,
+    ) {
+        let (status, _, answer) = self.call(key, method, path, body).await;
+        assert_error(&answer, status, expected, needle);
+    }
+
+    fn volume(&self, name: &str, size_bytes: u64) -> co_lab::san::Volume {
+        self.facade.create_csi_volume(name, size_bytes).unwrap()
+    }
+
+    /// A host with one iSCSI path, made on the SAN as an administrator would.
+    fn add_host(&self, name: &str, iqn: &str) {
+        self.san
+            .create_group(
+                ARRAY,
+                co_lab::san::GroupSpec {
+                    name: name.into(),
+                    initiators: vec![iqn.into()],
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    }
+
     async fn login(&self) -> String {
         let response = self
             .http
@@ -410,4 +442,316 @@ async fn hosts_sets_and_vluns_follow_the_array_rules() {
         )
         .await;
     assert_error(&body, status, StatusCode::BAD_REQUEST, "unknown member");
+}
+
+/// Fills the first bytes of `volume` with `pattern`, as a guest's writes would.
+fn write_pattern(volume: &co_lab::san::Volume, pattern: &[u8]) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&volume.backing_path)
+        .unwrap();
+    file.write_all(pattern).unwrap();
+}
+
+fn starts_with(volume: &co_lab::san::Volume, pattern: &[u8]) -> bool {
+    std::fs::read(&volume.backing_path)
+        .unwrap()
+        .starts_with(pattern)
+}
+
+/// A `createPhysicalCopy` body onto `dest` with the parameters of `base` and `extra`.
+fn physical_copy(dest: &str, base: Value, extra: Value) -> Value {
+    let mut parameters = json!({"destVolume": dest});
+    for more in [base, extra] {
+        if let (Some(p), Value::Object(more)) = (parameters.as_object_mut(), more) {
+            p.extend(more);
+        }
+    }
+    json!({"action": "createPhysicalCopy", "parameters": parameters})
+}
+
+/// The copy path copy-offload cannot take: the PVC's volume is exported to the worker node (the
+/// CSI driver exported it before the populator pod started), and an offline physical copy refuses
+/// an exported destination, as the WSAPI does (`INV_OPERATION_VV_EXPORTED`). Unexported, the same
+/// request copies, and its task reports done.
+#[tokio::test]
+async fn an_offline_physical_copy_refuses_an_exported_destination() {
+    let array = serve().await;
+    let source = array.volume("rdm-lun-1", 4 << 20);
+    let target = array.volume("pvc-target-1", 4 << 20);
+    let small = array.volume("pvc-small", 2 << 20);
+    write_pattern(&source, b"source disk blocks");
+    array.add_host("ocp-worker-1", "iqn.2020-01.io.openshift:worker-1");
+    array.san.map(ARRAY, &target.name, "ocp-worker-1").unwrap();
+    let key = array.login().await;
+    let copy = |dest: &str, extra: Value| physical_copy(dest, json!({}), extra);
+    let source_path = format!("/volumes/{}", source.name);
+
+    array
+        .refused(
+            &key,
+            Method::POST,
+            &source_path,
+            Some(copy(&target.name, json!({}))),
+            StatusCode::FORBIDDEN,
+            "is exported",
+        )
+        .await;
+    assert!(
+        !starts_with(&target, b"source disk blocks"),
+        "nothing written"
+    );
+    for (extra, expected, needle) in [
+        (
+            json!({"destCPG": "SSD_r6"}),
+            StatusCode::BAD_REQUEST,
+            "online copy only",
+        ),
+        (
+            json!({"tpvv": true}),
+            StatusCode::BAD_REQUEST,
+            "online copy only",
+        ),
+    ] {
+        let (status, _, body) = array
+            .call(
+                &key,
+                Method::POST,
+                &source_path,
+                Some(copy(&target.name, extra)),
+            )
+            .await;
+        assert_error(&body, status, expected, needle);
+    }
+    array
+        .refused(
+            &key,
+            Method::POST,
+            &source_path,
+            Some(copy(&small.name, json!({}))),
+            StatusCode::CONFLICT,
+            "larger than",
+        )
+        .await;
+    array
+        .refused(
+            &key,
+            Method::POST,
+            &source_path,
+            Some(copy(&source.name, json!({}))),
+            StatusCode::FORBIDDEN,
+            "same as the parent",
+        )
+        .await;
+
+    array
+        .san
+        .unmap(ARRAY, &target.name, "ocp-worker-1")
+        .unwrap();
+    let (status, _, body) = array
+        .call(
+            &key,
+            Method::POST,
+            &source_path,
+            Some(copy(&target.name, json!({}))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let task = body["taskid"].as_u64().unwrap();
+    let (status, _, record) = array
+        .call(&key, Method::GET, &format!("/tasks/{task}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{record}");
+    assert_eq!(record["status"], primera3par::task_status::DONE);
+    assert_eq!(record["type"], 1, "vv_copy");
+    assert_eq!(record["name"], target.name.as_str());
+    assert!(starts_with(&target, b"source disk blocks"));
+    let (_, _, all) = array.call(&key, Method::GET, "/tasks", None).await;
+    assert_eq!(all["total"], 1, "{all}");
+    array
+        .refused(
+            &key,
+            Method::GET,
+            "/tasks/999",
+            None,
+            StatusCode::NOT_FOUND,
+            "does not exist",
+        )
+        .await;
+    assert!(
+        array.facade.leftovers().is_empty(),
+        "{:?}",
+        array.facade.leftovers()
+    );
+}
+
+/// An online physical copy makes a new volume: it never writes a volume that exists (so it
+/// cannot fill the PVC's volume), and needs a CPG and a provisioning type.
+#[tokio::test]
+async fn an_online_physical_copy_creates_its_destination() {
+    let array = serve().await;
+    let source = array.volume("rdm-lun-2", 4 << 20);
+    let target = array.volume("pvc-target-2", 4 << 20);
+    write_pattern(&source, b"online source");
+    let key = array.login().await;
+    let path = format!("/volumes/{}", source.name);
+    let online = |dest: &str, extra: Value| physical_copy(dest, json!({"online": true}), extra);
+    let full = json!({"destCPG": "SSD_r6", "tpvv": true});
+    array
+        .refused(
+            &key,
+            Method::POST,
+            &path,
+            Some(online(&target.name, full.clone())),
+            StatusCode::CONFLICT,
+            "already exists",
+        )
+        .await;
+    array
+        .refused(
+            &key,
+            Method::POST,
+            &path,
+            Some(online("copy-2", json!({"tpvv": true}))),
+            StatusCode::BAD_REQUEST,
+            "destCPG",
+        )
+        .await;
+    array
+        .refused(
+            &key,
+            Method::POST,
+            &path,
+            Some(online("copy-2", json!({"destCPG": "SSD_r6"}))),
+            StatusCode::BAD_REQUEST,
+            "one of the parameters",
+        )
+        .await;
+
+    let (status, _, body) = array
+        .call(&key, Method::POST, &path, Some(online("copy-2", full)))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let task = body["taskid"].as_u64().unwrap();
+    let (_, _, record) = array
+        .call(&key, Method::GET, &format!("/tasks/{task}"), None)
+        .await;
+    assert_eq!(record["type"], 18, "online_vv_copy");
+    assert_eq!(record["name"], "copy-2");
+    let copy = array.san.volume(ARRAY, "copy-2").unwrap();
+    assert!(starts_with(&copy, b"online source"));
+    assert_ne!(copy.naa, target.naa, "a new volume, not the PVC's");
+    assert!(!starts_with(&target, b"online source"));
+    assert_eq!(
+        array.facade.leftovers(),
+        vec![format!("physical copy copy-2 of {}", source.name)]
+    );
+    let (status, _, body) = array
+        .call(&key, Method::DELETE, "/volumes/copy-2", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(array.facade.leftovers().is_empty());
+}
+
+/// Upstream's path: a snapshot of the source and a promote (action 4). The promote copies the
+/// snapshot back onto its parent — the source — and leaves the target untouched; the snapshot
+/// depends on the source until deleted.
+#[tokio::test]
+async fn promoting_a_snapshot_reverts_its_parent() {
+    let array = serve().await;
+    let source = array.volume("rdm-lun-3", 4 << 20);
+    let target = array.volume("pvc-target-3", 4 << 20);
+    write_pattern(&source, b"first contents");
+    let key = array.login().await;
+    let (status, location, body) = array
+        .call(
+            &key,
+            Method::POST,
+            &format!("/volumes/{}", source.name),
+            Some(json!({"action": "createSnapshot", "parameters": {"name": "snap-3"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(location.as_deref(), Some("/api/v1/volumes/snap-3"));
+    let (_, _, snapshot) = array.call(&key, Method::GET, "/volumes/snap-3", None).await;
+    assert_eq!(snapshot["copyOf"], source.name.as_str());
+    assert_eq!(snapshot["copyType"], primera3par::VIRTUAL_COPY);
+    let query = urlencode(&format!("\"copyOf EQ {}\"", source.name));
+    let (_, _, found) = array
+        .call(&key, Method::GET, &format!("/volumes?query={query}"), None)
+        .await;
+    assert_eq!(found["total"], 1, "{found}");
+    assert_eq!(array.facade.snapshots_of(&source.name), vec!["snap-3"]);
+
+    write_pattern(&source, b"later contents");
+    array.add_host("esx-1", ESX_IQN);
+    array.san.map(ARRAY, &source.name, "esx-1").unwrap();
+    let promote = json!({"action": primera3par::PROMOTE_VIRTUAL_COPY});
+    array
+        .refused(
+            &key,
+            Method::PUT,
+            "/volumes/snap-3",
+            Some(promote.clone()),
+            StatusCode::FORBIDDEN,
+            "is exported",
+        )
+        .await;
+    let (status, _, body) = array
+        .call(
+            &key,
+            Method::PUT,
+            &format!("/volumes/{}", target.name),
+            Some(promote),
+        )
+        .await;
+    assert_error(&body, status, StatusCode::CONFLICT, "base volume");
+    let (status, _, body) = array
+        .call(
+            &key,
+            Method::PUT,
+            "/volumes/snap-3",
+            Some(json!({"action": primera3par::PROMOTE_VIRTUAL_COPY, "online": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        starts_with(&source, b"first contents"),
+        "the parent reverted"
+    );
+    assert!(
+        !starts_with(&target, b"first contents"),
+        "the target untouched"
+    );
+
+    let (status, _, body) = array
+        .call(
+            &key,
+            Method::DELETE,
+            &format!("/volumes/{}", source.name),
+            None,
+        )
+        .await;
+    assert_error(&body, status, StatusCode::CONFLICT, "in use");
+    array.san.unmap(ARRAY, &source.name, "esx-1").unwrap();
+    let (status, _, body) = array
+        .call(
+            &key,
+            Method::DELETE,
+            &format!("/volumes/{}", source.name),
+            None,
+        )
+        .await;
+    assert_error(&body, status, StatusCode::CONFLICT, "child");
+    assert_eq!(
+        array.facade.leftovers(),
+        vec![format!("snapshot snap-3 of {}", source.name)]
+    );
+    let (status, _, _) = array
+        .call(&key, Method::DELETE, "/volumes/snap-3", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(array.facade.leftovers().is_empty());
+    assert!(array.facade.snapshots_of(&source.name).is_empty());
 }

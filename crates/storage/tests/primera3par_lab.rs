@@ -3,7 +3,8 @@
 //! it found it; every mutating call is idempotent; administrators' hosts are used, never changed;
 //! two copies on one ESXi host share its host set; a resumed run adopts what an earlier one left;
 //! upstream's defects stay fixed (hostname shapes, persona, name lengths, restore to plain hosts,
-//! the session key deleted at exit); the session survives expiry (401) and a refused key (403)
+//! the session key deleted at exit, no array-side copy and so no snapshot of a vVol/RDM source);
+//! the session survives expiry (401) and a refused key (403)
 //! with one re-login; 429/503 are retried a bounded number of times; an unreachable array and
 //! wrong credentials fail fast with the setting to fix.
 
@@ -355,6 +356,51 @@ async fn long_host_ids_get_names_within_the_array_limits() {
         GroupRelease::Deleted
     );
     lab.assert_clean();
+}
+
+/// Upstream copied vVol and RDM disks with a snapshot of the source and a promote, which reverts
+/// the snapshot's *parent* (the source) and left the PVC's volume a snapshot depending on the
+/// source. Here an array-side copy would have to write the PVC's volume while it is exported to
+/// the worker node, which the WSAPI refuses, so the plugin offers none: vVol and RDM disks take
+/// XCOPY, and a whole run sends no request that creates, copies, promotes or deletes a volume.
+#[tokio::test]
+async fn vvol_and_rdm_disks_never_leave_a_snapshot_of_the_source() {
+    let lab = Lab::start().await;
+    let recorder = Recorder::new();
+    let array = lab.connect(Some(recorder.clone())).await;
+    assert!(
+        array.array_copy().is_none(),
+        "Primera/3PAR has no array-side copy onto an exported volume"
+    );
+    let source = lab.facade.create_csi_volume("rdm-lun-7", 1 << 30).unwrap();
+    let host = esx("hostsystem-host-7", &[ESX_IQN]);
+    lab.host("esx-7", ESX_FC.split(':').nth(1).unwrap());
+    lab.san.map(ARRAY, &source.name, "esx-7").unwrap();
+
+    let volume = array.resolve_volume(&lab.csi_pv("pvc-r7")).await.unwrap();
+    let group = array.ensure_initiator_group(&host).await.unwrap();
+    let originals = array.current_mappings(&volume).await.unwrap();
+    array.map(&volume, &group).await.unwrap();
+    array.unmap(&volume, &group).await.unwrap();
+    array.restore(&volume, &originals).await.unwrap();
+    array.release_group(&group).await.unwrap();
+    array.close().await.unwrap();
+
+    let volume_writes: Vec<String> = recorder
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET" && r.path.starts_with("/api/v1/volumes"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(volume_writes.is_empty(), "{volume_writes:?}");
+    assert!(lab.facade.snapshots_of(&source.name).is_empty());
+    assert!(lab.facade.snapshots_of(&volume.name).is_empty());
+    lab.assert_clean();
+    assert_eq!(
+        lab.groups_of(&source.name),
+        ["esx-7"],
+        "the source untouched"
+    );
 }
 
 /// Upstream needed exactly `https://host:port`.

@@ -29,7 +29,6 @@
 //! Every command served is listed in [`COMMANDS`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -802,7 +801,7 @@ impl FlashSystem {
                 }
                 let source = self.vdisk(&map.source)?;
                 let target = self.vdisk(&map.target)?;
-                copy_blocks(&source, &target).map_err(|e| {
+                super::overwrite_blocks(&source, &target).map_err(|e| {
                     CliError::failed(format!("CMMVC5999E The copy could not be made: {e}"))
                 })?;
                 map.status = FcStatus::Copying;
@@ -1024,17 +1023,6 @@ fn filtered(rows: Vec<Value>, opts: &Options) -> Result<Value, CliError> {
 
 fn required_object(object: Option<&str>) -> Result<&str, CliError> {
     object.ok_or_else(|| CliError::bad("CMMVC5707E Required parameters are missing."))
-}
-
-/// Overwrites `target`'s blocks with `source`'s (same size, FlashCopy's rule).
-fn copy_blocks(source: &Volume, target: &Volume) -> std::io::Result<()> {
-    let mut from = std::fs::File::open(&source.backing_path)?;
-    let mut to = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&target.backing_path)?;
-    to.seek(SeekFrom::Start(0))?;
-    std::io::copy(&mut from, &mut to)?;
-    to.flush()
 }
 
 /// The CLI options of one command.

@@ -40,6 +40,10 @@ use serde_json::{Value, json};
 
 use crate::san::{GroupSpec, InitiatorId, San, SanError, Volume, stable_hash};
 
+mod copies;
+
+pub use copies::{PROMOTE_VIRTUAL_COPY, VIRTUAL_COPY, task_status};
+
 /// Where the API lives on the management address.
 pub const BASE_PATH: &str = "/api/v1";
 
@@ -83,6 +87,11 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("GET", "/api/v1/system"),
     ("GET", "/api/v1/volumes"),
     ("GET", "/api/v1/volumes/{name}"),
+    ("POST", "/api/v1/volumes/{name}"),
+    ("PUT", "/api/v1/volumes/{name}"),
+    ("DELETE", "/api/v1/volumes/{name}"),
+    ("GET", "/api/v1/tasks"),
+    ("GET", "/api/v1/tasks/{id}"),
     ("GET", "/api/v1/hosts"),
     ("POST", "/api/v1/hosts"),
     ("GET", "/api/v1/hosts/{name}"),
@@ -179,6 +188,9 @@ struct FacadeState {
     hosts: BTreeMap<String, HostMeta>,
     /// Host set name → set.
     sets: BTreeMap<String, HostSet>,
+    /// Volumes made through the WSAPI (snapshots, online copies) → what they were made from.
+    made: BTreeMap<String, copies::Made>,
+    tasks: Vec<copies::Task>,
 }
 
 #[derive(Debug, Clone)]
@@ -217,7 +229,15 @@ impl Primera {
         let api = Router::new()
             .route("/system", get(system))
             .route("/volumes", get(volumes_get))
-            .route("/volumes/{name}", get(volume_get))
+            .route(
+                "/volumes/{name}",
+                get(volume_get)
+                    .post(copies::volume_action)
+                    .put(copies::volume_modify)
+                    .delete(copies::volume_delete),
+            )
+            .route("/tasks", get(copies::tasks_get))
+            .route("/tasks/{id}", get(copies::task_get))
             .route("/hosts", get(hosts_get).post(host_create))
             .route(
                 "/hosts/{name}",
@@ -250,8 +270,8 @@ impl Primera {
             .create_volume(&self.inner.array, &csi_volume_name(pv_name), size_bytes)
     }
 
-    /// What a copy may have left on the array: hosts and host sets named `xcopy-…` and every
-    /// VLUN to them. Empty after a clean run.
+    /// What a copy may have left on the array: hosts and host sets named `xcopy-…`, every VLUN
+    /// to them, and every snapshot or copy made through the WSAPI. Empty after a clean run.
     pub fn leftovers(&self) -> Vec<String> {
         let array = &self.inner.array;
         let ours = |name: &str| name.starts_with("xcopy-");
@@ -274,7 +294,13 @@ impl Primera {
                 .filter(|m| ours(&m.group))
                 .map(|m| format!("VLUN of {} to {}", m.volume, vlun_hostname(&m.group))),
         );
+        found.extend(copies::leftovers(&self.inner));
         found
+    }
+
+    /// The snapshots of volume `name` (volumes whose `copyOf` it is).
+    pub fn snapshots_of(&self, name: &str) -> Vec<String> {
+        copies::snapshots_of(&self.inner, name)
     }
 
     /// Ends every session, as the array's idle timeout or a WSAPI restart does.
@@ -343,6 +369,16 @@ mod code {
     pub const MEMBER_IN_SET: u64 = 104;
     pub const MEMBER_NOT_IN_SET: u64 = 105;
     pub const INTERNAL: u64 = 250;
+    pub const EXISTENT_VOL: u64 = 22;
+    pub const HAS_CHILD: u64 = 34;
+    pub const NON_EXISTENT_TASK: u64 = 61;
+    pub const ONE_REQUIRED: u64 = 78;
+    pub const NON_BASE_VOLUME: u64 = 140;
+    pub const VV_EXPORTED: u64 = 141;
+    pub const COPY_TO_SELF: u64 = 142;
+    pub const COPY_PARENT_TOO_BIG: u64 = 143;
+    pub const BASE_VOLUME_PROMOTE: u64 = 144;
+    pub const PARENT_VV_EXPORTED: u64 = 145;
 }
 
 impl ApiError {
@@ -679,24 +715,30 @@ fn numeric_id(parts: &[&str]) -> u64 {
     stable_hash(parts) % 60_000 + 1
 }
 
-fn volume_record(volume: &Volume) -> Value {
+fn volume_record(inner: &Inner, volume: &Volume) -> Value {
     // The serial ends in the array's sequence number of the volume: its low 32 bits are the id.
     let id = u64::from_str_radix(&volume.serial[volume.serial.len().saturating_sub(8)..], 16)
         .unwrap_or_else(|_| numeric_id(&[&volume.name]));
-    json!({
+    let mut record = json!({
         "id": id,
         "name": volume.name,
         "uuid": volume.uuid,
         "wwn": volume.serial.to_ascii_uppercase(),
         "sizeMiB": volume.size_bytes / (1024 * 1024),
         "provisioningType": 2,
-        "copyType": 1,
         "baseId": id,
         "readOnly": false,
         "state": 1,
         "userCPG": "SSD_r6",
         "snapCPG": "SSD_r6",
-    })
+    });
+    if let (Some(record), Value::Object(copy)) = (
+        record.as_object_mut(),
+        copies::copy_members(inner, &volume.name),
+    ) {
+        record.extend(copy);
+    }
+    record
 }
 
 fn persona_of(state: &FacadeState, host: &str) -> u64 {
@@ -787,14 +829,14 @@ async fn volumes_get(
         .san
         .volumes(&inner.array)
         .iter()
-        .map(volume_record)
+        .map(|v| volume_record(&inner, v))
         .collect();
-    filtered(&params, &["name", "wwn", "uuid"], all)
+    filtered(&params, &["name", "wwn", "uuid", "copyOf"], all)
 }
 
 async fn volume_get(State(inner): State<Arc<Inner>>, Path(name): Path<String>) -> ApiResult {
     match inner.san.volume(&inner.array, &name) {
-        Some(volume) => ok(volume_record(&volume)),
+        Some(volume) => ok(volume_record(&inner, &volume)),
         None => Err(ApiError::missing(
             code::NON_EXISTENT_VOL,
             format!("volume {name} does not exist"),

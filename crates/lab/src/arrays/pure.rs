@@ -25,7 +25,6 @@
 //! FlashArray OpenAPI definition.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -1570,7 +1569,7 @@ async fn volumes_post(
             }
         };
         if let Some(source) = &source {
-            copy_blocks(source, &target).map_err(|e| ApiError {
+            super::overwrite_blocks(source, &target).map_err(|e| ApiError {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 context: Some(name.clone()),
                 message: format!("copying {} onto {name} failed: {e}", source.name),
@@ -1589,27 +1588,6 @@ async fn volumes_post(
             .map(|v| array.volume_item(&state, v))
             .collect(),
     )
-}
-
-/// Overwrites `target`'s blocks with `source`'s. The SAN keeps a volume's size, so a larger
-/// source is refused where the array would have grown the target.
-fn copy_blocks(source: &Volume, target: &Volume) -> std::io::Result<()> {
-    if source.size_bytes > target.size_bytes {
-        return Err(std::io::Error::other(format!(
-            "the source ({} bytes) is larger than the target ({} bytes)",
-            source.size_bytes, target.size_bytes
-        )));
-    }
-    let mut from = std::fs::File::open(&source.backing_path)?;
-    let mut to = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&target.backing_path)?;
-    to.seek(SeekFrom::Start(0))?;
-    let copied = std::io::copy(&mut from, &mut to)?;
-    // The rest of a larger target reads as zeros, as a fresh copy of the source would.
-    to.set_len(copied)?;
-    to.set_len(target.size_bytes)?;
-    to.flush()
 }
 
 // ---- volume tags ----

@@ -3,7 +3,7 @@ every operation the copy-offload plugin uses, and checks the answers. Run by
 crates/lab/tests/primera3par_client.rs.
 
 Argument: a JSON object {url, username, password, volume, worker_host, admin_host, admin_wwn,
-esx_iqn, esx_wwn, host, host_set}. Prints one JSON object with what the library returned; exits
+esx_iqn, esx_wwn, host, host_set, source, spare}. Prints one JSON object with what the library returned; exits
 non-zero with the failed check on stderr.
 """
 
@@ -113,6 +113,33 @@ def main():
     cl.deleteHostSet(cfg["host_set"])
     cl.deleteHost(cfg["host"])
     seen["missing_host"] = refused(lambda: cl.getHost(cfg["host"]), exceptions.HTTPNotFound)
+
+    # Copies: an offline physical copy onto the exported volume is refused; onto an unexported one
+    # it runs as a task. An online copy creates a new volume. A snapshot lists under its parent,
+    # and promoting it writes the parent.
+    seen["copy_onto_exported"] = refused(
+        lambda: cl.copyVolume(cfg["source"], cfg["volume"], None), exceptions.HTTPForbidden
+    )
+    offline = cl.copyVolume(cfg["source"], cfg["spare"], None)
+    seen["offline_task"] = cl.getTask(offline["taskid"])
+    online = cl.copyVolume(
+        cfg["source"], "xcopy-online-copy", "SSD_r6", {"online": True, "tpvv": True}
+    )
+    seen["online_task"] = cl.getTask(online["taskid"])
+    seen["online_still_copying"] = cl.isOnlinePhysicalCopy("xcopy-online-copy")
+    seen["online_copy_size"] = cl.getVolume("xcopy-online-copy")["sizeMiB"]
+    cl.deleteVolume("xcopy-online-copy")
+    cl.createSnapshot("xcopy-snap", cfg["source"], {"readOnly": False})
+    seen["snapshots"] = cl.getVolumeSnapshots(cfg["source"])
+    seen["promote"] = cl.promoteVirtualCopy("xcopy-snap")
+    seen["parent_with_child"] = refused(
+        lambda: cl.deleteVolume(cfg["source"]), exceptions.HTTPConflict
+    )
+    cl.deleteVolume("xcopy-snap")
+    seen["snapshots_after"] = cl.getVolumeSnapshots(cfg["source"])
+    seen["delete_exported"] = refused(
+        lambda: cl.deleteVolume(cfg["volume"]), exceptions.HTTPConflict
+    )
 
     cl.logout()
     seen["logged_out"] = cl.get_session_key() is None

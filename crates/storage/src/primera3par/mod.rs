@@ -6,6 +6,12 @@
 //! host set `xcopy-<hostID>` the volume is exported to (`set:<name>` VLUNs), VLUNs listed per
 //! volume, and device names from the volume `wwn`.
 //!
+//! No array-side copy: vVol and RDM disks take XCOPY. The WSAPI's copies cannot write the PVC's
+//! volume while the CSI driver has it exported to the worker node — an offline physical copy
+//! refuses an exported destination, an online one creates a new volume, and promoting a snapshot
+//! reverts the snapshot's parent (upstream's path, which left the PVC's volume a snapshot
+//! depending on the source). `docs/vendors.md` has the reasoning.
+//!
 //! Differences from upstream: `STORAGE_HOSTNAME` may be a host, `host:port` or a URL with or
 //! without `/api/v1`; the session key is deleted at exit instead of leaking one key per three
 //! minutes; the created host gets the WSAPI's VMware persona (8), not 11 (Windows Server in the
