@@ -1,0 +1,119 @@
+"""Drives the lab's Vantara facade with Hitachi's own Configuration Manager REST layer, the
+gateways of the `hitachivantara.vspone_block` Ansible collection (`VSPConnectionManager`, its
+`SessionManager`, and the host group, iSCSI target and volume gateways its modules call), through
+every operation the copy-offload plugin uses, and checks the answers. Run by
+crates/lab/tests/vantara_client.rs.
+
+Argument: a JSON object {address, username, password, ldev, worker_ldev, fc_port, fc_group,
+iscsi_port, iscsi_group}. Prints one JSON object with what the library returned; exits non-zero
+with the failed check on stderr.
+"""
+
+import json
+import sys
+
+from ansible_collections.hitachivantara.vspone_block.plugins.module_utils.gateway.gateway_manager import (
+    VSPConnectionManager,
+)
+from ansible_collections.hitachivantara.vspone_block.plugins.module_utils.gateway.vsp_host_group_gateway import (
+    VSPHostGroupDirectGateway,
+)
+from ansible_collections.hitachivantara.vspone_block.plugins.module_utils.gateway.vsp_iscsi_target_gateway import (
+    VSPIscsiTargetDirectGateway,
+)
+from ansible_collections.hitachivantara.vspone_block.plugins.module_utils.gateway.vsp_volume import (
+    VSPVolumeDirectGateway,
+)
+from ansible_collections.hitachivantara.vspone_block.plugins.module_utils.model.common_base_models import (
+    ConnectionInfo,
+)
+
+
+def check(condition, what, value=None):
+    if not condition:
+        sys.stderr.write(f"check failed: {what}: {value!r}\n")
+        sys.exit(1)
+
+
+def refused(call):
+    """The array's message for a refused request (the library raises it as an Exception)."""
+    try:
+        call()
+    except Exception as error:  # the collection raises bare Exceptions
+        return str(error)
+    check(False, "expected the array to refuse")
+    return ""
+
+
+def main():
+    cfg = json.loads(sys.argv[1])
+    connection = ConnectionInfo(
+        address=cfg["address"], username=cfg["username"], password=cfg["password"]
+    )
+    report = {}
+
+    # Session: the first request opens one (POST /objects/sessions with Basic), later ones send
+    # `Authorization: Session <token>`.
+    rest = VSPConnectionManager(connection.address, connection.username, connection.password)
+    storage = rest.get("v1/objects/storages/instance")
+    report["storage_device_id"] = storage["storageDeviceId"]
+    report["model"] = storage["model"]
+    report["sessions_opened"] = len(rest.session_manager.token_to_session_id_map)
+
+    # The LDEV, its NAA and its LU paths.
+    volumes = VSPVolumeDirectGateway(connection)
+    volume = volumes.get_volume_by_id(cfg["ldev"])
+    report["naa_id"] = volume.naaId
+    report["emulation_type"] = volume.emulationType
+    report["ldev_ports"] = [(p["portId"], p["hostGroupNumber"]) for p in volume.ports]
+    undefined = volumes.get_volume_by_id(65000)
+    report["undefined_emulation_type"] = undefined.emulationType
+
+    # Host groups per FC port, with their WWNs and LU paths (as hv_hg_facts gathers them).
+    host_groups = VSPHostGroupDirectGateway(connection)
+    report["ports"] = sorted((p.portId, p.portType) for p in host_groups.get_ports())
+    found = host_groups.get_host_groups([cfg["fc_port"]], None, None, True, True, False)
+    report["fc_groups"] = [
+        {
+            "name": hg.hostGroupName,
+            "number": hg.hostGroupNumber,
+            "wwns": [w.id for w in hg.wwns],
+            "ldevs": [l.ldevId for l in hg.lunPaths],
+        }
+        for hg in found.data
+    ]
+
+    # iSCSI targets: their IQNs.
+    iscsi = VSPIscsiTargetDirectGateway(connection)
+    iqns = iscsi.get_iqn_initiators(cfg["iscsi_port"], cfg["iscsi_group"])
+    report["iqns"] = [i.iscsiName for i in iqns]
+
+    # Map the LDEV onto the FC group (a job polled to completion), list, map again, unmap.
+    target = next(hg for hg in found.data if hg.hostGroupNumber == cfg["fc_group"])
+    host_groups.add_luns_to_host_group(target, [cfg["ldev"]])
+    luns = host_groups.get_luns(cfg["fc_port"], cfg["fc_group"])
+    mapped = [l for l in luns.data if l.ldevId == cfg["ldev"]]
+    check(len(mapped) == 1, "one LU path of the LDEV", [l.ldevId for l in luns.data])
+    report["lun_id"] = mapped[0].lunId
+    report["ldev_ports_mapped"] = sorted(
+        (p["portId"], p["hostGroupNumber"]) for p in volumes.get_volume_by_id(cfg["ldev"]).ports
+    )
+    report["double_map"] = refused(
+        lambda: host_groups.add_luns_to_host_group(target, [cfg["ldev"]])
+    )
+    host_groups.delete_one_lun_from_host_group(target, mapped[0].lun)
+    luns = host_groups.get_luns(cfg["fc_port"], cfg["fc_group"])
+    report["ldevs_after_unmap"] = [l.ldevId for l in luns.data]
+    report["missing_path"] = refused(
+        lambda: host_groups.delete_one_lun_from_host_group(target, 200)
+    )
+
+    # Log out every session the library opened (its atexit hook, run here to see it work).
+    opened = len(rest.session_manager.token_to_session_id_map)
+    rest.session_manager.discard_sessions()
+    report["sessions_discarded"] = opened
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
