@@ -414,6 +414,14 @@ pub struct ArgProblem {
 }
 
 impl ArgProblem {
+    /// A problem with `subject` (a flag of another subcommand sharing these settings).
+    pub fn new(subject: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            subject: subject.into(),
+            message: message.into(),
+        }
+    }
+
     /// The flag(s) and env var(s) concerned, e.g. `--source-vmdk (env: none)`.
     pub fn subject(&self) -> &str {
         &self.subject

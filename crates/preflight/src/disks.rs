@@ -230,7 +230,7 @@ fn same_array_check(env: &EnvironmentConfig, disk: &DiskFacts) -> Check {
             DISK_SAME_ARRAY,
             subject,
             format!(
-                "source LUN {device} of datastore {} is a {} LUN (vendor id {oui})",
+                "source LUN {device} of datastore {} carries the vendor id of {} ({oui})",
                 disk.datastore.name,
                 product.as_str()
             ),
