@@ -382,6 +382,9 @@ async fn ssh_checks(
     out
 }
 
+/// A managed entity and the name a person knows it by.
+type NamedEntity = (ManagedObjectReference, String);
+
 /// The session's privileges on vCenter, each host and each datastore of the disks.
 pub(crate) async fn check_privileges(
     client: &Client,
@@ -397,13 +400,13 @@ pub(crate) async fn check_privileges(
             return;
         }
     };
-    let mut datastores: Vec<(ManagedObjectReference, String)> = disks
+    let mut datastores: Vec<NamedEntity> = disks
         .iter()
         .map(|d| (d.datastore.datastore.clone(), d.datastore.name.clone()))
         .collect();
     datastores.sort_by(|a, b| a.1.cmp(&b.1));
     datastores.dedup();
-    let groups: Vec<(Vec<(ManagedObjectReference, String)>, &[&str])> = vec![
+    let groups: Vec<(Vec<NamedEntity>, &[&str])> = vec![
         (
             vec![(
                 client.service_content().root_folder.clone(),

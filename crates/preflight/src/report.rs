@@ -57,11 +57,7 @@ impl Check {
         message: impl Into<String>,
         remedy: impl Into<String>,
     ) -> Self {
-        Self {
-            outcome: Outcome::Warn,
-            remedy: remedy.into(),
-            ..Self::pass(id, subject, message)
-        }
+        Self::finding(Outcome::Warn, id, subject, message, remedy)
     }
 
     pub fn fail(
@@ -70,8 +66,18 @@ impl Check {
         message: impl Into<String>,
         remedy: impl Into<String>,
     ) -> Self {
+        Self::finding(Outcome::Fail, id, subject, message, remedy)
+    }
+
+    fn finding(
+        outcome: Outcome,
+        id: &'static str,
+        subject: impl Into<String>,
+        message: impl Into<String>,
+        remedy: impl Into<String>,
+    ) -> Self {
         Self {
-            outcome: Outcome::Fail,
+            outcome,
             remedy: remedy.into(),
             ..Self::pass(id, subject, message)
         }
