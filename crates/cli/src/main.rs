@@ -2,7 +2,7 @@
 //! sets up logging and TLS, and maps outcomes to the exit codes of `co_populator::ExitCode`.
 
 use std::ffi::OsString;
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::process::ExitCode as ProcessExitCode;
 
 use clap::{Parser, Subcommand};
@@ -15,6 +15,7 @@ use tracing_subscriber::EnvFilter;
 mod demo;
 mod demo_cluster;
 mod lab_cmd;
+mod preflight_cmd;
 mod vib_cmd;
 
 /// Copy VMware vSphere disks into Kubernetes volumes by offloading the copy to the storage array.
@@ -37,8 +38,9 @@ enum Command {
         #[command(subcommand)]
         command: LabCommand,
     },
-    /// Check an environment before a migration and predict the copy path of each disk.
-    Preflight,
+    /// Check, read-only, that an environment is ready for a migration and predict the copy path
+    /// of each disk (same flags and environment as populate, plus --vm/--disk).
+    Preflight(Box<preflight_cmd::PreflightArgs>),
     /// Build or install the vmkfstools-wrapper VIB for ESXi hosts.
     Vib {
         #[command(subcommand)]
@@ -92,9 +94,10 @@ fn main() -> ProcessExitCode {
         (argv, Vec::new(), Vec::new())
     };
     let cli = Cli::parse_from(argv);
-    // The lab commands talk to people on stdout; their logs stay quiet unless RUST_LOG asks.
+    // The lab commands and preflight talk to people on stdout; their logs stay quiet unless
+    // RUST_LOG asks.
     init_logging(match cli.command {
-        Command::Lab { .. } => "warn",
+        Command::Lab { .. } | Command::Preflight(_) => "warn",
         _ => "info",
     });
     // kube, reqwest and russh all use rustls; ring is the one crypto provider of the build.
@@ -116,7 +119,7 @@ fn main() -> ProcessExitCode {
                 }
             }
         }),
-        Command::Preflight => not_built("preflight"),
+        Command::Preflight(args) => block_on(async move { preflight_cmd::run(&args).await }),
         Command::Lab {
             command: LabCommand::Serve(args),
         } => block_on(lab_cmd::until_signalled(|cancel| {
@@ -140,7 +143,7 @@ fn main() -> ProcessExitCode {
 fn wants_version(argv: &[OsString]) -> bool {
     match argv.get(1).and_then(|arg| arg.to_str()) {
         Some("--version" | "-V") => true,
-        Some("populate") => requests_version(&argv[2..]),
+        Some("populate" | "preflight") => requests_version(&argv[2..]),
         _ => false,
     }
 }
@@ -218,16 +221,6 @@ fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
             ExitCode::Internal
         }
     }
-}
-
-fn not_built(what: &str) -> ExitCode {
-    let mut stderr = std::io::stderr().lock();
-    // Nothing useful can be done if stderr is gone; the exit code still tells the story.
-    let _ = writeln!(
-        stderr,
-        "copy-offload {what}: not built yet in this version; nothing was done."
-    );
-    ExitCode::Internal
 }
 
 /// JSON lines in a pod (or when `COPY_OFFLOAD_LOG_FORMAT=json`), human-readable otherwise;

@@ -12,16 +12,13 @@ fn copy_offload() -> assert_cmd::Command {
 }
 
 #[test]
-fn unbuilt_subcommands_say_so_and_fail() {
-    let cases: [&[&str]; 1] = [&["preflight"]];
-    for args in cases {
-        copy_offload()
-            .args(args)
-            .assert()
-            .code(1)
-            .stdout(predicate::str::is_empty())
-            .stderr(predicate::str::contains("not built yet"));
-    }
+fn preflight_without_a_vm_or_disk_is_a_usage_error() {
+    copy_offload()
+        .args(["preflight"])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("--vm <VM>"));
 }
 
 #[test]

@@ -474,6 +474,12 @@ impl Lab {
                 uuid: random_uuid(),
                 instance_uuid: random_uuid(),
                 disks,
+                snapshots: scenario
+                    .snapshots
+                    .iter()
+                    .filter(|s| s.vm == vm.name)
+                    .map(|s| s.name.clone())
+                    .collect(),
             });
         }
         for host in &hosts {

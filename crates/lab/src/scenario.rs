@@ -33,6 +33,18 @@ pub struct Scenario {
     /// Faults active from the start; more can be set at runtime through [`crate::faults::FaultPlan`].
     #[serde(default)]
     pub faults: Vec<FaultRule>,
+    /// Snapshots the VMs have (`VirtualMachine.snapshot`), as a user left them before a migration.
+    #[serde(default)]
+    pub snapshots: Vec<SnapshotSpec>,
+}
+
+/// A snapshot of a VM: vCenter reports it in the VM's snapshot tree. The lab does not add the
+/// snapshot's delta disk to the backing chain; the tree alone is what a pre-migration check reads.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotSpec {
+    pub vm: String,
+    pub name: String,
 }
 
 /// vCenter login.
@@ -41,6 +53,10 @@ pub struct Scenario {
 pub struct VcenterSpec {
     pub username: String,
     pub password: String,
+    /// Privilege ids (`Host.Config.AdvancedConfig`, …) the user's role lacks on every object; by
+    /// default the user holds every privilege, as an administrator does.
+    #[serde(default)]
+    pub missing_privileges: Vec<String>,
 }
 
 impl Default for VcenterSpec {
@@ -48,6 +64,7 @@ impl Default for VcenterSpec {
         VcenterSpec {
             username: "administrator@vsphere.local".into(),
             password: "lab-Passw0rd".into(),
+            missing_privileges: Vec::new(),
         }
     }
 }
@@ -389,6 +406,14 @@ impl Scenario {
                         host.name
                     ));
                 }
+            }
+        }
+        for snapshot in &self.snapshots {
+            if !self.vms.iter().any(|v| v.name == snapshot.vm) {
+                return bad(format!(
+                    "snapshot {:?} names unknown VM {:?}",
+                    snapshot.name, snapshot.vm
+                ));
             }
         }
         for vm in &self.vms {

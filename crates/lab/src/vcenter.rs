@@ -7,6 +7,7 @@ pub mod soap;
 pub mod value;
 pub mod xml;
 
+mod authorization_manager;
 mod datastore;
 mod datastore_browser;
 mod file_manager;
@@ -247,6 +248,7 @@ impl VcenterState {
             "SearchIndex" => search_index::invoke(self, session, call)?,
             "VirtualDiskManager" => virtual_disk_manager::invoke(self, call)?,
             "OptionManager" => option_manager::invoke(self, call)?,
+            "AuthorizationManager" => authorization_manager::invoke(self, session, call)?,
             "HostDatastoreBrowser" => datastore_browser::invoke(self, session, call)?,
             "ViewManager" | "ContainerView" => view_manager::invoke(self, session, call)?,
             "HostSystem" => host_system::invoke(&self.inventory, call)?,

@@ -38,6 +38,10 @@ use co_esxi::assets::WRAPPER_VERSION;
 use co_esxi::host_keys::KnownHosts;
 use co_esxi::ssh::SshPrivateKey;
 pub use co_storage::VendorSettings;
+use co_storage::http::{
+    ConnectionSettings, Credentials, RetryPolicy as StorageRetryPolicy, Secret as StorageSecret,
+};
+use co_vsphere::{ClientConfig, TlsTrust};
 
 /// What `--version` prints: the binary's version and the ESXi wrapper protocol version.
 pub fn version_text() -> String {
@@ -410,6 +414,14 @@ pub struct ArgProblem {
 }
 
 impl ArgProblem {
+    /// A problem with `subject` (a flag of another subcommand sharing these settings).
+    pub fn new(subject: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            subject: subject.into(),
+            message: message.into(),
+        }
+    }
+
     /// The flag(s) and env var(s) concerned, e.g. `--source-vmdk (env: none)`.
     pub fn subject(&self) -> &str {
         &self.subject
@@ -528,6 +540,33 @@ impl StorageConfig {
     pub fn product(&self) -> StorageVendorProduct {
         self.vendor.product()
     }
+
+    /// How the plugin reaches and logs in to the array; `ca_pem` (the lab's, a test's) replaces
+    /// `STORAGE_CA_CERT` when given.
+    pub fn connection_settings(&self, ca_pem: Option<String>) -> ConnectionSettings {
+        let credentials = match &self.auth {
+            StorageAuth::Token(token) => Credentials {
+                username: String::new(),
+                password: StorageSecret::new(""),
+                token: Some(StorageSecret::new(token.expose())),
+            },
+            StorageAuth::Basic { username, password } => Credentials {
+                username: username.clone(),
+                password: StorageSecret::new(password.expose()),
+                token: None,
+            },
+        };
+        ConnectionSettings {
+            hostname: self.hostname.clone(),
+            credentials,
+            skip_tls_verify: self.skip_tls_verification,
+            ca_certificate_pem: ca_pem
+                .or_else(|| self.ca_cert_pem.clone())
+                .map(String::into_bytes),
+            http_timeout: self.http_timeout,
+            retry: StorageRetryPolicy::default(),
+        }
+    }
 }
 
 /// Storage credentials. A token wins when both forms are given, as upstream.
@@ -544,6 +583,17 @@ pub enum StorageAuth {
     },
 }
 
+/// The environment a copy reaches — the array, vCenter and the ESXi hosts — without a disk or a
+/// target: what [`PopulateArgs::validate_environment`] builds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentConfig {
+    pub storage: StorageConfig,
+    pub vsphere: VsphereConfig,
+    pub esxi: EsxiConfig,
+    /// Accepted but suspicious values.
+    pub warnings: Vec<String>,
+}
+
 /// vCenter access.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VsphereConfig {
@@ -557,6 +607,26 @@ pub struct VsphereConfig {
     pub insecure: bool,
     /// Extra CA certificates (PEM) to trust for vCenter.
     pub ca_cert_pem: Option<String>,
+}
+
+impl VsphereConfig {
+    /// The login to vCenter; `trust` (a pinned thumbprint in tests and the lab) replaces the one
+    /// derived from `GOVMOMI_INSECURE` and `cacert` when given.
+    pub fn client_config(&self, trust: Option<TlsTrust>) -> ClientConfig {
+        let mut client_config = ClientConfig::new(
+            self.hostname.clone(),
+            self.username.clone(),
+            self.password.clone(),
+        );
+        client_config.trust = match trust {
+            Some(trust) => trust,
+            None if self.insecure => TlsTrust::Insecure,
+            None => TlsTrust::Verify {
+                extra_ca_pem: self.ca_cert_pem.clone(),
+            },
+        };
+        client_config
+    }
 }
 
 /// How the clone runs on ESXi.
@@ -681,6 +751,27 @@ impl PopulateArgs {
                 metrics,
                 warnings: v.warnings,
             }),
+            _ => Err(ArgProblems(v.problems)),
+        }
+    }
+
+    /// Checks only what reaches the environment — storage, vCenter and ESXi access — and builds it,
+    /// or returns every problem found; the disk and target flags are not needed (`copy-offload
+    /// preflight` takes its disks on its own flags). Pure: reads nothing but `self`.
+    pub fn validate_environment(&self) -> Result<EnvironmentConfig, ArgProblems> {
+        let mut v = Validator::new();
+        let storage = self.storage(&mut v);
+        let vsphere = self.vsphere(&mut v);
+        let esxi = self.esxi(&mut v);
+        match (storage, vsphere, esxi) {
+            (Some(storage), Some(vsphere), Some(esxi)) if v.problems.is_empty() => {
+                Ok(EnvironmentConfig {
+                    storage,
+                    vsphere,
+                    esxi,
+                    warnings: v.warnings,
+                })
+            }
             _ => Err(ArgProblems(v.problems)),
         }
     }

@@ -28,8 +28,8 @@ mod verify;
 
 // Running `populate`: its arguments, checked before anything is contacted, and the run itself.
 pub use args::{
-    ArgProblem, ArgProblems, PopulateArgs, PopulateConfig, non_utf8_environment, parse_quantity,
-    repeated_flags, requests_version, split_unknown_flags, version_text,
+    ArgProblem, ArgProblems, EnvironmentConfig, PopulateArgs, PopulateConfig, non_utf8_environment,
+    parse_quantity, repeated_flags, requests_version, split_unknown_flags, version_text,
 };
 pub use error::CopyError;
 pub use exit::{ErrorClass, ExitCode};

@@ -10,17 +10,15 @@ use std::time::Duration;
 use co_api::CloneMethod;
 use co_esxi::ssh::{HostKeyPolicy, SshSettings};
 use co_storage::StorageApi;
-use co_storage::http::{
-    ConnectionSettings, Credentials, RequestObserver, RetryPolicy, Secret as StorageSecret,
-};
-use co_vsphere::{Client, ClientConfig, TlsTrust};
+use co_storage::http::RequestObserver;
+use co_vsphere::{Client, TlsTrust};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::args::{PopulateConfig, StorageAuth, TargetVolume};
+use crate::args::{PopulateConfig, TargetVolume};
 use crate::copy::{CopyEngine, CopyJob, CopyReport, PhaseObserver, Timing};
 use crate::error::CopyError;
 use crate::executors::{CopyJournal, ExecutorFactory, SshAccess};
@@ -425,30 +423,9 @@ async fn connect_storage(
     config: &PopulateConfig,
     options: &RunOptions,
 ) -> Result<Arc<dyn StorageApi>, CopyError> {
-    let credentials = match &config.storage.auth {
-        StorageAuth::Token(token) => Credentials {
-            username: String::new(),
-            password: StorageSecret::new(""),
-            token: Some(StorageSecret::new(token.expose())),
-        },
-        StorageAuth::Basic { username, password } => Credentials {
-            username: username.clone(),
-            password: StorageSecret::new(password.expose()),
-            token: None,
-        },
-    };
-    let settings = ConnectionSettings {
-        hostname: config.storage.hostname.clone(),
-        credentials,
-        skip_tls_verify: config.storage.skip_tls_verification,
-        ca_certificate_pem: options
-            .storage_ca_pem
-            .clone()
-            .or_else(|| config.storage.ca_cert_pem.clone())
-            .map(String::into_bytes),
-        http_timeout: config.storage.http_timeout,
-        retry: RetryPolicy::default(),
-    };
+    let settings = config
+        .storage
+        .connection_settings(options.storage_ca_pem.clone());
     co_storage::connect(
         &config.storage.vendor,
         &settings,
@@ -462,19 +439,7 @@ async fn connect_vsphere(
     config: &PopulateConfig,
     options: &RunOptions,
 ) -> Result<Client, CopyError> {
-    let mut client_config = ClientConfig::new(
-        config.vsphere.hostname.clone(),
-        config.vsphere.username.clone(),
-        config.vsphere.password.clone(),
-    );
-    client_config.trust = match &options.vsphere_trust {
-        Some(trust) => trust.clone(),
-        None if config.vsphere.insecure => TlsTrust::Insecure,
-        None => TlsTrust::Verify {
-            extra_ca_pem: config.vsphere.ca_cert_pem.clone(),
-        },
-    };
-    Client::login(client_config)
+    Client::login(config.vsphere.client_config(options.vsphere_trust.clone()))
         .await
         .map_err(CopyError::vsphere("login"))
 }

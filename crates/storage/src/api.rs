@@ -1,5 +1,6 @@
-//! The `StorageApi` trait every vendor plugin implements, and the optional array-side copy
-//! capability (`ArrayCopy`) for vVol and RDM disks.
+//! The `StorageApi` trait every vendor plugin implements, the optional array-side copy
+//! capability (`ArrayCopy`) for vVol and RDM disks, and the read-only readiness answer
+//! (`ArrayReadiness`) `copy-offload preflight` asks every plugin for.
 //!
 //! Contract for implementors, relied on by the populator's journal:
 //! - **Idempotent.** Every mutating call may be repeated after a crash or a lost reply: mapping an
@@ -20,8 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::StorageError;
 use crate::model::{
-    ArrayInfo, EsxiHostRef, GroupRef, GroupRelease, InitiatorGroup, Mapping, PersistentVolumeRef,
-    Volume,
+    ArrayInfo, EsxiHostRef, GroupRef, GroupRelease, Initiator, InitiatorGroup, Mapping,
+    PersistentVolumeRef, Volume,
 };
 
 /// One storage array, as the copy engine needs it.
@@ -75,6 +76,57 @@ pub trait StorageApi: Send + Sync {
     fn requires_sdc(&self) -> bool {
         false
     }
+
+    /// What a read-only look at the array says about copying for `hosts`: nothing is created or
+    /// changed. The default answers from [`StorageApi::array_info`] (so the credentials and the
+    /// API work for every vendor) and leaves the initiators unchecked and the vendor's
+    /// prerequisites empty; a vendor that can read them answers more.
+    async fn readiness(&self, hosts: &[EsxiHostRef]) -> Result<ArrayReadiness, StorageError> {
+        Ok(ArrayReadiness {
+            info: self.array_info().await?,
+            initiators: hosts
+                .iter()
+                .map(|host| HostInitiators {
+                    host_id: host.host_id.clone(),
+                    known: None,
+                })
+                .collect(),
+            prerequisites: Vec::new(),
+        })
+    }
+}
+
+/// The array's answer to a pre-migration check ([`StorageApi::readiness`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArrayReadiness {
+    /// Identity and API version; that the array answered proves the credentials.
+    pub info: ArrayInfo,
+    /// Per host, which of its initiators the array knows.
+    pub initiators: Vec<HostInitiators>,
+    /// The vendor's own prerequisites for offloaded copies, each checked.
+    pub prerequisites: Vec<VendorPrerequisite>,
+}
+
+/// Which initiators of one ESXi host the array knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostInitiators {
+    /// The host as [`EsxiHostRef::host_id`] names it.
+    pub host_id: String,
+    /// The host's initiators registered on the array; `None` when this plugin cannot tell without
+    /// creating objects.
+    pub known: Option<Vec<Initiator>>,
+}
+
+/// One vendor prerequisite (a host-mode option, a protection setting), as the array reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VendorPrerequisite {
+    /// Short name, e.g. `host mode option 54`.
+    pub name: String,
+    pub satisfied: bool,
+    /// What the array reported.
+    pub detail: String,
+    /// What an administrator does to satisfy it.
+    pub remedy: String,
 }
 
 /// The source of an array-side copy: a disk that is itself an array volume.

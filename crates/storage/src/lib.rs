@@ -29,7 +29,10 @@ pub mod settings;
 pub mod vantara;
 pub mod vendor;
 
-pub use api::{ArrayCopy, ArrayCopySession, ArrayCopySource, ProgressSink, StorageApi};
+pub use api::{
+    ArrayCopy, ArrayCopySession, ArrayCopySource, ArrayReadiness, HostInitiators, ProgressSink,
+    StorageApi, VendorPrerequisite,
+};
 pub use error::{ErrorClass, StorageError};
 pub use model::{
     ArrayInfo, EsxiHostRef, GroupKind, GroupRef, GroupRelease, Initiator, InitiatorGroup, Mapping,

@@ -11,7 +11,7 @@
 //!   [`Client::find_vm_by_disk`]);
 //! - typed handles on the managed objects the copy uses, one file each ([`object`]:
 //!   [`VirtualMachine`], [`HostSystem`], [`HostStorageSystem`], [`Datastore`], [`FileManager`],
-//!   [`Task`]);
+//!   [`AuthorizationManager`], [`Task`]);
 //! - esxcli over `ExecuteSoap`, a handle per host with one typed value per command ([`esxcli`]).
 //!
 //! The `Client` methods in `shortcuts` are one-call forms of object operations for callers
@@ -51,8 +51,8 @@ pub use decode::{DecodeError, Node};
 pub use error::{Error, Fault, FaultKind};
 pub use esxcli::{Esxcli, EsxcliResponse};
 pub use object::{
-    Datacenter, Datastore, DatastoreDevice, FileManager, HostStorageSystem, HostSystem, Task,
-    VirtualMachine,
+    AdvancedOption, AuthorizationManager, Datacenter, Datastore, DatastoreDevice, EntityPrivileges,
+    FileManager, HostStorageSystem, HostSystem, Task, VirtualMachine,
 };
 pub use retry::RetryPolicy;
 pub use soap::Request;

@@ -66,6 +66,7 @@ pub struct ServiceContent {
     pub session_manager: Option<ManagedObjectReference>,
     pub file_manager: Option<ManagedObjectReference>,
     pub search_index: Option<ManagedObjectReference>,
+    pub authorization_manager: Option<ManagedObjectReference>,
     pub about: AboutInfo,
 }
 
@@ -105,6 +106,7 @@ impl ServiceContent {
             session_manager: optional("sessionManager")?,
             file_manager: optional("fileManager")?,
             search_index: optional("searchIndex")?,
+            authorization_manager: optional("authorizationManager")?,
             about: AboutInfo {
                 full_name: about_text("fullName"),
                 api_type: about_text("apiType"),

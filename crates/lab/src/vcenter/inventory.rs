@@ -66,6 +66,8 @@ pub struct VmEntry {
     /// vCenter's own id of the VM (`config.instanceUuid`), distinct from the BIOS UUID.
     pub instance_uuid: String,
     pub disks: Vec<VmDisk>,
+    /// Names of the VM's snapshots, oldest first (`scenario.snapshots`).
+    pub snapshots: Vec<String>,
 }
 
 /// Everything the endpoint serves.

@@ -33,7 +33,8 @@ pub(super) fn about(state: &VcenterState) -> Value {
 
 /// The managers of `ServiceContent` after `about`, in WSDL order: (field, managed object type, moid).
 /// Every one exists (its properties can be read), as on vCenter; the lab implements the methods of
-/// the session, property collector, view, file, task, search index, virtual disk and option managers,
+/// the session, authorization, property collector, view, file, task, search index, virtual disk and
+/// option managers,
 /// and answers the others' methods with `MethodNotFound`.
 pub(super) const MANAGERS: &[(&str, &str, &str)] = &[
     ("setting", "OptionManager", "VpxSettings"),

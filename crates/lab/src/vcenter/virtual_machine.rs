@@ -221,7 +221,7 @@ pub(super) fn properties(inv: &Inventory, obj: &Moref) -> Option<Vec<(&'static s
             datastores.push(ds.moid.clone());
         }
     }
-    Some(vec![
+    let mut properties = vec![
         ("name", s(vm.name.clone())),
         ("parent", Value::Ref(Moref::new("Folder", VM_FOLDER))),
         ("overallStatus", s("green")),
@@ -289,7 +289,66 @@ pub(super) fn properties(inv: &Inventory, obj: &Moref) -> Option<Vec<(&'static s
                 ],
             ),
         ),
-    ])
+    ];
+    // vCenter leaves both properties unset on a VM without snapshots.
+    if let Some(info) = snapshot_info(vm, obj) {
+        let roots = vm.snapshots.first().map(|_| snapshot_ref(vm, 0));
+        properties.push(("snapshot", info));
+        properties.push(("rootSnapshot", Value::refs("VirtualMachineSnapshot", roots)));
+    }
+    Some(properties)
+}
+
+fn snapshot_ref(vm: &VmEntry, index: usize) -> String {
+    format!("snapshot-{}-{}", vm.moid, index + 1)
+}
+
+/// `VirtualMachineSnapshotInfo`: the VM's snapshots as one chain (each the child of the one
+/// before), the newest current.
+fn snapshot_info(vm: &VmEntry, obj: &Moref) -> Option<Value> {
+    let current = vm.snapshots.len().checked_sub(1)?;
+    let mut tree: Option<Value> = None;
+    for (index, name) in vm.snapshots.iter().enumerate().rev() {
+        let mut fields = vec![
+            (
+                "snapshot",
+                Value::Ref(Moref::new(
+                    "VirtualMachineSnapshot",
+                    snapshot_ref(vm, index),
+                )),
+            ),
+            ("vm", Value::Ref(obj.clone())),
+            ("name", s(name.clone())),
+            ("description", s("")),
+            ("id", Value::Int(index as i32 + 1)),
+            ("createTime", Value::DateTime(super::now_datetime())),
+            ("state", s("poweredOff")),
+            ("quiesced", Value::Bool(false)),
+        ];
+        if let Some(child) = tree.take() {
+            fields.push((
+                "childSnapshotList",
+                Value::array("VirtualMachineSnapshotTree", vec![child]),
+            ));
+        }
+        tree = Some(Value::obj("VirtualMachineSnapshotTree", fields));
+    }
+    Some(Value::obj(
+        "VirtualMachineSnapshotInfo",
+        vec![
+            (
+                "currentSnapshot",
+                Value::Ref(Moref::new(
+                    "VirtualMachineSnapshot",
+                    snapshot_ref(vm, current),
+                )),
+            ),
+            (
+                "rootSnapshotList",
+                Value::array("VirtualMachineSnapshotTree", tree.into_iter().collect()),
+            ),
+        ],
+    ))
 }
 
 pub(super) fn invoke(call: &Call) -> Result<Option<Value>, Fault> {

@@ -1,7 +1,7 @@
 //! `HostSystem`: an ESXi host as the populator uses it — its name and management IPs, a datastore
 //! as the host mounts it, the adapters through which it reaches a device (read from its
 //! `config.storageDevice` and chosen by the rules of the `host_storage_system` module), its
-//! storage system for rescans, and its esxcli.
+//! storage system for rescans, its advanced settings (`QueryOptions`), and its esxcli.
 
 use crate::client::Client;
 use crate::decode::Node;
@@ -16,6 +16,22 @@ use super::host_storage_system::{
     DeviceAdapters, HostAdapter, HostStorageSystem, parse_adapters, scini_guid_from_options,
     select_adapters, select_host_adapters,
 };
+
+/// One ESXi advanced setting as `QueryOptions` answers it (`OptionValue`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvancedOption {
+    /// The API's key, `Group.Name` (esxcli shows it as `/Group/Name`).
+    pub key: String,
+    /// The value as sent: integer settings travel as `xsd:long`, others as strings.
+    pub value: String,
+}
+
+impl AdvancedOption {
+    /// The value of an integer setting.
+    pub fn as_i64(&self) -> Option<i64> {
+        self.value.trim().parse().ok()
+    }
+}
 
 /// An ESXi host.
 #[derive(Debug, Clone)]
@@ -103,6 +119,69 @@ impl HostSystem {
                 id: self.moref.to_string(),
                 hint: String::new(),
             })
+    }
+
+    /// The advanced setting `key` (`DataMover.HardwareAcceleratedMove`), read through the host's
+    /// option manager; `None` when the host has no such setting.
+    pub async fn advanced_option(&self, key: &str) -> Result<Option<AdvancedOption>, Error> {
+        let content = self
+            .client
+            .retrieve_one(&self.moref, &["configManager.advancedOption"])
+            .await?;
+        let manager = content
+            .moref("configManager.advancedOption")
+            .ok_or_else(|| Error::NotFound {
+                what: "advanced option manager of host",
+                id: self.moref.to_string(),
+                hint: String::new(),
+            })?;
+        let mut req = Request::new("QueryOptions", &manager);
+        req.text("name", key);
+        let response = match self.client.call(&req).await {
+            Ok(response) => response,
+            Err(e)
+                if e.fault()
+                    .is_some_and(|f| f.detail_type.ends_with("InvalidName")) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(response
+            .children_named("returnval")
+            .find(|option| option.text_of("key") == Some(key))
+            .map(|option| AdvancedOption {
+                key: key.to_owned(),
+                value: option
+                    .text_of("value")
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned(),
+            }))
+    }
+
+    /// The LUN ids under which the host sees its SCSI devices (from the path names
+    /// `vmhbaN:C0:T0:L<id>` of `config.storageDevice.multipathInfo`), sorted, without repeats.
+    pub async fn lun_ids(&self) -> Result<Vec<u32>, Error> {
+        let content = self
+            .client
+            .retrieve_one(&self.moref, &["config.storageDevice"])
+            .await?;
+        let mut ids: Vec<u32> = content
+            .prop("config.storageDevice")
+            .and_then(|storage| storage.child("multipathInfo"))
+            .map(|multipath| {
+                multipath
+                    .children_named("lun")
+                    .flat_map(|lun| lun.children_named("path"))
+                    .filter_map(|path| path.text_of("name"))
+                    .filter_map(|name| name.rsplit_once(":L")?.1.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
     }
 
     /// Every host bus adapter of the host with its initiator id.

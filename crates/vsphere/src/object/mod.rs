@@ -2,6 +2,7 @@
 //! is the session and the object's reference (`HostSystem { client, moref }`) with the
 //! operations the copy needs, so a reader finds an operation where the vSphere API puts it.
 
+mod authorization_manager;
 mod datacenter;
 mod datastore;
 mod file_manager;
@@ -10,14 +11,15 @@ mod host_system;
 mod task;
 mod virtual_machine;
 
+pub use authorization_manager::{AuthorizationManager, EntityPrivileges};
 pub use datacenter::Datacenter;
 pub use datastore::{Datastore, DatastoreDevice};
 pub use file_manager::FileManager;
 pub use host_storage_system::{AdapterKind, DeviceAdapters, HostAdapter, HostStorageSystem};
-pub use host_system::HostSystem;
+pub use host_system::{AdvancedOption, HostSystem};
 pub use task::Task;
 pub use virtual_machine::{
-    BackingFile, DiskBacking, DiskKind, SourceDisk, VirtualDisk, VirtualMachine,
+    BackingFile, DiskBacking, DiskKind, SourceDisk, VirtualDisk, VirtualMachine, VmSnapshot,
 };
 
 pub(crate) use virtual_machine::{disks_from_devices, match_disk};

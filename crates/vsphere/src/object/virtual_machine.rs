@@ -1,5 +1,6 @@
 //! `VirtualMachine`: its disks and their backings (flat chains for snapshots, RDM, vVol), the
-//! disk behind a datastore path classified with its sizes, and the host it runs on.
+//! disk behind a datastore path classified with its sizes, its snapshot tree, and the host it
+//! runs on.
 
 use std::collections::{HashMap, HashSet};
 
@@ -81,6 +82,14 @@ pub struct SourceDisk {
     pub allocated_bytes: Option<u64>,
 }
 
+/// One snapshot of a VM (a node of its `snapshot.rootSnapshotList` tree).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmSnapshot {
+    pub name: String,
+    /// Depth in the tree (0 = a root snapshot).
+    pub depth: usize,
+}
+
 /// A virtual machine.
 #[derive(Debug, Clone)]
 pub struct VirtualMachine {
@@ -145,6 +154,29 @@ impl VirtualMachine {
             chain_index,
             allocated_bytes,
         })
+    }
+
+    /// The VM's snapshots, parents before their children; empty when it has none (vCenter then
+    /// leaves the `snapshot` property unset).
+    pub async fn snapshots(&self) -> Result<Vec<VmSnapshot>, Error> {
+        let content = self.client.retrieve_one(&self.moref, &["snapshot"]).await?;
+        let mut out = Vec::new();
+        if let Some(info) = content.prop("snapshot") {
+            let mut pending: Vec<(&Node, usize)> = info
+                .children_named("rootSnapshotList")
+                .map(|tree| (tree, 0))
+                .collect();
+            pending.reverse();
+            while let Some((tree, depth)) = pending.pop() {
+                out.push(VmSnapshot {
+                    name: tree.text_of("name").unwrap_or_default().to_owned(),
+                    depth,
+                });
+                let children: Vec<_> = tree.children_named("childSnapshotList").collect();
+                pending.extend(children.into_iter().rev().map(|child| (child, depth + 1)));
+            }
+        }
+        Ok(out)
     }
 
     /// The host the VM is registered on.

@@ -1,0 +1,108 @@
+//! `copy-offload preflight` as a user runs it: the migration Secret's environment, a VM, `-o json`
+//! parsed back; exit 0 on a ready lab, 3 with the failing check and its remedy otherwise.
+
+use assert_cmd::cargo::cargo_bin_cmd;
+use co_lab::lab::{Lab, RunningLab};
+use co_lab::rig::facade;
+use co_lab::scenario::{AdvancedOptionValue, Scenario};
+
+async fn start(scenario: Scenario) -> (RunningLab, tempfile::TempDir) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab::start(scenario, dir.path()).await.unwrap();
+    (lab, dir)
+}
+
+/// Runs `copy-offload preflight --vm vm-1 -o json` with the Secret's variables for `lab`; returns
+/// the exit code and the parsed report.
+async fn preflight_json(lab: &RunningLab) -> (i32, serde_json::Value) {
+    let array = &lab.arrays[0];
+    let facade = facade(array.vendor);
+    let mut cmd = cargo_bin_cmd!("copy-offload");
+    cmd.env_clear()
+        .env("STORAGE_VENDOR", facade.product())
+        .env("STORAGE_HOSTNAME", &array.url)
+        .env("STORAGE_USERNAME", &array.username)
+        .env("STORAGE_PASSWORD", &array.password)
+        .env("STORAGE_SKIP_SSL_VERIFICATION", "true")
+        .env("GOVMOMI_HOSTNAME", &lab.vcenter_url)
+        .env("GOVMOMI_USERNAME", &lab.username)
+        .env("GOVMOMI_PASSWORD", &lab.password)
+        .env("GOVMOMI_INSECURE", "true")
+        .args(["preflight", "--vm", "vm-1", "-o", "json"])
+        .args(
+            facade
+                .vendor_flags(array)
+                .iter()
+                .map(|(flag, value)| flag.with_value(value)),
+        );
+    // The lab answers on this runtime's workers while the binary runs.
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code().unwrap_or(-1), report)
+}
+
+fn checks<'a>(report: &'a serde_json::Value, id: &str) -> Vec<&'a serde_json::Value> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"] == id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ready_lab_exits_0_with_every_check_passing_or_warning() {
+    let mut scenario = Scenario::default_embedded();
+    scenario.hosts[0].advanced_options.insert(
+        "DataMover.MaxHWTransferSize".into(),
+        AdvancedOptionValue::Long(16384),
+    );
+    let (lab, _dir) = start(scenario).await;
+    let (code, report) = preflight_json(&lab).await;
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["ready"], true);
+    assert_eq!(report["writes"], false);
+    let outcomes: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["outcome"].as_str().unwrap())
+        .collect();
+    assert!(!outcomes.contains(&"fail"), "{report:#}");
+    assert!(
+        outcomes.iter().filter(|o| **o == "pass").count() >= 12,
+        "{report:#}"
+    );
+    assert_eq!(report["disks"][0]["disk"], "[ds1] vm-1/vm-1.vmdk");
+    assert_eq!(report["disks"][0]["path"], "xcopy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_without_the_vib_exits_3_with_the_failing_check_and_its_remedy() {
+    let mut scenario = Scenario::default_embedded();
+    scenario.hosts[0].vib_installed = false;
+    let (lab, _dir) = start(scenario).await;
+    let (code, report) = preflight_json(&lab).await;
+    assert_eq!(code, 3, "{report:#}");
+    assert_eq!(report["ready"], false);
+    let vib = checks(&report, "host.vib");
+    assert_eq!(vib.len(), 1, "{report:#}");
+    assert_eq!(vib[0]["subject"], "esxi-1.lab.local");
+    assert_eq!(vib[0]["outcome"], "fail");
+    assert!(
+        vib[0]["remedy"]
+            .as_str()
+            .unwrap()
+            .contains("copy-offload vib install --hosts esxi-1.lab.local"),
+        "{report:#}"
+    );
+}

@@ -1,0 +1,361 @@
+//! Preflight against the lab: one scenario per condition a migration would otherwise discover
+//! late, each giving the expected failure with the expected remedy, and an all-green scenario.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use clap::Parser as _;
+use co_lab::lab::{Lab, RunningLab};
+use co_lab::rig::facade;
+use co_lab::scenario::{AdvancedOptionValue, ArraySpec, Scenario, SnapshotSpec, VendorSpec};
+use co_populator::{EnvironmentConfig, PopulateArgs};
+use co_preflight::{Check, CopyPath, Outcome, PreflightOptions, Report, Selection};
+use co_vsphere::TlsTrust;
+
+const HOST: &str = "esxi-1.lab.local";
+const DISK: &str = "[ds1] vm-1/vm-1.vmdk";
+
+struct LabRun {
+    lab: RunningLab,
+    _dir: tempfile::TempDir,
+}
+
+impl LabRun {
+    async fn start(scenario: Scenario) -> LabRun {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let lab = Lab::start(scenario, dir.path()).await.unwrap();
+        LabRun { lab, _dir: dir }
+    }
+
+    /// The `populate` flags for the lab's vCenter and its first array, as a Secret gives them.
+    fn flags(&self) -> Vec<String> {
+        let array = &self.lab.arrays[0];
+        let facade = facade(array.vendor);
+        let mut flags = vec![
+            format!("--storage-vendor-product={}", facade.product()),
+            format!("--storage-hostname={}", array.url),
+            format!("--storage-username={}", array.username),
+            format!("--storage-password={}", array.password),
+            format!("--vsphere-hostname={}", self.lab.vcenter_url),
+            format!("--vsphere-username={}", self.lab.username),
+            format!("--vsphere-password={}", self.lab.password),
+        ];
+        flags.extend(
+            facade
+                .vendor_flags(array)
+                .iter()
+                .map(|(flag, value)| flag.with_value(value)),
+        );
+        flags
+    }
+
+    fn environment(&self, extra: &[String]) -> EnvironmentConfig {
+        let argv = std::iter::once("populate".to_owned())
+            .chain(self.flags())
+            .chain(extra.iter().cloned());
+        PopulateArgs::try_parse_from(argv)
+            .unwrap()
+            .validate_environment()
+            .unwrap()
+    }
+
+    fn options(&self) -> PreflightOptions {
+        PreflightOptions {
+            vsphere_trust: Some(TlsTrust::Thumbprint(self.lab.thumbprint.clone())),
+            storage_ca_pem: Some(self.lab.certificate_pem.clone()),
+            ssh_endpoints: self
+                .lab
+                .hosts
+                .iter()
+                .map(|h| (h.name.clone(), h.ssh_addr))
+                .collect::<BTreeMap<_, _>>(),
+            ssh_host_key: None,
+        }
+    }
+
+    async fn preflight(&self, extra: &[String], options: PreflightOptions) -> Report {
+        let selection = Selection {
+            vms: vec!["vm-1".into()],
+            disks: Vec::new(),
+        };
+        co_preflight::run(&self.environment(extra), &selection, &options).await
+    }
+}
+
+/// The default lab tuned as a well-prepared site: XCOPY segments at the recommended size.
+fn ready_scenario() -> Scenario {
+    let mut scenario = Scenario::default_embedded();
+    scenario.hosts[0].advanced_options.insert(
+        "/DataMover/MaxHWTransferSize".into(),
+        AdvancedOptionValue::Long(16384),
+    );
+    scenario
+}
+
+fn the_one<'a>(report: &'a Report, id: &str, subject: &str) -> &'a Check {
+    let found: Vec<&Check> = report
+        .checks
+        .iter()
+        .filter(|c| c.id == id && c.subject == subject)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one {id} check of {subject}: {}",
+        report.to_table()
+    );
+    found[0]
+}
+
+fn assert_fails(report: &Report, id: &str, subject: &str, remedy: &str) {
+    let check = the_one(report, id, subject);
+    assert_eq!(check.outcome, Outcome::Fail, "{}", report.to_table());
+    assert!(
+        check.remedy.contains(remedy),
+        "remedy of {id} on {subject} should contain {remedy:?}: {}",
+        check.remedy
+    );
+    assert!(!report.ready);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepared_site_passes_every_check_and_predicts_xcopy() {
+    let run = LabRun::start(ready_scenario()).await;
+    let report = run.preflight(&[], run.options()).await;
+    let table = report.to_table();
+    assert!(report.ready, "{table}");
+    assert_eq!(report.failures().count(), 0, "{table}");
+    for (id, subject) in [
+        ("vsphere.login", run.lab.vcenter_url.as_str()),
+        ("vsphere.privileges", "vCenter"),
+        ("vsphere.privileges", HOST),
+        ("vsphere.privileges", "ds1"),
+        ("host.hardware-accelerated-move", HOST),
+        ("host.hardware-accelerated-init", HOST),
+        ("host.max-hw-transfer-size", HOST),
+        ("host.max-lun", HOST),
+        ("host.vib", HOST),
+        ("disk.found", DISK),
+        ("disk.snapshots", DISK),
+        ("disk.same-array", DISK),
+    ] {
+        assert_eq!(
+            the_one(&report, id, subject).outcome,
+            Outcome::Pass,
+            "{table}"
+        );
+    }
+    let storage = format!("ontap {}", run.lab.arrays[0].url);
+    assert_eq!(
+        the_one(&report, "storage.login", &storage).outcome,
+        Outcome::Pass
+    );
+    assert_eq!(
+        the_one(&report, "storage.api-version", &storage).outcome,
+        Outcome::Pass
+    );
+    // The ONTAP plugin answers with the trait's default: initiators are not listed.
+    assert_eq!(
+        the_one(&report, "storage.initiators", HOST).outcome,
+        Outcome::Warn
+    );
+    assert_eq!(report.disks.len(), 1);
+    assert_eq!(report.disks[0].path, CopyPath::Xcopy, "{table}");
+    assert!(!report.writes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_without_advanced_settings_fails_on_the_host_with_the_privilege_to_add() {
+    let mut scenario = ready_scenario();
+    scenario.vcenter.missing_privileges = vec!["Host.Config.AdvancedConfig".into()];
+    let run = LabRun::start(scenario).await;
+    let report = run.preflight(&[], run.options()).await;
+    assert_fails(
+        &report,
+        "vsphere.privileges",
+        HOST,
+        "Host › Configuration › Advanced settings",
+    );
+    let check = the_one(&report, "vsphere.privileges", HOST);
+    assert!(
+        check.message.contains("Host.Config.AdvancedConfig"),
+        "{}",
+        check.message
+    );
+    assert!(
+        !check.remedy.contains("Query patch"),
+        "only the missing one: {}",
+        check.remedy
+    );
+    assert_eq!(
+        the_one(&report, "vsphere.privileges", "ds1").outcome,
+        Outcome::Pass
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_without_the_vib_fails_with_the_install_command() {
+    let mut scenario = ready_scenario();
+    scenario.hosts[0].vib_installed = false;
+    let run = LabRun::start(scenario).await;
+    let report = run.preflight(&[], run.options()).await;
+    assert_fails(
+        &report,
+        "host.vib",
+        HOST,
+        &format!("copy-offload vib install --hosts {HOST}"),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hardware_accelerated_move_off_fails_and_predicts_a_host_copy() {
+    let mut scenario = ready_scenario();
+    scenario.hosts[0].advanced_options.insert(
+        "/DataMover/HardwareAcceleratedMove".into(),
+        AdvancedOptionValue::Long(0),
+    );
+    let run = LabRun::start(scenario).await;
+    let report = run.preflight(&[], run.options()).await;
+    assert_fails(
+        &report,
+        "host.hardware-accelerated-move",
+        HOST,
+        "esxcli system settings advanced set --option /DataMover/HardwareAcceleratedMove --int-value 1",
+    );
+    assert_eq!(report.disks[0].path, CopyPath::HostCopy);
+    assert!(
+        report.disks[0]
+            .reason
+            .contains("HardwareAcceleratedMove is off")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_max_lun_below_the_next_free_id_fails_with_the_setting_to_restore() {
+    let mut scenario = ready_scenario();
+    scenario.hosts[0]
+        .advanced_options
+        .insert("Disk.MaxLUN".into(), AdvancedOptionValue::Long(1));
+    let run = LabRun::start(scenario).await;
+    let report = run.preflight(&[], run.options()).await;
+    assert_fails(
+        &report,
+        "host.max-lun",
+        HOST,
+        "esxcli system settings advanced set --option /Disk/MaxLUN --int-value 1024",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_fails_and_predicts_a_host_copy() {
+    let mut scenario = ready_scenario();
+    scenario.snapshots.push(SnapshotSpec {
+        vm: "vm-1".into(),
+        name: "before-upgrade".into(),
+    });
+    let run = LabRun::start(scenario).await;
+    let report = run.preflight(&[], run.options()).await;
+    assert_fails(
+        &report,
+        "disk.snapshots",
+        DISK,
+        "Delete or consolidate the snapshots of VM vm-1",
+    );
+    assert!(
+        the_one(&report, "disk.snapshots", DISK)
+            .message
+            .contains("before-upgrade")
+    );
+    assert_eq!(report.disks[0].path, CopyPath::HostCopy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_datastore_on_another_array_fails_the_same_array_check() {
+    let mut scenario = ready_scenario();
+    scenario.arrays.push(ArraySpec {
+        name: "pure1".into(),
+        vendor: VendorSpec::PureFlashArray,
+        svm: "svm0".into(),
+        username: "admin".into(),
+        password: "lab-Passw0rd".into(),
+    });
+    // The copy targets ontap1 (the first array); the VM's datastore lives on the Pure array.
+    scenario.datastores[0].array = Some("pure1".into());
+    let run = LabRun::start(scenario).await;
+    let report = run.preflight(&[], run.options()).await;
+    assert_fails(
+        &report,
+        "disk.same-array",
+        DISK,
+        "Map this VM to a storage class on the array that holds datastore ds1",
+    );
+    let check = the_one(&report, "disk.same-array", DISK);
+    assert!(
+        check.message.contains("vendor id 24a937"),
+        "{}",
+        check.message
+    );
+    assert_eq!(report.disks[0].path, CopyPath::HostCopy);
+}
+
+/// An ed25519 key pair made by `ssh-keygen`, as Forklift's provider controller makes one.
+fn client_key() -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("id_ed25519");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-N", "", "-t", "ed25519", "-f"])
+        .arg(&path)
+        .status()
+        .expect("ssh-keygen is missing: run `scripts/peers.sh install` (apt-get install -y openssh-client)");
+    assert!(status.success());
+    (
+        std::fs::read_to_string(&path).unwrap(),
+        std::fs::read_to_string(path.with_extension("pub"))
+            .unwrap()
+            .trim()
+            .to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_method_fails_until_the_restricted_key_is_installed() {
+    let run = LabRun::start(ready_scenario()).await;
+    let (private_pem, public_key) = client_key();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let ssh = [
+        "--esxi-clone-method=ssh".to_owned(),
+        format!("--ssh-private-key={}", b64.encode(&private_pem)),
+        format!("--ssh-public-key={}", b64.encode(&public_key)),
+    ];
+    let host = &run.lab.hosts[0];
+    let mut options = run.options();
+    options.ssh_host_key = Some(co_esxi::ssh::HostKeyPolicy::Pinned(
+        russh::keys::PublicKey::from_openssh(&host.ssh_host_key).unwrap(),
+    ));
+
+    host.sim.set_authorized_keys(Vec::new());
+    let report = run.preflight(&ssh, options.clone()).await;
+    let key_line = co_esxi::restricted_key_line("ds1", &public_key);
+    assert_fails(&report, "host.ssh-key", HOST, &key_line);
+    assert_eq!(
+        report.checks_with_id("host.vib").count(),
+        0,
+        "the SSH method only"
+    );
+
+    host.sim.set_authorized_keys(vec![key_line]);
+    let report = run.preflight(&ssh, options).await;
+    assert_eq!(
+        the_one(&report, "host.ssh-key", HOST).outcome,
+        Outcome::Pass,
+        "{}",
+        report.to_table()
+    );
+    // Preflight writes nothing, so the wrapper is only placed by the first copy.
+    assert_ne!(
+        the_one(&report, "host.ssh-wrapper", HOST).outcome,
+        Outcome::Fail
+    );
+    assert!(report.ready, "{}", report.to_table());
+}
