@@ -30,9 +30,11 @@ struct Cli {
 enum Command {
     /// Copy one disk (the populator pod's entrypoint).
     Populate(Box<PopulateArgs>),
-    /// Run the volume populator controller: PVCs whose dataSourceRef names a
-    /// VSphereXcopyVolumePopulator get a populator pod and come out Bound with the disk's data.
-    Controller(Box<co_controller::Settings>),
+    /// Run the volume populator controller (PVCs whose dataSourceRef names a
+    /// VSphereXcopyVolumePopulator get a populator pod and come out Bound with the disk's data)
+    /// and the planner (Forklift's Providers get their SSH key pair while feature_copy_offload
+    /// is on).
+    Controller(Box<ControllerArgs>),
     /// Simulated vCenter, ESXi and storage arrays for demos and tests.
     Lab {
         #[command(subcommand)]
@@ -48,6 +50,31 @@ enum Command {
     },
     /// Print the CustomResourceDefinitions copy-offload ships, as YAML.
     Crd,
+}
+
+/// `copy-offload controller`: the two controllers, each with its own flags.
+#[derive(Debug, clap::Args)]
+struct ControllerArgs {
+    #[command(flatten)]
+    populator: co_controller::Settings,
+    #[command(flatten)]
+    planner: co_planner::Settings,
+    /// Which controllers to run: `both`, `populator` (PVC population only) or `planner`
+    /// (Forklift objects only).
+    #[arg(
+        long,
+        env = "COPY_OFFLOAD_CONTROLLERS",
+        value_enum,
+        default_value = "both"
+    )]
+    run: RunControllers,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum RunControllers {
+    Both,
+    Populator,
+    Planner,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,15 +137,7 @@ fn main() -> ProcessExitCode {
             print!("{}", co_api::crds_yaml());
             ExitCode::Success
         }
-        Command::Controller(settings) => block_on(async move {
-            match co_controller::run(*settings).await {
-                Ok(()) => ExitCode::Success,
-                Err(error) => {
-                    tracing::error!(%error, "the controller stopped");
-                    error.exit_code()
-                }
-            }
-        }),
+        Command::Controller(args) => block_on(run_controllers(*args)),
         Command::Preflight(args) => block_on(async move { preflight_cmd::run(&args).await }),
         Command::Lab {
             command: LabCommand::Serve(args),
@@ -210,6 +229,38 @@ fn log_configuration(config: &PopulateConfig) {
 }
 
 /// Runs one async subcommand on a multi-threaded runtime.
+/// Runs the selected controllers until SIGTERM/SIGINT; the first to fail decides the exit code.
+async fn run_controllers(args: ControllerArgs) -> ExitCode {
+    let ControllerArgs {
+        populator,
+        mut planner,
+        run,
+    } = args;
+    planner.watch_namespace = populator.watch_namespace.clone();
+    let populator = async {
+        if run == RunControllers::Planner {
+            return Ok(());
+        }
+        co_controller::run(populator).await.map_err(|error| {
+            tracing::error!(%error, "the populator controller stopped");
+            error.exit_code()
+        })
+    };
+    let planner = async {
+        if run == RunControllers::Populator {
+            return Ok(());
+        }
+        co_planner::run(planner).await.map_err(|error| {
+            tracing::error!(%error, "the planner stopped");
+            error.exit_code()
+        })
+    };
+    match tokio::try_join!(populator, planner) {
+        Ok(_) => ExitCode::Success,
+        Err(code) => code,
+    }
+}
+
 fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -35,6 +35,18 @@ fn the_controller_without_an_image_names_the_variables_and_exits_2() {
 }
 
 #[test]
+fn the_planner_alone_needs_no_image_and_a_missing_cluster_is_retryable() {
+    copy_offload()
+        .args(["controller", "--run=planner"])
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("the planner stopped"))
+        .stderr(predicate::str::contains("VSPHERE_XCOPY_VOLUME_POPULATOR_IMAGE").not());
+}
+
+#[test]
 fn controller_help_documents_every_setting_with_its_variable() {
     let output = copy_offload()
         .args(["controller", "--help"])
@@ -58,6 +70,9 @@ fn controller_help_documents_every_setting_with_its_variable() {
         "POPULATOR_SCRAPE_TIMEOUT_SECONDS",
         "CONTROLLER_HTTP_ENDPOINT",
         "WATCH_NAMESPACE",
+        "FORKLIFT_NAMESPACE",
+        "FORKLIFT_CONTROLLER_NAME",
+        "COPY_OFFLOAD_CONTROLLERS",
     ] {
         assert!(help.contains(env), "{env} missing from:\n{help}");
     }

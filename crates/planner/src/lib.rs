@@ -1,0 +1,150 @@
+//! `co-planner`: the Forklift-side half of copy offload, run by `copy-offload controller` next to
+//! the populator controller. It works with Forklift's `forklift.konveyor.io` objects, so a cluster
+//! with Forklift installed, or with only copy-offload, behaves the same:
+//!
+//! - [`feature_flag`]: `feature_copy_offload`, followed live; nothing here acts while it is off;
+//! - [`ssh_keys`] and the Provider controller: one SSH key pair per vSphere `Provider`;
+//! - [`conditions`]: conditions written into Forklift objects' status without taking over them.
+//!
+//! It links the vSphere and ESXi crates the populator controller must not (see
+//! `docs/architecture.md`), which is why it is its own crate.
+
+pub mod conditions;
+pub mod feature_flag;
+mod provider;
+pub mod ssh_keys;
+
+use std::sync::Arc;
+
+use kube::Client;
+use tokio::sync::mpsc;
+
+pub use feature_flag::FeatureFlag;
+pub use provider::{PRIVATE_KEY_INVALID, PUBLIC_KEY_INVALID, ProviderOutcome};
+
+/// What the planner's reconciles did, for whoever listens (tests wait on it instead of
+/// guessing when a reconcile has happened).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observed {
+    /// A Provider was reconciled.
+    Provider {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// What happened.
+        outcome: ProviderOutcome,
+    },
+}
+
+/// The planner's settings (flags of `copy-offload controller`).
+#[derive(Clone, Debug, clap::Args)]
+#[group(id = "planner")]
+#[command(next_help_heading = "Planner (Forklift objects)")]
+pub struct Settings {
+    /// Namespace of Forklift's `ForkliftController` CR and of the `copy-offload-features`
+    /// ConfigMap, where `feature_copy_offload` is read.
+    #[arg(long, env = "FORKLIFT_NAMESPACE", default_value = "openshift-mtv")]
+    pub forklift_namespace: String,
+
+    /// Name of the `ForkliftController` CR.
+    #[arg(
+        long,
+        env = "FORKLIFT_CONTROLLER_NAME",
+        default_value = "forklift-controller"
+    )]
+    pub forklift_controller_name: String,
+
+    /// Only watch Forklift objects of this namespace (all namespaces when unset); set from the
+    /// controller's `--watch-namespace`.
+    #[arg(skip)]
+    pub watch_namespace: Option<String>,
+
+    /// Receives one [`Observed`] per reconcile.
+    #[arg(skip)]
+    pub observer: Option<mpsc::UnboundedSender<Observed>>,
+}
+
+/// Why the planner stopped or a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No Kubernetes client could be built.
+    #[error("cannot connect to the Kubernetes API: {0}")]
+    Connect(#[source] kube::Error),
+    /// An SSH key pair could not be generated or stored.
+    #[error(transparent)]
+    Keys(#[from] ssh_keys::KeyError),
+    /// A status could not be read or written.
+    #[error("updating the status of a Forklift object: {0}")]
+    Status(#[source] kube::Error),
+}
+
+impl Error {
+    /// The process exit code for this error (the populator's codes, shared by all subcommands).
+    pub fn exit_code(&self) -> co_api::contract::ExitCode {
+        use co_api::contract::ExitCode;
+        match self {
+            Self::Connect(_) => ExitCode::Retryable,
+            Self::Keys(_) | Self::Status(_) => ExitCode::Internal,
+        }
+    }
+}
+
+pub(crate) struct Context {
+    pub(crate) client: Client,
+    pub(crate) settings: Settings,
+    pub(crate) flag: FeatureFlag,
+}
+
+impl Context {
+    fn observe(&self, observed: Observed) {
+        if let Some(observer) = &self.settings.observer {
+            // A listener that went away is not the planner's problem.
+            let _ = observer.send(observed);
+        }
+    }
+}
+
+/// Runs the planner with the in-cluster (or kubeconfig) client until SIGTERM/Ctrl-C.
+pub async fn run(settings: Settings) -> Result<(), Error> {
+    let client = Client::try_default().await.map_err(Error::Connect)?;
+    run_with(client, settings, shutdown_signal()).await;
+    Ok(())
+}
+
+/// Runs the planner with `client` until `shutdown` resolves.
+pub async fn run_with(
+    client: Client,
+    settings: Settings,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (flag, follower) = FeatureFlag::follow(
+        client.clone(),
+        &settings.forklift_namespace,
+        &settings.forklift_controller_name,
+    );
+    flag.synced().await;
+    tracing::info!(enabled = flag.enabled(), "feature_copy_offload read");
+    let context = Arc::new(Context {
+        client,
+        settings,
+        flag,
+    });
+    provider::run(context, shutdown).await;
+    follower.abort();
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

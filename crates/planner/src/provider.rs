@@ -1,0 +1,150 @@
+//! The Provider controller: every vSphere `Provider` gets its SSH key pair (see [`crate::ssh_keys`])
+//! while `feature_copy_offload` is on; a pair that cannot be used is reported on the Provider as
+//! `SSHPrivateKeyInvalid` / `SSHPublicKeyInvalid` (Forklift's condition types), never replaced.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use co_api::forklift::Provider;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ApiResource, DynamicObject};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+
+use crate::conditions::{self, Condition, category};
+use crate::ssh_keys::{self, KeyProblem, KeysOutcome};
+use crate::{Context, Error, Observed};
+
+/// Condition type for a private key that cannot be used (Forklift's name).
+pub const PRIVATE_KEY_INVALID: &str = "SSHPrivateKeyInvalid";
+/// Condition type for a public key that cannot be used or does not match (Forklift's name).
+pub const PUBLIC_KEY_INVALID: &str = "SSHPublicKeyInvalid";
+const KEY_CONDITIONS: &[&str] = &[PRIVATE_KEY_INVALID, PUBLIC_KEY_INVALID];
+
+/// What one reconcile of a Provider did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProviderOutcome {
+    /// `feature_copy_offload` is off: nothing was looked at.
+    Disabled,
+    /// Not a vSphere provider, or being deleted.
+    Ignored,
+    /// The key pair's state after the reconcile.
+    Keys(KeysOutcome),
+}
+
+/// Runs the Provider controller until `shutdown` resolves.
+pub(crate) async fn run(
+    context: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = context.client.clone();
+    let (providers, secrets) = match &context.settings.watch_namespace {
+        Some(namespace) => (
+            Api::<Provider>::namespaced(client.clone(), namespace),
+            Api::<Secret>::namespaced(client.clone(), namespace),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let key_secrets = watcher::Config::default().labels(&format!(
+        "{}={}",
+        ssh_keys::COMPONENT_LABEL,
+        ssh_keys::COMPONENT
+    ));
+    Controller::new(providers, watcher::Config::default())
+        .owns(secrets, key_secrets)
+        .reconcile_all_on(context.flag.changes())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "provider reconcile");
+            }
+        })
+        .await;
+}
+
+async fn reconcile(provider: Arc<Provider>, context: Arc<Context>) -> Result<Action, Error> {
+    let outcome = reconcile_provider(&provider, &context).await?;
+    context.observe(Observed::Provider {
+        namespace: provider.namespace().unwrap_or_default(),
+        name: provider.name_any(),
+        outcome,
+    });
+    Ok(Action::await_change())
+}
+
+async fn reconcile_provider(
+    provider: &Provider,
+    context: &Context,
+) -> Result<ProviderOutcome, Error> {
+    if !context.flag.enabled() {
+        return Ok(ProviderOutcome::Disabled);
+    }
+    let is_vsphere = provider.spec.provider_type.as_deref() == Some("vsphere");
+    if !is_vsphere || provider.metadata.deletion_timestamp.is_some() {
+        return Ok(ProviderOutcome::Ignored);
+    }
+    let keys = ssh_keys::ensure(&context.client, provider).await?;
+    match &keys {
+        KeysOutcome::Created => tracing::info!(
+            provider = %provider.name_any(),
+            "generated the SSH key pair of the provider"
+        ),
+        KeysOutcome::Unusable(problem) => tracing::warn!(
+            provider = %provider.name_any(),
+            %problem,
+            "the provider's SSH key pair cannot be used; left as it is"
+        ),
+        KeysOutcome::Kept | KeysOutcome::PublicRestored => {}
+    }
+    let wanted: Vec<Condition> = match &keys {
+        KeysOutcome::Unusable(problem) => vec![key_condition(problem)],
+        _ => vec![],
+    };
+    report(&context.client, provider, KEY_CONDITIONS, &wanted).await?;
+    Ok(ProviderOutcome::Keys(keys))
+}
+
+fn key_condition(problem: &KeyProblem) -> Condition {
+    let type_ = match problem {
+        KeyProblem::PrivateMissing(_) | KeyProblem::PrivateUnusable { .. } => PRIVATE_KEY_INVALID,
+        KeyProblem::PublicUnusable { .. } | KeyProblem::Mismatch { .. } => PUBLIC_KEY_INVALID,
+    };
+    Condition {
+        type_: type_.into(),
+        category: category::WARN,
+        reason: "SSHKeysUnusable".into(),
+        message: format!(
+            "{problem}. copy-offload leaves these Secrets as they are: fix them, or delete both \
+             to have a new pair generated."
+        ),
+        items: vec![],
+    }
+}
+
+/// Writes `wanted` as the provider's conditions of `owned` types.
+pub(crate) async fn report(
+    client: &Client,
+    provider: &Provider,
+    owned: &[&str],
+    wanted: &[Condition],
+) -> Result<(), Error> {
+    let resource = ApiResource::erase::<Provider>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &provider.namespace().unwrap_or_default(),
+        &resource,
+    );
+    let current = api.get(&provider.name_any()).await.map_err(Error::Status)?;
+    conditions::replace_owned(&api, &current, owned, wanted)
+        .await
+        .map_err(Error::Status)?;
+    Ok(())
+}
+
+fn error_policy(provider: Arc<Provider>, error: &Error, _context: Arc<Context>) -> Action {
+    tracing::warn!(provider = %provider.name_any(), %error, "provider reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
