@@ -34,6 +34,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 async fn two_hundred_pvcs_to_two_hundred_pods() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = cluster::client().await;
+    cluster::ensure_crd(&client).await;
     let namespace = format!(
         "ctl-bench-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]

@@ -91,7 +91,7 @@ where
     }
 }
 
-async fn ensure_crd(client: &Client) {
+pub async fn ensure_crd(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     // The CRD as shipped (no status subresource), if no test installed it yet.
     let crd = co_api::populator_crd();
