@@ -196,11 +196,9 @@ impl StepClock {
     }
 }
 
-/// Runs `copy-offload lab demo`; `cancel` is fired by SIGINT/SIGTERM.
+/// Runs `copy-offload lab demo` (without `--cluster`, which `demo_cluster` runs); `cancel` is
+/// fired by SIGINT/SIGTERM.
 pub async fn run(args: DemoArgs, cancel: CancellationToken) -> ExitCode {
-    if args.cluster {
-        return crate::demo_cluster::run(args, cancel).await;
-    }
     let dir = match LabDir::new(args.data_dir.as_deref()) {
         Ok(dir) => dir,
         Err(e) => {

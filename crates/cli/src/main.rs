@@ -146,7 +146,13 @@ fn main() -> ProcessExitCode {
         })),
         Command::Lab {
             command: LabCommand::Demo(args),
-        } => block_on(lab_cmd::until_signalled(|cancel| demo::run(*args, cancel))),
+        } => block_on(lab_cmd::until_signalled(|cancel| async move {
+            if args.cluster {
+                demo_cluster::run(*args, cancel).await
+            } else {
+                demo::run(*args, cancel).await
+            }
+        })),
         Command::Vib {
             command: VibCommand::Build(args),
         } => vib_cmd::build(&args),

@@ -6,6 +6,12 @@ use std::time::Duration;
 /// Environment variable Forklift's operator sets for the populator image; accepted as a fallback.
 pub const FORKLIFT_IMAGE_ENV: &str = "VSPHERE_COPY_OFFLOAD_POPULATOR_IMAGE";
 
+// A populator pod's resources, shared by the flags and `Settings::defaults`.
+const DEFAULT_REQUESTS_CPU: &str = "100m";
+const DEFAULT_REQUESTS_MEMORY: &str = "32Mi";
+const DEFAULT_LIMITS_CPU: &str = "1";
+const DEFAULT_LIMITS_MEMORY: &str = "256Mi";
+
 /// Settings of `copy-offload controller`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
@@ -35,26 +41,27 @@ pub struct Settings {
 
     /// CPU request of a populator pod (Forklift's default; the populator mostly waits on the
     /// array and the ESXi host).
-    #[arg(long, env = "POPULATOR_CONTAINER_REQUESTS_CPU", default_value = "100m")]
+    #[arg(long, env = "POPULATOR_CONTAINER_REQUESTS_CPU", default_value = DEFAULT_REQUESTS_CPU)]
     pub requests_cpu: String,
 
-    /// Memory request of a populator pod (measured peak RSS of a run: about 30 MiB).
+    /// Memory request of a populator pod: twice the measured peak RSS of a release build's run
+    /// (15 MiB, whatever the disk size: the copy runs on the array and the ESXi host).
     #[arg(
         long,
         env = "POPULATOR_CONTAINER_REQUESTS_MEMORY",
-        default_value = "64Mi"
+        default_value = DEFAULT_REQUESTS_MEMORY
     )]
     pub requests_memory: String,
 
     /// CPU limit of a populator pod.
-    #[arg(long, env = "POPULATOR_CONTAINER_LIMITS_CPU", default_value = "1")]
+    #[arg(long, env = "POPULATOR_CONTAINER_LIMITS_CPU", default_value = DEFAULT_LIMITS_CPU)]
     pub limits_cpu: String,
 
-    /// Memory limit of a populator pod.
+    /// Memory limit of a populator pod (room for a slow array's retries and large esxcli answers).
     #[arg(
         long,
         env = "POPULATOR_CONTAINER_LIMITS_MEMORY",
-        default_value = "256Mi"
+        default_value = DEFAULT_LIMITS_MEMORY
     )]
     pub limits_memory: String,
 
@@ -104,10 +111,10 @@ impl Settings {
             max_attempts: 3,
             retry_backoff_seconds: 30,
             retain_populator_pods: false,
-            requests_cpu: "100m".into(),
-            requests_memory: "128Mi".into(),
-            limits_cpu: "1".into(),
-            limits_memory: "512Mi".into(),
+            requests_cpu: DEFAULT_REQUESTS_CPU.into(),
+            requests_memory: DEFAULT_REQUESTS_MEMORY.into(),
+            limits_cpu: DEFAULT_LIMITS_CPU.into(),
+            limits_memory: DEFAULT_LIMITS_MEMORY.into(),
             scrape_interval_seconds: 5,
             scrape_timeout_seconds: 5,
             http_endpoint: "127.0.0.1:0".into(),

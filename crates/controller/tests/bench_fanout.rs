@@ -1,6 +1,7 @@
 //! Benchmark (run on demand, prints figures, asserts only correctness): time from creating 200
 //! PVCs to 200 populator pods, and the controller's peak RSS, with the real `copy-offload
-//! controller` process against the real API server. No kubelet: the pods stay Pending.
+//! controller` process against the real API server. The CSI provisioner is played (the controller
+//! starts a pod only once its prime PVC is bound); no kubelet: the pods stay Pending.
 //!
 //! ```text
 //! cargo build -p copy-offload
@@ -54,6 +55,36 @@ async fn two_hundred_pvcs_to_two_hundred_pods() {
         )
         .await
         .unwrap();
+    // The controller starts a populator pod once the prime PVC is bound, so the CSI provisioner is
+    // played (a LUN on the lab array and a PV per prime PVC); no kubelet, so the pods stay Pending.
+    co_lab::cluster::ensure_node(&client, cluster::NODE)
+        .await
+        .unwrap();
+    co_lab::cluster::create_storage_class(&client, &format!("san-{namespace}"), "Immediate")
+        .await
+        .unwrap();
+    let lab_dir = tempfile::tempdir().unwrap();
+    let lab = std::sync::Arc::new(
+        co_lab::lab::Lab::start(
+            co_lab::scenario::Scenario::default_embedded(),
+            lab_dir.path(),
+        )
+        .await
+        .unwrap(),
+    );
+    co_lab::cluster::create_worker_group(&lab, cluster::ARRAY).unwrap();
+    let provisioner = tokio::spawn(co_lab::cluster::csi_provisioner(
+        client.clone(),
+        co_lab::cluster::Players {
+            namespace: namespace.clone(),
+            array: cluster::ARRAY.into(),
+            worker_group: cluster::WORKER_GROUP.into(),
+            node: cluster::NODE.into(),
+            binary: cluster::binary(),
+            kubeconfig: co_testpeers::kubeconfig_path(),
+        },
+        lab.clone(),
+    ));
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &namespace);
     accounts
         .create(
@@ -104,6 +135,7 @@ async fn two_hundred_pvcs_to_two_hundred_pods() {
             metadata: meta(&format!("disk-{i}")),
             spec: Some(k8s_openapi::api::core::v1::PersistentVolumeClaimSpec {
                 access_modes: Some(vec!["ReadWriteOnce".into()]),
+                storage_class_name: Some(format!("san-{namespace}")),
                 resources: Some(k8s_openapi::api::core::v1::VolumeResourceRequirements {
                     requests: Some(
                         [(
@@ -144,5 +176,7 @@ async fn two_hundred_pvcs_to_two_hundred_pods() {
         rss as f64 / 1024.0
     );
     let _ = controller.kill().await;
+    provisioner.abort();
     let _ = namespaces.delete(&namespace, &Default::default()).await;
+    co_lab::cluster::remove_storage_class(&client, &format!("san-{namespace}")).await;
 }
