@@ -5,43 +5,13 @@
 mod e2e_support;
 mod kube_support;
 
-use std::collections::BTreeMap;
-
 use co_populator::ExitCode;
 use co_populator::journal::JOURNAL_ANNOTATION;
 use co_populator::run_with;
 use e2e_support::{LabRig, MIB};
-use k8s_openapi::api::core::v1::{
-    CSIPersistentVolumeSource, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeSpec, VolumeResourceRequirements,
-};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::Api;
-use kube::api::{ObjectMeta, PostParams};
 use kube_support::ScratchNamespace;
-
-fn claim(name: &str, volume: Option<&str>) -> PersistentVolumeClaim {
-    PersistentVolumeClaim {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec!["ReadWriteOnce".into()]),
-            volume_mode: Some("Block".into()),
-            volume_name: volume.map(str::to_owned),
-            resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([(
-                    "storage".into(),
-                    Quantity("64Mi".into()),
-                )])),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pvc_waiting_for_its_populator_is_filled_through_its_prime_pvc() {
@@ -52,49 +22,7 @@ async fn a_pvc_waiting_for_its_populator_is_filled_through_its_prime_pvc() {
     rig.target_volume(flexvol, 64 * MIB);
 
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace.name);
-    let user = pvcs
-        .create(&PostParams::default(), &claim("disk-0", None))
-        .await
-        .unwrap();
-    let uid = user.metadata.uid.clone().unwrap();
-    let pv_name = format!("pv-{}", &namespace.name);
-    let pvs: Api<PersistentVolume> = Api::all(client.clone());
-    pvs.create(
-        &PostParams::default(),
-        &PersistentVolume {
-            metadata: ObjectMeta {
-                name: Some(pv_name.clone()),
-                ..Default::default()
-            },
-            spec: Some(PersistentVolumeSpec {
-                access_modes: Some(vec!["ReadWriteOnce".into()]),
-                capacity: Some(BTreeMap::from([(
-                    "storage".into(),
-                    Quantity("64Mi".into()),
-                )])),
-                volume_mode: Some("Block".into()),
-                csi: Some(CSIPersistentVolumeSource {
-                    driver: "csi.trident.netapp.io".into(),
-                    volume_handle: format!("pvc-{flexvol}"),
-                    volume_attributes: Some(BTreeMap::from([(
-                        "internalName".into(),
-                        flexvol.into(),
-                    )])),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    pvcs.create(
-        &PostParams::default(),
-        &claim(&format!("prime-{uid}"), Some(&pv_name)),
-    )
-    .await
-    .unwrap();
+    let uid = kube_support::target_claims(&client, &namespace.name, flexvol).await;
 
     let mut args = rig.args(flexvol);
     args.target_volume_handle = None;
@@ -139,6 +67,9 @@ async fn a_pvc_waiting_for_its_populator_is_filled_through_its_prime_pvc() {
         )],
         "{journal}"
     );
-    pvs.delete(&pv_name, &Default::default()).await.unwrap();
+    Api::<PersistentVolume>::all(client.clone())
+        .delete(&format!("pv-{}", namespace.name), &Default::default())
+        .await
+        .unwrap();
     namespace.delete().await;
 }

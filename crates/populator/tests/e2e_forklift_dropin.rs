@@ -24,14 +24,10 @@ use co_populator::rights::{self, AccessCheck};
 use co_populator::run_with;
 use e2e_support::{LabRig, MIB};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{
-    CSIPersistentVolumeSource, ConfigMap, PersistentVolume, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PersistentVolumeSpec, ServiceAccount, VolumeResourceRequirements,
-};
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 use kube_support::ScratchNamespace;
@@ -211,79 +207,6 @@ async fn populator_client(admin: &Client, grant: Grant, target: &str, forklift: 
     Client::try_from(config).unwrap()
 }
 
-fn claim(name: &str, volume: Option<&str>) -> PersistentVolumeClaim {
-    PersistentVolumeClaim {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec!["ReadWriteOnce".into()]),
-            volume_mode: Some("Block".into()),
-            volume_name: volume.map(str::to_owned),
-            resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([(
-                    "storage".into(),
-                    Quantity("64Mi".into()),
-                )])),
-                ..VolumeResourceRequirements::default()
-            }),
-            ..PersistentVolumeClaimSpec::default()
-        }),
-        ..PersistentVolumeClaim::default()
-    }
-}
-
-/// The user's PVC `disk-0` (unbound) and its prime PVC bound to a CSI PV naming `flexvol`, as
-/// Forklift's controller and the CSI driver leave them; returns the user PVC's UID.
-async fn target_claims(admin: &Client, namespace: &str, flexvol: &str) -> String {
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(admin.clone(), namespace);
-    let user = pvcs
-        .create(&PostParams::default(), &claim("disk-0", None))
-        .await
-        .unwrap();
-    let uid = user.metadata.uid.unwrap();
-    let pv_name = format!("pv-{namespace}");
-    Api::<PersistentVolume>::all(admin.clone())
-        .create(
-            &PostParams::default(),
-            &PersistentVolume {
-                metadata: ObjectMeta {
-                    name: Some(pv_name.clone()),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(PersistentVolumeSpec {
-                    access_modes: Some(vec!["ReadWriteOnce".into()]),
-                    capacity: Some(BTreeMap::from([(
-                        "storage".into(),
-                        Quantity("64Mi".into()),
-                    )])),
-                    volume_mode: Some("Block".into()),
-                    csi: Some(CSIPersistentVolumeSource {
-                        driver: "csi.trident.netapp.io".into(),
-                        volume_handle: format!("pvc-{flexvol}"),
-                        volume_attributes: Some(BTreeMap::from([(
-                            "internalName".into(),
-                            flexvol.into(),
-                        )])),
-                        ..CSIPersistentVolumeSource::default()
-                    }),
-                    ..PersistentVolumeSpec::default()
-                }),
-                ..PersistentVolume::default()
-            },
-        )
-        .await
-        .unwrap();
-    pvcs.create(
-        &PostParams::default(),
-        &claim(&format!("prime-{uid}"), Some(&pv_name)),
-    )
-    .await
-    .unwrap();
-    uid
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -338,7 +261,7 @@ async fn drop_in(grant: Grant, method: Method) {
     let rig = LabRig::start().await;
     let flexvol = "trident_pvc_dropin";
     rig.target_volume(flexvol, 64 * MIB);
-    let uid = target_claims(&admin, &target.name, flexvol).await;
+    let uid = kube_support::target_claims(&admin, &target.name, flexvol).await;
 
     // The arguments Forklift's builder passes (the rest comes from the secret's environment).
     let mut args = rig.args(flexvol);

@@ -5,9 +5,15 @@
 use std::time::Duration;
 
 use co_api::{VSphereXcopyVolumePopulator, VSphereXcopyVolumePopulatorSpec};
-use k8s_openapi::api::core::v1::Namespace;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    CSIPersistentVolumeSource, Namespace, PersistentVolume, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeSpec, VolumeResourceRequirements,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, PostParams};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::{Api, Client};
 use tokio::time::Instant;
 
@@ -110,4 +116,78 @@ pub async fn create_cr(
             Err(error) => panic!("cannot create the CR: {error}"),
         }
     }
+}
+
+/// A 64 MiB block PVC `name`, bound to PV `volume` when given.
+pub fn claim(name: &str, volume: Option<&str>) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            volume_mode: Some("Block".into()),
+            volume_name: volume.map(str::to_owned),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".into(),
+                    Quantity("64Mi".into()),
+                )])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    }
+}
+
+/// The user's PVC `disk-0` (unbound) and its prime PVC bound to a CSI PV naming `flexvol`, as
+/// Forklift's controller and the CSI driver leave them; returns the user PVC's UID.
+pub async fn target_claims(admin: &Client, namespace: &str, flexvol: &str) -> String {
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(admin.clone(), namespace);
+    let user = pvcs
+        .create(&PostParams::default(), &claim("disk-0", None))
+        .await
+        .unwrap();
+    let uid = user.metadata.uid.unwrap();
+    let pv_name = format!("pv-{namespace}");
+    Api::<PersistentVolume>::all(admin.clone())
+        .create(
+            &PostParams::default(),
+            &PersistentVolume {
+                metadata: ObjectMeta {
+                    name: Some(pv_name.clone()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(PersistentVolumeSpec {
+                    access_modes: Some(vec!["ReadWriteOnce".into()]),
+                    capacity: Some(BTreeMap::from([(
+                        "storage".into(),
+                        Quantity("64Mi".into()),
+                    )])),
+                    volume_mode: Some("Block".into()),
+                    csi: Some(CSIPersistentVolumeSource {
+                        driver: "csi.trident.netapp.io".into(),
+                        volume_handle: format!("pvc-{flexvol}"),
+                        volume_attributes: Some(BTreeMap::from([(
+                            "internalName".into(),
+                            flexvol.into(),
+                        )])),
+                        ..CSIPersistentVolumeSource::default()
+                    }),
+                    ..PersistentVolumeSpec::default()
+                }),
+                ..PersistentVolume::default()
+            },
+        )
+        .await
+        .unwrap();
+    pvcs.create(
+        &PostParams::default(),
+        &claim(&format!("prime-{uid}"), Some(&pv_name)),
+    )
+    .await
+    .unwrap();
+    uid
 }
