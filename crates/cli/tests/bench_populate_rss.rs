@@ -12,13 +12,11 @@
 #[path = "../../populator/tests/e2e_support/mod.rs"]
 mod e2e_support;
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use co_api::contract::flags;
-use co_populator::metrics::names;
 use e2e_support::{LabRig, MIB, SOURCE_VMDK, scenario_for};
 
 const GIB: u64 = 1024 * MIB;
@@ -29,14 +27,6 @@ fn binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_copy-offload")))
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A field of `/proc/<pid>/status` in KiB (`VmHWM`, `RssAnon`, `RssFile`).
 fn status_kib(status: &str, field: &str) -> u64 {
     status
@@ -44,30 +34,6 @@ fn status_kib(status: &str, field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no {field} in /proc/<pid>/status:\n{status}"))
-}
-
-/// Scrapes the metrics endpoint until the completion metric is up; returns the body.
-async fn completion_metrics(port: u16) -> String {
-    let client = reqwest::Client::builder()
-        .tls_danger_accept_invalid_certs(true)
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        assert!(Instant::now() < deadline, "no completion metric in 600 s");
-        if let Ok(response) = client
-            .get(format!("https://127.0.0.1:{port}/metrics"))
-            .send()
-            .await
-            && let Ok(body) = response.text().await
-            && body.contains(names::COPY_DURATION_SECONDS)
-        {
-            return body;
-        }
-        // Polling cadence of this bench only; Forklift scrapes every 5 s.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 struct Measured {
@@ -84,7 +50,7 @@ async fn measure(size: u64) -> Measured {
     let rig = LabRig::start_with(scenario).await;
     let name = "rss";
     rig.target_volume(name, size);
-    let port = free_port();
+    let port = e2e_support::free_port();
     let args: Vec<String> = rig
         .rig()
         .populate_flags(SOURCE_VMDK, &rig.target(name))
@@ -122,7 +88,7 @@ async fn measure(size: u64) -> Measured {
         }
         last.expect("no /proc status sample of the populate process")
     });
-    let metrics = completion_metrics(port).await;
+    let metrics = e2e_support::scrape_until_complete(port, Duration::from_secs(600)).await;
     let wall = started.elapsed();
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await

@@ -31,7 +31,6 @@ use k8s_openapi::api::rbac::v1::{
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 use kube_support::ScratchNamespace;
-use tokio::time::Instant;
 
 /// The Forklift namespace's one secret the populator may touch (FlashSystem token cache).
 const STORAGE_ARRAY_SECRET: &str = "storage-array-secret";
@@ -207,43 +206,6 @@ async fn populator_client(admin: &Client, grant: Grant, target: &str, forklift: 
     Client::try_from(config).unwrap()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Scrapes `https://127.0.0.1:<port>/metrics` as Forklift's controller does until the completion
-/// metric appears.
-async fn scrape_completion(port: u16) -> String {
-    let client = reqwest::Client::builder()
-        .tls_danger_accept_invalid_certs(true)
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "no completion metric within 120 s"
-        );
-        if let Ok(response) = client
-            .get(format!("https://127.0.0.1:{port}/metrics"))
-            .send()
-            .await
-        {
-            let body = response.text().await.unwrap();
-            if body.contains(names::COPY_DURATION_SECONDS) {
-                return body;
-            }
-        }
-        // Forklift scrapes every 5 s; a shorter interval only makes the test quicker.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Method {
     Vib,
@@ -274,7 +236,7 @@ async fn drop_in(grant: Grant, method: Method) {
     args.cr_namespace = Some(target.name.clone());
     args.secret_name = Some("storage-secret".into());
     args.host_lease_namespace = Some(forklift.name.clone());
-    let port = free_port();
+    let port = e2e_support::free_port();
     args.http_endpoint = Some(format!("127.0.0.1:{port}"));
     let mut options = rig.options("dropin");
     if method == Method::Ssh {
@@ -302,7 +264,7 @@ async fn drop_in(grant: Grant, method: Method) {
     });
 
     let run = tokio::spawn(run_with(rig.config(&args), options));
-    let metrics = scrape_completion(port).await;
+    let metrics = e2e_support::scrape_until_complete(port, Duration::from_secs(120)).await;
     // What Forklift's controller does once on completion: read the CR, then a plain Update
     // (label and status) that it never retries. The update is sent as late as possible, after
     // the populator has ended, so any CR write of ours after completion makes it conflict.

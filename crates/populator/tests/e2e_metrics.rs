@@ -12,15 +12,6 @@ use co_populator::metrics::names;
 use co_populator::run_with;
 use e2e_support::{LabRig, MIB};
 use prometheus_parse::{Sample, Scrape, Value};
-use tokio::time::Instant;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn sample<'a>(scrape: &'a Scrape, name: &str) -> &'a Sample {
     scrape
@@ -50,35 +41,13 @@ async fn completion_is_scraped_with_the_upstream_names_and_labels() {
     let rig = LabRig::start().await;
     rig.target_volume("trident_pvc_metrics", 64 * MIB);
     let mut args = rig.args("trident_pvc_metrics");
-    let port = free_port();
+    let port = e2e_support::free_port();
     args.http_endpoint = Some(format!("127.0.0.1:{port}"));
     let mut options = rig.options("metrics");
     options.final_scrape_wait = Duration::from_secs(30);
     let run = tokio::spawn(run_with(rig.config(&args), options));
 
-    let client = reqwest::Client::builder()
-        .tls_danger_accept_invalid_certs(true)
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let body = loop {
-        assert!(
-            Instant::now() < deadline,
-            "no completion metric within 60 s"
-        );
-        if let Ok(response) = client
-            .get(format!("https://127.0.0.1:{port}/metrics"))
-            .send()
-            .await
-        {
-            let body = response.text().await.unwrap();
-            if body.contains(names::COPY_DURATION_SECONDS) {
-                break body;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let body = e2e_support::scrape_until_complete(port, Duration::from_secs(60)).await;
     let summary = run.await.unwrap();
     assert_eq!(summary.exit_code, ExitCode::Success, "{:?}", summary.error);
 

@@ -251,3 +251,41 @@ impl LabRig {
         ));
     }
 }
+
+/// A loopback port free at the time of asking, for a run's metrics endpoint.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Scrapes the populator's metrics endpoint on `port`, as the controller does, until the
+/// completion metric is up (within `within`); returns that scrape's body.
+pub async fn scrape_until_complete(port: u16, within: Duration) -> String {
+    let client = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no completion metric within {within:?}"
+        );
+        if let Ok(response) = client
+            .get(format!("https://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            && let Ok(body) = response.text().await
+            && body.contains(co_populator::metrics::names::COPY_DURATION_SECONDS)
+        {
+            return body;
+        }
+        // The tests' polling cadence only (Forklift scrapes every 5 s): it bounds how soon the
+        // completion is seen, not whether.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
