@@ -10,8 +10,8 @@
 //! format (`text/plain; version=0.0.4`) without the OpenMetrics `# EOF` trailer.
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -144,6 +144,9 @@ struct MetricsInner {
     /// Highest progress reported so far: progress never goes backwards (upstream semantics).
     progress_high_water: AtomicI64,
     current_phase: Mutex<Option<(String, Instant)>>,
+    /// Whether the completion series is recorded. Held for writing while it is recorded and for
+    /// reading while a scrape is encoded, so a scrape knows whether its body carries it.
+    completion_recorded: RwLock<bool>,
 }
 
 impl PopulatorMetrics {
@@ -227,6 +230,7 @@ impl PopulatorMetrics {
                 phase,
                 progress_high_water: AtomicI64::new(0),
                 current_phase: Mutex::new(None),
+                completion_recorded: RwLock::new(false),
             }),
         }
     }
@@ -357,6 +361,11 @@ impl PopulatorMetrics {
     /// Records the completion signal (`copy_duration_seconds`) and, on success, the source disk
     /// sizes. A failed copy reports `storage_protocol="n/a"`, as upstream does.
     pub fn record_completion(&self, completion: &CopyCompletion) {
+        let mut recorded = self
+            .inner
+            .completion_recorded
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         let owner_uid = self.inner.owner_uid.clone();
         let protocol = match completion.result {
             CopyResult::Success => completion.storage_protocol,
@@ -393,6 +402,8 @@ impl PopulatorMetrics {
         self.inner.copy_duration.update(labels, |g| {
             g.set(completion.duration.as_secs_f64());
         });
+        *recorded = true;
+        drop(recorded);
         info!(
             result = completion.result.as_str(),
             duration_ms = completion.duration.as_millis() as u64,
@@ -403,12 +414,22 @@ impl PopulatorMetrics {
 
     /// The scrape body in the classic Prometheus text format.
     pub fn encode(&self) -> String {
+        self.encode_scrape().0
+    }
+
+    /// The scrape body, and whether it carries the completion series.
+    fn encode_scrape(&self) -> (String, bool) {
+        let recorded = self
+            .inner
+            .completion_recorded
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut body = String::new();
         // Writing into a String cannot fail, and our label values are plain strings.
         if let Err(error) = encode_registry(&mut body, &self.inner.registry) {
             error!(%error, "encoding metrics failed");
         }
-        body
+        (body, *recorded)
     }
 }
 
@@ -475,9 +496,8 @@ pub struct MetricsEndpoint {
 
 struct ScrapeState {
     metrics: PopulatorMetrics,
-    completed: AtomicBool,
-    /// Number of scrapes served since completion was flagged.
-    after_completion: watch::Sender<u64>,
+    /// Number of scrapes served whose body carried the completion series.
+    completion_scrapes: watch::Sender<u64>,
 }
 
 impl MetricsEndpoint {
@@ -493,8 +513,7 @@ impl MetricsEndpoint {
             .map_err(|source| MetricsError::Bind { addr, source })?;
         let scrape = Arc::new(ScrapeState {
             metrics,
-            completed: AtomicBool::new(false),
-            after_completion: watch::Sender::new(0),
+            completion_scrapes: watch::Sender::new(0),
         });
         let app = Router::new()
             .route(METRICS_PATH, get(scrape_handler))
@@ -524,12 +543,13 @@ impl MetricsEndpoint {
         self.local_addr
     }
 
-    /// Flags completion (call after [`PopulatorMetrics::record_completion`]) and waits up to
-    /// `wait` for one scrape that sees it, so the controller reads the completion signal before
-    /// the pod exits. Returns whether such a scrape happened.
+    /// Waits up to `wait` for one scrape whose body carried the completion series (one served
+    /// before this call counts: the controller may scrape between
+    /// [`PopulatorMetrics::record_completion`] and this call, and then not again), so the
+    /// controller has read the completion signal before the pod exits. Returns whether such a
+    /// scrape happened.
     pub async fn await_final_scrape(&self, wait: Duration) -> bool {
-        let mut scrapes = self.scrape.after_completion.subscribe();
-        self.scrape.completed.store(true, Ordering::Release);
+        let mut scrapes = self.scrape.completion_scrapes.subscribe();
         info!(
             wait_s = wait.as_secs(),
             "copy finished, waiting for a final metrics scrape"
@@ -551,12 +571,9 @@ impl MetricsEndpoint {
 }
 
 async fn scrape_handler(State(scrape): State<Arc<ScrapeState>>) -> impl IntoResponse {
-    // Read the flag before encoding: a scrape counts as "after completion" only if the body it
-    // returns was produced after the completion metrics were recorded.
-    let completed = scrape.completed.load(Ordering::Acquire);
-    let body = scrape.metrics.encode();
+    let (body, completed) = scrape.metrics.encode_scrape();
     if completed {
-        scrape.after_completion.send_modify(|count| *count += 1);
+        scrape.completion_scrapes.send_modify(|count| *count += 1);
     }
     (StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], body)
 }

@@ -51,6 +51,10 @@ pub struct RunOptions {
     pub ssh_port: Option<u16>,
     /// SSH host key trust instead of the configured one (see [`host_key_policy`]).
     pub ssh_host_key: Option<HostKeyPolicy>,
+    /// known_hosts file for trust on first use when neither `SSH_KNOWN_HOSTS` nor the cluster's
+    /// record can be used; default `copy-offload-known_hosts` in the temporary directory (fresh
+    /// per pod, shared by every run on a workstation).
+    pub local_known_hosts: Option<PathBuf>,
     /// Journal file in Kubernetes-less mode; default derived from the volume handle.
     pub journal_path: Option<PathBuf>,
     /// Kubernetes client to use instead of building one from the configuration.
@@ -75,6 +79,7 @@ impl Default for RunOptions {
             ssh_address: None,
             ssh_port: None,
             ssh_host_key: None,
+            local_known_hosts: None,
             journal_path: None,
             kube_client: None,
             lease_slots: lease::DEFAULT_SLOTS,
@@ -568,7 +573,10 @@ pub fn host_key_policy(
             &config.host_lease.namespace,
         )));
     }
-    let known_hosts = std::env::temp_dir().join("copy-offload-known_hosts");
+    let known_hosts = options
+        .local_known_hosts
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("copy-offload-known_hosts"));
     warn!(
         path = %known_hosts.display(),
         "no SSH_KNOWN_HOSTS and no Kubernetes API: ESXi host keys are trusted on first use in a \

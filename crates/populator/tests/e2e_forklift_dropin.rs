@@ -327,6 +327,11 @@ async fn drop_in(grant: Grant, method: Method) {
         .unwrap();
     let expect_record = grant == Grant::Full && method == Method::Ssh;
     assert_eq!(host_keys.is_some(), expect_record, "{host_keys:?}");
+    // Without the right to record it for the cluster, the key is trusted on first use locally.
+    let local = std::fs::read_to_string(rig.dir.path().join("known_hosts")).unwrap_or_default();
+    let expect_local = grant == Grant::Forklift && method == Method::Ssh;
+    let entries = local.lines().filter(|l| !l.trim().is_empty()).count();
+    assert_eq!(entries == 1, expect_local, "{local:?}");
 
     target.delete().await;
     forklift.delete().await;

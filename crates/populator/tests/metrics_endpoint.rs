@@ -359,10 +359,10 @@ fn phases_left_drop_to_zero() {
 #[tokio::test]
 async fn final_scrape_wait_ends_at_the_first_scrape_after_completion() {
     let metrics = PopulatorMetrics::new(OWNER);
-    completed_run(&metrics);
     let endpoint = start(&metrics);
-    // A scrape before completion is flagged does not count.
+    // A scrape before completion does not count.
     scrape(&endpoint).await;
+    completed_run(&metrics);
     let url = format!("https://{}{METRICS_PATH}", endpoint.local_addr());
     let scraper = tokio::spawn(async move {
         let client = http_client();
@@ -379,10 +379,28 @@ async fn final_scrape_wait_ends_at_the_first_scrape_after_completion() {
 }
 
 #[tokio::test]
-async fn final_scrape_wait_gives_up_without_a_scrape() {
+async fn a_scrape_that_read_the_completion_before_the_wait_counts() {
+    // The controller may scrape between the completion being recorded and the wait starting, and
+    // then stop scraping: that scrape must end the wait at once.
+    let metrics = PopulatorMetrics::new(OWNER);
+    let endpoint = start(&metrics);
+    completed_run(&metrics);
+    assert!(
+        scrape(&endpoint)
+            .await
+            .1
+            .contains(names::COPY_DURATION_SECONDS)
+    );
+    assert!(endpoint.await_final_scrape(Duration::from_secs(30)).await);
+    endpoint.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_scrape_before_completion_does_not_end_the_wait() {
     let metrics = PopulatorMetrics::new(OWNER);
     let endpoint = start(&metrics);
     scrape(&endpoint).await;
+    completed_run(&metrics);
     assert!(
         !endpoint
             .await_final_scrape(Duration::from_millis(200))

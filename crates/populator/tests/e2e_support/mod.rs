@@ -115,6 +115,9 @@ impl LabRig {
             vsphere_trust: Some(TlsTrust::Thumbprint(self.lab.thumbprint.clone())),
             storage_ca_pem: Some(self.lab.certificate_pem.clone()),
             journal_path: Some(self.journal_path(journal)),
+            // Each rig's hosts have their own keys at the same addresses: a machine-wide file
+            // would make the second rig's first contact a "changed key".
+            local_known_hosts: Some(self.dir.path().join("known_hosts")),
             timing: Timing {
                 discovery: DiscoverySchedule {
                     timeout: Duration::from_secs(20),
