@@ -473,6 +473,10 @@ async fn write_decided_status(
 /// Writes a CR's status whichever CRD is installed: ours has a status subresource (a write to the
 /// main resource would drop `status`); Forklift's has none (`/status` answers 404), so the status
 /// goes with the object. Both are merge patches, so no field of anyone else is overwritten.
+///
+/// Without a status subresource every status write bumps `metadata.generation`, so the observed
+/// generations we record are stale by one after each write: such a status is rewritten only when
+/// something else changed, or each write would trigger the next (a reconcile loop per CR).
 pub async fn write_status(
     crs: &Api<VSphereXcopyVolumePopulator>,
     cr: &VSphereXcopyVolumePopulator,
@@ -487,15 +491,23 @@ pub async fn write_status(
             .await
         {
             Ok(_) => {}
-            Err(e) if not_found(&e) => match crs
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                Err(e) if not_found(&e) => return Ok(()),
-                result => {
-                    result.map_err(kube_err(format!("writing the status of {name}")))?;
+            Err(e) if not_found(&e) => {
+                let changed = cr
+                    .status
+                    .as_ref()
+                    .is_none_or(|old| !same_apart_from_generations(old, &status));
+                if changed {
+                    match crs
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                    {
+                        Err(e) if not_found(&e) => return Ok(()),
+                        result => {
+                            result.map_err(kube_err(format!("writing the status of {name}")))?;
+                        }
+                    }
                 }
-            },
+            }
             Err(e) => return Err(kube_err(format!("writing the status of {name}"))(e)),
         }
     }
@@ -512,6 +524,21 @@ pub async fn write_status(
         .map_err(kube_err(format!("labelling {name} completed")))?;
     }
     Ok(())
+}
+
+fn same_apart_from_generations(
+    a: &VSphereXcopyVolumePopulatorStatus,
+    b: &VSphereXcopyVolumePopulatorStatus,
+) -> bool {
+    let without = |status: &VSphereXcopyVolumePopulatorStatus| {
+        let mut status = status.clone();
+        status.observed_generation = None;
+        for condition in &mut status.conditions {
+            condition.observed_generation = None;
+        }
+        status
+    };
+    without(a) == without(b)
 }
 
 fn start_monitor(
@@ -668,5 +695,28 @@ mod tests {
         let (first, second) = server.await.unwrap();
         assert_eq!(first, (Method::PATCH, format!("{OBJECT}/status")));
         assert_eq!(second, (Method::PATCH, OBJECT.to_owned()));
+    }
+
+    #[tokio::test]
+    async fn without_one_a_status_new_only_in_its_generations_is_not_rewritten() {
+        // Each write through the object bumps its generation: rewriting for the generation alone
+        // would make every write trigger the next.
+        let mut written = cr();
+        let mut old = status();
+        old.observed_generation = Some(3);
+        written.status = Some(old);
+        written.metadata.generation = Some(4);
+        let mut new = status();
+        new.observed_generation = Some(4);
+        let (crs, mut handle) = api();
+        let server = tokio::spawn(async move {
+            let first = answer(&mut handle, StatusCode::NOT_FOUND).await;
+            (first, handle.next_request().await.is_none())
+        });
+        write_status(&crs, &written, new, false).await.unwrap();
+        drop(crs);
+        let (first, no_more) = server.await.unwrap();
+        assert_eq!(first, (Method::PATCH, format!("{OBJECT}/status")));
+        assert!(no_more, "rewritten for its generation alone");
     }
 }
