@@ -240,6 +240,6 @@ async fn two_hundred_pvcs_to_two_hundred_pods() {
     );
     let _ = controller.kill().await;
     provisioner.abort();
-    let _ = namespaces.delete(&namespace, &Default::default()).await;
+    co_lab::cluster::delete_scratch_namespace(&client, &namespace).await;
     co_lab::cluster::remove_storage_class(&client, &format!("san-{namespace}")).await;
 }

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::{
     CSIPersistentVolumeSource, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStatus, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim,
+    ContainerStatus, Namespace, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PersistentVolumeSpec, Pod, PodStatus, Secret,
     TypedLocalObjectReference, VolumeResourceRequirements,
 };
@@ -171,6 +171,27 @@ pub async fn remove_storage_class(client: &Client, name: &str) {
     }
     let classes: Api<StorageClass> = Api::all(client.clone());
     let _ = classes.delete(name, &DeleteParams::default()).await;
+}
+
+/// Deletes a scratch namespace whose controller is already stopped: its PVCs first lose every
+/// finalizer (the controller's would otherwise keep them, and the namespace, Terminating for good,
+/// and the API server busy with them); best effort, for cleanup.
+pub async fn delete_scratch_namespace(client: &Client, namespace: &str) {
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    if let Ok(list) = pvcs.list(&Default::default()).await {
+        let release = json!({"metadata": {"finalizers": null}});
+        for pvc in list.items.iter().filter(|pvc| !pvc.finalizers().is_empty()) {
+            let _ = pvcs
+                .patch(
+                    &pvc.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&release),
+                )
+                .await;
+        }
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let _ = namespaces.delete(namespace, &DeleteParams::default()).await;
 }
 
 /// Creates the worker's initiator group ([`WORKER_GROUP`]) on `array`, which the provisioner maps

@@ -558,9 +558,6 @@ impl TestCluster {
         let _ = roles.delete(&role, &DeleteParams::default()).await;
         let bindings: Api<ClusterRoleBinding> = Api::all(self.client.clone());
         let _ = bindings.delete(&role, &DeleteParams::default()).await;
-        let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let _ = namespaces
-            .delete(&self.namespace, &DeleteParams::default())
-            .await;
+        co_lab::cluster::delete_scratch_namespace(&self.client, &self.namespace).await;
     }
 }
