@@ -11,7 +11,7 @@ use std::path::PathBuf;
 /// One column (or, for faults, one part of the faults column) of the vendor table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cell {
-    /// A VMDK copied by XCOPY through the VIB, bytes verified, nothing left behind.
+    /// A VMDK cloned with `vmkfstools` through the VIB, bytes verified, nothing left behind.
     VmdkVib,
     /// The same through the SSH wrapper.
     VmdkSsh,
