@@ -10,6 +10,7 @@ pub const HOST_HW_MOVE: &str = "host.hardware-accelerated-move";
 pub const HOST_HW_INIT: &str = "host.hardware-accelerated-init";
 pub const HOST_MAX_HW_TRANSFER: &str = "host.max-hw-transfer-size";
 pub const HOST_MAX_LUN: &str = "host.max-lun";
+pub const HOST_VAAI_CLONE: &str = "host.vaai-clone";
 pub const HOST_VIB: &str = "host.vib";
 pub const HOST_SSH_KEY: &str = "host.ssh-key";
 pub const HOST_SSH_WRAPPER: &str = "host.ssh-wrapper";
@@ -52,6 +53,10 @@ pub const CHECKS: &[(&str, &str)] = &[
     (
         HOST_MAX_LUN,
         "/Disk/MaxLUN leaves a LUN id above those in use, so a newly mapped volume is scanned",
+    ),
+    (
+        HOST_VAAI_CLONE,
+        "each source LUN reports VAAI clone (XCOPY) supported on the host that copies it",
     ),
     (
         HOST_VIB,

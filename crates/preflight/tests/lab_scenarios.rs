@@ -7,7 +7,10 @@ use base64::Engine as _;
 use clap::Parser as _;
 use co_lab::lab::{Lab, RunningLab};
 use co_lab::rig::facade;
-use co_lab::scenario::{AdvancedOptionValue, ArraySpec, Scenario, SnapshotSpec, VendorSpec};
+use co_lab::scenario::{
+    AdvancedOptionValue, ArraySpec, Scenario, SnapshotSpec, VaaiCloneSpec, VaaiStatusSpec,
+    VendorSpec,
+};
 use co_populator::{EnvironmentConfig, PopulateArgs};
 use co_preflight::{Check, CopyPath, Outcome, PreflightOptions, Report, Selection};
 use co_vsphere::TlsTrust;
@@ -72,6 +75,16 @@ impl LabRun {
                 .collect::<BTreeMap<_, _>>(),
             ssh_host_key: None,
         }
+    }
+
+    /// The NAA name of the LUN behind a VMFS datastore of the lab.
+    fn datastore_lun(&self, datastore: &str) -> String {
+        let array = &self.lab.arrays[0].name;
+        self.lab
+            .san
+            .volume(array, &format!("ds-{datastore}"))
+            .map(|v| v.naa)
+            .unwrap_or_else(|| panic!("no volume for datastore {datastore} on {array}"))
     }
 
     async fn preflight(&self, extra: &[String], options: PreflightOptions) -> Report {
@@ -160,9 +173,59 @@ async fn a_prepared_site_passes_every_check_and_predicts_xcopy() {
         the_one(&report, "storage.initiators", HOST).outcome,
         Outcome::Warn
     );
+    let ds1_lun = run.datastore_lun("ds1");
+    assert_eq!(
+        the_one(&report, "host.vaai-clone", &format!("{ds1_lun} on {HOST}")).outcome,
+        Outcome::Pass,
+        "{table}"
+    );
     assert_eq!(report.disks.len(), 1);
     assert_eq!(report.disks[0].path, CopyPath::Xcopy, "{table}");
     assert!(!report.writes);
+}
+
+fn with_vaai_clone(status: VaaiStatusSpec) -> Scenario {
+    let mut scenario = ready_scenario();
+    scenario.vaai_clone.push(VaaiCloneSpec {
+        datastore: "ds1".into(),
+        status,
+    });
+    scenario
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_lun_without_vaai_clone_fails_and_predicts_a_host_copy() {
+    let run = LabRun::start(with_vaai_clone(VaaiStatusSpec::Unsupported)).await;
+    let report = run.preflight(&[], run.options()).await;
+    let lun = run.datastore_lun("ds1");
+    let subject = format!("{lun} on {HOST}");
+    assert_fails(&report, "host.vaai-clone", &subject, "claimrule");
+    let check = the_one(&report, "host.vaai-clone", &subject);
+    assert!(
+        check.remedy.contains(&format!(
+            "esxcli storage core device vaai status get -d {lun}"
+        )),
+        "{}",
+        check.remedy
+    );
+    assert!(check.message.contains("unsupported"), "{}", check.message);
+    assert_eq!(report.disks[0].path, CopyPath::HostCopy);
+    assert!(
+        report.disks[0].reason.contains("VAAI clone unsupported"),
+        "{}",
+        report.disks[0].reason
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_lun_with_unknown_vaai_clone_warns_and_stays_ready() {
+    let run = LabRun::start(with_vaai_clone(VaaiStatusSpec::Unknown)).await;
+    let report = run.preflight(&[], run.options()).await;
+    let subject = format!("{} on {HOST}", run.datastore_lun("ds1"));
+    let check = the_one(&report, "host.vaai-clone", &subject);
+    assert_eq!(check.outcome, Outcome::Warn, "{}", report.to_table());
+    assert!(report.ready, "{}", report.to_table());
+    assert_eq!(report.disks[0].path, CopyPath::Xcopy);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

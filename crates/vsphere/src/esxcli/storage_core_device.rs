@@ -1,5 +1,5 @@
-//! The `storage core device` namespace (and its `detached` child): list a device, set its state,
-//! forget a detached device.
+//! The `storage core device` namespace (and its `detached` and `vaai status` children): list a
+//! device, set its state, forget a detached device, read its VAAI primitives' status.
 
 use crate::error::Error;
 
@@ -131,6 +131,97 @@ impl Command for StorageCoreDeviceDetachedRemove {
     }
 }
 
+/// What ESXi reports for one VAAI primitive of a device (`Clone Status: supported`): `supported`
+/// once the device answered the primitive, `unsupported` when it refused it or the claim rule
+/// disables it, `unknown` before ESXi has tried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VaaiStatus {
+    Supported,
+    Unsupported,
+    Unknown,
+    /// Any other word a newer ESXi may report, as given.
+    Other(String),
+}
+
+impl VaaiStatus {
+    fn parse(text: &str) -> VaaiStatus {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "supported" => VaaiStatus::Supported,
+            "unsupported" => VaaiStatus::Unsupported,
+            "unknown" | "" => VaaiStatus::Unknown,
+            _ => VaaiStatus::Other(text.trim().to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            VaaiStatus::Supported => "supported",
+            VaaiStatus::Unsupported => "unsupported",
+            VaaiStatus::Unknown => "unknown",
+            VaaiStatus::Other(text) => text,
+        }
+    }
+}
+
+/// The VAAI status of one device, as `esxcli storage core device vaai status get` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceVaaiStatus {
+    /// `Device`: the canonical name.
+    pub device: String,
+    /// `VAAIPluginName`: the VAAI plugin claiming the device (empty for the T10 standard path).
+    pub plugin: String,
+    /// `ATSStatus`: atomic test-and-set (hardware-assisted locking).
+    pub ats: VaaiStatus,
+    /// `CloneStatus`: XCOPY (full copy), what an offloaded clone needs.
+    pub clone: VaaiStatus,
+    /// `ZeroStatus`: WRITE SAME (block zeroing).
+    pub zero: VaaiStatus,
+    /// `DeleteStatus`: UNMAP (space reclamation).
+    pub delete: VaaiStatus,
+}
+
+/// `esxcli storage core device vaai status get [-d <device>]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageCoreDeviceVaaiStatusGet {
+    pub device: Option<String>,
+}
+
+impl Command for StorageCoreDeviceVaaiStatusGet {
+    type Output = Vec<DeviceVaaiStatus>;
+
+    fn argv(&self) -> Vec<String> {
+        let mut argv = words(&["storage", "core", "device", "vaai", "status", "get"]);
+        if let Some(device) = &self.device {
+            argv.extend(["-d".to_owned(), device.clone()]);
+        }
+        argv
+    }
+
+    fn output(&self, response: EsxcliResponse) -> Result<Vec<DeviceVaaiStatus>, Error> {
+        let field = |record: &std::collections::BTreeMap<String, Vec<String>>, key: &str| {
+            record
+                .get(key)
+                .map(|values| values.concat())
+                .unwrap_or_default()
+        };
+        Ok(response
+            .records
+            .iter()
+            .map(|record| DeviceVaaiStatus {
+                device: Some(field(record, "Device"))
+                    .filter(|name| !name.is_empty())
+                    .or_else(|| self.device.clone())
+                    .unwrap_or_default(),
+                plugin: field(record, "VAAIPluginName"),
+                ats: VaaiStatus::parse(&field(record, "ATSStatus")),
+                clone: VaaiStatus::parse(&field(record, "CloneStatus")),
+                zero: VaaiStatus::parse(&field(record, "ZeroStatus")),
+                delete: VaaiStatus::parse(&field(record, "DeleteStatus")),
+            })
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -172,6 +263,47 @@ mod tests {
             StorageCoreDeviceDetachedRemove { device: naa.into() }.argv(),
             ["storage", "core", "device", "detached", "remove", "-d", naa]
         );
+        assert_eq!(
+            StorageCoreDeviceVaaiStatusGet {
+                device: Some(naa.into())
+            }
+            .argv(),
+            [
+                "storage", "core", "device", "vaai", "status", "get", "-d", naa
+            ]
+        );
+    }
+
+    #[test]
+    fn a_vaai_status_reads_each_primitive() {
+        let get = StorageCoreDeviceVaaiStatusGet {
+            device: Some("naa.1".into()),
+        };
+        let statuses = get
+            .output(EsxcliResponse {
+                records: vec![
+                    record(&[
+                        ("Device", "naa.1"),
+                        ("VAAIPluginName", "VMW_VAAIP_NETAPP"),
+                        ("ATSStatus", "supported"),
+                        ("CloneStatus", "unsupported"),
+                        ("ZeroStatus", "Supported"),
+                        ("DeleteStatus", "unknown"),
+                    ]),
+                    record(&[("CloneStatus", "partial")]),
+                ],
+                value: None,
+            })
+            .unwrap();
+        assert_eq!(statuses[0].device, "naa.1");
+        assert_eq!(statuses[0].plugin, "VMW_VAAIP_NETAPP");
+        assert_eq!(statuses[0].ats, VaaiStatus::Supported);
+        assert_eq!(statuses[0].clone, VaaiStatus::Unsupported);
+        assert_eq!(statuses[0].zero, VaaiStatus::Supported);
+        assert_eq!(statuses[0].delete, VaaiStatus::Unknown);
+        assert_eq!(statuses[1].device, "naa.1", "the device asked for");
+        assert_eq!(statuses[1].clone, VaaiStatus::Other("partial".into()));
+        assert_eq!(statuses[1].ats, VaaiStatus::Unknown, "absent field");
     }
 
     #[test]
