@@ -69,7 +69,7 @@ pub async fn run(args: &PreflightArgs) -> ExitCode {
         Ok(environment) if problems.is_empty() => environment,
         result => {
             problems.extend(result.err().map(|p| p.0).unwrap_or_default());
-            eprint!("{}", ArgProblems(problems));
+            eprint!("{}", ArgProblems(problems).of_command("preflight"));
             eprintln!(
                 "Run `copy-offload preflight --help` for every flag and its environment variable."
             );

@@ -106,3 +106,23 @@ async fn a_host_without_the_vib_exits_3_with_the_failing_check_and_its_remedy() 
         "{report:#}"
     );
 }
+
+#[test]
+fn argument_problems_are_reported_as_preflight_arguments() {
+    let output = cargo_bin_cmd!("copy-offload")
+        .env_clear()
+        .env("STORAGE_VENDOR", "ontap")
+        .args(["preflight", "--vm", "vm-1", "--disk", "no-brackets.vmdk"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("problems with the preflight arguments:"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("populate arguments"), "{stderr}");
+    // Both kinds in the one list: preflight's own flag and a shared setting.
+    assert!(stderr.contains("--disk"), "{stderr}");
+    assert!(stderr.contains("GOVMOMI_HOSTNAME"), "{stderr}");
+}
