@@ -14,6 +14,7 @@
 //! for `populate` works here unchanged.
 
 pub mod catalog;
+pub mod cluster;
 mod disks;
 mod hosts;
 mod probe;
