@@ -59,6 +59,15 @@ async fn create_forklift(scratch: &Scratch, kind: &str, name: &str, spec: serde_
 /// A vSphere Provider for the lab's vCenter (credentials in its Secret, as Forklift keeps them)
 /// and a StorageMap whose one pair offloads to the lab's array with `offload_secret`.
 async fn migration_objects(scratch: &Scratch, lab: &RunningLab, offload: Option<&str>) {
+    migration_objects_with(scratch, lab, offload, "vib").await;
+}
+
+async fn migration_objects_with(
+    scratch: &Scratch,
+    lab: &RunningLab,
+    offload: Option<&str>,
+    clone_method: &str,
+) {
     create_secret(
         scratch,
         "vcenter-credentials",
@@ -77,7 +86,7 @@ async fn migration_objects(scratch: &Scratch, lab: &RunningLab, offload: Option<
             "type": "vsphere",
             "url": lab.vcenter_url,
             "secret": { "name": "vcenter-credentials", "namespace": scratch.namespace },
-            "settings": { "esxiCloneMethod": "vib" },
+            "settings": { "esxiCloneMethod": clone_method },
         }),
     )
     .await;
@@ -185,5 +194,62 @@ async fn a_storage_map_without_offload_says_so() {
         stderr.contains("has no storage pair with offloadPlugin.vsphereXcopyConfig"),
         "{stderr}"
     );
+    scratch.finish().await;
+}
+
+/// The SSH method's key pair comes from the Secrets the provider controller writes for the
+/// Provider, base64-encoded as `populate` takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ssh_method_takes_the_providers_key_pair() {
+    use base64::Engine as _;
+    let (lab, _dir) = start_lab().await;
+    let scratch = Scratch::new("pf-cluster").await;
+    migration_objects_with(&scratch, &lab, Some("offload-ontap"), "ssh").await;
+    let private_pem =
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nlab\n-----END OPENSSH PRIVATE KEY-----\n";
+    let public_line = "ssh-rsa AAAAB3NzaC1yc2E lab@provider";
+    create_secret(
+        &scratch,
+        "offload-ssh-keys-vcenter-private",
+        json!({ "private-key": private_pem }),
+    )
+    .await;
+    create_secret(
+        &scratch,
+        "offload-ssh-keys-vcenter-public",
+        json!({ "public-key": public_line }),
+    )
+    .await;
+    let object = |name: &str| co_preflight::cluster::ObjectName {
+        namespace: scratch.namespace.clone(),
+        name: name.to_owned(),
+    };
+    let flags = co_preflight::cluster::populate_flags(
+        &scratch.client,
+        &object("vcenter"),
+        &object("offload-map"),
+        None,
+    )
+    .await
+    .unwrap();
+    let value = |name: &str| {
+        flags
+            .iter()
+            .find_map(|f| f.strip_prefix(&format!("--{name}=")))
+            .unwrap_or_else(|| panic!("no --{name}"))
+            .to_owned()
+    };
+    let decode = |text: String| {
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(value("esxi-clone-method"), "ssh");
+    assert_eq!(decode(value("ssh-public-key")), public_line);
+    assert_eq!(decode(value("ssh-private-key")), private_pem.trim_end());
+    assert_eq!(value("vsphere-hostname"), lab.vcenter_url);
     scratch.finish().await;
 }

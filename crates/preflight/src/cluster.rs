@@ -1,12 +1,17 @@
 //! Cluster mode: the settings `populate` would get for a migration, read from Forklift's own
 //! objects — the vSphere `Provider` (vCenter URL, its credentials Secret, the clone method) and the
-//! `StorageMap`'s `offloadPlugin.vsphereXcopyConfig` (the array's vendor and Secret) — as
-//! `populate` flags, so they are checked by the same validation as a Secret given by hand.
+//! `StorageMap`'s `offloadPlugin.vsphereXcopyConfig` (the array's vendor and Secret), and for the
+//! SSH method the Provider's key pair (the Secrets the provider controller writes) — as `populate`
+//! flags, so they are checked by the same validation as a Secret given by hand.
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use co_api::CloneMethod;
 use co_api::contract::flags::{self, Flag};
 use co_api::forklift::{Provider, StorageMap, VSphereXcopyPluginConfig};
+use co_planner::ssh_keys;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
@@ -166,6 +171,36 @@ pub async fn populate_flags(
         ))
     })?;
     settings.insert(flags::ESXI_CLONE_METHOD.name, method.as_str().to_owned());
+    if method == CloneMethod::Ssh {
+        let keys = [
+            (
+                ssh_keys::private_secret_name(&provider.name),
+                ssh_keys::PRIVATE_KEY_FIELD,
+                flags::SSH_PRIVATE_KEY,
+            ),
+            (
+                ssh_keys::public_secret_name(&provider.name),
+                ssh_keys::PUBLIC_KEY_FIELD,
+                flags::SSH_PUBLIC_KEY,
+            ),
+        ];
+        for (name, field, flag) in keys {
+            let object = format!("{}/{name}", provider.namespace);
+            let secret = secrets(&provider.namespace)
+                .get(&name)
+                .await
+                .map_err(read("the Provider's SSH key Secret", object.clone()))?;
+            let value = secret_strings(&secret, &object)?
+                .remove(field)
+                .ok_or_else(|| {
+                    ClusterError::Invalid(format!(
+                        "Secret {object} has no {field}: the provider controller writes it"
+                    ))
+                })?;
+            // `populate` takes the keys base64-encoded, as the migration Secret carries them.
+            settings.insert(flag.name, BASE64.encode(value.trim_end()));
+        }
+    }
     Ok(settings
         .into_iter()
         .map(|(name, value)| format!("--{name}={value}"))
