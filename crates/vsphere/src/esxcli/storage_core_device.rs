@@ -9,6 +9,14 @@ use super::wire::EsxcliResponse;
 
 const MIB: u64 = 1024 * 1024;
 
+/// One row of an esxcli answer: field name → values.
+type Record = std::collections::BTreeMap<String, Vec<String>>;
+
+/// A field of a row as one string (esxcli may split a value in several strings).
+fn field(record: &Record, key: &str) -> Option<String> {
+    record.get(key).map(|values| values.concat())
+}
+
 /// A SCSI device as `esxcli storage core device list` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceInfo {
@@ -50,9 +58,6 @@ impl Command for StorageCoreDeviceList {
     }
 
     fn output(&self, response: EsxcliResponse) -> Result<Vec<DeviceInfo>, Error> {
-        let field = |record: &std::collections::BTreeMap<String, Vec<String>>, key: &str| {
-            record.get(key).map(|values| values.concat())
-        };
         Ok(response
             .records
             .iter()
@@ -198,25 +203,20 @@ impl Command for StorageCoreDeviceVaaiStatusGet {
     }
 
     fn output(&self, response: EsxcliResponse) -> Result<Vec<DeviceVaaiStatus>, Error> {
-        let field = |record: &std::collections::BTreeMap<String, Vec<String>>, key: &str| {
-            record
-                .get(key)
-                .map(|values| values.concat())
-                .unwrap_or_default()
-        };
+        let text = |record: &Record, key: &str| field(record, key).unwrap_or_default();
         Ok(response
             .records
             .iter()
             .map(|record| DeviceVaaiStatus {
-                device: Some(field(record, "Device"))
+                device: field(record, "Device")
                     .filter(|name| !name.is_empty())
                     .or_else(|| self.device.clone())
                     .unwrap_or_default(),
-                plugin: field(record, "VAAIPluginName"),
-                ats: VaaiStatus::parse(&field(record, "ATSStatus")),
-                clone: VaaiStatus::parse(&field(record, "CloneStatus")),
-                zero: VaaiStatus::parse(&field(record, "ZeroStatus")),
-                delete: VaaiStatus::parse(&field(record, "DeleteStatus")),
+                plugin: text(record, "VAAIPluginName"),
+                ats: VaaiStatus::parse(&text(record, "ATSStatus")),
+                clone: VaaiStatus::parse(&text(record, "CloneStatus")),
+                zero: VaaiStatus::parse(&text(record, "ZeroStatus")),
+                delete: VaaiStatus::parse(&text(record, "DeleteStatus")),
             })
             .collect())
     }
