@@ -127,6 +127,11 @@ fn step_checks(subject: &str, entered: &[Phase], summary: &RunSummary) -> Vec<Ch
             continue;
         }
         out.push(match id {
+            PROBE_CLONE if entered.contains(&Phase::ArrayCopy) => Check::pass(
+                id,
+                subject,
+                "the array copied the disk onto the volume itself (array copy)",
+            ),
             PROBE_CLONE => clone_check(subject, summary),
             _ => Check::pass(id, subject, success_of(id)),
         });
