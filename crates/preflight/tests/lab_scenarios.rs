@@ -535,3 +535,23 @@ async fn a_probe_onto_a_volume_the_array_does_not_have_fails_before_mapping_anyt
     assert_eq!(report.checks_with_id("probe.map").count(), 0, "{table}");
     assert_eq!(run.lab.san.mappings(&volume.array), before, "{table}");
 }
+
+/// The LUN the preflight fails for an unsupported VAAI clone is the one the probe's copy then
+/// proves slow: the clone completes, as a host copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_from_a_lun_without_vaai_clone_warns_of_a_host_copy() {
+    let run = LabRun::start(with_vaai_clone(VaaiStatusSpec::Unsupported)).await;
+    let volume = run.throw_away_volume();
+    let report = run.probe(&volume).await;
+    let table = report.to_table();
+    let clone = the_one(&report, "probe.clone", DISK);
+    assert_eq!(clone.outcome, Outcome::Warn, "{table}");
+    assert!(clone.message.contains("XCOPY not used"), "{table}");
+    assert_eq!(
+        the_one(&report, "probe.cleanup", DISK).outcome,
+        Outcome::Pass,
+        "{table}"
+    );
+    let left = Rig::new(&run.lab).leftovers(&[&volume]);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
