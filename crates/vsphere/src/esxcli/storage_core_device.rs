@@ -12,6 +12,15 @@ const MIB: u64 = 1024 * 1024;
 /// One row of an esxcli answer: field name → values.
 type Record = std::collections::BTreeMap<String, Vec<String>>;
 
+/// `command`, filtered to `device` (`-d <device>`) when one is given.
+fn for_device(command: &[&str], device: Option<&str>) -> Vec<String> {
+    let mut argv = words(command);
+    if let Some(device) = device {
+        argv.extend(["-d".to_owned(), device.to_owned()]);
+    }
+    argv
+}
+
 /// A field of a row as one string (esxcli may split a value in several strings).
 fn field(record: &Record, key: &str) -> Option<String> {
     record.get(key).map(|values| values.concat())
@@ -50,11 +59,10 @@ impl Command for StorageCoreDeviceList {
     type Output = Vec<DeviceInfo>;
 
     fn argv(&self) -> Vec<String> {
-        let mut argv = words(&["storage", "core", "device", "list"]);
-        if let Some(device) = &self.device {
-            argv.extend(["-d".to_owned(), device.clone()]);
-        }
-        argv
+        for_device(
+            &["storage", "core", "device", "list"],
+            self.device.as_deref(),
+        )
     }
 
     fn output(&self, response: EsxcliResponse) -> Result<Vec<DeviceInfo>, Error> {
@@ -195,11 +203,10 @@ impl Command for StorageCoreDeviceVaaiStatusGet {
     type Output = Vec<DeviceVaaiStatus>;
 
     fn argv(&self) -> Vec<String> {
-        let mut argv = words(&["storage", "core", "device", "vaai", "status", "get"]);
-        if let Some(device) = &self.device {
-            argv.extend(["-d".to_owned(), device.clone()]);
-        }
-        argv
+        for_device(
+            &["storage", "core", "device", "vaai", "status", "get"],
+            self.device.as_deref(),
+        )
     }
 
     fn output(&self, response: EsxcliResponse) -> Result<Vec<DeviceVaaiStatus>, Error> {
