@@ -219,6 +219,7 @@ fn offload_config<'a>(
         .filter_map(|p| p.offload_plugin.as_ref()?.vsphere_xcopy_config.as_ref())
         .filter(|c| wanted.is_none_or(|w| c.secret_ref == w))
         .collect();
+    configs.sort_by(|a, b| a.secret_ref.cmp(&b.secret_ref));
     configs.dedup_by(|a, b| a.secret_ref == b.secret_ref);
     let names = |configs: &[&VSphereXcopyPluginConfig]| {
         configs
