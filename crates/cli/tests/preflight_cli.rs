@@ -3,7 +3,7 @@
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use co_lab::lab::{Lab, RunningLab};
-use co_lab::rig::facade;
+use co_lab::rig::{Rig, facade};
 use co_lab::scenario::{AdvancedOptionValue, Scenario};
 
 async fn start(scenario: Scenario) -> (RunningLab, tempfile::TempDir) {
@@ -16,6 +16,15 @@ async fn start(scenario: Scenario) -> (RunningLab, tempfile::TempDir) {
 /// Runs `copy-offload preflight --vm vm-1 -o json` with the Secret's variables for `lab`; returns
 /// the exit code and the parsed report.
 async fn preflight_json(lab: &RunningLab) -> (i32, serde_json::Value) {
+    let (code, report, _) = preflight_json_with(lab, &[]).await;
+    (code, report)
+}
+
+/// [`preflight_json`] with more arguments; also returns stderr.
+async fn preflight_json_with(
+    lab: &RunningLab,
+    extra: &[String],
+) -> (i32, serde_json::Value, String) {
     let array = &lab.arrays[0];
     let facade = facade(array.vendor);
     let mut cmd = cargo_bin_cmd!("copy-offload");
@@ -35,7 +44,8 @@ async fn preflight_json(lab: &RunningLab) -> (i32, serde_json::Value) {
                 .vendor_flags(array)
                 .iter()
                 .map(|(flag, value)| flag.with_value(value)),
-        );
+        )
+        .args(extra);
     // The lab answers on this runtime's workers while the binary runs.
     let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
@@ -47,7 +57,11 @@ async fn preflight_json(lab: &RunningLab) -> (i32, serde_json::Value) {
             String::from_utf8_lossy(&output.stderr)
         )
     });
-    (output.status.code().unwrap_or(-1), report)
+    (
+        output.status.code().unwrap_or(-1),
+        report,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 fn checks<'a>(report: &'a serde_json::Value, id: &str) -> Vec<&'a serde_json::Value> {
@@ -105,4 +119,71 @@ async fn a_host_without_the_vib_exits_3_with_the_failing_check_and_its_remedy() 
             .contains("copy-offload vib install --hosts esxi-1.lab.local"),
         "{report:#}"
     );
+}
+
+#[test]
+fn argument_problems_are_reported_as_preflight_arguments() {
+    let output = cargo_bin_cmd!("copy-offload")
+        .env_clear()
+        .env("STORAGE_VENDOR", "ontap")
+        .args(["preflight", "--vm", "vm-1", "--disk", "no-brackets.vmdk"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("problems with the preflight arguments:"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("populate arguments"), "{stderr}");
+    // Both kinds in the one list: preflight's own flag and a shared setting.
+    assert!(stderr.contains("--disk"), "{stderr}");
+    assert!(stderr.contains("GOVMOMI_HOSTNAME"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_says_it_writes_copies_onto_the_throw_away_volume_and_cleans_up() {
+    let mut scenario = Scenario::default_embedded();
+    scenario.hosts[0].advanced_options.insert(
+        "DataMover.MaxHWTransferSize".into(),
+        AdvancedOptionValue::Long(16384),
+    );
+    let (lab, _dir) = start(scenario).await;
+    let rig = Rig::new(&lab);
+    // A volume name of this test's own: the probe's journal is named after the volume handle.
+    let volume = rig.target_volume("probe-cli", 64 * 1024 * 1024).unwrap();
+    let mut extra = vec![
+        "--probe".to_owned(),
+        "--probe-disk=[ds1] vm-1/vm-1.vmdk".to_owned(),
+        format!("--target-volume-handle={}", volume.volume_handle),
+    ];
+    extra.extend(
+        volume
+            .attributes
+            .iter()
+            .map(|(k, v)| format!("--target-volume-attribute={k}={v}")),
+    );
+    let (code, report, stderr) = preflight_json_with(&lab, &extra).await;
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    assert!(stderr.contains("preflight --probe WRITES"), "{stderr}");
+    assert_eq!(report["writes"], true);
+    for id in ["probe.map", "probe.rescan", "probe.clone", "probe.cleanup"] {
+        let found = checks(&report, id);
+        assert_eq!(found.len(), 1, "{id}: {report:#}");
+        assert_eq!(found[0]["outcome"], "pass", "{id}: {report:#}");
+    }
+    let left = rig.leftovers(&[&volume]);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn probe_without_a_disk_to_copy_is_an_argument_error() {
+    let output = cargo_bin_cmd!("copy-offload")
+        .env_clear()
+        .args(["preflight", "--vm", "vm-1", "--probe"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--probe-disk: missing"), "{stderr}");
 }

@@ -67,6 +67,7 @@ async fn engine_run(
         target: volume,
         rdm_descriptor: rdm.clone(),
         source_array: Some("array-a".to_owned()),
+        source_lun: None,
         san: san.clone(),
     };
     let started = Instant::now();

@@ -603,6 +603,14 @@ impl SimHost {
             target: device.lun.volume.clone(),
             rdm_descriptor: rdm_descriptor.clone(),
             source_array: self.paths.array_of(&datastore).map(str::to_owned),
+            source_lun: self
+                .paths
+                .array_of(&datastore)
+                .and_then(|array| {
+                    self.san
+                        .volume(array, &DatastorePaths::volume_name(&datastore))
+                })
+                .map(|volume| volume.naa),
             san: self.san.clone(),
         };
         let cancel = CancellationToken::new();

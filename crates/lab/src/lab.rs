@@ -355,6 +355,13 @@ impl Lab {
                     let volume = san.create_volume(array, &volume_name, capacity_bytes)?;
                     san.ensure_group(array, DATASTORE_GROUP, &all_initiators)?;
                     san.map(array, &volume_name, DATASTORE_GROUP)?;
+                    for vaai in scenario
+                        .vaai_clone
+                        .iter()
+                        .filter(|v| v.datastore == ds.name)
+                    {
+                        san.set_vaai_clone_status(&volume.naa, vaai.status);
+                    }
                     let backing = DatastoreBacking::Vmfs {
                         array: array.clone(),
                         naa: volume.naa,

@@ -1,4 +1,5 @@
-//! The SAN model shared by all simulated arrays: volumes, initiator groups, LUN mappings, clone counters.
+//! The SAN model shared by all simulated arrays: volumes, initiator groups, LUN mappings, clone counters
+//! and each device's VAAI clone status.
 //!
 //! Every vendor facade (`crate::arrays`) is a view over this one model, so the rules that make a SAN a
 //! SAN live here once: a volume is a sparse file; a host sees a volume only while it is mapped to a group
@@ -18,6 +19,7 @@ use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use crate::scenario::VaaiStatusSpec;
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -209,6 +211,8 @@ struct Shared {
 struct Model {
     arrays: BTreeMap<String, ArrayState>,
     counters: HashMap<String, CloneCounters>,
+    /// Devices whose VAAI clone status is not `supported`, by lowercase NAA.
+    vaai_clone: HashMap<String, VaaiStatusSpec>,
 }
 
 struct ArrayState {
@@ -726,6 +730,20 @@ impl San {
             }
             seen.into_values().collect()
         })
+    }
+
+    /// The VAAI clone (XCOPY) status ESXi reports for device `naa`: `supported` unless set.
+    pub fn vaai_clone_status(&self, naa: &str) -> VaaiStatusSpec {
+        let naa = naa.to_ascii_lowercase();
+        self.read(|model| model.vaai_clone.get(&naa).copied().unwrap_or_default())
+    }
+
+    /// Sets the VAAI clone status of device `naa` (a scenario's `vaai_clone`, or a test).
+    pub fn set_vaai_clone_status(&self, naa: &str, status: VaaiStatusSpec) {
+        let naa = naa.to_ascii_lowercase();
+        self.record(|model| {
+            model.vaai_clone.insert(naa, status);
+        });
     }
 
     pub fn clone_counters(&self, naa: &str) -> CloneCounters {

@@ -36,6 +36,39 @@ pub struct Scenario {
     /// Snapshots the VMs have (`VirtualMachine.snapshot`), as a user left them before a migration.
     #[serde(default)]
     pub snapshots: Vec<SnapshotSpec>,
+    /// Datastore LUNs whose VAAI clone (XCOPY) status is not `supported`, as
+    /// `esxcli storage core device vaai status get` reports it on every host.
+    #[serde(default)]
+    pub vaai_clone: Vec<VaaiCloneSpec>,
+}
+
+/// The VAAI clone status of a VMFS datastore's LUN: `unsupported` as when the array does not
+/// offer XCOPY or a claim rule disables it, `unknown` as before ESXi has tried the primitive.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VaaiCloneSpec {
+    pub datastore: String,
+    pub status: VaaiStatusSpec,
+}
+
+/// A VAAI primitive's status as ESXi words it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum VaaiStatusSpec {
+    #[default]
+    Supported,
+    Unsupported,
+    Unknown,
+}
+
+impl VaaiStatusSpec {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VaaiStatusSpec::Supported => "supported",
+            VaaiStatusSpec::Unsupported => "unsupported",
+            VaaiStatusSpec::Unknown => "unknown",
+        }
+    }
 }
 
 /// A snapshot of a VM: vCenter reports it in the VM's snapshot tree. The lab does not add the
@@ -416,6 +449,18 @@ impl Scenario {
                 ));
             }
         }
+        for vaai in &self.vaai_clone {
+            if !self
+                .datastores
+                .iter()
+                .any(|d| d.name == vaai.datastore && d.array.is_some())
+            {
+                return bad(format!(
+                    "vaai_clone names {:?}, which is not a VMFS datastore of the scenario",
+                    vaai.datastore
+                ));
+            }
+        }
         for vm in &self.vms {
             if !self.hosts.iter().any(|h| h.name == vm.host) {
                 return bad(format!("VM {:?} names unknown host {:?}", vm.name, vm.host));
@@ -501,6 +546,23 @@ mod tests {
         ));
         let traversal = "arrays: [{name: a, vendor: ontap}]\nhosts: [{name: h}]\ndatastores: [{name: ../x, array: a}]\n";
         assert!(Scenario::from_yaml(traversal).is_err());
+    }
+
+    #[test]
+    fn a_vaai_clone_status_names_a_vmfs_datastore() {
+        let base = "arrays: [{name: a, vendor: ontap}]\nhosts: [{name: h}]\ndatastores: [{name: d, array: a}, {name: n, kind: nfs}]\n";
+        let ok = Scenario::from_yaml(&format!(
+            "{base}vaai_clone: [{{datastore: d, status: unsupported}}]\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.vaai_clone[0].status, VaaiStatusSpec::Unsupported);
+        for wrong in ["n", "x"] {
+            let text = format!("{base}vaai_clone: [{{datastore: {wrong}, status: unknown}}]\n");
+            assert!(
+                matches!(Scenario::from_yaml(&text), Err(ScenarioError::Inconsistent(m)) if m.contains("not a VMFS datastore")),
+                "{wrong}"
+            );
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! device), writes the RDM descriptor and its mapping file as ESXi does, and copies the disk's bytes
 //! onto the volume backing the target device. When everything the source reads (its datastore, or the
 //! device an RDM source maps) lives on the target volume's array, and that array offloads clones
-//! (not PowerFlex, whose volumes ESXi reaches through the SDC), the copy is "offloaded" (XCOPY): done
+//! (not PowerFlex, whose volumes ESXi reaches through the SDC), and every device involved reports
+//! VAAI clone supported (the SAN's status of each), the copy is "offloaded" (XCOPY): done
 //! with `copy_file_range` and counted in the target device's clone counters, which is what the ESXi
 //! wrapper's `vsish … /stats` probe reads. Otherwise it is a host copy through a buffer.
 //!
@@ -29,6 +30,7 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use crate::san::{ArrayVendor, San, Volume, stable_hash};
+use crate::scenario::VaaiStatusSpec;
 use chain::DiskChain;
 use descriptor::RdmDescriptor;
 
@@ -44,6 +46,9 @@ pub struct CloneRequest {
     /// The array backing the source datastore, when it is SAN storage; same as the target's ⇒ XCOPY.
     /// An RDM source reads its mapped device instead, whose own array decides.
     pub source_array: Option<String>,
+    /// The LUN under the source datastore, when it is SAN storage: ESXi sends XCOPY only when
+    /// both it and the target report VAAI clone supported.
+    pub source_lun: Option<String>,
     /// The SAN holding the target (to check the device still exists and to count XCOPY segments) and
     /// the devices RDM sources map.
     pub san: San,
@@ -251,12 +256,15 @@ fn run_clone(
         .san
         .array_vendor(&target.array)
         .is_some_and(ArrayVendor::offloads_clones);
+    let clone_supported = |naa: &str| req.san.vaai_clone_status(naa) == VaaiStatusSpec::Supported;
     let offloaded = array_offloads
         && datastore_on_target_array
         && chain
             .raw_devices
             .iter()
-            .all(|device| device.array == target.array);
+            .all(|device| device.array == target.array && clone_supported(&device.naa))
+        && clone_supported(&target.naa)
+        && (!chain.reads_datastore_files || req.source_lun.as_deref().is_none_or(clone_supported));
 
     let rdm = RdmFiles::create(&req.rdm_descriptor, &chain.descriptor, &target)?;
     let device = OpenOptions::new()

@@ -150,6 +150,7 @@ impl Lab {
             target: target.clone(),
             rdm_descriptor: PathBuf::from(rdm),
             source_array: source_array.map(str::to_owned),
+            source_lun: None,
             san: self.san.clone(),
         }
     }

@@ -443,15 +443,38 @@ impl fmt::Display for ArgProblem {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ArgProblems(pub Vec<ArgProblem>);
 
-impl fmt::Display for ArgProblems {
+impl ArgProblems {
+    /// The problems as subcommand `command` reports them (`2 problems with the preflight
+    /// arguments:` and one line each): every subcommand sharing these settings names itself.
+    pub fn of_command<'a>(&'a self, command: &'a str) -> impl fmt::Display + 'a {
+        CommandProblems {
+            command,
+            problems: self,
+        }
+    }
+}
+
+struct CommandProblems<'a> {
+    command: &'a str,
+    problems: &'a ArgProblems,
+}
+
+impl fmt::Display for CommandProblems<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let count = self.0.len();
+        let count = self.problems.0.len();
         let noun = if count == 1 { "problem" } else { "problems" };
-        writeln!(f, "{count} {noun} with the populate arguments:")?;
-        for problem in &self.0 {
+        writeln!(f, "{count} {noun} with the {} arguments:", self.command)?;
+        for problem in &self.problems.0 {
             writeln!(f, "  - {problem}")?;
         }
         Ok(())
+    }
+}
+
+/// As `populate` reports them.
+impl fmt::Display for ArgProblems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.of_command("populate").fmt(f)
     }
 }
 
@@ -1387,6 +1410,19 @@ pub fn parse_quantity(text: &str) -> Result<u64, &'static str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn problems_name_the_subcommand_they_belong_to() {
+        let problems = ArgProblems(vec![ArgProblem::new("--vm", "missing")]);
+        assert_eq!(
+            problems.to_string(),
+            "1 problem with the populate arguments:\n  - --vm: missing\n"
+        );
+        assert_eq!(
+            problems.of_command("preflight").to_string(),
+            "1 problem with the preflight arguments:\n  - --vm: missing\n"
+        );
+    }
+
     use super::*;
 
     use co_storage::vantara;

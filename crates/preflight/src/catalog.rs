@@ -10,9 +10,16 @@ pub const HOST_HW_MOVE: &str = "host.hardware-accelerated-move";
 pub const HOST_HW_INIT: &str = "host.hardware-accelerated-init";
 pub const HOST_MAX_HW_TRANSFER: &str = "host.max-hw-transfer-size";
 pub const HOST_MAX_LUN: &str = "host.max-lun";
+pub const HOST_VAAI_CLONE: &str = "host.vaai-clone";
 pub const HOST_VIB: &str = "host.vib";
 pub const HOST_SSH_KEY: &str = "host.ssh-key";
 pub const HOST_SSH_WRAPPER: &str = "host.ssh-wrapper";
+pub const PROBE_PREPARE: &str = "probe.prepare";
+pub const PROBE_MAP: &str = "probe.map";
+pub const PROBE_RESCAN: &str = "probe.rescan";
+pub const PROBE_VERIFY: &str = "probe.verify";
+pub const PROBE_CLONE: &str = "probe.clone";
+pub const PROBE_CLEANUP: &str = "probe.cleanup";
 pub const STORAGE_LOGIN: &str = "storage.login";
 pub const STORAGE_API_VERSION: &str = "storage.api-version";
 pub const STORAGE_INITIATORS: &str = "storage.initiators";
@@ -54,6 +61,10 @@ pub const CHECKS: &[(&str, &str)] = &[
         "/Disk/MaxLUN leaves a LUN id above those in use, so a newly mapped volume is scanned",
     ),
     (
+        HOST_VAAI_CLONE,
+        "each source LUN reports VAAI clone (XCOPY) supported on the host that copies it",
+    ),
+    (
         HOST_VIB,
         "VIB method: the vmkfstools-wrapper VIB answers through esxcli at this build's version",
     ),
@@ -64,6 +75,30 @@ pub const CHECKS: &[(&str, &str)] = &[
     (
         HOST_SSH_WRAPPER,
         "SSH method: the wrapper the key runs answers at this build's version",
+    ),
+    (
+        PROBE_PREPARE,
+        "--probe: the throw-away volume resolves on the array; vCenter and the array connect",
+    ),
+    (
+        PROBE_MAP,
+        "--probe: the array maps the volume to the host's initiators",
+    ),
+    (
+        PROBE_RESCAN,
+        "--probe: the host finds the volume after rescanning its adapters",
+    ),
+    (
+        PROBE_VERIFY,
+        "--probe: the device the host shows is the volume (NAA name and size)",
+    ),
+    (
+        PROBE_CLONE,
+        "--probe: the small disk clones onto the volume, with XCOPY",
+    ),
+    (
+        PROBE_CLEANUP,
+        "--probe: everything the probe changed is undone",
     ),
     (
         STORAGE_LOGIN,

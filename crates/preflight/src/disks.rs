@@ -179,7 +179,7 @@ fn snapshot_check(disk: &DiskFacts) -> Check {
 
 /// The device whose array the copy reads from: the datastore's first extent for a VMDK, the
 /// mapped LUN for an RDM; a vVol has none (the array copies it itself).
-fn source_device(disk: &DiskFacts) -> Option<String> {
+pub(crate) fn source_device(disk: &DiskFacts) -> Option<String> {
     match &disk.kind {
         DiskKind::Vmdk => disk.datastore.extents.first().cloned(),
         DiskKind::Rdm { device_name, .. } => Some(device_name.clone()),

@@ -1,6 +1,7 @@
 //! The ESXi side: each host a selected VM runs on, read once (advanced settings, LUN ids,
-//! initiators), its checks (offload settings, `Disk.MaxLUN` headroom, the clone method), and the
-//! session's privileges on vCenter, the hosts and the datastores.
+//! initiators, the VAAI clone status of its disks' source LUNs), its checks (offload settings,
+//! VAAI clone support, `Disk.MaxLUN` headroom, the clone method), and the session's privileges on
+//! vCenter, the hosts and the datastores.
 
 use std::collections::BTreeMap;
 
@@ -13,15 +14,16 @@ use co_esxi::{CloneExecutor as _, EsxiError, manual_key_instructions};
 use co_populator::EnvironmentConfig;
 use co_populator::lease::HostId;
 use co_storage::{EsxiHostRef, Initiator};
-use co_vsphere::{AuthorizationManager, Client, HostSystem, ManagedObjectReference};
+use co_vsphere::esxcli::{StorageCoreDeviceVaaiStatusGet, VaaiStatus};
+use co_vsphere::{AuthorizationManager, Client, Esxcli, HostSystem, ManagedObjectReference};
 
 use crate::catalog::{
     DATASTORE_PRIVILEGES, HOST_HW_INIT, HOST_HW_MOVE, HOST_MAX_HW_TRANSFER, HOST_MAX_LUN,
-    HOST_PRIVILEGES, HOST_SSH_KEY, HOST_SSH_WRAPPER, HOST_VIB, VCENTER_PRIVILEGES,
+    HOST_PRIVILEGES, HOST_SSH_KEY, HOST_SSH_WRAPPER, HOST_VAAI_CLONE, HOST_VIB, VCENTER_PRIVILEGES,
     VSPHERE_PRIVILEGES, privilege_label,
 };
-use crate::disks::DiskFacts;
-use crate::report::Check;
+use crate::disks::{DiskFacts, source_device};
+use crate::report::{Check, CopyPath, DiskPrediction};
 use crate::run::PreflightOptions;
 
 const HW_MOVE: &str = "DataMover.HardwareAcceleratedMove";
@@ -46,6 +48,9 @@ pub(crate) struct HostFacts {
     /// `/DataMover/HardwareAcceleratedMove`, when read.
     pub hardware_accelerated_move: Option<bool>,
     pub lun_ids: Vec<u32>,
+    /// The VAAI clone status of each source LUN of the disks this host runs, or why it could
+    /// not be read.
+    pub vaai_clone: BTreeMap<String, Result<VaaiStatus, String>>,
 }
 
 impl HostFacts {
@@ -69,7 +74,10 @@ pub(crate) async fn gather(
     let mut out = Vec::new();
     for moref in morefs {
         match host_facts(client, moref).await {
-            Ok(facts) => out.push(facts),
+            Ok(mut facts) => {
+                facts.vaai_clone = vaai_clone_statuses(&facts, disks).await;
+                out.push(facts);
+            }
             Err(error) => checks.push(Check::fail(
                 HOST_HW_MOVE,
                 moref.to_string(),
@@ -111,7 +119,127 @@ async fn host_facts(
         initiators,
         options,
         lun_ids: host.lun_ids().await?,
+        vaai_clone: BTreeMap::new(),
     })
+}
+
+/// `esxcli storage core device vaai status get -d <device>` for each source LUN of the disks on
+/// `host`, through the same typed esxcli the populator runs.
+async fn vaai_clone_statuses(
+    host: &HostFacts,
+    disks: &[DiskFacts],
+) -> BTreeMap<String, Result<VaaiStatus, String>> {
+    let mut devices: Vec<String> = disks
+        .iter()
+        .filter(|d| d.host == host.moref)
+        .filter_map(source_device)
+        .collect();
+    devices.sort();
+    devices.dedup();
+    let esxcli = Esxcli::new(host.client.clone(), host.moref.clone());
+    let mut out = BTreeMap::new();
+    for device in devices {
+        let command = StorageCoreDeviceVaaiStatusGet {
+            device: Some(device.clone()),
+        };
+        let status = match esxcli.execute(&command).await {
+            Ok(statuses) => statuses
+                .into_iter()
+                .find(|s| s.device.eq_ignore_ascii_case(&device))
+                .map(|s| s.clone)
+                .ok_or_else(|| format!("the host reports no VAAI status for {device}")),
+            Err(error) => Err(error.to_string()),
+        };
+        out.insert(device, status);
+    }
+    out
+}
+
+/// One check per source LUN on the host: ESXi sends XCOPY to a device only while its clone
+/// primitive is supported; otherwise vmkfstools copies every block itself.
+fn vaai_clone_checks(host: &HostFacts) -> Vec<Check> {
+    let name = host.name.as_str();
+    host.vaai_clone
+        .iter()
+        .map(|(device, status)| {
+            let subject = format!("{device} on {name}");
+            let show = format!("esxcli storage core device vaai status get -d {device}");
+            match status {
+                Ok(VaaiStatus::Supported) => Check::pass(
+                    HOST_VAAI_CLONE,
+                    subject,
+                    "VAAI clone status: supported (XCOPY)",
+                ),
+                Ok(VaaiStatus::Unsupported) => Check::fail(
+                    HOST_VAAI_CLONE,
+                    subject,
+                    format!(
+                        "VAAI clone status: unsupported — ESXi will not send XCOPY to {device}, every copy from it is a host copy"
+                    ),
+                    format!(
+                        "Enable VAAI/XCOPY (full copy) for this LUN on the array (see the array vendor's \
+                         VMware integration guide); check the SATP and VAAI claim rules on {name} \
+                         (esxcli storage core claimrule list --claimrule-class=VAAI; \
+                         esxcli storage nmp device list -d {device}); then confirm on {name}: {show}"
+                    ),
+                ),
+                Ok(other) => Check::warn(
+                    HOST_VAAI_CLONE,
+                    subject,
+                    format!(
+                        "VAAI clone status: {} — ESXi has not yet used XCOPY on this LUN, so support is unproven",
+                        other.as_str()
+                    ),
+                    format!(
+                        "Usually resolved by the first clone (ESXi probes the primitive then); to be sure \
+                         before the migration, clone a small disk on this datastore or run preflight \
+                         --probe, then on {name}: {show}"
+                    ),
+                ),
+                Err(error) => Check::warn(
+                    HOST_VAAI_CLONE,
+                    subject,
+                    format!("the VAAI status cannot be read: {error}"),
+                    format!("On {name}: {show}"),
+                ),
+            }
+        })
+        .collect()
+}
+
+/// A source LUN whose clone primitive is unsupported turns a predicted XCOPY into a host copy,
+/// with the reason appended.
+pub(crate) fn demote_unsupported_clones(
+    disks: &[DiskFacts],
+    hosts: &[HostFacts],
+    predictions: &mut [DiskPrediction],
+) {
+    for (disk, prediction) in disks.iter().zip(predictions.iter_mut()) {
+        let Some(host) = hosts.iter().find(|h| h.moref == disk.host) else {
+            continue;
+        };
+        let Some(device) = source_device(disk) else {
+            continue;
+        };
+        if !matches!(
+            host.vaai_clone.get(&device),
+            Some(Ok(VaaiStatus::Unsupported))
+        ) {
+            continue;
+        }
+        let reason = format!(
+            "source LUN {device} reports VAAI clone unsupported on {}",
+            host.name
+        );
+        match prediction.path {
+            CopyPath::Xcopy => {
+                prediction.path = CopyPath::HostCopy;
+                prediction.reason = reason;
+            }
+            CopyPath::HostCopy => prediction.reason = format!("{}; {reason}", prediction.reason),
+            _ => {}
+        }
+    }
 }
 
 /// `esxcli system settings advanced set` for `key` (`Group.Name`) to `value`, as an administrator
@@ -132,6 +260,7 @@ pub(crate) async fn check_host(
     checks: &mut Vec<Check>,
 ) {
     checks.extend(setting_checks(host));
+    checks.extend(vaai_clone_checks(host));
     match env.esxi.clone_method {
         CloneMethod::Vib => checks.push(vib_check(host).await),
         CloneMethod::Ssh => {

@@ -144,6 +144,15 @@ impl Report {
         }
     }
 
+    /// This report with the checks of a `--probe` added: it wrote, and a failed probe step
+    /// makes it not ready.
+    pub fn with_probe(mut self, checks: Vec<Check>) -> Report {
+        self.checks.extend(checks);
+        self.writes = true;
+        self.ready = self.checks.iter().all(|c| c.outcome != Outcome::Fail);
+        self
+    }
+
     /// The checks that failed.
     pub fn failures(&self) -> impl Iterator<Item = &Check> {
         self.checks.iter().filter(|c| c.outcome == Outcome::Fail)
@@ -209,7 +218,7 @@ impl Report {
             .count();
         let _ = writeln!(
             out,
-            "\n{} checks: {} failed, {} warnings. {} Nothing was changed.",
+            "\n{} checks: {} failed, {} warnings. {} {}",
             self.checks.len(),
             failed,
             warned,
@@ -217,6 +226,11 @@ impl Report {
                 "Ready to migrate."
             } else {
                 "Not ready: fix the failures above."
+            },
+            if self.writes {
+                "The probe wrote to its throw-away volume and undid its mappings (see probe.cleanup)."
+            } else {
+                "Nothing was changed."
             }
         );
         out

@@ -35,6 +35,13 @@ pub struct PreflightOptions {
     /// SSH host-key trust instead of `SSH_KNOWN_HOSTS` (or, without it, any key: preflight
     /// records nothing, and the populator checks host keys when it copies).
     pub ssh_host_key: Option<HostKeyPolicy>,
+    /// `--probe`: cancel a probe copy on SIGTERM/SIGINT (cleaning up) as `populate` does; off
+    /// in tests, which run many probes in one process.
+    pub probe_handles_signals: bool,
+    /// `--probe`: the copies' journal file instead of `populate`'s default (derived from the
+    /// volume handle in the temporary directory, where a later probe of the same volume finds
+    /// and finishes what an interrupted one left).
+    pub probe_journal: Option<std::path::PathBuf>,
 }
 
 /// Runs every check for `selection` in the environment `env` describes. Changes nothing.
@@ -59,7 +66,8 @@ pub async fn run(
     for host in &hosts {
         hosts::check_host(env, options, host, &disks, &mut checks).await;
     }
-    let predictions = disks::check_disks(env, array.as_deref(), &disks, &hosts, &mut checks);
+    let mut predictions = disks::check_disks(env, array.as_deref(), &disks, &hosts, &mut checks);
+    hosts::demote_unsupported_clones(&disks, &hosts, &mut predictions);
     if let Some(array) = &array
         && let Err(error) = array.close().await
     {

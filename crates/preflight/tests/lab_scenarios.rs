@@ -5,9 +5,14 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use clap::Parser as _;
+use co_api::DatastorePath;
+use co_lab::faults::FaultRule;
 use co_lab::lab::{Lab, RunningLab};
-use co_lab::rig::facade;
-use co_lab::scenario::{AdvancedOptionValue, ArraySpec, Scenario, SnapshotSpec, VendorSpec};
+use co_lab::rig::{Rig, TargetVolume, facade};
+use co_lab::scenario::{
+    AdvancedOptionValue, ArraySpec, Scenario, SnapshotSpec, VaaiCloneSpec, VaaiStatusSpec,
+    VendorSpec,
+};
 use co_populator::{EnvironmentConfig, PopulateArgs};
 use co_preflight::{Check, CopyPath, Outcome, PreflightOptions, Report, Selection};
 use co_vsphere::TlsTrust;
@@ -71,7 +76,44 @@ impl LabRun {
                 .map(|h| (h.name.clone(), h.ssh_addr))
                 .collect::<BTreeMap<_, _>>(),
             ssh_host_key: None,
+            probe_handles_signals: false,
+            probe_journal: Some(self._dir.path().join("probe-journal.json")),
         }
+    }
+
+    /// The NAA name of the LUN behind a VMFS datastore of the lab.
+    fn datastore_lun(&self, datastore: &str) -> String {
+        let array = &self.lab.arrays[0].name;
+        self.lab
+            .san
+            .volume(array, &format!("ds-{datastore}"))
+            .map(|v| v.naa)
+            .unwrap_or_else(|| panic!("no volume for datastore {datastore} on {array}"))
+    }
+
+    /// A throw-away volume as the StorageClass's CSI driver makes one, attached to a worker node.
+    fn throw_away_volume(&self) -> TargetVolume {
+        Rig::new(&self.lab)
+            .target_volume("probe", 64 * 1024 * 1024)
+            .unwrap()
+    }
+
+    /// Preflight with `--probe`, copying the lab's 64 MiB disk onto `volume`.
+    async fn probe(&self, volume: &TargetVolume) -> Report {
+        let mut argv = vec!["preflight".to_owned()];
+        argv.extend(self.flags());
+        argv.push(format!("--target-volume-handle={}", volume.volume_handle));
+        argv.extend(
+            volume
+                .attributes
+                .iter()
+                .map(|(k, v)| format!("--target-volume-attribute={k}={v}")),
+        );
+        let settings = PopulateArgs::try_parse_from(argv).unwrap();
+        let copies =
+            co_preflight::probe_copies(&settings, &[DatastorePath::parse(DISK).unwrap()]).unwrap();
+        let report = self.preflight(&[], self.options()).await;
+        report.with_probe(co_preflight::probe(copies, &self.options()).await)
     }
 
     async fn preflight(&self, extra: &[String], options: PreflightOptions) -> Report {
@@ -160,9 +202,59 @@ async fn a_prepared_site_passes_every_check_and_predicts_xcopy() {
         the_one(&report, "storage.initiators", HOST).outcome,
         Outcome::Warn
     );
+    let ds1_lun = run.datastore_lun("ds1");
+    assert_eq!(
+        the_one(&report, "host.vaai-clone", &format!("{ds1_lun} on {HOST}")).outcome,
+        Outcome::Pass,
+        "{table}"
+    );
     assert_eq!(report.disks.len(), 1);
     assert_eq!(report.disks[0].path, CopyPath::Xcopy, "{table}");
     assert!(!report.writes);
+}
+
+fn with_vaai_clone(status: VaaiStatusSpec) -> Scenario {
+    let mut scenario = ready_scenario();
+    scenario.vaai_clone.push(VaaiCloneSpec {
+        datastore: "ds1".into(),
+        status,
+    });
+    scenario
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_lun_without_vaai_clone_fails_and_predicts_a_host_copy() {
+    let run = LabRun::start(with_vaai_clone(VaaiStatusSpec::Unsupported)).await;
+    let report = run.preflight(&[], run.options()).await;
+    let lun = run.datastore_lun("ds1");
+    let subject = format!("{lun} on {HOST}");
+    assert_fails(&report, "host.vaai-clone", &subject, "claimrule");
+    let check = the_one(&report, "host.vaai-clone", &subject);
+    assert!(
+        check.remedy.contains(&format!(
+            "esxcli storage core device vaai status get -d {lun}"
+        )),
+        "{}",
+        check.remedy
+    );
+    assert!(check.message.contains("unsupported"), "{}", check.message);
+    assert_eq!(report.disks[0].path, CopyPath::HostCopy);
+    assert!(
+        report.disks[0].reason.contains("VAAI clone unsupported"),
+        "{}",
+        report.disks[0].reason
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_lun_with_unknown_vaai_clone_warns_and_stays_ready() {
+    let run = LabRun::start(with_vaai_clone(VaaiStatusSpec::Unknown)).await;
+    let report = run.preflight(&[], run.options()).await;
+    let subject = format!("{} on {HOST}", run.datastore_lun("ds1"));
+    let check = the_one(&report, "host.vaai-clone", &subject);
+    assert_eq!(check.outcome, Outcome::Warn, "{}", report.to_table());
+    assert!(report.ready, "{}", report.to_table());
+    assert_eq!(report.disks[0].path, CopyPath::Xcopy);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,4 +450,108 @@ async fn ssh_method_fails_until_the_restricted_key_is_installed() {
         Outcome::Fail
     );
     assert!(report.ready, "{}", report.to_table());
+}
+
+const PROBE_STEPS: [&str; 6] = [
+    "probe.prepare",
+    "probe.map",
+    "probe.rescan",
+    "probe.verify",
+    "probe.clone",
+    "probe.cleanup",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_clones_a_small_disk_onto_the_throw_away_volume_and_leaves_nothing_behind() {
+    let run = LabRun::start(ready_scenario()).await;
+    let volume = run.throw_away_volume();
+    let report = run.probe(&volume).await;
+    let table = report.to_table();
+    for id in PROBE_STEPS {
+        assert_eq!(the_one(&report, id, DISK).outcome, Outcome::Pass, "{table}");
+    }
+    assert!(
+        the_one(&report, "probe.clone", DISK)
+            .message
+            .contains("XCOPY used"),
+        "{table}"
+    );
+    assert!(report.ready && report.writes, "{table}");
+    assert!(table.contains("The probe wrote"), "{table}");
+    let source = std::fs::read(run.lab.datastore_dir("ds1").join("vm-1/vm-1-flat.vmdk")).unwrap();
+    let target = std::fs::read(&volume.backing_path).unwrap();
+    assert!(
+        target.starts_with(&source),
+        "the volume holds the disk's bytes"
+    );
+    let left = Rig::new(&run.lab).leftovers(&[&volume]);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_whose_clone_fails_says_so_and_still_cleans_up() {
+    let run = LabRun::start(ready_scenario()).await;
+    let volume = run.throw_away_volume();
+    run.lab.faults.add(FaultRule {
+        site: "esxcli:vmkfstools taskGet".into(),
+        latency_ms: 0,
+        error: Some("hostd is restarting".into()),
+        times: None,
+    });
+    let report = run.probe(&volume).await;
+    let table = report.to_table();
+    let clone = the_one(&report, "probe.clone", DISK);
+    assert_eq!(clone.outcome, Outcome::Fail, "{table}");
+    assert!(clone.message.contains("hostd is restarting"), "{table}");
+    assert_eq!(
+        the_one(&report, "probe.verify", DISK).outcome,
+        Outcome::Pass,
+        "the steps before it passed: {table}"
+    );
+    assert_eq!(
+        the_one(&report, "probe.cleanup", DISK).outcome,
+        Outcome::Pass,
+        "{table}"
+    );
+    assert!(!report.ready, "{table}");
+    let left = Rig::new(&run.lab).leftovers(&[&volume]);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_onto_a_volume_the_array_does_not_have_fails_before_mapping_anything() {
+    let run = LabRun::start(ready_scenario()).await;
+    let mut volume = run.throw_away_volume();
+    let before = run.lab.san.mappings(&volume.array);
+    volume.volume_handle = format!("{}-gone", volume.volume_handle);
+    volume.attributes.clear();
+    let report = run.probe(&volume).await;
+    let table = report.to_table();
+    assert_eq!(
+        the_one(&report, "probe.prepare", DISK).outcome,
+        Outcome::Fail,
+        "{table}"
+    );
+    assert_eq!(report.checks_with_id("probe.map").count(), 0, "{table}");
+    assert_eq!(run.lab.san.mappings(&volume.array), before, "{table}");
+}
+
+/// The LUN the preflight fails for an unsupported VAAI clone is the one the probe's copy then
+/// proves slow: the clone completes, as a host copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_from_a_lun_without_vaai_clone_warns_of_a_host_copy() {
+    let run = LabRun::start(with_vaai_clone(VaaiStatusSpec::Unsupported)).await;
+    let volume = run.throw_away_volume();
+    let report = run.probe(&volume).await;
+    let table = report.to_table();
+    let clone = the_one(&report, "probe.clone", DISK);
+    assert_eq!(clone.outcome, Outcome::Warn, "{table}");
+    assert!(clone.message.contains("XCOPY not used"), "{table}");
+    assert_eq!(
+        the_one(&report, "probe.cleanup", DISK).outcome,
+        Outcome::Pass,
+        "{table}"
+    );
+    let left = Rig::new(&run.lab).leftovers(&[&volume]);
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

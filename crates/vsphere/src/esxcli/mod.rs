@@ -37,8 +37,8 @@ use wire::{
 pub use command::Command;
 pub use storage_core_adapter::{RescanType, StorageCoreAdapterRescan};
 pub use storage_core_device::{
-    DeviceInfo, DeviceState, StorageCoreDeviceDetachedRemove, StorageCoreDeviceList,
-    StorageCoreDeviceSet,
+    DeviceInfo, DeviceState, DeviceVaaiStatus, StorageCoreDeviceDetachedRemove,
+    StorageCoreDeviceList, StorageCoreDeviceSet, StorageCoreDeviceVaaiStatusGet, VaaiStatus,
 };
 pub use wire::EsxcliResponse;
 

@@ -1,5 +1,5 @@
-//! The `storage core device` namespace (and its `detached` child): list a device, set its state,
-//! forget a detached device.
+//! The `storage core device` namespace (and its `detached` and `vaai status` children): list a
+//! device, set its state, forget a detached device, read its VAAI primitives' status.
 
 use crate::error::Error;
 
@@ -8,6 +8,23 @@ use super::command_line::words;
 use super::wire::EsxcliResponse;
 
 const MIB: u64 = 1024 * 1024;
+
+/// One row of an esxcli answer: field name → values.
+type Record = std::collections::BTreeMap<String, Vec<String>>;
+
+/// `command`, filtered to `device` (`-d <device>`) when one is given.
+fn for_device(command: &[&str], device: Option<&str>) -> Vec<String> {
+    let mut argv = words(command);
+    if let Some(device) = device {
+        argv.extend(["-d".to_owned(), device.to_owned()]);
+    }
+    argv
+}
+
+/// A field of a row as one string (esxcli may split a value in several strings).
+fn field(record: &Record, key: &str) -> Option<String> {
+    record.get(key).map(|values| values.concat())
+}
 
 /// A SCSI device as `esxcli storage core device list` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,17 +59,13 @@ impl Command for StorageCoreDeviceList {
     type Output = Vec<DeviceInfo>;
 
     fn argv(&self) -> Vec<String> {
-        let mut argv = words(&["storage", "core", "device", "list"]);
-        if let Some(device) = &self.device {
-            argv.extend(["-d".to_owned(), device.clone()]);
-        }
-        argv
+        for_device(
+            &["storage", "core", "device", "list"],
+            self.device.as_deref(),
+        )
     }
 
     fn output(&self, response: EsxcliResponse) -> Result<Vec<DeviceInfo>, Error> {
-        let field = |record: &std::collections::BTreeMap<String, Vec<String>>, key: &str| {
-            record.get(key).map(|values| values.concat())
-        };
         Ok(response
             .records
             .iter()
@@ -131,6 +144,91 @@ impl Command for StorageCoreDeviceDetachedRemove {
     }
 }
 
+/// What ESXi reports for one VAAI primitive of a device (`Clone Status: supported`): `supported`
+/// once the device answered the primitive, `unsupported` when it refused it or the claim rule
+/// disables it, `unknown` before ESXi has tried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VaaiStatus {
+    Supported,
+    Unsupported,
+    Unknown,
+    /// Any other word a newer ESXi may report, as given.
+    Other(String),
+}
+
+impl VaaiStatus {
+    fn parse(text: &str) -> VaaiStatus {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "supported" => VaaiStatus::Supported,
+            "unsupported" => VaaiStatus::Unsupported,
+            "unknown" | "" => VaaiStatus::Unknown,
+            _ => VaaiStatus::Other(text.trim().to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            VaaiStatus::Supported => "supported",
+            VaaiStatus::Unsupported => "unsupported",
+            VaaiStatus::Unknown => "unknown",
+            VaaiStatus::Other(text) => text,
+        }
+    }
+}
+
+/// The VAAI status of one device, as `esxcli storage core device vaai status get` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceVaaiStatus {
+    /// `Device`: the canonical name.
+    pub device: String,
+    /// `VAAIPluginName`: the VAAI plugin claiming the device (empty for the T10 standard path).
+    pub plugin: String,
+    /// `ATSStatus`: atomic test-and-set (hardware-assisted locking).
+    pub ats: VaaiStatus,
+    /// `CloneStatus`: XCOPY (full copy), what an offloaded clone needs.
+    pub clone: VaaiStatus,
+    /// `ZeroStatus`: WRITE SAME (block zeroing).
+    pub zero: VaaiStatus,
+    /// `DeleteStatus`: UNMAP (space reclamation).
+    pub delete: VaaiStatus,
+}
+
+/// `esxcli storage core device vaai status get [-d <device>]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageCoreDeviceVaaiStatusGet {
+    pub device: Option<String>,
+}
+
+impl Command for StorageCoreDeviceVaaiStatusGet {
+    type Output = Vec<DeviceVaaiStatus>;
+
+    fn argv(&self) -> Vec<String> {
+        for_device(
+            &["storage", "core", "device", "vaai", "status", "get"],
+            self.device.as_deref(),
+        )
+    }
+
+    fn output(&self, response: EsxcliResponse) -> Result<Vec<DeviceVaaiStatus>, Error> {
+        let text = |record: &Record, key: &str| field(record, key).unwrap_or_default();
+        Ok(response
+            .records
+            .iter()
+            .map(|record| DeviceVaaiStatus {
+                device: field(record, "Device")
+                    .filter(|name| !name.is_empty())
+                    .or_else(|| self.device.clone())
+                    .unwrap_or_default(),
+                plugin: text(record, "VAAIPluginName"),
+                ats: VaaiStatus::parse(&text(record, "ATSStatus")),
+                clone: VaaiStatus::parse(&text(record, "CloneStatus")),
+                zero: VaaiStatus::parse(&text(record, "ZeroStatus")),
+                delete: VaaiStatus::parse(&text(record, "DeleteStatus")),
+            })
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -172,6 +270,47 @@ mod tests {
             StorageCoreDeviceDetachedRemove { device: naa.into() }.argv(),
             ["storage", "core", "device", "detached", "remove", "-d", naa]
         );
+        assert_eq!(
+            StorageCoreDeviceVaaiStatusGet {
+                device: Some(naa.into())
+            }
+            .argv(),
+            [
+                "storage", "core", "device", "vaai", "status", "get", "-d", naa
+            ]
+        );
+    }
+
+    #[test]
+    fn a_vaai_status_reads_each_primitive() {
+        let get = StorageCoreDeviceVaaiStatusGet {
+            device: Some("naa.1".into()),
+        };
+        let statuses = get
+            .output(EsxcliResponse {
+                records: vec![
+                    record(&[
+                        ("Device", "naa.1"),
+                        ("VAAIPluginName", "VMW_VAAIP_NETAPP"),
+                        ("ATSStatus", "supported"),
+                        ("CloneStatus", "unsupported"),
+                        ("ZeroStatus", "Supported"),
+                        ("DeleteStatus", "unknown"),
+                    ]),
+                    record(&[("CloneStatus", "partial")]),
+                ],
+                value: None,
+            })
+            .unwrap();
+        assert_eq!(statuses[0].device, "naa.1");
+        assert_eq!(statuses[0].plugin, "VMW_VAAIP_NETAPP");
+        assert_eq!(statuses[0].ats, VaaiStatus::Supported);
+        assert_eq!(statuses[0].clone, VaaiStatus::Unsupported);
+        assert_eq!(statuses[0].zero, VaaiStatus::Supported);
+        assert_eq!(statuses[0].delete, VaaiStatus::Unknown);
+        assert_eq!(statuses[1].device, "naa.1", "the device asked for");
+        assert_eq!(statuses[1].clone, VaaiStatus::Other("partial".into()));
+        assert_eq!(statuses[1].ats, VaaiStatus::Unknown, "absent field");
     }
 
     #[test]

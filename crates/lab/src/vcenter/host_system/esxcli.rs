@@ -10,6 +10,7 @@
 mod storage_core_adapter;
 mod storage_core_device;
 mod storage_core_device_detached;
+mod storage_core_device_vaai_status;
 mod system_settings_advanced;
 mod system_version;
 mod vmkfstools;
@@ -64,6 +65,10 @@ const NAMESPACES: &[(&str, &[Command])] = &[
     (
         storage_core_device_detached::NAMESPACE,
         storage_core_device_detached::COMMANDS,
+    ),
+    (
+        storage_core_device_vaai_status::NAMESPACE,
+        storage_core_device_vaai_status::COMMANDS,
     ),
     (
         storage_core_adapter::NAMESPACE,
@@ -229,6 +234,9 @@ async fn run(call: &Invocation<'_>, namespace: &str, name: &str) -> Result<Outpu
     match namespace {
         storage_core_device::NAMESPACE => storage_core_device::run(call, name),
         storage_core_device_detached::NAMESPACE => storage_core_device_detached::run(call, name),
+        storage_core_device_vaai_status::NAMESPACE => {
+            storage_core_device_vaai_status::run(call, name)
+        }
         storage_core_adapter::NAMESPACE => storage_core_adapter::run(call, name),
         system_settings_advanced::NAMESPACE => system_settings_advanced::run(call, name),
         system_version::NAMESPACE => system_version::run(call, name),

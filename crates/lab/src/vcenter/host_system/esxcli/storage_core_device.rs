@@ -2,7 +2,7 @@
 //! (attach, detach).
 
 use super::{CliAnswer, Command, DEVICE, Invocation, Output, Param, cli_fault, not_found};
-use crate::host::{Device, DeviceState};
+use crate::host::{Device, DeviceState, SimHost};
 use crate::vcenter::scsi_inquiry;
 
 pub(super) const NAMESPACE: &str = "storage.core.device";
@@ -29,7 +29,7 @@ pub(super) const COMMANDS: &[Command] = &[
     },
 ];
 
-fn device_row(device: &Device) -> Vec<(&'static str, String)> {
+fn device_row(host: &SimHost, device: &Device) -> Vec<(&'static str, String)> {
     let naa = &device.lun.naa;
     let (vendor, model) = scsi_inquiry(naa);
     vec![
@@ -49,7 +49,11 @@ fn device_row(device: &Device) -> Vec<(&'static str, String)> {
         ("IsOffline", (device.state != DeviceState::On).to_string()),
         ("IsLocal", "false".into()),
         ("IsSSD", "true".into()),
-        ("VAAIStatus", "supported".into()),
+        // The lab's arrays answer every primitive but a clone the scenario turned off.
+        (
+            "VAAIStatus",
+            host.san().vaai_clone_status(naa).as_str().into(),
+        ),
     ]
 }
 
@@ -64,7 +68,7 @@ pub(super) fn run(call: &Invocation<'_>, name: &str) -> Result<Output, CliAnswer
                 ],
                 None => host.devices(),
             };
-            let rows = devices.iter().map(device_row).collect();
+            let rows = devices.iter().map(|d| device_row(host, d)).collect();
             Ok(Output::Rows(
                 "vim.EsxCLI.storage.core.device.list.ScsiDevice".into(),
                 rows,
