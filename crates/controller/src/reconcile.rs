@@ -160,9 +160,15 @@ pub async fn reconcile(
     let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
     let pvs: Api<PersistentVolume> = Api::all(client.clone());
 
-    let cr = get_opt(&crs, &cr_name).await?;
-    let prime = get_opt(&pvcs, &names::prime_pvc_name(&uid)).await?;
-    let pod = get_opt(&pods, &names::populator_pod_name(&uid)).await?;
+    // Independent reads, sent together: a reconcile's latency is one round trip, not five.
+    let prime_name = names::prime_pvc_name(&uid);
+    let pod_name = names::populator_pod_name(&uid);
+    let (cr, prime, pod, class) = tokio::try_join!(
+        get_opt(&crs, &cr_name),
+        get_opt(&pvcs, &prime_name),
+        get_opt(&pods, &pod_name),
+        class_binding(&client, &pvc),
+    )?;
     let prime_pv = match prime
         .as_ref()
         .and_then(|p| p.spec.as_ref())
@@ -171,25 +177,6 @@ pub async fn reconcile(
     {
         Some(name) => get_opt(&pvs, &name).await?,
         None => None,
-    };
-    let class = match pvc
-        .spec
-        .as_ref()
-        .and_then(|s| s.storage_class_name.as_deref())
-    {
-        None | Some("") => ClassBinding::Immediate,
-        Some(name) => {
-            let classes: Api<StorageClass> = Api::all(client.clone());
-            match get_opt(&classes, name).await? {
-                None => ClassBinding::Missing,
-                Some(class)
-                    if class.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer") =>
-                {
-                    ClassBinding::WaitForFirstConsumer
-                }
-                Some(_) => ClassBinding::Immediate,
-            }
-        }
     };
     let inflight_on_host = match (&pod, &cr) {
         (None, Some(cr)) if ctx.settings.max_populator_inflight > 0 => {
@@ -442,6 +429,29 @@ fn upsert_condition(
             observed_generation: generation,
         });
     }
+}
+
+/// How the PVC's StorageClass binds volumes.
+async fn class_binding(
+    client: &Client,
+    pvc: &PersistentVolumeClaim,
+) -> Result<ClassBinding, Error> {
+    let name = match pvc
+        .spec
+        .as_ref()
+        .and_then(|s| s.storage_class_name.as_deref())
+    {
+        None | Some("") => return Ok(ClassBinding::Immediate),
+        Some(name) => name,
+    };
+    let classes: Api<StorageClass> = Api::all(client.clone());
+    Ok(match get_opt(&classes, name).await? {
+        None => ClassBinding::Missing,
+        Some(class) if class.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer") => {
+            ClassBinding::WaitForFirstConsumer
+        }
+        Some(_) => ClassBinding::Immediate,
+    })
 }
 
 async fn write_decided_status(

@@ -16,11 +16,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, ServiceAccount};
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::watch;
 
 const PVCS: usize = 200;
 
@@ -32,6 +33,40 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap()
+}
+
+type FirstSeen = Arc<Mutex<HashMap<String, Instant>>>;
+
+/// Watches `api` in a task of its own and records when each object `key` names (`None`: not yet)
+/// was first seen; the receiver counts them.
+fn first_seen<K>(
+    api: Api<K>,
+    key: impl Fn(&K) -> Option<String> + Send + 'static,
+) -> (
+    tokio::task::JoinHandle<()>,
+    FirstSeen,
+    watch::Receiver<usize>,
+)
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
+    let seen: FirstSeen = Arc::default();
+    let (count, counted) = watch::channel(0);
+    let task = tokio::spawn({
+        let seen = Arc::clone(&seen);
+        async move {
+            let mut objects =
+                std::pin::pin!(watcher::watcher(api, watcher::Config::default()).applied_objects());
+            while let Ok(Some(object)) = objects.try_next().await {
+                if let Some(name) = key(&object) {
+                    let mut seen = seen.lock().unwrap();
+                    seen.entry(name).or_insert_with(Instant::now);
+                    count.send_replace(seen.len());
+                }
+            }
+        }
+    });
+    (task, seen, counted)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,104 +157,97 @@ async fn two_hundred_pvcs_to_two_hundred_pods() {
     let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
         Api::namespaced(client.clone(), &namespace);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    // When each prime PVC was first seen bound to a PV, by the PVC UID its name carries.
-    let bound_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let bound_watch = tokio::spawn({
-        let bound_at = Arc::clone(&bound_at);
-        let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
-        async move {
-            let mut claims = std::pin::pin!(
-                watcher::watcher(claims, watcher::Config::default()).applied_objects()
-            );
-            while let Ok(Some(claim)) = claims.try_next().await {
-                // What the controller waits for: the PV controller naming the volume.
-                let bound = claim
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.volume_name.as_ref())
-                    .is_some();
-                if let (true, Some(uid)) = (
-                    bound,
-                    claim
-                        .metadata
-                        .name
-                        .as_deref()
-                        .and_then(|n| n.strip_prefix("prime-")),
-                ) {
-                    bound_at
-                        .lock()
-                        .unwrap()
-                        .entry(uid.to_owned())
-                        .or_insert_with(Instant::now);
-                }
-            }
-        }
+    // When each prime PVC was first seen bound to a PV (what the controller waits for: the PV
+    // controller naming the volume), and each pod first seen, by the PVC UID their names carry.
+    // Both are watched by tasks of their own, so a timestamp is not delayed by the creates.
+    let (bound_watch, bound_at, _) = first_seen(
+        Api::<PersistentVolumeClaim>::namespaced(client.clone(), &namespace),
+        |claim| {
+            claim.spec.as_ref()?.volume_name.as_ref()?;
+            claim
+                .metadata
+                .name
+                .as_deref()?
+                .strip_prefix("prime-")
+                .map(str::to_owned)
+        },
+    );
+    let (pod_watch, pods_at, mut pods_seen) = first_seen(pods, |pod: &Pod| {
+        pod.metadata
+            .name
+            .as_deref()?
+            .strip_prefix("populate-")
+            .map(str::to_owned)
     });
-    let mut seen: HashMap<String, Instant> = HashMap::new();
-    let mut stream =
-        std::pin::pin!(watcher::watcher(pods, watcher::Config::default()).applied_objects());
 
+    // Created by eight clients at once, as a plan's disks are.
     let start = Instant::now();
-    for i in 0..PVCS {
-        let mut cr = co_api::VSphereXcopyVolumePopulator::new(
-            &format!("disk-{i}"),
-            co_api::VSphereXcopyVolumePopulatorSpec {
-                vmdk_path: cluster::SOURCE_VMDK.into(),
-                secret_name: Some(cluster::SECRET.into()),
-                storage_vendor_product: "ontap".into(),
-                ..Default::default()
-            },
-        );
-        cr.metadata.namespace = Some(namespace.clone());
-        crs.create(&PostParams::default(), &cr).await.unwrap();
-        let pvc = k8s_openapi::api::core::v1::PersistentVolumeClaim {
-            metadata: meta(&format!("disk-{i}")),
-            spec: Some(k8s_openapi::api::core::v1::PersistentVolumeClaimSpec {
-                access_modes: Some(vec!["ReadWriteOnce".into()]),
-                storage_class_name: Some(format!("san-{namespace}")),
-                resources: Some(k8s_openapi::api::core::v1::VolumeResourceRequirements {
-                    requests: Some(
-                        [(
-                            "storage".to_owned(),
-                            k8s_openapi::apimachinery::pkg::api::resource::Quantity("1Gi".into()),
-                        )]
-                        .into(),
-                    ),
+    futures::stream::iter(0..PVCS)
+        .for_each_concurrent(8, |i| {
+            let (crs, pvcs, namespace) = (crs.clone(), pvcs.clone(), namespace.clone());
+            async move {
+                let mut cr = co_api::VSphereXcopyVolumePopulator::new(
+                    &format!("disk-{i}"),
+                    co_api::VSphereXcopyVolumePopulatorSpec {
+                        vmdk_path: cluster::SOURCE_VMDK.into(),
+                        secret_name: Some(cluster::SECRET.into()),
+                        storage_vendor_product: "ontap".into(),
+                        ..Default::default()
+                    },
+                );
+                cr.metadata.namespace = Some(namespace.clone());
+                crs.create(&PostParams::default(), &cr).await.unwrap();
+                let pvc = k8s_openapi::api::core::v1::PersistentVolumeClaim {
+                    metadata: meta(&format!("disk-{i}")),
+                    spec: Some(k8s_openapi::api::core::v1::PersistentVolumeClaimSpec {
+                        access_modes: Some(vec!["ReadWriteOnce".into()]),
+                        storage_class_name: Some(format!("san-{namespace}")),
+                        resources: Some(k8s_openapi::api::core::v1::VolumeResourceRequirements {
+                            requests: Some(
+                                [(
+                                    "storage".to_owned(),
+                                    k8s_openapi::apimachinery::pkg::api::resource::Quantity(
+                                        "1Gi".into(),
+                                    ),
+                                )]
+                                .into(),
+                            ),
+                            ..Default::default()
+                        }),
+                        data_source: Some(k8s_openapi::api::core::v1::TypedLocalObjectReference {
+                            api_group: Some(co_api::GROUP.into()),
+                            kind: "VSphereXcopyVolumePopulator".into(),
+                            name: format!("disk-{i}"),
+                        }),
+                        ..Default::default()
+                    }),
                     ..Default::default()
-                }),
-                data_source: Some(k8s_openapi::api::core::v1::TypedLocalObjectReference {
-                    api_group: Some(co_api::GROUP.into()),
-                    kind: "VSphereXcopyVolumePopulator".into(),
-                    name: format!("disk-{i}"),
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        pvcs.create(&PostParams::default(), &pvc).await.unwrap();
-    }
+                };
+                pvcs.create(&PostParams::default(), &pvc).await.unwrap();
+            }
+        })
+        .await;
     let created = start.elapsed();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(300);
-    while seen.len() < PVCS {
-        let pod = tokio::time::timeout_at(deadline, stream.try_next())
-            .await
-            .expect("200 pods within 300 s")
-            .unwrap()
-            .unwrap();
-        seen.entry(pod.metadata.name.unwrap())
-            .or_insert_with(Instant::now);
-    }
+    tokio::time::timeout(
+        Duration::from_secs(300),
+        pods_seen.wait_for(|seen| *seen >= PVCS),
+    )
+    .await
+    .expect("200 pods within 300 s")
+    .unwrap();
     let all_pods = start.elapsed();
     let rss = peak_rss_kib(pid);
     bound_watch.abort();
+    pod_watch.abort();
     let bound_at = bound_at.lock().unwrap().clone();
-    let mut controller_latency: Vec<Duration> = seen
+    let mut controller_latency: Vec<Duration> = pods_at
+        .lock()
+        .unwrap()
         .iter()
-        .map(|(pod, created)| {
-            let uid = pod.strip_prefix("populate-").unwrap();
+        .map(|(uid, created)| {
             let bound = bound_at
                 .get(uid)
-                .unwrap_or_else(|| panic!("pod {pod} without its prime PVC seen bound"));
+                .unwrap_or_else(|| panic!("pod of {uid} without its prime PVC seen bound"));
             created.saturating_duration_since(*bound)
         })
         .collect();
