@@ -59,7 +59,7 @@ pub async fn run(
     for host in &hosts {
         hosts::check_host(env, options, host, &disks, &mut checks).await;
     }
-    let predictions = disks::check_disks(env, array.as_deref(), &disks, &hosts, &mut checks);
+    let predictions = disks::check_disks(env, array.as_deref(), &disks, &hosts, &mut checks).await;
     if let Some(array) = &array
         && let Err(error) = array.close().await
     {

@@ -1,123 +1,12 @@
 //! Preflight against the lab: one scenario per condition a migration would otherwise discover
 //! late, each giving the expected failure with the expected remedy, and an all-green scenario.
 
-use std::collections::BTreeMap;
+mod support;
 
 use base64::Engine as _;
-use clap::Parser as _;
-use co_lab::lab::{Lab, RunningLab};
-use co_lab::rig::facade;
-use co_lab::scenario::{AdvancedOptionValue, ArraySpec, Scenario, SnapshotSpec, VendorSpec};
-use co_populator::{EnvironmentConfig, PopulateArgs};
-use co_preflight::{Check, CopyPath, Outcome, PreflightOptions, Report, Selection};
-use co_vsphere::TlsTrust;
-
-const HOST: &str = "esxi-1.lab.local";
-const DISK: &str = "[ds1] vm-1/vm-1.vmdk";
-
-struct LabRun {
-    lab: RunningLab,
-    _dir: tempfile::TempDir,
-}
-
-impl LabRun {
-    async fn start(scenario: Scenario) -> LabRun {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let dir = tempfile::tempdir().unwrap();
-        let lab = Lab::start(scenario, dir.path()).await.unwrap();
-        LabRun { lab, _dir: dir }
-    }
-
-    /// The `populate` flags for the lab's vCenter and its first array, as a Secret gives them.
-    fn flags(&self) -> Vec<String> {
-        let array = &self.lab.arrays[0];
-        let facade = facade(array.vendor);
-        let mut flags = vec![
-            format!("--storage-vendor-product={}", facade.product()),
-            format!("--storage-hostname={}", array.url),
-            format!("--storage-username={}", array.username),
-            format!("--storage-password={}", array.password),
-            format!("--vsphere-hostname={}", self.lab.vcenter_url),
-            format!("--vsphere-username={}", self.lab.username),
-            format!("--vsphere-password={}", self.lab.password),
-        ];
-        flags.extend(
-            facade
-                .vendor_flags(array)
-                .iter()
-                .map(|(flag, value)| flag.with_value(value)),
-        );
-        flags
-    }
-
-    fn environment(&self, extra: &[String]) -> EnvironmentConfig {
-        let argv = std::iter::once("populate".to_owned())
-            .chain(self.flags())
-            .chain(extra.iter().cloned());
-        PopulateArgs::try_parse_from(argv)
-            .unwrap()
-            .validate_environment()
-            .unwrap()
-    }
-
-    fn options(&self) -> PreflightOptions {
-        PreflightOptions {
-            vsphere_trust: Some(TlsTrust::Thumbprint(self.lab.thumbprint.clone())),
-            storage_ca_pem: Some(self.lab.certificate_pem.clone()),
-            ssh_endpoints: self
-                .lab
-                .hosts
-                .iter()
-                .map(|h| (h.name.clone(), h.ssh_addr))
-                .collect::<BTreeMap<_, _>>(),
-            ssh_host_key: None,
-        }
-    }
-
-    async fn preflight(&self, extra: &[String], options: PreflightOptions) -> Report {
-        let selection = Selection {
-            vms: vec!["vm-1".into()],
-            disks: Vec::new(),
-        };
-        co_preflight::run(&self.environment(extra), &selection, &options).await
-    }
-}
-
-/// The default lab tuned as a well-prepared site: XCOPY segments at the recommended size.
-fn ready_scenario() -> Scenario {
-    let mut scenario = Scenario::default_embedded();
-    scenario.hosts[0].advanced_options.insert(
-        "/DataMover/MaxHWTransferSize".into(),
-        AdvancedOptionValue::Long(16384),
-    );
-    scenario
-}
-
-fn the_one<'a>(report: &'a Report, id: &str, subject: &str) -> &'a Check {
-    let found: Vec<&Check> = report
-        .checks
-        .iter()
-        .filter(|c| c.id == id && c.subject == subject)
-        .collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "one {id} check of {subject}: {}",
-        report.to_table()
-    );
-    found[0]
-}
-
-fn assert_fails(report: &Report, id: &str, subject: &str, remedy: &str) {
-    let check = the_one(report, id, subject);
-    assert_eq!(check.outcome, Outcome::Fail, "{}", report.to_table());
-    assert!(
-        check.remedy.contains(remedy),
-        "remedy of {id} on {subject} should contain {remedy:?}: {}",
-        check.remedy
-    );
-    assert!(!report.ready);
-}
+use co_lab::scenario::{AdvancedOptionValue, ArraySpec, SnapshotSpec, VendorSpec};
+use co_preflight::{CopyPath, Outcome};
+use support::{DISK, HOST, LabRun, assert_fails, ready_scenario, the_one};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prepared_site_passes_every_check_and_predicts_xcopy() {
@@ -155,10 +44,9 @@ async fn a_prepared_site_passes_every_check_and_predicts_xcopy() {
         the_one(&report, "storage.api-version", &storage).outcome,
         Outcome::Pass
     );
-    // The ONTAP plugin answers with the trait's default: initiators are not listed.
     assert_eq!(
         the_one(&report, "storage.initiators", HOST).outcome,
-        Outcome::Warn
+        Outcome::Pass
     );
     assert_eq!(report.disks.len(), 1);
     assert_eq!(report.disks[0].path, CopyPath::Xcopy, "{table}");
@@ -296,6 +184,40 @@ async fn a_source_datastore_on_another_array_fails_the_same_array_check() {
         "{}",
         check.message
     );
+    assert_eq!(report.disks[0].path, CopyPath::HostCopy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_datastore_on_another_array_of_the_same_vendor_fails_the_same_array_check() {
+    let mut scenario = ready_scenario();
+    scenario.arrays.push(ArraySpec {
+        name: "ontap2".into(),
+        vendor: VendorSpec::Ontap,
+        svm: "svm0".into(),
+        username: "admin".into(),
+        password: "lab-Passw0rd".into(),
+    });
+    // The copy targets ontap1; the VM's datastore lives on the second ONTAP cluster, whose LUN
+    // names carry the same NetApp vendor id.
+    scenario.datastores[0].array = Some("ontap2".into());
+    let run = LabRun::start(scenario).await;
+    let report = run.preflight(&[], run.options()).await;
+    assert_fails(
+        &report,
+        "disk.same-array",
+        DISK,
+        "Map this VM to a storage class on the array that holds datastore ds1",
+    );
+    let check = the_one(&report, "disk.same-array", DISK);
+    assert!(
+        check.message.contains(&format!(
+            "is not a volume of the array at {}",
+            run.lab.arrays[0].url
+        )),
+        "{}",
+        check.message
+    );
+    assert!(check.message.contains("00a098"), "{}", check.message);
     assert_eq!(report.disks[0].path, CopyPath::HostCopy);
 }
 

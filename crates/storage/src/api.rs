@@ -24,6 +24,7 @@ use crate::model::{
     ArrayInfo, EsxiHostRef, GroupRef, GroupRelease, Initiator, InitiatorGroup, Mapping,
     PersistentVolumeRef, Volume,
 };
+use crate::naa::DeviceName;
 
 /// One storage array, as the copy engine needs it.
 #[async_trait]
@@ -89,10 +90,20 @@ pub trait StorageApi: Send + Sync {
                 .map(|host| HostInitiators {
                     host_id: host.host_id.clone(),
                     known: None,
+                    unknown: Vec::new(),
                 })
                 .collect(),
             prerequisites: Vec::new(),
         })
+    }
+
+    /// Whether the SAN device `device` (the LUN under a source datastore, or an RDM's LUN) is a
+    /// volume of this very array, not merely of the same vendor: `Some(true)` or `Some(false)`
+    /// when the plugin can tell with reads (a volume lookup, or an array id the device name
+    /// encodes), `None` when it cannot. Nothing is created or changed.
+    async fn holds_device(&self, device: &DeviceName) -> Result<Option<bool>, StorageError> {
+        let _ = device;
+        Ok(None)
     }
 }
 
@@ -115,6 +126,33 @@ pub struct HostInitiators {
     /// The host's initiators registered on the array; `None` when this plugin cannot tell without
     /// creating objects.
     pub known: Option<Vec<Initiator>>,
+    /// The host's initiators this vendor maps through (its transport: FC and iSCSI ports, the
+    /// PowerFlex SDC) that the array does not know. Initiators of another transport are in
+    /// neither list.
+    #[serde(default)]
+    pub unknown: Vec<Initiator>,
+}
+
+impl HostInitiators {
+    /// Sorts `host`'s initiators that `usable` admits into known (`registered` says the array
+    /// holds it) and unknown.
+    pub fn sort(
+        host: &EsxiHostRef,
+        usable: impl Fn(&Initiator) -> bool,
+        registered: impl Fn(&Initiator) -> bool,
+    ) -> HostInitiators {
+        let (known, unknown): (Vec<Initiator>, Vec<Initiator>) = host
+            .initiators
+            .iter()
+            .filter(|i| usable(i))
+            .cloned()
+            .partition(|i| registered(i));
+        HostInitiators {
+            host_id: host.host_id.clone(),
+            known: Some(known),
+            unknown,
+        }
+    }
 }
 
 /// One vendor prerequisite (a host-mode option, a protection setting), as the array reports it.

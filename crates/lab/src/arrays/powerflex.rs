@@ -313,11 +313,22 @@ impl Inner {
         })
     }
 
+    /// The registered SDCs. An SDC whose SAN group no longer holds its GUID (a test removed the
+    /// initiator to model a host whose SDC never registered) is not listed.
     fn sdc_records(&self) -> Vec<Value> {
         let state = self.state();
         state
             .sdcs
             .iter()
+            .filter(|(id, sdc)| {
+                self.san
+                    .group(&self.array, &format!("{SDC_GROUP_PREFIX}{id}"))
+                    .is_some_and(|g| {
+                        g.initiators
+                            .iter()
+                            .any(|i| i.eq_ignore_ascii_case(&sdc.guid))
+                    })
+            })
             .map(|(id, sdc)| self.sdc_record(id, sdc))
             .collect()
     }

@@ -14,6 +14,7 @@
 //! a bare count; a `POWERFLEX_SYSTEM_ID` the gateway does not know fails at connect with the ids it
 //! does know; every request has the shared timeout (upstream: 10000 s) and bounded retry.
 
+mod preflight;
 mod settings;
 
 pub use settings::*;
@@ -394,6 +395,20 @@ impl PowerFlexArray {
 
 #[async_trait]
 impl StorageApi for PowerFlexArray {
+    async fn readiness(
+        &self,
+        hosts: &[EsxiHostRef],
+    ) -> Result<crate::api::ArrayReadiness, StorageError> {
+        preflight::readiness(self, hosts).await
+    }
+
+    async fn holds_device(
+        &self,
+        device: &crate::naa::DeviceName,
+    ) -> Result<Option<bool>, StorageError> {
+        preflight::holds_device(self, device).await
+    }
+
     async fn close(&self) -> Result<(), StorageError> {
         self.logout().await
     }

@@ -1,0 +1,168 @@
+//! Vantara's read-only readiness: the host groups on the storage's FC and iSCSI ports that
+//! register each ESXi host's initiators, and on each such host group the host mode `VMWARE_EX`
+//! and host mode options 54 (VAAI EXTENDED COPY) and 63 (VAAI T10 vStorage) that XCOPY needs.
+
+use serde::Deserialize;
+
+use super::{
+    DataList, HostInitiatorRecord, PortRecord, VantaraArray, host_group_id, iscsi_matches,
+    wwn_matches,
+};
+use crate::api::{ArrayReadiness, HostInitiators, StorageApi, VendorPrerequisite};
+use crate::error::StorageError;
+use crate::model::{EsxiHostRef, Initiator};
+
+/// The host mode ESXi host groups need.
+const VMWARE_HOST_MODE: &str = "VMWARE_EX";
+/// Host mode options XCOPY needs: 54 (VAAI EXTENDED COPY) and 63 (VAAI T10 vStorage).
+const XCOPY_HOST_MODE_OPTIONS: [u32; 2] = [54, 63];
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HostGroupFacts {
+    port_id: String,
+    host_group_number: u32,
+    #[serde(default)]
+    host_group_name: Option<String>,
+    #[serde(default)]
+    host_mode: Option<String>,
+    #[serde(default)]
+    host_mode_options: Vec<u32>,
+}
+
+fn registered(initiator: &Initiator, record: &HostInitiatorRecord) -> bool {
+    wwn_matches(initiator, &record.initiator) || iscsi_matches(initiator, &record.initiator)
+}
+
+pub(super) async fn readiness(
+    array: &VantaraArray,
+    hosts: &[EsxiHostRef],
+) -> Result<ArrayReadiness, StorageError> {
+    let info = array.array_info().await?;
+    let ports: DataList<PortRecord> = array.http.get(&["objects", "ports"]).send_json().await?;
+    let mut records: Vec<HostInitiatorRecord> = Vec::new();
+    for port in &ports.data {
+        // FC ports list their host groups' WWNs, iSCSI ports their targets' iSCSI names.
+        let resource = match port.port_type.as_deref() {
+            Some("FIBRE") => "host-wwns",
+            Some("ISCSI") => "host-iscsis",
+            _ => continue,
+        };
+        let listed: DataList<HostInitiatorRecord> = array
+            .http
+            .get(&["objects", resource])
+            .query("portId", &port.port_id)
+            .send_json()
+            .await?;
+        records.extend(listed.data);
+    }
+    let mut initiators = Vec::new();
+    let mut groups: Vec<(String, u32, String)> = Vec::new();
+    for host in hosts {
+        initiators.push(HostInitiators::sort(
+            host,
+            |i| matches!(i, Initiator::FibreChannel(_) | Initiator::Iscsi(_)),
+            |i| records.iter().any(|r| registered(i, r)),
+        ));
+        for record in records
+            .iter()
+            .filter(|r| host.initiators.iter().any(|i| registered(i, r)))
+        {
+            let group = (
+                record.port_id.clone(),
+                record.host_group_number,
+                host.host_id.clone(),
+            );
+            if !groups.iter().any(|g| g.0 == group.0 && g.1 == group.1) {
+                groups.push(group);
+            }
+        }
+    }
+    let mut prerequisites = Vec::new();
+    for (port, number, host_id) in &groups {
+        let listed: DataList<HostGroupFacts> = array
+            .http
+            .get(&["objects", "host-groups"])
+            .query("portId", port)
+            .query("hostGroupNumber", &number.to_string())
+            .send_json()
+            .await?;
+        let Some(group) = listed
+            .data
+            .into_iter()
+            .find(|g| g.port_id == *port && g.host_group_number == *number)
+        else {
+            continue;
+        };
+        prerequisites.extend(host_group_prerequisites(&group, host_id));
+    }
+    Ok(ArrayReadiness {
+        info,
+        initiators,
+        prerequisites,
+    })
+}
+
+fn host_group_prerequisites(group: &HostGroupFacts, host_id: &str) -> [VendorPrerequisite; 2] {
+    let id = host_group_id(&group.port_id, group.host_group_number);
+    let label = match group.host_group_name.as_deref().filter(|n| !n.is_empty()) {
+        Some(name) => format!("host group {id} ({name})"),
+        None => format!("host group {id}"),
+    };
+    let mode = group.host_mode.as_deref().unwrap_or("unknown");
+    let missing: Vec<String> = XCOPY_HOST_MODE_OPTIONS
+        .iter()
+        .filter(|o| !group.host_mode_options.contains(o))
+        .map(u32::to_string)
+        .collect();
+    let options = group
+        .host_mode_options
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut wanted = group.host_mode_options.clone();
+    wanted.extend(XCOPY_HOST_MODE_OPTIONS);
+    wanted.sort_unstable();
+    wanted.dedup();
+    let wanted = wanted
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(" ");
+    [
+        VendorPrerequisite {
+            name: format!("{label} host mode"),
+            satisfied: mode == VMWARE_HOST_MODE,
+            detail: format!("{label} registers initiators of {host_id} and has host mode {mode}"),
+            remedy: format!(
+                "Set the host group's host mode to VMware Extension: `raidcom modify host_grp -port \
+                 {}-{} -host_mode VMWARE_EX` (Storage Navigator › Host Groups › Edit Host \
+                 Groups › Host Mode: 21 [VMware Extension]).",
+                group.port_id, group.host_group_number
+            ),
+        },
+        VendorPrerequisite {
+            name: format!("{label} host mode options 54 and 63"),
+            satisfied: missing.is_empty(),
+            detail: format!(
+                "{label} has host mode options [{options}]{}",
+                if missing.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ": {} missing, without which the storage refuses XCOPY",
+                        missing.join(" and ")
+                    )
+                }
+            ),
+            remedy: format!(
+                "Enable host mode options 54 (VAAI EXTENDED COPY) and 63 (VAAI T10 vStorage) on the \
+                 host group: `raidcom modify host_grp -port {}-{} -host_mode VMWARE_EX \
+                 -host_mode_opt {wanted}` (the options already set and the two; Storage Navigator › \
+                 Host Groups › Edit Host Groups › Host Mode Options).",
+                group.port_id, group.host_group_number
+            ),
+        },
+    ]
+}
