@@ -5,7 +5,7 @@ mod support;
 
 use base64::Engine as _;
 use co_lab::scenario::{AdvancedOptionValue, ArraySpec, SnapshotSpec, VendorSpec};
-use co_preflight::{CopyPath, Outcome};
+use co_preflight::{CopyPath, Outcome, Report};
 use support::{DISK, HOST, LabRun, assert_fails, ready_scenario, the_one};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,18 +158,18 @@ async fn a_snapshot_fails_and_predicts_a_host_copy() {
     assert_eq!(report.disks[0].path, CopyPath::HostCopy);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_source_datastore_on_another_array_fails_the_same_array_check() {
+/// Preflight for a copy to the lab's first array (ontap1) of a VM whose datastore lives on a
+/// second array, `name`, of `vendor`.
+async fn datastore_on_a_second_array(vendor: VendorSpec, name: &str) -> (LabRun, Report) {
     let mut scenario = ready_scenario();
     scenario.arrays.push(ArraySpec {
-        name: "pure1".into(),
-        vendor: VendorSpec::PureFlashArray,
+        name: name.into(),
+        vendor,
         svm: "svm0".into(),
         username: "admin".into(),
         password: "lab-Passw0rd".into(),
     });
-    // The copy targets ontap1 (the first array); the VM's datastore lives on the Pure array.
-    scenario.datastores[0].array = Some("pure1".into());
+    scenario.datastores[0].array = Some(name.into());
     let run = LabRun::start(scenario).await;
     let report = run.preflight(&[], run.options()).await;
     assert_fails(
@@ -178,36 +178,25 @@ async fn a_source_datastore_on_another_array_fails_the_same_array_check() {
         DISK,
         "Map this VM to a storage class on the array that holds datastore ds1",
     );
+    assert_eq!(report.disks[0].path, CopyPath::HostCopy);
+    (run, report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_datastore_on_another_array_fails_the_same_array_check() {
+    let (_run, report) = datastore_on_a_second_array(VendorSpec::PureFlashArray, "pure1").await;
     let check = the_one(&report, "disk.same-array", DISK);
     assert!(
         check.message.contains("vendor id 24a937"),
         "{}",
         check.message
     );
-    assert_eq!(report.disks[0].path, CopyPath::HostCopy);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_datastore_on_another_array_of_the_same_vendor_fails_the_same_array_check() {
-    let mut scenario = ready_scenario();
-    scenario.arrays.push(ArraySpec {
-        name: "ontap2".into(),
-        vendor: VendorSpec::Ontap,
-        svm: "svm0".into(),
-        username: "admin".into(),
-        password: "lab-Passw0rd".into(),
-    });
-    // The copy targets ontap1; the VM's datastore lives on the second ONTAP cluster, whose LUN
-    // names carry the same NetApp vendor id.
-    scenario.datastores[0].array = Some("ontap2".into());
-    let run = LabRun::start(scenario).await;
-    let report = run.preflight(&[], run.options()).await;
-    assert_fails(
-        &report,
-        "disk.same-array",
-        DISK,
-        "Map this VM to a storage class on the array that holds datastore ds1",
-    );
+    // Both clusters' LUN names carry NetApp's vendor id: only the array can tell its own.
+    let (run, report) = datastore_on_a_second_array(VendorSpec::Ontap, "ontap2").await;
     let check = the_one(&report, "disk.same-array", DISK);
     assert!(
         check.message.contains(&format!(
@@ -218,7 +207,6 @@ async fn a_source_datastore_on_another_array_of_the_same_vendor_fails_the_same_a
         check.message
     );
     assert!(check.message.contains("00a098"), "{}", check.message);
-    assert_eq!(report.disks[0].path, CopyPath::HostCopy);
 }
 
 /// An ed25519 key pair made by `ssh-keygen`, as Forklift's provider controller makes one.

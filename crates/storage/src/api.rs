@@ -134,6 +134,18 @@ pub struct HostInitiators {
 }
 
 impl HostInitiators {
+    /// [`HostInitiators::sort`] for each of `hosts`.
+    pub fn sort_each(
+        hosts: &[EsxiHostRef],
+        usable: impl Fn(&Initiator) -> bool,
+        registered: impl Fn(&Initiator) -> bool,
+    ) -> Vec<HostInitiators> {
+        hosts
+            .iter()
+            .map(|host| HostInitiators::sort(host, &usable, &registered))
+            .collect()
+    }
+
     /// Sorts `host`'s initiators that `usable` admits into known (`registered` says the array
     /// holds it) and unknown.
     pub fn sort(

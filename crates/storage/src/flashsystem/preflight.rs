@@ -31,16 +31,11 @@ pub(super) async fn readiness(
             details.push(detail);
         }
     }
-    let initiators = hosts
-        .iter()
-        .map(|host| {
-            HostInitiators::sort(
-                host,
-                |i| host_port(i).is_some(),
-                |i| host_port(i).is_some_and(|port| details.iter().any(|d| port.on(d))),
-            )
-        })
-        .collect();
+    let initiators = HostInitiators::sort_each(
+        hosts,
+        |i| host_port(i).is_some(),
+        |i| host_port(i).is_some_and(|port| details.iter().any(|d| port.on(d))),
+    );
     Ok(ArrayReadiness {
         info,
         initiators,

@@ -14,22 +14,17 @@ pub(super) async fn readiness(
 ) -> Result<ArrayReadiness, StorageError> {
     let info = array.array_info().await?;
     let records: Vec<HostRecord> = array.list(&["hosts"], Some(HOST_FIELDS), &[]).await?;
-    let initiators = hosts
-        .iter()
-        .map(|host| {
-            HostInitiators::sort(
-                host,
-                |i| port_of(i).is_some(),
-                |i| {
-                    port_of(i).is_some_and(|port| {
-                        records
-                            .iter()
-                            .any(|h| h.ports.iter().any(|q| same_port(q, &port)))
-                    })
-                },
-            )
-        })
-        .collect();
+    let initiators = HostInitiators::sort_each(
+        hosts,
+        |i| port_of(i).is_some(),
+        |i| {
+            port_of(i).is_some_and(|port| {
+                records
+                    .iter()
+                    .any(|h| h.ports.iter().any(|q| same_port(q, &port)))
+            })
+        },
+    );
     Ok(ArrayReadiness {
         info,
         initiators,

@@ -79,6 +79,8 @@ struct SdcRecord {
     sdc_guid: Option<String>,
     #[serde(default)]
     os_type: Option<String>,
+    #[serde(default)]
+    mdm_connection_state: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,10 +1,8 @@
 //! PowerFlex's read-only readiness: the SDC registered for each ESXi host (volumes reach ESXi
-//! only through it), whether it is connected to the system's MDMs, and whether a device is a volume of this system (its `eui.`
-//! name starts with the system id).
+//! only through it), whether it is connected to the system's MDMs, and whether a device is a
+//! volume of this system (its `eui.` name starts with the system id).
 
-use serde::Deserialize;
-
-use super::PowerFlexArray;
+use super::{PowerFlexArray, SdcRecord};
 use crate::api::{ArrayReadiness, HostInitiators, StorageApi, VendorPrerequisite};
 use crate::error::StorageError;
 use crate::model::{EsxiHostRef, Initiator};
@@ -13,25 +11,13 @@ use crate::naa::DeviceName;
 /// The `mdmConnectionState` of an SDC that can serve I/O.
 const CONNECTED: &str = "Connected";
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SdcFacts {
-    id: String,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    sdc_guid: Option<String>,
-    #[serde(default)]
-    mdm_connection_state: Option<String>,
-}
-
 pub(super) async fn readiness(
     array: &PowerFlexArray,
     hosts: &[EsxiHostRef],
 ) -> Result<ArrayReadiness, StorageError> {
     let info = array.array_info().await?;
     let system = format!("System::{}", array.system_id);
-    let sdcs: Vec<SdcFacts> = array
+    let sdcs: Vec<SdcRecord> = array
         .http
         .get(&["instances", &system, "relationships", "Sdc"])
         .send_json()

@@ -42,16 +42,11 @@ pub(super) async fn readiness(
             logged_in.push(hba);
         }
     }
-    let initiators = hosts
-        .iter()
-        .map(|host| {
-            HostInitiators::sort(
-                host,
-                |i| hba_of(i, array.protocol).is_some(),
-                |i| hba_of(i, array.protocol).is_some_and(|hba| logged_in.contains(&hba)),
-            )
-        })
-        .collect();
+    let initiators = HostInitiators::sort_each(
+        hosts,
+        |i| hba_of(i, array.protocol).is_some(),
+        |i| hba_of(i, array.protocol).is_some_and(|hba| logged_in.contains(&hba)),
+    );
     Ok(ArrayReadiness {
         info,
         initiators,

@@ -14,16 +14,11 @@ pub(super) async fn readiness(
 ) -> Result<ArrayReadiness, StorageError> {
     let info = array.array_info().await?;
     let records: Vec<HostRecord> = array.list("hosts", &[]).await?;
-    let initiators = hosts
-        .iter()
-        .map(|host| {
-            HostInitiators::sort(
-                host,
-                |i| host_port(i).is_some(),
-                |i| host_port(i).is_some_and(|port| records.iter().any(|h| port.on(h))),
-            )
-        })
-        .collect();
+    let initiators = HostInitiators::sort_each(
+        hosts,
+        |i| host_port(i).is_some(),
+        |i| host_port(i).is_some_and(|port| records.iter().any(|h| port.on(h))),
+    );
     Ok(ArrayReadiness {
         info,
         initiators,
