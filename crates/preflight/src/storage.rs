@@ -124,7 +124,7 @@ async fn array_side_ref(host: &HostFacts, requires_sdc: bool) -> EsxiHostRef {
         return reference;
     }
     match HostSystem::new(host.client.clone(), host.moref.clone())
-        .san_adapters(&host.name, true)
+        .san_adapters("the selected disks' datastores", true)
         .await
     {
         Ok(chosen) => {

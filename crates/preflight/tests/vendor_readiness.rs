@@ -290,3 +290,35 @@ async fn vantara_host_group_of_another_host_mode_fails_with_the_raidcom_command(
         report.to_table()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vantara_checks_the_host_groups_hostgroup_id_list_names() {
+    let run = LabRun::start(scenario_for(VendorSpec::Vantara)).await;
+    // The host group the lab registers the host in, as the discovered check names it.
+    let report = run.preflight(&[], run.options()).await;
+    let subject = the_checks_ending(&report, "host mode")[0].subject.clone();
+    let id = subject
+        .split("host group ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .expect("the check names the host group")
+        .to_owned();
+
+    let configured = [format!("--vantara-hostgroup-id-list={id}:CL9-Z,9")];
+    let report = run.preflight(&configured, run.options()).await;
+    let host_mode = the_checks_ending(&report, "host mode");
+    assert_eq!(host_mode.len(), 1, "{}", report.to_table());
+    assert!(host_mode[0].subject.contains(&id));
+    assert!(host_mode[0].message.contains("admits every ESXi host"));
+    assert_eq!(host_mode[0].outcome, Outcome::Pass);
+    let missing = prerequisite(&report, &run, "host group CL9-Z,9");
+    assert_unmet(&report, missing, "Correct HOSTGROUP_ID_LIST");
+}
+
+fn the_checks_ending<'a>(report: &'a Report, suffix: &str) -> Vec<&'a Check> {
+    report
+        .checks
+        .iter()
+        .filter(|c| c.id == "storage.vendor-prerequisite" && c.subject.ends_with(suffix))
+        .collect()
+}

@@ -1,7 +1,9 @@
 //! Vantara's read-only readiness: the host groups on the storage's FC and iSCSI ports that
-//! register each ESXi host's initiators, and on each such host group the host mode `VMWARE_EX`
-//! and host mode options 54 (VAAI EXTENDED COPY) and 63 (VAAI T10 vStorage) that XCOPY needs.
+//! register each ESXi host's initiators, and on each such host group (or on the ones
+//! `HOSTGROUP_ID_LIST` names) the host mode `VMWARE_EX` and host mode options 54 (VAAI EXTENDED
+//! COPY) and 63 (VAAI T10 vStorage) that XCOPY needs.
 
+use http::StatusCode;
 use serde::Deserialize;
 
 use super::{
@@ -78,20 +80,46 @@ pub(super) async fn readiness(
             }
         }
     }
+    // With HOSTGROUP_ID_LIST the plugin maps through those host groups whatever registers the
+    // initiators, so theirs are the settings that count.
+    if !array.settings.host_groups.is_empty() {
+        groups = array
+            .settings
+            .host_groups
+            .iter()
+            .map(|g| (g.port.clone(), g.number, "every ESXi host".to_owned()))
+            .collect();
+    }
     let mut prerequisites = Vec::new();
     for (port, number, host_id) in &groups {
-        let listed: DataList<HostGroupFacts> = array
+        let reply = array
             .http
             .get(&["objects", "host-groups"])
             .query("portId", port)
             .query("hostGroupNumber", &number.to_string())
-            .send_json()
+            .send()
             .await?;
+        // The storage answers 404 for a port it does not have.
+        let listed: Vec<HostGroupFacts> = if reply.status == StatusCode::NOT_FOUND {
+            Vec::new()
+        } else {
+            reply.success()?.json::<DataList<HostGroupFacts>>()?.data
+        };
         let Some(group) = listed
-            .data
             .into_iter()
             .find(|g| g.port_id == *port && g.host_group_number == *number)
         else {
+            let id = host_group_id(port, *number);
+            prerequisites.push(VendorPrerequisite {
+                name: format!("host group {id}"),
+                satisfied: false,
+                detail: format!("HOSTGROUP_ID_LIST names host group {id}, which the storage does not have"),
+                remedy: "Correct HOSTGROUP_ID_LIST in the migration Secret: <port>,<host group number> \
+                         pairs separated by ':' (e.g. CL1-A,1:CL2-A,1) of host groups that admit the \
+                         ESXi hosts, or leave it empty to use the host groups that register their \
+                         initiators."
+                    .into(),
+            });
             continue;
         };
         prerequisites.extend(host_group_prerequisites(&group, host_id));
@@ -134,7 +162,7 @@ fn host_group_prerequisites(group: &HostGroupFacts, host_id: &str) -> [VendorPre
         VendorPrerequisite {
             name: format!("{label} host mode"),
             satisfied: mode == VMWARE_HOST_MODE,
-            detail: format!("{label} registers initiators of {host_id} and has host mode {mode}"),
+            detail: format!("{label} admits {host_id} and has host mode {mode}"),
             remedy: format!(
                 "Set the host group's host mode to VMware Extension: `raidcom modify host_grp -port \
                  {}-{} -host_mode VMWARE_EX` (Storage Navigator › Host Groups › Edit Host \
