@@ -194,3 +194,49 @@ fn host_group_prerequisites(group: &HostGroupFacts, host_id: &str) -> [VendorPre
         },
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(mode: &str, options: &[u32]) -> HostGroupFacts {
+        HostGroupFacts {
+            port_id: "CL1-A".into(),
+            host_group_number: 3,
+            host_group_name: Some("esx-cluster".into()),
+            host_mode: Some(mode.into()),
+            host_mode_options: options.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_missing_option_fails_and_the_command_keeps_the_options_already_set() {
+        let [mode, options] = host_group_prerequisites(&group("VMWARE_EX", &[2, 54]), "host-1");
+        assert!(mode.satisfied);
+        assert!(!options.satisfied);
+        assert!(options.detail.contains("63 missing"), "{}", options.detail);
+        assert!(
+            options.remedy.contains(
+                "raidcom modify host_grp -port CL1-A-3 -host_mode VMWARE_EX -host_mode_opt 2 54 63"
+            ),
+            "{}",
+            options.remedy
+        );
+        assert_eq!(
+            options.name,
+            "host group CL1-A,3 (esx-cluster) host mode options 54 and 63"
+        );
+    }
+
+    #[test]
+    fn another_host_mode_fails_and_both_options_pass() {
+        let [mode, options] = host_group_prerequisites(&group("LINUX/IRIX", &[54, 63]), "host-1");
+        assert!(!mode.satisfied);
+        assert!(
+            mode.detail.contains("host mode LINUX/IRIX"),
+            "{}",
+            mode.detail
+        );
+        assert!(options.satisfied);
+    }
+}
