@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use co_api::StorageVendorProduct;
 use co_populator::EnvironmentConfig;
-use co_storage::{ErrorClass, EsxiHostRef, HostInitiators, Initiator, StorageApi};
+use co_storage::{ArrayReadiness, ErrorClass, EsxiHostRef, HostInitiators, Initiator, StorageApi};
 use co_vsphere::HostSystem;
 
 use crate::catalog::{
@@ -57,12 +57,32 @@ pub(crate) async fn check(
     for host in hosts {
         host_refs.push(array_side_ref(host, array.requires_sdc()).await);
     }
+    let mut refused_read = None;
     let readiness = match array.readiness(&host_refs).await {
         Ok(readiness) => readiness,
-        Err(error) => {
-            checks.push(login_failed(&error, error.class()));
-            return Some(array);
-        }
+        // The array may answer its identity and still refuse a listing (an account without
+        // read access to hosts): that is not a login failure.
+        Err(error) => match array.array_info().await {
+            Ok(info) => {
+                refused_read = Some(error);
+                ArrayReadiness {
+                    info,
+                    initiators: host_refs
+                        .iter()
+                        .map(|h| HostInitiators {
+                            host_id: h.host_id.clone(),
+                            known: None,
+                            unknown: Vec::new(),
+                        })
+                        .collect(),
+                    prerequisites: Vec::new(),
+                }
+            }
+            Err(_) => {
+                checks.push(login_failed(&error, error.class()));
+                return Some(array);
+            }
+        },
     };
     checks.push(Check::pass(
         STORAGE_LOGIN,
@@ -87,6 +107,18 @@ pub(crate) async fn check(
             ),
         )
     });
+    if let Some(error) = refused_read {
+        checks.push(Check::warn(
+            STORAGE_PREREQUISITE,
+            subject.clone(),
+            format!(
+                "the array answered but refused a read preflight needs, so the initiators and the \
+                 vendor prerequisites are unchecked: {error}"
+            ),
+            "Give the array account read access to hosts, initiators and host groups (the copy \
+             needs it to map volumes too), then run preflight again.",
+        ));
+    }
     for answer in &readiness.initiators {
         let host = hosts.iter().find(|h| h.host_id == answer.host_id);
         let name = host.map_or(answer.host_id.as_str(), |h| h.name.as_str());
@@ -159,8 +191,8 @@ fn initiators_check(
             STORAGE_INITIATORS,
             host,
             format!(
-                "the {} plugin cannot list the initiators the array knows without creating objects; \
-                 the host's SAN initiators: {}",
+                "the {} plugin did not list the initiators the array knows; the host's SAN \
+                 initiators: {}",
                 product.as_str(),
                 list(initiators)
             ),

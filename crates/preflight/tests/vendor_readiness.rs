@@ -322,3 +322,33 @@ fn the_checks_ending<'a>(report: &'a Report, suffix: &str) -> Vec<&'a Check> {
         .filter(|c| c.id == "storage.vendor-prerequisite" && c.subject.ends_with(suffix))
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_listing_warns_instead_of_failing_the_login() {
+    let run = LabRun::start(scenario_for(VendorSpec::Ontap)).await;
+    run.lab.faults.add(co_lab::faults::FaultRule {
+        site: format!(
+            "array:{}:GET /api/protocols/san/igroups",
+            run.lab.arrays[0].name
+        ),
+        latency_ms: 0,
+        error: Some("403 not authorized for that command".into()),
+        times: None,
+    });
+    let report = run.preflight(&[], run.options()).await;
+    let subject = array_subject(&run);
+    assert_eq!(
+        the_one(&report, "storage.login", &subject).outcome,
+        Outcome::Pass,
+        "{}",
+        report.to_table()
+    );
+    let refused = the_one(&report, "storage.vendor-prerequisite", &subject);
+    assert_eq!(refused.outcome, Outcome::Warn);
+    assert!(refused.message.contains("403"), "{}", refused.message);
+    assert!(refused.remedy.contains("read access to hosts"));
+    assert_eq!(
+        the_one(&report, "storage.initiators", HOST).outcome,
+        Outcome::Warn
+    );
+}
