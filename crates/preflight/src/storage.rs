@@ -65,18 +65,7 @@ pub(crate) async fn check(
         Err(error) => match array.array_info().await {
             Ok(info) => {
                 refused_read = Some(error);
-                ArrayReadiness {
-                    info,
-                    initiators: host_refs
-                        .iter()
-                        .map(|h| HostInitiators {
-                            host_id: h.host_id.clone(),
-                            known: None,
-                            unknown: Vec::new(),
-                        })
-                        .collect(),
-                    prerequisites: Vec::new(),
-                }
+                ArrayReadiness::unchecked(info, &host_refs)
             }
             Err(_) => {
                 checks.push(login_failed(&error, error.class()));

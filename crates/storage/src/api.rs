@@ -83,18 +83,7 @@ pub trait StorageApi: Send + Sync {
     /// API work for every vendor) and leaves the initiators unchecked and the vendor's
     /// prerequisites empty; a vendor that can read them answers more.
     async fn readiness(&self, hosts: &[EsxiHostRef]) -> Result<ArrayReadiness, StorageError> {
-        Ok(ArrayReadiness {
-            info: self.array_info().await?,
-            initiators: hosts
-                .iter()
-                .map(|host| HostInitiators {
-                    host_id: host.host_id.clone(),
-                    known: None,
-                    unknown: Vec::new(),
-                })
-                .collect(),
-            prerequisites: Vec::new(),
-        })
+        Ok(ArrayReadiness::unchecked(self.array_info().await?, hosts))
     }
 
     /// Whether the SAN device `device` (the LUN under a source datastore, or an RDM's LUN) is a
@@ -116,6 +105,25 @@ pub struct ArrayReadiness {
     pub initiators: Vec<HostInitiators>,
     /// The vendor's own prerequisites for offloaded copies, each checked.
     pub prerequisites: Vec<VendorPrerequisite>,
+}
+
+impl ArrayReadiness {
+    /// The answer of an array that said who it is and nothing more: initiators not listed, no
+    /// prerequisites read.
+    pub fn unchecked(info: ArrayInfo, hosts: &[EsxiHostRef]) -> ArrayReadiness {
+        ArrayReadiness {
+            info,
+            initiators: hosts
+                .iter()
+                .map(|host| HostInitiators {
+                    host_id: host.host_id.clone(),
+                    known: None,
+                    unknown: Vec::new(),
+                })
+                .collect(),
+            prerequisites: Vec::new(),
+        }
+    }
 }
 
 /// Which initiators of one ESXi host the array knows.
