@@ -9,7 +9,7 @@ use co_lab::lab::DATASTORE_GROUP;
 use co_lab::rig::facade;
 use co_lab::scenario::{Scenario, VendorSpec};
 use co_preflight::{Check, Outcome, Report};
-use support::{DISK, HOST, LabRun, ready_scenario, the_one};
+use support::{DISK, HOST, LabRun, assert_check_fails, ready_scenario, the_one};
 
 /// Every vendor the lab serves and preflight has a plugin for.
 const VENDORS: [VendorSpec; 9] = [
@@ -211,22 +211,12 @@ async fn with_datastore_group_personality(vendor: VendorSpec, os_type: &str) -> 
     (run, report)
 }
 
-fn assert_unmet(report: &Report, check: &Check, remedy: &str) {
-    assert_eq!(check.outcome, Outcome::Fail, "{}", report.to_table());
-    assert!(
-        check.remedy.contains(remedy),
-        "remedy should contain {remedy:?}: {}",
-        check.remedy
-    );
-    assert!(!report.ready);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ontap_igroup_of_another_os_type_fails_with_the_modify_command() {
     let (run, report) = with_datastore_group_personality(VendorSpec::Ontap, "linux").await;
     let check = prerequisite(&report, &run, &format!("igroup {DATASTORE_GROUP} os_type"));
     assert!(check.message.contains("os_type linux"), "{}", check.message);
-    assert_unmet(
+    assert_check_fails(
         &report,
         check,
         &format!("lun igroup modify -vserver svm0 -igroup {DATASTORE_GROUP} -ostype vmware"),
@@ -237,7 +227,7 @@ async fn ontap_igroup_of_another_os_type_fails_with_the_modify_command() {
 async fn powerstore_host_of_another_os_fails_naming_esxi() {
     let (run, report) = with_datastore_group_personality(VendorSpec::PowerStore, "Linux").await;
     let check = prerequisite(&report, &run, &format!("host {DATASTORE_GROUP} os_type"));
-    assert_unmet(
+    assert_check_fails(
         &report,
         check,
         &format!("Give host {DATASTORE_GROUP} the operating system ESXi"),
@@ -250,7 +240,7 @@ async fn primera3par_host_of_another_persona_fails_with_the_sethost_command() {
     let (run, report) = with_datastore_group_personality(VendorSpec::Primera3Par, "2").await;
     let check = prerequisite(&report, &run, &format!("host {DATASTORE_GROUP} persona"));
     assert!(check.message.contains("persona 2"), "{}", check.message);
-    assert_unmet(
+    assert_check_fails(
         &report,
         check,
         &format!("sethost -persona 11 {DATASTORE_GROUP}"),
@@ -277,7 +267,7 @@ async fn vantara_host_group_of_another_host_mode_fails_with_the_raidcom_command(
             "{}",
             check.message
         );
-        assert_unmet(&report, check, "-host_mode VMWARE_EX");
+        assert_check_fails(&report, check, "-host_mode VMWARE_EX");
     }
     // The options are still 54 and 63.
     assert!(
@@ -312,7 +302,7 @@ async fn vantara_checks_the_host_groups_hostgroup_id_list_names() {
     assert!(host_mode[0].message.contains("admits every ESXi host"));
     assert_eq!(host_mode[0].outcome, Outcome::Pass);
     let missing = prerequisite(&report, &run, "host group CL9-Z,9");
-    assert_unmet(&report, missing, "Correct HOSTGROUP_ID_LIST");
+    assert_check_fails(&report, missing, "Correct HOSTGROUP_ID_LIST");
 }
 
 fn the_checks_ending<'a>(report: &'a Report, suffix: &str) -> Vec<&'a Check> {

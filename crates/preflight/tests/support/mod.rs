@@ -110,11 +110,17 @@ pub fn the_one<'a>(report: &'a Report, id: &str, subject: &str) -> &'a Check {
 }
 
 pub fn assert_fails(report: &Report, id: &str, subject: &str, remedy: &str) {
-    let check = the_one(report, id, subject);
+    assert_check_fails(report, the_one(report, id, subject), remedy);
+}
+
+/// `check` of `report` failed with a remedy containing `remedy`, and the report is not ready.
+pub fn assert_check_fails(report: &Report, check: &Check, remedy: &str) {
     assert_eq!(check.outcome, Outcome::Fail, "{}", report.to_table());
     assert!(
         check.remedy.contains(remedy),
-        "remedy of {id} on {subject} should contain {remedy:?}: {}",
+        "remedy of {} on {} should contain {remedy:?}: {}",
+        check.id,
+        check.subject,
         check.remedy
     );
     assert!(!report.ready);
