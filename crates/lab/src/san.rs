@@ -557,6 +557,21 @@ impl San {
         })
     }
 
+    /// Sets the host personality the array records for `group` (ONTAP igroup `os_type`, Vantara
+    /// host mode, ...): how a scenario gets a group an administrator set up for another OS.
+    pub fn set_group_os_type(
+        &self,
+        array: &str,
+        group: &str,
+        os_type: Option<&str>,
+    ) -> Result<(), SanError> {
+        self.change(|model| {
+            let state = group_mut(array_mut(model, array)?, array, group)?;
+            state.group.os_type = os_type.map(str::to_owned);
+            Ok(())
+        })
+    }
+
     /// Deletes a group that has no volumes mapped.
     pub fn delete_group(&self, array: &str, group: &str) -> Result<(), SanError> {
         self.change(|model| {

@@ -38,7 +38,7 @@ pub const CHECKS: &[(&str, &str)] = &[
     ),
     (
         DISK_SAME_ARRAY,
-        "the disk's source LUN is on an array of the configured vendor (XCOPY needs one array)",
+        "the disk's source LUN is a volume of the configured array, not only of its vendor (XCOPY needs one array)",
     ),
     (
         DISK_SNAPSHOTS,
@@ -110,11 +110,11 @@ pub const CHECKS: &[(&str, &str)] = &[
     ),
     (
         STORAGE_INITIATORS,
-        "the array knows the initiators of each host (where the vendor plugin can read them)",
+        "the array knows the initiators (PowerFlex: the SDC) each host is mapped through",
     ),
     (
         STORAGE_PREREQUISITE,
-        "the vendor's own prerequisites (host-mode options, …) where the plugin can read them",
+        "the vendor's own prerequisites (host mode and options, OS type, persona, volume protection, SDC connection)",
     ),
 ];
 

@@ -2,8 +2,9 @@
 //! about each (kind, datastore, host, snapshots), the per-disk checks, and the predicted path.
 
 use co_api::DatastorePath;
+use co_api::StorageVendorProduct;
 use co_populator::EnvironmentConfig;
-use co_storage::{ArrayCopySource, StorageApi};
+use co_storage::{ArrayCopySource, DeviceName, StorageApi};
 use co_vsphere::inventory::{DiskBacking, DiskKind};
 use co_vsphere::object::VmSnapshot;
 use co_vsphere::{Client, DatastoreDevice, ManagedObjectReference, VirtualMachine};
@@ -129,25 +130,23 @@ fn kind_name(kind: &DiskKind) -> &'static str {
 }
 
 /// The per-disk checks and each disk's predicted path.
-pub(crate) fn check_disks(
+pub(crate) async fn check_disks(
     env: &EnvironmentConfig,
     array: Option<&dyn StorageApi>,
     disks: &[DiskFacts],
     hosts: &[HostFacts],
     checks: &mut Vec<Check>,
 ) -> Vec<DiskPrediction> {
-    disks
-        .iter()
-        .map(|disk| {
-            let host = hosts.iter().find(|h| h.moref == disk.host);
-            let snapshots = snapshot_check(disk);
-            let same_array = same_array_check(env, disk);
-            let prediction = predict(env, array, disk, host, &snapshots, &same_array);
-            checks.push(snapshots);
-            checks.push(same_array);
-            prediction
-        })
-        .collect()
+    let mut predictions = Vec::new();
+    for disk in disks {
+        let host = hosts.iter().find(|h| h.moref == disk.host);
+        let snapshots = snapshot_check(disk);
+        let same_array = same_array_check(env, array, disk).await;
+        predictions.push(predict(env, array, disk, host, &snapshots, &same_array));
+        checks.push(snapshots);
+        checks.push(same_array.check);
+    }
+    predictions
 }
 
 fn snapshot_check(disk: &DiskFacts) -> Check {
@@ -187,18 +186,45 @@ pub(crate) fn source_device(disk: &DiskFacts) -> Option<String> {
     }
 }
 
-fn same_array_check(env: &EnvironmentConfig, disk: &DiskFacts) -> Check {
+/// The same-array verdict and whether it rules out XCOPY (another array, no SAN LUN); a
+/// warning that only says "cannot tell which array" does not.
+struct SameArray {
+    check: Check,
+    blocks_offload: bool,
+}
+
+impl SameArray {
+    fn blocking(check: Check) -> SameArray {
+        SameArray {
+            check,
+            blocks_offload: true,
+        }
+    }
+
+    fn open(check: Check) -> SameArray {
+        SameArray {
+            check,
+            blocks_offload: false,
+        }
+    }
+}
+
+async fn same_array_check(
+    env: &EnvironmentConfig,
+    array: Option<&dyn StorageApi>,
+    disk: &DiskFacts,
+) -> SameArray {
     let subject = disk.path.to_string();
     let product = env.storage.product();
-    let array = &env.storage.hostname;
+    let address = &env.storage.hostname;
     let Some(device) = source_device(disk) else {
         return match disk.kind {
-            DiskKind::Vvol { .. } => Check::pass(
+            DiskKind::Vvol { .. } => SameArray::open(Check::pass(
                 DISK_SAME_ARRAY,
                 subject,
                 "a vVol: the array that holds it copies it",
-            ),
-            _ => Check::warn(
+            )),
+            _ => SameArray::blocking(Check::warn(
                 DISK_SAME_ARRAY,
                 subject,
                 format!(
@@ -206,53 +232,102 @@ fn same_array_check(env: &EnvironmentConfig, disk: &DiskFacts) -> Check {
                     disk.datastore.name, disk.datastore.info_type
                 ),
                 format!(
-                    "Storage vMotion the VM to a VMFS datastore on {array} for an offloaded copy, or \
+                    "Storage vMotion the VM to a VMFS datastore on {address} for an offloaded copy, or \
                      accept a host copy."
                 ),
-            ),
+            )),
         };
     };
+    let other_array_remedy = format!(
+        "Map this VM to a storage class on the array that holds datastore {} (the StorageMap's \
+         offload plugin settings), or Storage vMotion the VM to a datastore on {address} first.",
+        disk.datastore.name
+    );
     let expected = vendor_ouis(product);
-    match device_oui(&device) {
-        _ if expected.is_empty() => Check::warn(
+    let vendor_id = match device_oui(&device) {
+        _ if expected.is_empty() => format!("{} device names carry no vendor id", product.as_str()),
+        Some(oui) if expected.contains(&oui.as_str()) => {
+            format!("it carries the vendor id of {} ({oui})", product.as_str())
+        }
+        found => {
+            return SameArray::blocking(Check::fail(
+                DISK_SAME_ARRAY,
+                subject,
+                format!(
+                    "source LUN {device} of datastore {} is not on a {} array (vendor id {}, expected {}): \
+                     XCOPY between two arrays silently falls back to a host copy",
+                    disk.datastore.name,
+                    product.as_str(),
+                    found.as_deref().unwrap_or("none"),
+                    expected.join(" or ")
+                ),
+                other_array_remedy,
+            ));
+        }
+    };
+    let answer = match (array, DeviceName::parse(&device)) {
+        (Some(array), Ok(name)) => array.holds_device(&name).await.map_err(|e| e.to_string()),
+        (Some(_), Err(error)) => Err(error.to_string()),
+        (None, _) => Ok(None),
+    };
+    match answer {
+        Ok(Some(true)) => SameArray::open(Check::pass(
             DISK_SAME_ARRAY,
             subject,
             format!(
-                "source LUN {device}: {} device names carry no vendor id, so the array cannot be told from the name",
-                product.as_str()
-            ),
-            format!(
-                "Make sure datastore {} is on the array at {array}.",
+                "source LUN {device} of datastore {} is a volume of the array at {address} ({vendor_id})",
                 disk.datastore.name
             ),
-        ),
-        Some(oui) if expected.contains(&oui.as_str()) => Check::pass(
+        )),
+        Ok(Some(false)) => SameArray::blocking(Check::fail(
             DISK_SAME_ARRAY,
             subject,
             format!(
-                "source LUN {device} of datastore {} carries the vendor id of {} ({oui})",
+                "source LUN {device} of datastore {} is not a volume of the array at {address}, \
+                 although {vendor_id}: it is on another {} array, and XCOPY between two arrays silently \
+                 falls back to a host copy",
                 disk.datastore.name,
                 product.as_str()
             ),
-        ),
-        found => Check::fail(
+            other_array_remedy,
+        )),
+        Ok(None) => SameArray::open(Check::warn(
             DISK_SAME_ARRAY,
             subject,
             format!(
-                "source LUN {device} of datastore {} is not on a {} array (vendor id {}, expected {}): \
-                 XCOPY between two arrays silently falls back to a host copy",
+                "source LUN {device} of datastore {}: {vendor_id}, but the {} plugin cannot tell \
+                 whether it is on the array at {address} or on another array of that vendor",
                 disk.datastore.name,
-                product.as_str(),
-                found.as_deref().unwrap_or("none"),
-                expected.join(" or ")
+                product.as_str()
             ),
             format!(
-                "Map this VM to a storage class on the array that holds datastore {} (the StorageMap's \
-                 offload plugin settings), or Storage vMotion the VM to a datastore on {array} first.",
+                "Make sure datastore {} is on the array at {address}; if it is on another array, {}",
+                disk.datastore.name,
+                lowercase_first(&other_array_remedy)
+            ),
+        )),
+        Err(error) => SameArray::open(Check::warn(
+            DISK_SAME_ARRAY,
+            subject,
+            format!(
+                "source LUN {device} of datastore {}: {vendor_id}, but the array did not say whether \
+                 it holds it: {error}",
                 disk.datastore.name
             ),
-        ),
+            format!(
+                "Make sure datastore {} is on the array at {address}, then run preflight again.",
+                disk.datastore.name
+            ),
+        )),
     }
+}
+
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_lowercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 fn predict(
@@ -261,7 +336,7 @@ fn predict(
     disk: &DiskFacts,
     host: Option<&HostFacts>,
     snapshots: &Check,
-    same_array: &Check,
+    same_array: &SameArray,
 ) -> DiskPrediction {
     let prediction = |path, reason: String| DiskPrediction {
         vm: disk.vm.clone(),
@@ -321,7 +396,12 @@ fn predict(
         (host.hardware_accelerated_move == Some(false))
             .then(|| format!("/DataMover/HardwareAcceleratedMove is off on {}", host.name)),
         (snapshots.outcome == Outcome::Fail).then(|| "the VM has snapshots".to_owned()),
-        (same_array.outcome != Outcome::Pass).then(|| same_array.message.clone()),
+        same_array
+            .blocks_offload
+            .then(|| same_array.check.message.clone()),
+        (env.storage.product() == StorageVendorProduct::PowerFlex).then(|| {
+            "PowerFlex volumes reach ESXi through the SDC, which offloads no clone".to_owned()
+        }),
     ]
     .into_iter()
     .flatten()

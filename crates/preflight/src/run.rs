@@ -66,7 +66,8 @@ pub async fn run(
     for host in &hosts {
         hosts::check_host(env, options, host, &disks, &mut checks).await;
     }
-    let mut predictions = disks::check_disks(env, array.as_deref(), &disks, &hosts, &mut checks);
+    let mut predictions =
+        disks::check_disks(env, array.as_deref(), &disks, &hosts, &mut checks).await;
     hosts::demote_unsupported_clones(&disks, &hosts, &mut predictions);
     if let Some(array) = &array
         && let Err(error) = array.close().await

@@ -4,8 +4,10 @@
 
 use std::sync::Arc;
 
+use co_api::StorageVendorProduct;
 use co_populator::EnvironmentConfig;
-use co_storage::{ErrorClass, StorageApi};
+use co_storage::{ArrayReadiness, ErrorClass, EsxiHostRef, HostInitiators, Initiator, StorageApi};
+use co_vsphere::HostSystem;
 
 use crate::catalog::{
     STORAGE_API_VERSION, STORAGE_INITIATORS, STORAGE_LOGIN, STORAGE_PREREQUISITE,
@@ -51,13 +53,25 @@ pub(crate) async fn check(
             return None;
         }
     };
-    let host_refs: Vec<_> = hosts.iter().map(HostFacts::esxi_ref).collect();
+    let mut host_refs = Vec::new();
+    for host in hosts {
+        host_refs.push(array_side_ref(host, array.requires_sdc()).await);
+    }
+    let mut refused_read = None;
     let readiness = match array.readiness(&host_refs).await {
         Ok(readiness) => readiness,
-        Err(error) => {
-            checks.push(login_failed(&error, error.class()));
-            return Some(array);
-        }
+        // The array may answer its identity and still refuse a listing (an account without
+        // read access to hosts): that is not a login failure.
+        Err(error) => match array.array_info().await {
+            Ok(info) => {
+                refused_read = Some(error);
+                ArrayReadiness::unchecked(info, &host_refs)
+            }
+            Err(_) => {
+                checks.push(login_failed(&error, error.class()));
+                return Some(array);
+            }
+        },
     };
     checks.push(Check::pass(
         STORAGE_LOGIN,
@@ -82,57 +96,27 @@ pub(crate) async fn check(
             ),
         )
     });
+    if let Some(error) = refused_read {
+        checks.push(Check::warn(
+            STORAGE_PREREQUISITE,
+            subject.clone(),
+            format!(
+                "the array answered but refused a read preflight needs, so the initiators and the \
+                 vendor prerequisites are unchecked: {error}"
+            ),
+            "Give the array account read access to hosts, initiators and host groups (the copy \
+             needs it to map volumes too), then run preflight again.",
+        ));
+    }
     for answer in &readiness.initiators {
         let host = hosts.iter().find(|h| h.host_id == answer.host_id);
         let name = host.map_or(answer.host_id.as_str(), |h| h.name.as_str());
-        let initiators = host.map(|h| h.initiators.clone()).unwrap_or_default();
-        let list = |ids: &[co_storage::Initiator]| {
-            ids.iter()
-                .map(|i| i.adapter_id())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        checks.push(match &answer.known {
-            None => Check::warn(
-                STORAGE_INITIATORS,
-                name,
-                format!(
-                    "the {} plugin cannot list the initiators the array knows without creating objects; \
-                     the host's SAN initiators: {}",
-                    product.as_str(),
-                    list(&initiators)
-                ),
-                format!(
-                    "Check on the array that {} are registered (zoned, or logged in for iSCSI).",
-                    list(&initiators)
-                ),
-            ),
-            Some(known) => {
-                let unknown: Vec<_> = initiators
-                    .iter()
-                    .filter(|i| !known.contains(i))
-                    .cloned()
-                    .collect();
-                if unknown.is_empty() && !initiators.is_empty() {
-                    Check::pass(
-                        STORAGE_INITIATORS,
-                        name,
-                        format!("the array knows {}", list(&initiators)),
-                    )
-                } else {
-                    Check::fail(
-                        STORAGE_INITIATORS,
-                        name,
-                        format!("the array does not know {}", list(&unknown)),
-                        format!(
-                            "Register {} on the array (FC: zone the host's WWPNs to the array; iSCSI: add \
-                             the array's target to the host's software iSCSI adapter and rescan).",
-                            list(&unknown)
-                        ),
-                    )
-                }
-            }
-        });
+        let initiators = host_refs
+            .iter()
+            .find(|h| h.host_id == answer.host_id)
+            .map(|h| h.initiators.clone())
+            .unwrap_or_default();
+        checks.push(initiators_check(product, name, &initiators, answer));
     }
     for prerequisite in &readiness.prerequisites {
         checks.push(if prerequisite.satisfied {
@@ -151,4 +135,155 @@ pub(crate) async fn check(
         });
     }
     Some(array)
+}
+
+/// The host as the array sees it: its SAN initiators, or for PowerFlex its SDC, whose GUID only
+/// the `scini` module's options tell (the adapter list does not carry it).
+async fn array_side_ref(host: &HostFacts, requires_sdc: bool) -> EsxiHostRef {
+    let mut reference = host.esxi_ref();
+    if !requires_sdc {
+        return reference;
+    }
+    match HostSystem::new(host.client.clone(), host.moref.clone())
+        .san_adapters("the selected disks' datastores", true)
+        .await
+    {
+        Ok(chosen) => {
+            reference.initiators = chosen
+                .adapters
+                .iter()
+                .map(|a| Initiator::from_adapter_id(&a.id))
+                .collect();
+        }
+        // The answer then lists no SDC, and the check says what the host lacks.
+        Err(error) => tracing::debug!(host = %host.name, %error, "no PowerFlex SDC on the host"),
+    }
+    reference
+}
+
+fn list(ids: &[Initiator]) -> String {
+    ids.iter()
+        .map(Initiator::adapter_id)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `storage.initiators` of one host from the array's answer.
+fn initiators_check(
+    product: StorageVendorProduct,
+    host: &str,
+    initiators: &[Initiator],
+    answer: &HostInitiators,
+) -> Check {
+    let Some(known) = &answer.known else {
+        return Check::warn(
+            STORAGE_INITIATORS,
+            host,
+            format!(
+                "the {} plugin did not list the initiators the array knows; the host's SAN \
+                 initiators: {}",
+                product.as_str(),
+                list(initiators)
+            ),
+            format!(
+                "Check on the array that {} are registered (zoned, or logged in for iSCSI).",
+                list(initiators)
+            ),
+        );
+    };
+    if !answer.unknown.is_empty() {
+        return Check::fail(
+            STORAGE_INITIATORS,
+            host,
+            format!(
+                "the array does not know {}{}",
+                list(&answer.unknown),
+                if known.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (it knows {})", list(known))
+                }
+            ),
+            format!(
+                "Register {} on the array: {}",
+                list(&answer.unknown),
+                registration_remedy(product)
+            ),
+        );
+    }
+    if known.is_empty() {
+        return Check::fail(
+            STORAGE_INITIATORS,
+            host,
+            format!(
+                "the host has no initiator the {} array can map to (its SAN initiators: {})",
+                product.as_str(),
+                if initiators.is_empty() {
+                    "none".to_owned()
+                } else {
+                    list(initiators)
+                }
+            ),
+            format!(
+                "Give the host an adapter on the array's SAN: {}",
+                registration_remedy(product)
+            ),
+        );
+    }
+    Check::pass(
+        STORAGE_INITIATORS,
+        host,
+        format!("the array knows {}", list(known)),
+    )
+}
+
+/// Where each vendor registers an ESXi host's initiators (the host object the source datastore
+/// is mapped through holds them).
+fn registration_remedy(product: StorageVendorProduct) -> &'static str {
+    match product {
+        StorageVendorProduct::Ontap => {
+            "add them to the igroup the source datastore's LUN is mapped to \
+             (`lun igroup add -vserver <svm> -igroup <igroup> -initiator <initiator>`); FC: zone the \
+             host's WWPNs to the SVM's FC LIFs; iSCSI: add the SVM's iSCSI LIF to the host's software \
+             iSCSI adapter (dynamic discovery) and rescan."
+        }
+        StorageVendorProduct::PureFlashArray => {
+            "add them to the ESXi host's host object (Storage › Hosts › <host> › Host Ports › \
+             Configure WWNs / Configure IQNs, or `purehost setattr --addwwnlist|--addiqnlist`); FC: \
+             zone the WWPNs to the array's ports."
+        }
+        StorageVendorProduct::PowerStore => {
+            "add them to the ESXi host's host (PowerStore Manager › Compute › Hosts & Host Groups › \
+             <host> › Modify › Initiators); FC: zone the WWPNs to the appliance; iSCSI: add the \
+             appliance's iSCSI target to the host's software iSCSI adapter and rescan."
+        }
+        StorageVendorProduct::PowerMax => {
+            "zone the host's FC ports to the port group's front-end ports (FC), or add the port \
+             group's iSCSI targets to the host's iSCSI adapter (iSCSI), rescan, and check they \
+             appear in Unisphere › Hosts › Initiators."
+        }
+        StorageVendorProduct::FlashSystem => {
+            "add them to the ESXi host's host object (`addhostport -fcwwpn <wwpn> <host>` or \
+             `addhostport -iscsiname <iqn> <host>`, or Hosts › <host> › Add Port); FC: zone the \
+             WWPNs to the system."
+        }
+        StorageVendorProduct::InfiniBox => {
+            "add them to the ESXi host's host (InfiniBox GUI › Hosts › <host> › Add Port, or \
+             `infinishell host.add_port`); FC: zone the WWPNs to the system."
+        }
+        StorageVendorProduct::Primera3Par => {
+            "add them to the ESXi host's host (`createhost -add <host> <wwpn>` or `createhost -iscsi -add <host> <iqn>`; a new host: \
+             `createhost -persona 11 <host> <wwpn>`, persona 11 being VMware in the CLI); FC: zone the WWPNs \
+             to the array."
+        }
+        StorageVendorProduct::Vantara => {
+            "add them to a host group (host mode VMWARE_EX, host mode options 54 and 63) on the \
+             ports the host reaches (Storage Navigator › Host Groups › Add Hosts, or `raidcom add \
+             hba_wwn` / `raidcom add hba_iscsi`); FC: zone the WWPNs to those ports."
+        }
+        StorageVendorProduct::PowerFlex => {
+            "install the PowerFlex SDC on the host (the `scini` module with IoctlMdmIPStr pointing at \
+             the system's MDMs) and check the SDC appears approved in PowerFlex Manager › SDCs."
+        }
+    }
 }

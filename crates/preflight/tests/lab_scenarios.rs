@@ -1,165 +1,17 @@
 //! Preflight against the lab: one scenario per condition a migration would otherwise discover
 //! late, each giving the expected failure with the expected remedy, and an all-green scenario.
 
-use std::collections::BTreeMap;
+mod support;
 
 use base64::Engine as _;
-use clap::Parser as _;
-use co_api::DatastorePath;
 use co_lab::faults::FaultRule;
-use co_lab::lab::{Lab, RunningLab};
-use co_lab::rig::{Rig, TargetVolume, facade};
+use co_lab::rig::Rig;
 use co_lab::scenario::{
     AdvancedOptionValue, ArraySpec, Scenario, SnapshotSpec, VaaiCloneSpec, VaaiStatusSpec,
     VendorSpec,
 };
-use co_populator::{EnvironmentConfig, PopulateArgs};
-use co_preflight::{Check, CopyPath, Outcome, PreflightOptions, Report, Selection};
-use co_vsphere::TlsTrust;
-
-const HOST: &str = "esxi-1.lab.local";
-const DISK: &str = "[ds1] vm-1/vm-1.vmdk";
-
-struct LabRun {
-    lab: RunningLab,
-    _dir: tempfile::TempDir,
-}
-
-impl LabRun {
-    async fn start(scenario: Scenario) -> LabRun {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let dir = tempfile::tempdir().unwrap();
-        let lab = Lab::start(scenario, dir.path()).await.unwrap();
-        LabRun { lab, _dir: dir }
-    }
-
-    /// The `populate` flags for the lab's vCenter and its first array, as a Secret gives them.
-    fn flags(&self) -> Vec<String> {
-        let array = &self.lab.arrays[0];
-        let facade = facade(array.vendor);
-        let mut flags = vec![
-            format!("--storage-vendor-product={}", facade.product()),
-            format!("--storage-hostname={}", array.url),
-            format!("--storage-username={}", array.username),
-            format!("--storage-password={}", array.password),
-            format!("--vsphere-hostname={}", self.lab.vcenter_url),
-            format!("--vsphere-username={}", self.lab.username),
-            format!("--vsphere-password={}", self.lab.password),
-        ];
-        flags.extend(
-            facade
-                .vendor_flags(array)
-                .iter()
-                .map(|(flag, value)| flag.with_value(value)),
-        );
-        flags
-    }
-
-    fn environment(&self, extra: &[String]) -> EnvironmentConfig {
-        let argv = std::iter::once("populate".to_owned())
-            .chain(self.flags())
-            .chain(extra.iter().cloned());
-        PopulateArgs::try_parse_from(argv)
-            .unwrap()
-            .validate_environment()
-            .unwrap()
-    }
-
-    fn options(&self) -> PreflightOptions {
-        PreflightOptions {
-            vsphere_trust: Some(TlsTrust::Thumbprint(self.lab.thumbprint.clone())),
-            storage_ca_pem: Some(self.lab.certificate_pem.clone()),
-            ssh_endpoints: self
-                .lab
-                .hosts
-                .iter()
-                .map(|h| (h.name.clone(), h.ssh_addr))
-                .collect::<BTreeMap<_, _>>(),
-            ssh_host_key: None,
-            probe_handles_signals: false,
-            probe_journal: Some(self._dir.path().join("probe-journal.json")),
-        }
-    }
-
-    /// The NAA name of the LUN behind a VMFS datastore of the lab.
-    fn datastore_lun(&self, datastore: &str) -> String {
-        let array = &self.lab.arrays[0].name;
-        self.lab
-            .san
-            .volume(array, &format!("ds-{datastore}"))
-            .map(|v| v.naa)
-            .unwrap_or_else(|| panic!("no volume for datastore {datastore} on {array}"))
-    }
-
-    /// A throw-away volume as the StorageClass's CSI driver makes one, attached to a worker node.
-    fn throw_away_volume(&self) -> TargetVolume {
-        Rig::new(&self.lab)
-            .target_volume("probe", 64 * 1024 * 1024)
-            .unwrap()
-    }
-
-    /// Preflight with `--probe`, copying the lab's 64 MiB disk onto `volume`.
-    async fn probe(&self, volume: &TargetVolume) -> Report {
-        let mut argv = vec!["preflight".to_owned()];
-        argv.extend(self.flags());
-        argv.push(format!("--target-volume-handle={}", volume.volume_handle));
-        argv.extend(
-            volume
-                .attributes
-                .iter()
-                .map(|(k, v)| format!("--target-volume-attribute={k}={v}")),
-        );
-        let settings = PopulateArgs::try_parse_from(argv).unwrap();
-        let copies =
-            co_preflight::probe_copies(&settings, &[DatastorePath::parse(DISK).unwrap()]).unwrap();
-        let report = self.preflight(&[], self.options()).await;
-        report.with_probe(co_preflight::probe(copies, &self.options()).await)
-    }
-
-    async fn preflight(&self, extra: &[String], options: PreflightOptions) -> Report {
-        let selection = Selection {
-            vms: vec!["vm-1".into()],
-            disks: Vec::new(),
-        };
-        co_preflight::run(&self.environment(extra), &selection, &options).await
-    }
-}
-
-/// The default lab tuned as a well-prepared site: XCOPY segments at the recommended size.
-fn ready_scenario() -> Scenario {
-    let mut scenario = Scenario::default_embedded();
-    scenario.hosts[0].advanced_options.insert(
-        "/DataMover/MaxHWTransferSize".into(),
-        AdvancedOptionValue::Long(16384),
-    );
-    scenario
-}
-
-fn the_one<'a>(report: &'a Report, id: &str, subject: &str) -> &'a Check {
-    let found: Vec<&Check> = report
-        .checks
-        .iter()
-        .filter(|c| c.id == id && c.subject == subject)
-        .collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "one {id} check of {subject}: {}",
-        report.to_table()
-    );
-    found[0]
-}
-
-fn assert_fails(report: &Report, id: &str, subject: &str, remedy: &str) {
-    let check = the_one(report, id, subject);
-    assert_eq!(check.outcome, Outcome::Fail, "{}", report.to_table());
-    assert!(
-        check.remedy.contains(remedy),
-        "remedy of {id} on {subject} should contain {remedy:?}: {}",
-        check.remedy
-    );
-    assert!(!report.ready);
-}
+use co_preflight::{CopyPath, Outcome, Report};
+use support::{DISK, HOST, LabRun, assert_fails, ready_scenario, the_one};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prepared_site_passes_every_check_and_predicts_xcopy() {
@@ -197,10 +49,9 @@ async fn a_prepared_site_passes_every_check_and_predicts_xcopy() {
         the_one(&report, "storage.api-version", &storage).outcome,
         Outcome::Pass
     );
-    // The ONTAP plugin answers with the trait's default: initiators are not listed.
     assert_eq!(
         the_one(&report, "storage.initiators", HOST).outcome,
-        Outcome::Warn
+        Outcome::Pass
     );
     let ds1_lun = run.datastore_lun("ds1");
     assert_eq!(
@@ -362,18 +213,18 @@ async fn a_snapshot_fails_and_predicts_a_host_copy() {
     assert_eq!(report.disks[0].path, CopyPath::HostCopy);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_source_datastore_on_another_array_fails_the_same_array_check() {
+/// Preflight for a copy to the lab's first array (ontap1) of a VM whose datastore lives on a
+/// second array, `name`, of `vendor`.
+async fn datastore_on_a_second_array(vendor: VendorSpec, name: &str) -> (LabRun, Report) {
     let mut scenario = ready_scenario();
     scenario.arrays.push(ArraySpec {
-        name: "pure1".into(),
-        vendor: VendorSpec::PureFlashArray,
+        name: name.into(),
+        vendor,
         svm: "svm0".into(),
         username: "admin".into(),
         password: "lab-Passw0rd".into(),
     });
-    // The copy targets ontap1 (the first array); the VM's datastore lives on the Pure array.
-    scenario.datastores[0].array = Some("pure1".into());
+    scenario.datastores[0].array = Some(name.into());
     let run = LabRun::start(scenario).await;
     let report = run.preflight(&[], run.options()).await;
     assert_fails(
@@ -382,13 +233,35 @@ async fn a_source_datastore_on_another_array_fails_the_same_array_check() {
         DISK,
         "Map this VM to a storage class on the array that holds datastore ds1",
     );
+    assert_eq!(report.disks[0].path, CopyPath::HostCopy);
+    (run, report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_datastore_on_another_array_fails_the_same_array_check() {
+    let (_run, report) = datastore_on_a_second_array(VendorSpec::PureFlashArray, "pure1").await;
     let check = the_one(&report, "disk.same-array", DISK);
     assert!(
         check.message.contains("vendor id 24a937"),
         "{}",
         check.message
     );
-    assert_eq!(report.disks[0].path, CopyPath::HostCopy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_datastore_on_another_array_of_the_same_vendor_fails_the_same_array_check() {
+    // Both clusters' LUN names carry NetApp's vendor id: only the array can tell its own.
+    let (run, report) = datastore_on_a_second_array(VendorSpec::Ontap, "ontap2").await;
+    let check = the_one(&report, "disk.same-array", DISK);
+    assert!(
+        check.message.contains(&format!(
+            "is not a volume of the array at {}",
+            run.lab.arrays[0].url
+        )),
+        "{}",
+        check.message
+    );
+    assert!(check.message.contains("00a098"), "{}", check.message);
 }
 
 /// An ed25519 key pair made by `ssh-keygen`, as Forklift's provider controller makes one.

@@ -24,6 +24,7 @@ use crate::model::{
     ArrayInfo, EsxiHostRef, GroupRef, GroupRelease, Initiator, InitiatorGroup, Mapping,
     PersistentVolumeRef, Volume,
 };
+use crate::naa::DeviceName;
 
 /// One storage array, as the copy engine needs it.
 #[async_trait]
@@ -82,17 +83,16 @@ pub trait StorageApi: Send + Sync {
     /// API work for every vendor) and leaves the initiators unchecked and the vendor's
     /// prerequisites empty; a vendor that can read them answers more.
     async fn readiness(&self, hosts: &[EsxiHostRef]) -> Result<ArrayReadiness, StorageError> {
-        Ok(ArrayReadiness {
-            info: self.array_info().await?,
-            initiators: hosts
-                .iter()
-                .map(|host| HostInitiators {
-                    host_id: host.host_id.clone(),
-                    known: None,
-                })
-                .collect(),
-            prerequisites: Vec::new(),
-        })
+        Ok(ArrayReadiness::unchecked(self.array_info().await?, hosts))
+    }
+
+    /// Whether the SAN device `device` (the LUN under a source datastore, or an RDM's LUN) is a
+    /// volume of this very array, not merely of the same vendor: `Some(true)` or `Some(false)`
+    /// when the plugin can tell with reads (a volume lookup, or an array id the device name
+    /// encodes), `None` when it cannot. Nothing is created or changed.
+    async fn holds_device(&self, device: &DeviceName) -> Result<Option<bool>, StorageError> {
+        let _ = device;
+        Ok(None)
     }
 }
 
@@ -107,6 +107,25 @@ pub struct ArrayReadiness {
     pub prerequisites: Vec<VendorPrerequisite>,
 }
 
+impl ArrayReadiness {
+    /// The answer of an array that said who it is and nothing more: initiators not listed, no
+    /// prerequisites read.
+    pub fn unchecked(info: ArrayInfo, hosts: &[EsxiHostRef]) -> ArrayReadiness {
+        ArrayReadiness {
+            info,
+            initiators: hosts
+                .iter()
+                .map(|host| HostInitiators {
+                    host_id: host.host_id.clone(),
+                    known: None,
+                    unknown: Vec::new(),
+                })
+                .collect(),
+            prerequisites: Vec::new(),
+        }
+    }
+}
+
 /// Which initiators of one ESXi host the array knows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostInitiators {
@@ -115,6 +134,45 @@ pub struct HostInitiators {
     /// The host's initiators registered on the array; `None` when this plugin cannot tell without
     /// creating objects.
     pub known: Option<Vec<Initiator>>,
+    /// The host's initiators this vendor maps through (its transport: FC and iSCSI ports, the
+    /// PowerFlex SDC) that the array does not know. Initiators of another transport are in
+    /// neither list.
+    #[serde(default)]
+    pub unknown: Vec<Initiator>,
+}
+
+impl HostInitiators {
+    /// [`HostInitiators::sort`] for each of `hosts`.
+    pub fn sort_each(
+        hosts: &[EsxiHostRef],
+        usable: impl Fn(&Initiator) -> bool,
+        registered: impl Fn(&Initiator) -> bool,
+    ) -> Vec<HostInitiators> {
+        hosts
+            .iter()
+            .map(|host| HostInitiators::sort(host, &usable, &registered))
+            .collect()
+    }
+
+    /// Sorts `host`'s initiators that `usable` admits into known (`registered` says the array
+    /// holds it) and unknown.
+    pub fn sort(
+        host: &EsxiHostRef,
+        usable: impl Fn(&Initiator) -> bool,
+        registered: impl Fn(&Initiator) -> bool,
+    ) -> HostInitiators {
+        let (known, unknown): (Vec<Initiator>, Vec<Initiator>) = host
+            .initiators
+            .iter()
+            .filter(|i| usable(i))
+            .cloned()
+            .partition(|i| registered(i));
+        HostInitiators {
+            host_id: host.host_id.clone(),
+            known: Some(known),
+            unknown,
+        }
+    }
 }
 
 /// One vendor prerequisite (a host-mode option, a protection setting), as the array reports it.

@@ -567,3 +567,46 @@ async fn failures_say_what_to_fix_and_are_classed() {
     );
     assert_eq!(lab.group_names(), Vec::<String>::new(), "nothing created");
 }
+
+/// Preflight reads protection as the copy meets it: on for the system and a pool, it is an unmet
+/// prerequisite naming the pool's command; on for the system only, it is met. Nothing is created.
+#[tokio::test]
+async fn readiness_reports_volume_protection_with_the_pool_to_change() {
+    let lab = Lab::start().await;
+    let array = lab.connect(None).await;
+    let host = esx("hostsystem-host-3", &[ESX_IQN]);
+    lab.facade.set_volume_protection(true, true, 15);
+    let readiness = array.readiness(std::slice::from_ref(&host)).await.unwrap();
+    let protection = readiness
+        .prerequisites
+        .iter()
+        .find(|p| p.name == "volume protection")
+        .expect("the plugin reads volume protection");
+    assert!(!protection.satisfied, "{protection:?}");
+    assert!(protection.detail.contains("Pool0"), "{}", protection.detail);
+    assert!(
+        protection
+            .remedy
+            .contains("chmdiskgrp -vdiskprotectionenabled no Pool0"),
+        "{}",
+        protection.remedy
+    );
+    // No host holds the ESXi host's IQN yet, and readiness does not create one.
+    assert_eq!(readiness.initiators[0].known, Some(Vec::new()));
+    assert_eq!(
+        readiness.initiators[0].unknown,
+        vec![Initiator::from_adapter_id(ESX_IQN)]
+    );
+    assert!(
+        lab.san.groups(ARRAY).is_empty(),
+        "readiness created nothing"
+    );
+
+    lab.facade.set_volume_protection(true, false, 15);
+    let readiness = array.readiness(&[host]).await.unwrap();
+    assert!(
+        readiness.prerequisites.iter().all(|p| p.satisfied),
+        "{:?}",
+        readiness.prerequisites
+    );
+}

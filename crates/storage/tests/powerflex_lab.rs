@@ -439,3 +439,49 @@ async fn failures_say_what_to_fix_and_are_classed() {
     assert!(matches!(err, StorageError::NotFound { .. }), "{err}");
     assert!(err.to_string().contains(stranger), "{err}");
 }
+
+/// Preflight finds the ESXi host's SDC by GUID, says which GUID the system does not know, and
+/// reports an SDC cut off from the MDMs as an unmet prerequisite with the module settings to fix.
+#[tokio::test]
+async fn readiness_finds_the_hosts_sdc_and_whether_it_is_connected() {
+    let lab = Lab::start().await;
+    let array = lab.connect(None).await;
+    let unregistered = "0D0D0D0D-0B5F-4C3D-9E8F-001122334455";
+    let hosts = [
+        esx("hostsystem-host-1", &[ESX_GUID, ESX_IQN]),
+        esx("hostsystem-host-2", &[unregistered]),
+    ];
+    let readiness = array.readiness(&hosts).await.unwrap();
+    assert_eq!(
+        readiness.initiators[0].known,
+        Some(vec![Initiator::from_adapter_id(ESX_GUID)]),
+        "the IQN is not a PowerFlex initiator"
+    );
+    assert!(readiness.initiators[0].unknown.is_empty());
+    assert_eq!(
+        readiness.initiators[1].unknown,
+        vec![Initiator::from_adapter_id(unregistered)]
+    );
+    assert!(readiness.prerequisites.iter().all(|p| p.satisfied));
+
+    assert!(lab.facade.set_sdc_connection(ESX_GUID, "Disconnected"));
+    let readiness = array.readiness(&hosts[..1]).await.unwrap();
+    let connected = readiness
+        .prerequisites
+        .iter()
+        .find(|p| p.name == "SDC esx-1 connected")
+        .expect("the SDC's connection is read");
+    assert!(!connected.satisfied);
+    assert!(
+        connected.detail.contains("Disconnected"),
+        "{}",
+        connected.detail
+    );
+    assert!(
+        connected
+            .remedy
+            .contains("esxcli system module parameters set -m scini"),
+        "{}",
+        connected.remedy
+    );
+}

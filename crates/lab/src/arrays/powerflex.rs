@@ -198,6 +198,8 @@ struct Sdc {
     guid: String,
     os_type: String,
     ip: String,
+    /// `mdmConnectionState`: `Connected` unless a test disconnected the SDC.
+    connection: String,
 }
 
 impl PowerFlex {
@@ -262,9 +264,25 @@ impl PowerFlex {
                 guid: guid.to_owned(),
                 os_type: os_type.to_owned(),
                 ip,
+                connection: "Connected".into(),
             },
         );
         Ok(id)
+    }
+
+    /// Sets the `mdmConnectionState` the SDC with `guid` reports (`Disconnected`: its host lost
+    /// the MDMs). Returns false when no SDC has that GUID.
+    pub fn set_sdc_connection(&self, guid: &str, state: &str) -> bool {
+        let mut facade = self.inner.state();
+        let Some(sdc) = facade
+            .sdcs
+            .values_mut()
+            .find(|s| s.guid.eq_ignore_ascii_case(guid))
+        else {
+            return false;
+        };
+        sdc.connection = state.to_owned();
+        true
     }
 
     /// Creates a volume as Dell's CSI driver does for a PVC, with the PV fields that name it.
@@ -307,17 +325,28 @@ impl Inner {
             "sdcIp": sdc.ip,
             "osType": sdc.os_type,
             "systemId": self.system_id,
-            "mdmConnectionState": "Connected",
+            "mdmConnectionState": sdc.connection,
             "sdcApproved": true,
             "links": [{"rel": "self", "href": format!("/api/instances/Sdc::{id}")}],
         })
     }
 
+    /// The registered SDCs. An SDC whose SAN group no longer holds its GUID (a test removed the
+    /// initiator to model a host whose SDC never registered) is not listed.
     fn sdc_records(&self) -> Vec<Value> {
         let state = self.state();
         state
             .sdcs
             .iter()
+            .filter(|(id, sdc)| {
+                self.san
+                    .group(&self.array, &format!("{SDC_GROUP_PREFIX}{id}"))
+                    .is_some_and(|g| {
+                        g.initiators
+                            .iter()
+                            .any(|i| i.eq_ignore_ascii_case(&sdc.guid))
+                    })
+            })
             .map(|(id, sdc)| self.sdc_record(id, sdc))
             .collect()
     }

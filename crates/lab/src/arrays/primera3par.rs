@@ -315,8 +315,8 @@ impl Primera {
 
     /// The persona of host `name`, if the host exists.
     pub fn host_persona(&self, name: &str) -> Option<u64> {
-        self.inner.san.group(&self.inner.array, name)?;
-        Some(persona_of(&self.inner.state(), name))
+        let group = self.inner.san.group(&self.inner.array, name)?;
+        Some(persona_of(&self.inner.state(), &group))
     }
 
     /// The members of host set `name`, if it exists.
@@ -741,11 +741,20 @@ fn volume_record(inner: &Inner, volume: &Volume) -> Value {
     record
 }
 
-fn persona_of(state: &FacadeState, host: &str) -> u64 {
-    state
-        .hosts
-        .get(host)
-        .map_or(persona::GENERIC_ALUA, |m| m.persona)
+/// The persona of a host: as created through the API, or for a host the lab set up itself
+/// (an administrator's host for the ESXi hosts) VMware, unless the SAN group's personality
+/// names another persona number.
+fn persona_of(state: &FacadeState, group: &crate::san::InitiatorGroup) -> u64 {
+    state.hosts.get(&group.name).map_or_else(
+        || {
+            group
+                .os_type
+                .as_deref()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(persona::VMWARE)
+        },
+        |m| m.persona,
+    )
 }
 
 fn host_record(state: &FacadeState, group: &crate::san::InitiatorGroup) -> Value {
@@ -764,7 +773,7 @@ fn host_record(state: &FacadeState, group: &crate::san::InitiatorGroup) -> Value
     json!({
         "id": numeric_id(&[&group.array, "host", &group.name]),
         "name": group.name,
-        "persona": persona_of(state, &group.name),
+        "persona": persona_of(state, group),
         "FCPaths": fc,
         "iSCSIPaths": iscsi,
         "descriptors": match comment {

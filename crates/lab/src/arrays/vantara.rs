@@ -618,12 +618,18 @@ async fn host_groups(
     let data: Vec<Value> = listed_groups(&inner, &query)?
         .into_iter()
         .map(|g| {
+            // The SAN group's personality is the host mode (an administrator's group for another OS).
+            let host_mode = inner
+                .san
+                .group(&inner.array, &g.san_name)
+                .and_then(|s| s.os_type)
+                .unwrap_or_else(|| "VMWARE_EX".into());
             json!({
                 "hostGroupId": format!("{},{}", g.port, g.number),
                 "portId": g.port,
                 "hostGroupNumber": g.number,
                 "hostGroupName": g.name,
-                "hostMode": "VMWARE_EX",
+                "hostMode": host_mode,
                 "hostModeOptions": [54, 63],
             })
         })

@@ -18,6 +18,7 @@
 //! when the mapping reports 100% copied (upstream declared success once started), after which
 //! the mapping is removed.
 
+mod preflight;
 mod settings;
 
 pub use settings::*;
@@ -511,6 +512,20 @@ fn protection_error(volume: &str, pool: &str, minutes: &str) -> StorageError {
 
 #[async_trait]
 impl StorageApi for FlashSystemArray {
+    async fn readiness(
+        &self,
+        hosts: &[EsxiHostRef],
+    ) -> Result<crate::api::ArrayReadiness, StorageError> {
+        preflight::readiness(self, hosts).await
+    }
+
+    async fn holds_device(
+        &self,
+        device: &crate::naa::DeviceName,
+    ) -> Result<Option<bool>, StorageError> {
+        preflight::holds_device(self, device).await
+    }
+
     async fn array_info(&self) -> Result<ArrayInfo, StorageError> {
         let system: SystemRecord = self.info("lssystem", None, json!({})).await?;
         Ok(ArrayInfo {

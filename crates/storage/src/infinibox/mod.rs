@@ -18,6 +18,7 @@
 //! host (upstream kept the first), so `restore` maps each of them back; paths are built from
 //! segments (upstream's unmap path had a double slash).
 
+mod preflight;
 mod settings;
 
 pub use settings::Settings;
@@ -615,6 +616,20 @@ fn target(group: &InitiatorGroup) -> Result<&GroupRef, StorageError> {
 
 #[async_trait]
 impl StorageApi for InfiniBoxArray {
+    async fn readiness(
+        &self,
+        hosts: &[EsxiHostRef],
+    ) -> Result<crate::api::ArrayReadiness, StorageError> {
+        preflight::readiness(self, hosts).await
+    }
+
+    async fn holds_device(
+        &self,
+        device: &crate::naa::DeviceName,
+    ) -> Result<Option<bool>, StorageError> {
+        preflight::holds_device(self, device).await
+    }
+
     async fn close(&self) -> Result<(), StorageError> {
         self.logout().await
     }

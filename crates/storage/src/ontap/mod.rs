@@ -8,6 +8,7 @@
 //! once no LUN is mapped to it; restore never re-maps a leftover `xcopy-...-<proto>` igroup; map
 //! re-creates the igroup if a concurrent copy released it in between.
 
+mod preflight;
 mod settings;
 
 pub use settings::Settings;
@@ -525,6 +526,17 @@ async fn resolve_svm(http: &HttpClient, wanted: Option<&str>) -> Result<Svm, Sto
 
 #[async_trait]
 impl StorageApi for OntapArray {
+    async fn readiness(
+        &self,
+        hosts: &[EsxiHostRef],
+    ) -> Result<crate::api::ArrayReadiness, StorageError> {
+        preflight::readiness(self, hosts).await
+    }
+
+    async fn holds_device(&self, device: &naa::DeviceName) -> Result<Option<bool>, StorageError> {
+        preflight::holds_device(self, device).await
+    }
+
     async fn array_info(&self) -> Result<ArrayInfo, StorageError> {
         let cluster: ClusterRecord = self
             .http

@@ -14,6 +14,7 @@
 //! a bare count; a `POWERFLEX_SYSTEM_ID` the gateway does not know fails at connect with the ids it
 //! does know; every request has the shared timeout (upstream: 10000 s) and bounded retry.
 
+mod preflight;
 mod settings;
 
 pub use settings::*;
@@ -78,6 +79,8 @@ struct SdcRecord {
     sdc_guid: Option<String>,
     #[serde(default)]
     os_type: Option<String>,
+    #[serde(default)]
+    mdm_connection_state: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -394,6 +397,20 @@ impl PowerFlexArray {
 
 #[async_trait]
 impl StorageApi for PowerFlexArray {
+    async fn readiness(
+        &self,
+        hosts: &[EsxiHostRef],
+    ) -> Result<crate::api::ArrayReadiness, StorageError> {
+        preflight::readiness(self, hosts).await
+    }
+
+    async fn holds_device(
+        &self,
+        device: &crate::naa::DeviceName,
+    ) -> Result<Option<bool>, StorageError> {
+        preflight::holds_device(self, device).await
+    }
+
     async fn close(&self) -> Result<(), StorageError> {
         self.logout().await
     }

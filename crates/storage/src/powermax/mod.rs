@@ -19,6 +19,7 @@
 //! answers 409 adopts the object that exists; every call has the shared timeout instead of ten
 //! minutes; a lone 401 is retried once after checking the credentials again.
 
+mod preflight;
 mod settings;
 
 pub use settings::Settings;
@@ -624,6 +625,20 @@ fn retry_delay(policy: &RetryPolicy, attempt: u32, reply: &Reply) -> Duration {
 
 #[async_trait]
 impl StorageApi for PowerMaxArray {
+    async fn readiness(
+        &self,
+        hosts: &[EsxiHostRef],
+    ) -> Result<crate::api::ArrayReadiness, StorageError> {
+        preflight::readiness(self, hosts).await
+    }
+
+    async fn holds_device(
+        &self,
+        device: &crate::naa::DeviceName,
+    ) -> Result<Option<bool>, StorageError> {
+        preflight::holds_device(self, device).await
+    }
+
     async fn array_info(&self) -> Result<ArrayInfo, StorageError> {
         Ok(ArrayInfo {
             vendor: "Dell".into(),

@@ -14,6 +14,7 @@
 //! behind); the device name does not rely on the array's `naa.` prefix; every request has the
 //! shared timeout, bounded retry and escaped query values.
 
+mod preflight;
 mod settings;
 
 pub use settings::Settings;
@@ -546,6 +547,20 @@ fn mapping_targets(mapping: &MappingRecord, target: &GroupRef) -> bool {
 
 #[async_trait]
 impl StorageApi for PowerStoreArray {
+    async fn readiness(
+        &self,
+        hosts: &[EsxiHostRef],
+    ) -> Result<crate::api::ArrayReadiness, StorageError> {
+        preflight::readiness(self, hosts).await
+    }
+
+    async fn holds_device(
+        &self,
+        device: &crate::naa::DeviceName,
+    ) -> Result<Option<bool>, StorageError> {
+        preflight::holds_device(self, device).await
+    }
+
     async fn close(&self) -> Result<(), StorageError> {
         self.logout().await
     }

@@ -22,6 +22,7 @@
 //! deleted once nothing is exported to them; every request has the shared timeout, bounded retry
 //! and escaped path segments.
 
+mod preflight;
 mod settings;
 
 pub use settings::*;
@@ -607,6 +608,20 @@ impl Primera3ParArray {
 
 #[async_trait]
 impl StorageApi for Primera3ParArray {
+    async fn readiness(
+        &self,
+        hosts: &[EsxiHostRef],
+    ) -> Result<crate::api::ArrayReadiness, StorageError> {
+        preflight::readiness(self, hosts).await
+    }
+
+    async fn holds_device(
+        &self,
+        device: &crate::naa::DeviceName,
+    ) -> Result<Option<bool>, StorageError> {
+        preflight::holds_device(self, device).await
+    }
+
     async fn close(&self) -> Result<(), StorageError> {
         self.logout().await
     }

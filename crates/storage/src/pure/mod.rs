@@ -16,6 +16,7 @@
 //! to NVMe-oF hosts is refused before anything changes, since the array never connects one
 //! volume over NVMe-oF and SCSI at once.
 
+mod preflight;
 mod settings;
 
 pub use settings::Settings;
@@ -773,6 +774,20 @@ fn split_ports(ports: &[HostPort]) -> (Vec<String>, Vec<String>) {
 
 #[async_trait]
 impl StorageApi for PureArray {
+    async fn readiness(
+        &self,
+        hosts: &[EsxiHostRef],
+    ) -> Result<crate::api::ArrayReadiness, StorageError> {
+        preflight::readiness(self, hosts).await
+    }
+
+    async fn holds_device(
+        &self,
+        device: &crate::naa::DeviceName,
+    ) -> Result<Option<bool>, StorageError> {
+        preflight::holds_device(self, device).await
+    }
+
     async fn close(&self) -> Result<(), StorageError> {
         self.logout().await
     }

@@ -15,6 +15,7 @@
 //! is refused; 429/503 are retried a bounded number of times (upstream retried 503 forever); jobs
 //! are polled with a deadline.
 
+mod preflight;
 mod settings;
 
 pub use settings::*;
@@ -619,6 +620,13 @@ impl VantaraArray {
 
 #[async_trait]
 impl StorageApi for VantaraArray {
+    async fn readiness(
+        &self,
+        hosts: &[EsxiHostRef],
+    ) -> Result<crate::api::ArrayReadiness, StorageError> {
+        preflight::readiness(self, hosts).await
+    }
+
     async fn close(&self) -> Result<(), StorageError> {
         self.logout().await
     }

@@ -1,0 +1,50 @@
+//! InfiniBox's read-only readiness: the hosts holding each ESXi host's ports (the source
+//! datastore's volume reaches the ESXi host through one of them), and whether a device is a
+//! volume of this system (its name is `naa.6` + the volume serial).
+
+use super::{HOST_FIELDS, HostRecord, InfiniBoxArray, port_of, same_port};
+use crate::api::{ArrayReadiness, HostInitiators, StorageApi};
+use crate::error::StorageError;
+use crate::model::EsxiHostRef;
+use crate::naa::DeviceName;
+
+pub(super) async fn readiness(
+    array: &InfiniBoxArray,
+    hosts: &[EsxiHostRef],
+) -> Result<ArrayReadiness, StorageError> {
+    let info = array.array_info().await?;
+    let records: Vec<HostRecord> = array.list(&["hosts"], Some(HOST_FIELDS), &[]).await?;
+    let initiators = HostInitiators::sort_each(
+        hosts,
+        |i| port_of(i).is_some(),
+        |i| {
+            port_of(i).is_some_and(|port| {
+                records
+                    .iter()
+                    .any(|h| h.ports.iter().any(|q| same_port(q, &port)))
+            })
+        },
+    );
+    Ok(ArrayReadiness {
+        info,
+        initiators,
+        prerequisites: Vec::new(),
+    })
+}
+
+pub(super) async fn holds_device(
+    array: &InfiniBoxArray,
+    device: &DeviceName,
+) -> Result<Option<bool>, StorageError> {
+    let Some(serial) = device
+        .identifier()
+        .strip_prefix('6')
+        .filter(|_| device.as_str().starts_with("naa."))
+    else {
+        return Ok(Some(false));
+    };
+    let found: Vec<serde_json::Value> = array
+        .list(&["volumes"], Some("id"), &[("serial", serial.to_owned())])
+        .await?;
+    Ok(Some(!found.is_empty()))
+}
