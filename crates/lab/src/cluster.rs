@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{
     CSIPersistentVolumeSource, ContainerState, ContainerStateRunning, ContainerStateTerminated,
     ContainerStatus, Namespace, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim,
@@ -228,38 +228,45 @@ pub async fn csi_provisioner(client: Client, players: Players, lab: Arc<RunningL
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &players.namespace);
     let pvs: Api<PersistentVolume> = Api::all(client);
     let mut provisioned = HashSet::new();
-    let mut stream = std::pin::pin!(
-        watcher::watcher(pvcs, watcher::Config::default())
-            .default_backoff()
-            .applied_objects()
-    );
-    loop {
-        let pvc = match stream.try_next().await {
-            Ok(Some(pvc)) => pvc,
-            Ok(None) => return,
-            Err(error) => {
-                tracing::warn!(%error, namespace = %players.namespace, "watching PVCs");
-                continue;
+    let claims = watcher::watcher(pvcs, watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .filter_map(|event| {
+            std::future::ready(match event {
+                Ok(pvc) => Some(pvc),
+                Err(error) => {
+                    tracing::warn!(%error, namespace = %players.namespace, "watching PVCs");
+                    None
+                }
+            })
+        })
+        .filter(|pvc| {
+            let unbound = pvc
+                .spec
+                .as_ref()
+                .and_then(|s| s.volume_name.as_deref())
+                .is_none_or(str::is_empty);
+            let wanted = pvc.name_any().starts_with("prime-")
+                && unbound
+                && pvc.metadata.deletion_timestamp.is_none()
+                && provisioned.insert(pvc.uid().unwrap_or_default());
+            std::future::ready(wanted)
+        });
+    // Several claims at once, as the CSI external-provisioner's workers take them.
+    claims
+        .for_each_concurrent(PROVISIONER_WORKERS, |pvc| {
+            let (pvs, players, lab) = (&pvs, &players, &lab);
+            async move {
+                if let Err(error) = provision(pvs, players, lab, &pvc).await {
+                    tracing::error!(pvc = %pvc.name_any(), %error, "the CSI provisioner could not provision a volume");
+                }
             }
-        };
-        let name = pvc.name_any();
-        let unbound = pvc
-            .spec
-            .as_ref()
-            .and_then(|s| s.volume_name.as_deref())
-            .is_none_or(str::is_empty);
-        if !name.starts_with("prime-") || !unbound || pvc.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        let uid = pvc.uid().unwrap_or_default();
-        if !provisioned.insert(uid.clone()) {
-            continue;
-        }
-        if let Err(error) = provision(&pvs, &players, &lab, &pvc).await {
-            tracing::error!(pvc = %name, %error, "the CSI provisioner could not provision a volume");
-        }
-    }
+        })
+        .await;
 }
+
+/// Claims the played provisioner works on at once.
+const PROVISIONER_WORKERS: usize = 16;
 
 async fn provision(
     pvs: &Api<PersistentVolume>,
