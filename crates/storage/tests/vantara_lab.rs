@@ -101,18 +101,11 @@ impl Lab {
 
     /// A Hitachi CSI PV whose LDEV has a path to the worker's host group, as the prime PVC has.
     fn csi_pv(&self, name: &str) -> PersistentVolumeRef {
-        let volume = self.san.create_volume(ARRAY, name, 1 << 30).unwrap();
+        let pv = self.sized_pv(name, 1 << 30);
+        let volume = self.san.volume(ARRAY, name).unwrap();
         let ldev = facade::ldev_id(&volume).unwrap();
         self.facade.add_lu_path(ldev, "CL2-A", 2).unwrap();
-        PersistentVolumeRef {
-            name: format!("pv-{name}"),
-            csi_driver: Some(CSI_DRIVER.into()),
-            volume_handle: format!(
-                "01--fc--{}--{ldev}--{name}",
-                facade::storage_device_id(ARRAY)
-            ),
-            volume_attributes: BTreeMap::new(),
-        }
+        pv
     }
 
     /// A Hitachi CSI PV of `size` bytes with the LDEV's handle (no LU path).

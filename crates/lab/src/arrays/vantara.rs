@@ -873,6 +873,17 @@ fn submit(inner: &Inner, headers: &HeaderMap, action: JobAction) -> Response {
     (StatusCode::ACCEPTED, axum::Json(body)).into_response()
 }
 
+/// A failed job of `resource`, with the error in the array's body shape.
+fn failed_job(resource: &str, message_id: &str, message: String, solution: &str) -> JobState {
+    JobState::Failed(json!({
+        "errorSource": format!("{BASE_PATH}/v1/objects/{resource}"),
+        "messageId": message_id,
+        "message": format!("{message_id} {message}"),
+        "cause": message,
+        "solution": solution,
+    }))
+}
+
 /// Performs a pending job's change; answers its final state.
 fn run(inner: &Inner, action: &JobAction) -> JobState {
     let groups = inner.groups();
@@ -883,13 +894,12 @@ fn run(inner: &Inner, action: &JobAction) -> JobState {
             .map(|g| g.san_name.clone())
     };
     let failed = |message_id: &str, message: String| {
-        JobState::Failed(json!({
-            "errorSource": format!("{BASE_PATH}/v1/objects/luns"),
-            "messageId": message_id,
-            "message": format!("{message_id} {message}"),
-            "cause": message,
-            "solution": "Correct the request and try again.",
-        }))
+        failed_job(
+            "luns",
+            message_id,
+            message,
+            "Correct the request and try again.",
+        )
     };
     match action {
         JobAction::Pair(job) => pairs::run(inner, job),

@@ -49,6 +49,24 @@ def refused(call):
     return ""
 
 
+def create_pair(snapshots, pvol, group, svol, is_clone, mu, copy_speed):
+    """A Thin Image pair in pool 0 as the collection's snapshot module creates one; answers the
+    `<pvol>,<mu>` the job reports."""
+    return snapshots.create_snapshot(
+        pvol=pvol,
+        poolId=0,
+        allocate_consistency_group=False,
+        snapshot_group_name=group,
+        auto_split=None,
+        is_data_reduction_force_copy=False,
+        can_cascade=is_clone,
+        svol=svol,
+        is_clone=is_clone,
+        mirror_unit_id=mu,
+        copy_speed=copy_speed,
+    )
+
+
 def main():
     cfg = json.loads(sys.argv[1])
     connection = ConnectionInfo(
@@ -115,19 +133,8 @@ def main():
     # Thin Image: a clone pair of the LDEV onto the clone target, polled until the copy is
     # complete (concordanceRate 100 in PSUS, not merely PSUP), then deleted.
     snapshots = VSPHtiSnapshotDirectGateway(connection)
-    created = snapshots.create_snapshot(
-        pvol=cfg["ldev"],
-        poolId=0,
-        allocate_consistency_group=False,
-        snapshot_group_name="xcopy-conformance",
-        auto_split=None,
-        is_data_reduction_force_copy=False,
-        can_cascade=True,
-        svol=cfg["clone_target_ldev"],
-        is_clone=True,
-        mirror_unit_id=None,
-        copy_speed="FAST",
-    )
+    created = create_pair(snapshots, cfg["ldev"], "xcopy-conformance", cfg["clone_target_ldev"],
+                          is_clone=True, mu=None, copy_speed="FAST")
     report["clone_created"] = created
     pvol, mu = (int(part) for part in created.split(","))
     states = []
@@ -146,19 +153,8 @@ def main():
     report["clone_pairs_after_delete"] = len(snapshots.get_snapshot_by_pvol(cfg["ldev"]).data)
 
     # A plain snapshot: split (PSUS with a split time), a second split refused, the group deleted.
-    created = snapshots.create_snapshot(
-        pvol=cfg["ldev"],
-        poolId=0,
-        allocate_consistency_group=False,
-        snapshot_group_name="xcopy-snap",
-        auto_split=None,
-        is_data_reduction_force_copy=False,
-        can_cascade=False,
-        svol=cfg["snapshot_ldev"],
-        is_clone=False,
-        mirror_unit_id=5,
-        copy_speed=None,
-    )
+    created = create_pair(snapshots, cfg["ldev"], "xcopy-snap", cfg["snapshot_ldev"],
+                          is_clone=False, mu=5, copy_speed=None)
     report["snapshot_created"] = created
     snapshots.split_snapshot(cfg["ldev"], 5)
     split = snapshots.get_one_snapshot(cfg["ldev"], 5)

@@ -31,7 +31,9 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{ApiError, BASE_PATH, Inner, JobAction, JobState, number_field, ok, submit};
+use super::{
+    ApiError, BASE_PATH, Inner, JobAction, JobState, failed_job, number_field, ok, submit,
+};
 
 /// The pool ids of the lab array (one Dynamic Provisioning pool, also the Thin Image pool).
 pub const POOLS: &[u32] = &[0];
@@ -138,13 +140,12 @@ fn timestamp() -> String {
 }
 
 fn failed(message_id: &str, message: String) -> JobState {
-    JobState::Failed(json!({
-        "errorSource": format!("{BASE_PATH}/v1/objects/snapshots"),
-        "messageId": message_id,
-        "message": format!("{message_id} {message}"),
-        "cause": message,
-        "solution": "Check the pair status and the volumes, then try again.",
-    }))
+    failed_job(
+        "snapshots",
+        message_id,
+        message,
+        "Check the pair status and the volumes, then try again.",
+    )
 }
 
 fn body_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, ApiError> {
