@@ -17,7 +17,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::{CopySpeed, DataList, LdevRecord, VantaraArray};
@@ -277,17 +276,10 @@ impl ArrayCopy for VantaraArray {
     }
 
     async fn end(&self, session: &ArrayCopySession) -> Result<(), StorageError> {
-        let reply = self
-            .http
-            .delete(&["objects", "snapshot-groups", &session.name])
-            .json(&serde_json::json!({}))?
-            .send()
-            .await?;
-        if reply.status == StatusCode::NOT_FOUND {
-            return Ok(());
+        let group = ["objects", "snapshot-groups", session.name.as_str()];
+        if self.delete_object(&group).await? {
+            tracing::info!(group = %session.name, "clone pair and snapshot group deleted");
         }
-        self.await_job(reply).await?;
-        tracing::info!(group = %session.name, "clone pair and snapshot group deleted");
         Ok(())
     }
 }

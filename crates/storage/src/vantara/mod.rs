@@ -501,18 +501,26 @@ impl VantaraArray {
             return Ok(());
         };
         let lun_id = format!("{port},{number},{}", path.lun);
+        if self.delete_object(&["objects", "luns", &lun_id]).await? {
+            tracing::info!(ldev = ldev_id, lu_path = %lun_id, "unmapped LDEV");
+        }
+        Ok(())
+    }
+
+    /// Deletes the object at `segments` and waits for the job; answers false when it was already
+    /// gone (404).
+    async fn delete_object(&self, segments: &[&str]) -> Result<bool, StorageError> {
         let reply = self
             .http
-            .delete(&["objects", "luns", &lun_id])
+            .delete(segments)
             .json(&serde_json::json!({}))?
             .send()
             .await?;
         if reply.status == StatusCode::NOT_FOUND {
-            return Ok(());
+            return Ok(false);
         }
         self.await_job(reply).await?;
-        tracing::info!(ldev = ldev_id, lu_path = %lun_id, "unmapped LDEV");
-        Ok(())
+        Ok(true)
     }
 
     fn ldev_of(volume: &Volume) -> Result<u32, StorageError> {
