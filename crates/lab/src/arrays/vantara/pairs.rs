@@ -75,12 +75,9 @@ impl Status {
     }
 }
 
-/// One Thin Image pair.
+/// What a pair's creation asked for, kept for the pair's life.
 #[derive(Debug, Clone)]
-pub(super) struct Pair {
-    pvol: u32,
-    mu: u32,
-    svol: u32,
+pub(super) struct PairSettings {
     pool: u32,
     group: String,
     is_clone: bool,
@@ -89,6 +86,15 @@ pub(super) struct Pair {
     /// The array deletes the pair once its clone copy completed.
     deletes_when_copied: bool,
     speed_step: u8,
+}
+
+/// One Thin Image pair.
+#[derive(Debug, Clone)]
+pub(super) struct Pair {
+    pvol: u32,
+    mu: u32,
+    svol: u32,
+    settings: PairSettings,
     status: Status,
     concordance: u8,
     split_time: Option<String>,
@@ -100,13 +106,7 @@ pub(super) struct NewPair {
     pvol: u32,
     svol: Option<u32>,
     mu: Option<u32>,
-    pool: u32,
-    group: String,
-    is_clone: bool,
-    can_cascade: bool,
-    is_consistency_group: bool,
-    deletes_when_copied: bool,
-    speed_step: u8,
+    settings: PairSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -258,14 +258,16 @@ pub(super) async fn create(
         pvol,
         svol,
         mu,
-        pool,
-        group,
-        is_clone,
-        can_cascade,
-        is_consistency_group: bool_field(&fields, "isConsistencyGroup")?,
-        deletes_when_copied: bool_field(&fields, "autoSplit")?
-            || bool_field(&fields, "clonesAutomation")?,
-        speed_step: speed_field(&fields)?,
+        settings: PairSettings {
+            pool,
+            group,
+            is_clone,
+            can_cascade,
+            is_consistency_group: bool_field(&fields, "isConsistencyGroup")?,
+            deletes_when_copied: bool_field(&fields, "autoSplit")?
+                || bool_field(&fields, "clonesAutomation")?,
+            speed_step: speed_field(&fields)?,
+        },
     };
     Ok(submit(
         &inner,
@@ -410,7 +412,7 @@ pub(super) async fn list(
         numbers.get("pvolLdevId").is_none_or(|n| *n == pair.pvol)
             && numbers.get("svolLdevId").is_none_or(|n| *n == pair.svol)
             && numbers.get("muNumber").is_none_or(|n| *n == pair.mu)
-            && group.is_none_or(|g| *g == pair.group)
+            && group.is_none_or(|g| *g == pair.settings.group)
     };
     Ok(ok(json!({"data": looked_at(&inner, matches)})))
 }
@@ -418,7 +420,7 @@ pub(super) async fn list(
 /// `GET /objects/snapshot-groups`.
 pub(super) async fn groups(State(inner): State<Arc<Inner>>) -> Response {
     let model = inner.model();
-    let mut names: Vec<&String> = model.pairs.values().map(|p| &p.group).collect();
+    let mut names: Vec<&String> = model.pairs.values().map(|p| &p.settings.group).collect();
     names.sort();
     names.dedup();
     let data: Vec<Value> = names
@@ -434,7 +436,7 @@ pub(super) async fn group(
     Path(name): Path<String>,
     Query(_query): Query<BTreeMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let snapshots = looked_at(&inner, |pair| pair.group == name);
+    let snapshots = looked_at(&inner, |pair| pair.settings.group == name);
     if snapshots.is_empty() {
         return Err(ApiError::not_found("snapshot group"));
     }
@@ -451,7 +453,12 @@ pub(super) async fn delete_group(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    if !inner.model().pairs.values().any(|p| p.group == name) {
+    if !inner
+        .model()
+        .pairs
+        .values()
+        .any(|p| p.settings.group == name)
+    {
         return Err(ApiError::not_found("snapshot group"));
     }
     Ok(submit(
@@ -480,19 +487,19 @@ fn looked_at(inner: &Inner, matches: impl Fn(&Pair) -> bool) -> Vec<Value> {
 
 fn pair_body(pair: &Pair) -> Value {
     json!({
-        "snapshotGroupName": pair.group,
+        "snapshotGroupName": pair.settings.group,
         "snapshotId": format!("{},{}", pair.pvol, pair.mu),
         "primaryOrSecondary": "P-VOL",
         "status": pair.status.label(),
         "pvolLdevId": pair.pvol,
         "muNumber": pair.mu,
         "svolLdevId": pair.svol,
-        "snapshotPoolId": pair.pool,
+        "snapshotPoolId": pair.settings.pool,
         "concordanceRate": pair.concordance,
-        "isConsistencyGroup": pair.is_consistency_group,
-        "isWrittenInSvol": pair.is_clone && pair.concordance > 0,
-        "isClone": pair.is_clone,
-        "canCascade": pair.can_cascade,
+        "isConsistencyGroup": pair.settings.is_consistency_group,
+        "isWrittenInSvol": pair.settings.is_clone && pair.concordance > 0,
+        "isClone": pair.settings.is_clone,
+        "canCascade": pair.settings.can_cascade,
         "isRedirectOnWrite": false,
         "pvolProcessingStatus": "N",
         "splitTime": pair.split_time,
@@ -519,7 +526,10 @@ fn advance(inner: &Inner, ids: &[(u32, u32)]) {
                     }
                 }
                 Status::Psup => {
-                    pair.concordance = pair.concordance.saturating_add(pair.speed_step).min(100);
+                    pair.concordance = pair
+                        .concordance
+                        .saturating_add(pair.settings.speed_step)
+                        .min(100);
                     if pair.concordance == 100 {
                         completed.push(pair.clone());
                     }
@@ -541,7 +551,7 @@ fn advance(inner: &Inner, ids: &[(u32, u32)]) {
                 p.status = Status::Psue;
                 p.concordance = 0;
             }
-        } else if pair.deletes_when_copied {
+        } else if pair.settings.deletes_when_copied {
             model.pairs.remove(&(pair.pvol, pair.mu));
         } else if let Some(p) = model.pairs.get_mut(&(pair.pvol, pair.mu)) {
             p.status = Status::Psus;
@@ -562,7 +572,7 @@ pub(super) fn run(inner: &Inner, job: &PairJob) -> JobState {
             other => Err(other),
         }),
         PairJob::Resync(pvol, mu) => transition(inner, *pvol, *mu, |pair| match pair.status {
-            Status::Psus if !pair.is_clone => {
+            Status::Psus if !pair.settings.is_clone => {
                 pair.status = Status::Pair;
                 pair.split_time = None;
                 Ok(())
@@ -579,11 +589,11 @@ pub(super) fn run(inner: &Inner, job: &PairJob) -> JobState {
             mu,
             speed_step,
         } => transition(inner, *pvol, *mu, |pair| match pair.status {
-            Status::Psus if !pair.is_clone => {
-                pair.is_clone = true;
-                pair.can_cascade = true;
-                pair.deletes_when_copied = true;
-                pair.speed_step = *speed_step;
+            Status::Psus if !pair.settings.is_clone => {
+                pair.settings.is_clone = true;
+                pair.settings.can_cascade = true;
+                pair.settings.deletes_when_copied = true;
+                pair.settings.speed_step = *speed_step;
                 pair.status = Status::Psup;
                 pair.concordance = 0;
                 Ok(())
@@ -598,7 +608,7 @@ pub(super) fn run(inner: &Inner, job: &PairJob) -> JobState {
             ),
         },
         PairJob::DeleteGroup(name) => {
-            inner.model().pairs.retain(|_, p| p.group != *name);
+            inner.model().pairs.retain(|_, p| p.settings.group != *name);
             JobState::Succeeded(vec![format!(
                 "{BASE_PATH}/v1/objects/snapshot-groups/{name}"
             )])
@@ -635,7 +645,7 @@ fn restore(inner: &Inner, pvol: u32, mu: u32, auto_split: bool) -> JobState {
     let svol = {
         let model = inner.model();
         match model.pairs.get(&(pvol, mu)) {
-            Some(pair) if pair.status == Status::Psus && !pair.is_clone => pair.svol,
+            Some(pair) if pair.status == Status::Psus && !pair.settings.is_clone => pair.svol,
             Some(pair) => {
                 return failed(
                     "KART40050-E",
@@ -679,10 +689,10 @@ fn create_pair(inner: &Inner, new: &NewPair) -> JobState {
             format!("The P-VOL LDEV {} is not defined.", new.pvol),
         );
     };
-    if !POOLS.contains(&new.pool) {
+    if !POOLS.contains(&new.settings.pool) {
         return failed(
             "KART40052-E",
-            format!("The pool {} does not exist.", new.pool),
+            format!("The pool {} does not exist.", new.settings.pool),
         );
     }
     let svol = match new.svol {
@@ -733,13 +743,13 @@ fn create_pair(inner: &Inner, new: &NewPair) -> JobState {
     if let Some(other) = model
         .pairs
         .values()
-        .find(|p| p.group == new.group && p.pvol == new.pvol)
+        .find(|p| p.settings.group == new.settings.group && p.pvol == new.pvol)
     {
         return failed(
             "KART40056-E",
             format!(
                 "The snapshot group {} already has a pair of P-VOL LDEV {} (MU {}).",
-                new.group, other.pvol, other.mu
+                new.settings.group, other.pvol, other.mu
             ),
         );
     }
@@ -766,19 +776,13 @@ fn create_pair(inner: &Inner, new: &NewPair) -> JobState {
         pvol: new.pvol,
         mu,
         svol,
-        pool: new.pool,
-        group: new.group.clone(),
-        is_clone: new.is_clone,
-        can_cascade: new.can_cascade,
-        is_consistency_group: new.is_consistency_group,
-        deletes_when_copied: new.deletes_when_copied,
-        speed_step: new.speed_step,
-        status: if new.is_clone {
+        settings: new.settings.clone(),
+        status: if new.settings.is_clone {
             Status::Copy
         } else {
             Status::Pair
         },
-        concordance: if new.is_clone { 0 } else { 100 },
+        concordance: if new.settings.is_clone { 0 } else { 100 },
         split_time: None,
     };
     model.pairs.insert((new.pvol, mu), pair);
