@@ -4,7 +4,9 @@
 //! iSCSI target and volume gateways the collection's modules call — against the lab's Vantara
 //! facade over HTTPS: session create and discard, the storage system, the LDEV and its NAA (and an
 //! undefined one), ports, host groups per port with their WWNs and LU paths, an iSCSI target's
-//! IQNs, an LU path made and removed through jobs polled to completion, the array's refusals. The
+//! IQNs, an LU path made and removed through jobs polled to completion, a Thin Image clone pair
+//! created, polled to complete and deleted, a plain snapshot split and its group deleted, the
+//! array's refusals. The
 //! script (`vendor_clients/vantara.py`) checks each answer; this test checks the SAN afterwards.
 //! Where the library and our plugin disagree on a shape, the library wins: fix the facade and the
 //! plugin, not the script.
@@ -30,6 +32,9 @@ async fn hitachi_vspone_block_collection_drives_every_operation_the_plugin_uses(
     san.add_array(ARRAY, ArrayVendor::Vantara).unwrap();
     let volume = san.create_volume(ARRAY, "pvc-conf1", 4 << 20).unwrap();
     let ldev = vantara::ldev_id(&volume).unwrap();
+    std::fs::write(&volume.backing_path, vec![0x3c; 4 << 20]).unwrap();
+    let clone_target = san.create_volume(ARRAY, "pvc-clone", 4 << 20).unwrap();
+    let snapshot_target = san.create_volume(ARRAY, "pvc-snap", 4 << 20).unwrap();
     let facade = Vantara::new(san.clone(), ARRAY, USER, PASSWORD);
     facade
         .add_host_group("CL1-A", 1, "esx-1-fc", &[ESX_WWPN.to_owned()])
@@ -48,6 +53,8 @@ async fn hitachi_vspone_block_collection_drives_every_operation_the_plugin_uses(
         "username": USER,
         "password": PASSWORD,
         "ldev": ldev,
+        "clone_target_ldev": vantara::ldev_id(&clone_target).unwrap(),
+        "snapshot_ldev": vantara::ldev_id(&snapshot_target).unwrap(),
         "fc_port": "CL1-A",
         "fc_group": 1,
         "iscsi_port": "CL1-B",
@@ -106,6 +113,43 @@ async fn hitachi_vspone_block_collection_drives_every_operation_the_plugin_uses(
             .is_some_and(|m| m.contains("does not exist")),
         "{report}"
     );
+    assert_eq!(report["clone_created"], format!("{ldev},0"), "{report}");
+    let states = report["clone_states"].as_array().unwrap();
+    assert_eq!(states.first().unwrap()[0], "COPY", "{report}");
+    assert!(
+        states
+            .iter()
+            .any(|s| s[0] == "PSUP" && s[1].as_u64() < Some(100)),
+        "{report}"
+    );
+    assert_eq!(states.last().unwrap(), &json!(["PSUS", 100]), "{report}");
+    assert_eq!(report["clone_is_clone"], true);
+    let clone_ldev = vantara::ldev_id(&clone_target).unwrap();
+    assert_eq!(report["pairs_of_pvol"], json!([[0, clone_ldev, "CLONE"]]));
+    assert_eq!(report["group_pairs"], json!([clone_ldev]));
+    assert_eq!(report["clone_pairs_after_delete"], 0);
+    assert_eq!(
+        std::fs::read(&clone_target.backing_path).unwrap(),
+        vec![0x3c; 4 << 20],
+        "the clone target holds the source's bytes"
+    );
+    assert_eq!(report["snapshot_created"], format!("{ldev},5"), "{report}");
+    assert_eq!(report["snapshot_split"], json!(["PSUS", true]));
+    assert!(
+        report["split_twice"]
+            .as_str()
+            .is_some_and(|m| m.contains("KART40050-E")),
+        "{report}"
+    );
+    assert_eq!(report["groups"], json!(["xcopy-snap"]));
+    assert_eq!(report["groups_after_delete"], json!([]));
+    assert!(
+        report["missing_pair"]
+            .as_str()
+            .is_some_and(|m| m.contains("does not exist")),
+        "{report}"
+    );
+    assert!(facade.pairs().is_empty(), "{:?}", facade.pairs());
     assert_eq!(report["sessions_discarded"], 1);
 
     // The library logged out; the worker's own LU path is untouched; nothing else is mapped.

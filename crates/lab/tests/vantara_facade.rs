@@ -370,3 +370,242 @@ async fn paths_made_outside_the_api_show_on_the_ldev() {
     assert_eq!(body["ports"][0]["hostGroupNumber"], 2);
     assert_eq!(body["ports"][0]["lun"], lun);
 }
+
+/// Creates a clone pair of `pvol` onto `svol` in `group` with extra body fields; answers the
+/// finished job.
+async fn create_pair(array: &Array, token: &str, pvol: u32, svol: u32, extra: Value) -> Value {
+    let mut body = json!({
+        "pvolLdevId": pvol,
+        "svolLdevId": svol,
+        "snapshotPoolId": 0,
+        "snapshotGroupName": "xcopy-test",
+        "isClone": true,
+        "canCascade": true,
+    });
+    for (key, value) in extra.as_object().unwrap() {
+        body[key] = value.clone();
+    }
+    let (status, submitted) = array
+        .send(token, reqwest::Method::POST, "/snapshots", Some(body))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{submitted}");
+    array.finish(token, &submitted).await.0
+}
+
+#[tokio::test]
+async fn a_clone_pair_copies_over_time_and_the_svol_gets_the_bytes_only_at_completion() {
+    let array = serve().await;
+    let source = array.san.create_volume(ARRAY, "rdm-1", 1 << 20).unwrap();
+    let target = array.san.create_volume(ARRAY, "pvc-1", 1 << 20).unwrap();
+    std::fs::write(&source.backing_path, vec![0x5a; 1 << 20]).unwrap();
+    let (pvol, svol) = (
+        vantara::ldev_id(&source).unwrap(),
+        vantara::ldev_id(&target).unwrap(),
+    );
+    let (token, _) = array.login().await;
+
+    let job = create_pair(
+        &array,
+        &token,
+        pvol,
+        svol,
+        json!({"clonesAutomation": true, "copySpeed": "medium"}),
+    )
+    .await;
+    assert_eq!(job["state"], "Succeeded", "{job}");
+    let resource = job["affectedResources"][0].as_str().unwrap();
+    assert!(
+        resource.ends_with(&format!("/snapshots/{pvol},0")),
+        "{resource}"
+    );
+
+    let mut seen = Vec::new();
+    let mut last_rate = 0;
+    loop {
+        let (status, pair) = array
+            .send(
+                &token,
+                reqwest::Method::GET,
+                &format!("/snapshots/{pvol},0"),
+                None,
+            )
+            .await;
+        if status == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert_eq!(status, StatusCode::OK, "{pair}");
+        let state = pair["status"].as_str().unwrap().to_owned();
+        let rate = pair["concordanceRate"].as_u64().unwrap();
+        if state == "PSUP" && rate < 100 {
+            assert_ne!(
+                std::fs::read(&target.backing_path).unwrap(),
+                std::fs::read(&source.backing_path).unwrap(),
+                "PSUP is not the end of the copy"
+            );
+        }
+        if seen.last() == Some(&state) {
+            assert!(
+                rate >= last_rate,
+                "concordanceRate never falls within a state"
+            );
+        }
+        last_rate = rate;
+        assert_eq!(pair["isClone"], true);
+        assert_eq!(pair["svolLdevId"], svol);
+        seen.push(state);
+        assert!(seen.len() < 20, "the clone never completed: {seen:?}");
+    }
+    seen.dedup();
+    assert_eq!(seen, ["COPY", "PSUP"], "the pair's life");
+    assert_eq!(
+        std::fs::read(&target.backing_path).unwrap(),
+        vec![0x5a; 1 << 20]
+    );
+    assert!(
+        array.facade.pairs().is_empty(),
+        "clonesAutomation removes the pair"
+    );
+    let (status, _) = array
+        .send(
+            &token,
+            reqwest::Method::GET,
+            "/snapshot-groups/xcopy-test",
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the group went with its last pair"
+    );
+}
+
+#[tokio::test]
+async fn a_clone_pair_deleted_while_copying_leaves_the_svol_untouched() {
+    let array = serve().await;
+    let source = array.san.create_volume(ARRAY, "rdm-1", 1 << 20).unwrap();
+    let target = array.san.create_volume(ARRAY, "pvc-1", 1 << 20).unwrap();
+    std::fs::write(&source.backing_path, vec![0x5a; 1 << 20]).unwrap();
+    let (pvol, svol) = (
+        vantara::ldev_id(&source).unwrap(),
+        vantara::ldev_id(&target).unwrap(),
+    );
+    let (token, _) = array.login().await;
+    let job = create_pair(&array, &token, pvol, svol, json!({"copySpeed": "slower"})).await;
+    assert_eq!(job["state"], "Succeeded", "{job}");
+    let listed = array
+        .get(&token, "/snapshots?snapshotGroupName=xcopy-test")
+        .await;
+    assert_eq!(listed["data"][0]["pvolLdevId"], pvol);
+    let groups = array.get(&token, "/snapshot-groups").await;
+    assert_eq!(groups["data"][0]["snapshotGroupName"], "xcopy-test");
+
+    let (status, submitted) = array
+        .send(
+            &token,
+            reqwest::Method::DELETE,
+            &format!("/snapshots/{pvol},0"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (job, _) = array.finish(&token, &submitted).await;
+    assert_eq!(job["state"], "Succeeded", "{job}");
+    assert!(array.facade.pairs().is_empty());
+    assert_eq!(
+        std::fs::read(&target.backing_path).unwrap(),
+        vec![0; 1 << 20]
+    );
+}
+
+#[tokio::test]
+async fn pairs_are_refused_in_the_arrays_error_shape() {
+    let array = serve().await;
+    let source = array.san.create_volume(ARRAY, "rdm-1", 1 << 20).unwrap();
+    let smaller = array.san.create_volume(ARRAY, "pvc-1", 1 << 19).unwrap();
+    let target = array.san.create_volume(ARRAY, "pvc-2", 1 << 20).unwrap();
+    let pvol = vantara::ldev_id(&source).unwrap();
+    let (token, _) = array.login().await;
+
+    let job = create_pair(
+        &array,
+        &token,
+        pvol,
+        vantara::ldev_id(&smaller).unwrap(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(job["state"], "Failed");
+    assert_eq!(job["error"]["messageId"], "KART40054-E", "{job}");
+
+    let job = create_pair(&array, &token, pvol, 4000, json!({})).await;
+    assert_eq!(job["state"], "Failed");
+    assert_eq!(job["error"]["messageId"], "KART40051-E", "{job}");
+
+    let job = create_pair(
+        &array,
+        &token,
+        pvol,
+        vantara::ldev_id(&target).unwrap(),
+        json!({"snapshotPoolId": 7}),
+    )
+    .await;
+    assert_eq!(job["error"]["messageId"], "KART40052-E", "{job}");
+
+    let (status, body) = array
+        .send(
+            &token,
+            reqwest::Method::POST,
+            "/snapshots",
+            Some(json!({"pvolLdevId": pvol, "snapshotPoolId": 0, "snapshotGroupName": "g", "copyPace": 3})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["messageId"], "KART40038-E");
+
+    let (status, body) = array
+        .send(&token, reqwest::Method::GET, "/snapshots", None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a listing needs a filter: {body}"
+    );
+    let (status, _) = array
+        .send(
+            &token,
+            reqwest::Method::GET,
+            &format!("/snapshots/{pvol},5"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A plain snapshot is PAIR at once; split makes it PSUS and a second split fails the job.
+    let job = create_pair(
+        &array,
+        &token,
+        pvol,
+        vantara::ldev_id(&target).unwrap(),
+        json!({"isClone": false, "canCascade": false}),
+    )
+    .await;
+    assert_eq!(job["state"], "Succeeded", "{job}");
+    let pair = array.get(&token, &format!("/snapshots/{pvol},0")).await;
+    assert_eq!(pair["status"], "PAIR");
+    for expected in ["Succeeded", "Failed"] {
+        let (_, submitted) = array
+            .send(
+                &token,
+                reqwest::Method::POST,
+                &format!("/snapshots/{pvol},0/actions/split/invoke"),
+                Some(json!({"parameters": null})),
+            )
+            .await;
+        let (job, _) = array.finish(&token, &submitted).await;
+        assert_eq!(job["state"], expected, "{job}");
+    }
+    let pair = array.get(&token, &format!("/snapshots/{pvol},0")).await;
+    assert_eq!(pair["status"], "PSUS");
+    assert!(pair["splitTime"].is_string());
+}

@@ -5,7 +5,9 @@
 //! from HOSTGROUP_ID_LIST; upstream's defects stay fixed (restore onto the original host group,
 //! lower-case device names, sessions ended, no silent no-op for an unknown ESXi host); a session
 //! that expires mid-run is renewed once; 429/503 are retried a bounded number of times; an
-//! unreachable array and wrong credentials fail fast with the setting to fix.
+//! unreachable array and wrong credentials fail fast with the setting to fix. RDM disks are
+//! copied by a Thin Image clone pair followed to real completion (not `PSUP`), cancellable, and
+//! deleted with its snapshot group at the session's end.
 
 mod support;
 
@@ -17,8 +19,8 @@ use co_lab::san::{ArrayVendor, San};
 use co_storage::http::{ConnectionSettings, Secret};
 use co_storage::vantara::{CSI_DRIVER, HostGroup, Settings, VantaraArray};
 use co_storage::{
-    ErrorClass, EsxiHostRef, GroupKind, GroupRelease, Initiator, PersistentVolumeRef, StorageApi,
-    StorageError, StorageProtocol,
+    ArrayCopySource, ErrorClass, EsxiHostRef, GroupKind, GroupRelease, Initiator,
+    PersistentVolumeRef, StorageApi, StorageError, StorageProtocol,
 };
 use support::faults::Faults;
 use support::{Recorder, serve_https, settings};
@@ -99,9 +101,17 @@ impl Lab {
 
     /// A Hitachi CSI PV whose LDEV has a path to the worker's host group, as the prime PVC has.
     fn csi_pv(&self, name: &str) -> PersistentVolumeRef {
-        let volume = self.san.create_volume(ARRAY, name, 1 << 30).unwrap();
+        let pv = self.sized_pv(name, 1 << 30);
+        let volume = self.san.volume(ARRAY, name).unwrap();
         let ldev = facade::ldev_id(&volume).unwrap();
         self.facade.add_lu_path(ldev, "CL2-A", 2).unwrap();
+        pv
+    }
+
+    /// A Hitachi CSI PV of `size` bytes with the LDEV's handle (no LU path).
+    fn sized_pv(&self, name: &str, size: u64) -> PersistentVolumeRef {
+        let volume = self.san.create_volume(ARRAY, name, size).unwrap();
+        let ldev = facade::ldev_id(&volume).unwrap();
         PersistentVolumeRef {
             name: format!("pv-{name}"),
             csi_driver: Some(CSI_DRIVER.into()),
@@ -466,4 +476,126 @@ async fn wrong_credentials_name_the_secret_keys() {
         .unwrap_err();
     assert!(err.to_string().contains("STORAGE_USERNAME"), "{err}");
     assert_eq!(lab.facade.open_sessions(), 0);
+}
+
+/// An RDM disk is copied by a clone pair named after the session: `copy` returns only once the
+/// S-VOL holds the bytes (the lab writes them at 100 %, after `PSUP`), progress rises to 100, a
+/// re-run adopts the pair, `end` deletes pair and group, and the pace is `COPY_SPEED`.
+#[tokio::test]
+async fn an_rdm_disk_is_copied_by_a_clone_pair_followed_to_completion_then_deleted() {
+    let lab = Lab::start().await;
+    let rdm = lab.san.create_volume(ARRAY, "rdm-src", 1 << 20).unwrap();
+    std::fs::write(&rdm.backing_path, vec![0xa5; 1 << 20]).unwrap();
+    let mut vendor = lab.vendor();
+    vendor.copy_speed = co_storage::vantara::CopySpeed::Medium;
+    let array = VantaraArray::connect(&lab.settings(), &vendor, None)
+        .await
+        .unwrap();
+    let target = array
+        .resolve_volume(&lab.sized_pv("pvc-r1", 1 << 20))
+        .await
+        .unwrap();
+    let copier = array.array_copy().unwrap();
+    let source = ArrayCopySource::Rdm {
+        device_name: rdm.naa.to_ascii_uppercase(),
+        lun_uuid: String::new(),
+    };
+    assert!(copier.supports(&source));
+    assert!(!copier.supports(&ArrayCopySource::VVol {
+        vvol_id: "rfc4122.x".into()
+    }));
+    let session = copier.session(&source, &target);
+    assert_eq!(
+        session,
+        copier.session(&source, &target),
+        "derived, not random"
+    );
+
+    let seen = std::sync::Mutex::new(Vec::new());
+    copier
+        .copy(&session, &|p| seen.lock().unwrap().push(p))
+        .await
+        .unwrap();
+    let seen = seen.into_inner().unwrap();
+    // medium: 25 % per look at the copy, so 25, 50, 75 and then 100 at PSUS.
+    assert_eq!(seen, [0, 25, 50, 75, 100], "progress from concordanceRate");
+    let bytes = std::fs::read(lab.san.volume(ARRAY, "pvc-r1").unwrap().backing_path).unwrap();
+    assert_eq!(bytes, vec![0xa5; 1 << 20], "copied when copy returned");
+    let pairs = lab.facade.pairs();
+    assert_eq!(pairs.len(), 1, "kept until end: {pairs:?}");
+    assert_eq!(pairs[0].3, "PSUS");
+
+    // A re-run (the journal replays the copy) adopts the finished pair instead of doubling it.
+    copier.copy(&session, &|_| {}).await.unwrap();
+    assert_eq!(lab.facade.pairs().len(), 1);
+    copier.end(&session).await.unwrap();
+    assert!(lab.facade.pairs().is_empty(), "{:?}", lab.facade.pairs());
+    copier.end(&session).await.unwrap();
+
+    // Thin Image needs the same size: said before anything is created.
+    let small = array
+        .resolve_volume(&lab.sized_pv("pvc-r2", 1 << 19))
+        .await
+        .unwrap();
+    let err = copier
+        .copy(&copier.session(&source, &small), &|_| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("same size"), "{err}");
+    assert!(lab.facade.pairs().is_empty());
+
+    // An RDM of another array's LUN is refused, naming the device.
+    let foreign = ArrayCopySource::Rdm {
+        device_name: "naa.600a098038303053453f463045727a4b".into(),
+        lun_uuid: String::new(),
+    };
+    let err = copier
+        .copy(&copier.session(&foreign, &target), &|_| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("600a0980"), "{err}");
+    array.close().await.unwrap();
+}
+
+/// A copy dropped mid-clone (cancellation or a killed run) leaves a pair; `end` deletes it, the
+/// target keeps what it had, and a fresh run copies everything.
+#[tokio::test]
+async fn a_clone_abandoned_mid_copy_is_ended_and_a_rerun_copies_again() {
+    let lab = Lab::start().await;
+    let rdm = lab.san.create_volume(ARRAY, "rdm-src", 1 << 20).unwrap();
+    std::fs::write(&rdm.backing_path, vec![0x3c; 1 << 20]).unwrap();
+    let array = lab.connect().await;
+    let target = array
+        .resolve_volume(&lab.sized_pv("pvc-r1", 1 << 20))
+        .await
+        .unwrap();
+    let copier = array.array_copy().unwrap();
+    let source = ArrayCopySource::Rdm {
+        device_name: rdm.naa.clone(),
+        lun_uuid: String::new(),
+    };
+    let session = copier.session(&source, &target);
+    let (started, mut copying) = tokio::sync::watch::channel(0u8);
+    let report = move |p: u8| {
+        started.send_replace(p);
+    };
+    let copy = copier.copy(&session, &report);
+    tokio::select! {
+        result = copy => panic!("slower copy finished before it was abandoned: {result:?}"),
+        _ = copying.wait_for(|p| *p > 0) => {}
+    }
+    let pairs = lab.facade.pairs();
+    assert_eq!(pairs.len(), 1);
+    assert_eq!(pairs[0].3, "PSUP", "abandoned mid-copy");
+    copier.end(&session).await.unwrap();
+    assert!(lab.facade.pairs().is_empty());
+    let bytes = std::fs::read(lab.san.volume(ARRAY, "pvc-r1").unwrap().backing_path).unwrap();
+    assert_eq!(bytes, vec![0; 1 << 20], "a deleted clone never lands");
+
+    copier.copy(&session, &|_| {}).await.unwrap();
+    copier.end(&session).await.unwrap();
+    let bytes = std::fs::read(lab.san.volume(ARRAY, "pvc-r1").unwrap().backing_path).unwrap();
+    assert_eq!(bytes, vec![0x3c; 1 << 20]);
+    assert!(lab.facade.pairs().is_empty());
+    array.close().await.unwrap();
 }

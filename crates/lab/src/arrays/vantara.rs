@@ -26,6 +26,10 @@
 //! - **Rules**: the array chooses the LUN; an LDEV already on a host group cannot get a second
 //!   path there (the job fails); host groups are made by the storage administrator, never by the
 //!   API user here.
+//! - **Thin Image pairs** (`/objects/snapshots`, `/objects/snapshot-groups`), with clone pairs
+//!   that copy over time and reach the S-VOL only at completion: see [`pairs`].
+
+mod pairs;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,7 +77,20 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("POST", "/v1/objects/luns"),
     ("DELETE", "/v1/objects/luns/{lunId}"),
     ("GET", "/v1/objects/jobs/{jobId}"),
+    ("GET", "/v1/objects/snapshots"),
+    ("POST", "/v1/objects/snapshots"),
+    ("GET", "/v1/objects/snapshots/{snapshotId}"),
+    ("DELETE", "/v1/objects/snapshots/{snapshotId}"),
+    (
+        "POST",
+        "/v1/objects/snapshots/{snapshotId}/actions/{action}/invoke",
+    ),
+    ("GET", "/v1/objects/snapshot-groups"),
+    ("GET", "/v1/objects/snapshot-groups/{snapshotGroupName}"),
+    ("DELETE", "/v1/objects/snapshot-groups/{snapshotGroupName}"),
 ];
+
+pub use pairs::POOLS;
 
 /// A port of the array: id and type (`FIBRE` or `ISCSI`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +175,7 @@ enum JobAction {
         number: u32,
         lun: u32,
     },
+    Pair(pairs::PairJob),
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +197,8 @@ struct Model {
     groups: Vec<HostGroup>,
     sessions: BTreeMap<u64, String>,
     jobs: BTreeMap<u64, Job>,
+    /// Thin Image pairs by (P-VOL LDEV, MU number).
+    pairs: BTreeMap<(u32, u32), pairs::Pair>,
 }
 
 struct Inner {
@@ -327,6 +347,11 @@ impl Vantara {
         self.inner.model().sessions.len()
     }
 
+    /// The Thin Image pairs on the array now, as `(pvol, mu, svol, status)`.
+    pub fn pairs(&self) -> Vec<(u32, u32, u32, &'static str)> {
+        pairs::summary(&self.inner)
+    }
+
     /// Ends every session, as an array restart or a session timeout does: the next request that
     /// carries one answers 401.
     pub fn expire_sessions(&self) {
@@ -347,6 +372,20 @@ impl Vantara {
             .route("/luns", get(luns).post(create_lun))
             .route("/luns/{lun_id}", delete(delete_lun))
             .route("/jobs/{job_id}", get(job))
+            .route("/snapshots", get(pairs::list).post(pairs::create))
+            .route(
+                "/snapshots/{snapshot_id}",
+                get(pairs::one).delete(pairs::delete_one),
+            )
+            .route(
+                "/snapshots/{snapshot_id}/actions/{action}/invoke",
+                post(pairs::action),
+            )
+            .route("/snapshot-groups", get(pairs::groups))
+            .route(
+                "/snapshot-groups/{name}",
+                get(pairs::group).delete(pairs::delete_group),
+            )
             .fallback(|| async { ApiError::not_found("the resource path").into_response() })
             .layer(middleware::from_fn_with_state(
                 self.inner.clone(),
@@ -840,6 +879,17 @@ fn submit(inner: &Inner, headers: &HeaderMap, action: JobAction) -> Response {
     (StatusCode::ACCEPTED, axum::Json(body)).into_response()
 }
 
+/// A failed job of `resource`, with the error in the array's body shape.
+fn failed_job(resource: &str, message_id: &str, message: String, solution: &str) -> JobState {
+    JobState::Failed(json!({
+        "errorSource": format!("{BASE_PATH}/v1/objects/{resource}"),
+        "messageId": message_id,
+        "message": format!("{message_id} {message}"),
+        "cause": message,
+        "solution": solution,
+    }))
+}
+
 /// Performs a pending job's change; answers its final state.
 fn run(inner: &Inner, action: &JobAction) -> JobState {
     let groups = inner.groups();
@@ -850,15 +900,15 @@ fn run(inner: &Inner, action: &JobAction) -> JobState {
             .map(|g| g.san_name.clone())
     };
     let failed = |message_id: &str, message: String| {
-        JobState::Failed(json!({
-            "errorSource": format!("{BASE_PATH}/v1/objects/luns"),
-            "messageId": message_id,
-            "message": format!("{message_id} {message}"),
-            "cause": message,
-            "solution": "Correct the request and try again.",
-        }))
+        failed_job(
+            "luns",
+            message_id,
+            message,
+            "Correct the request and try again.",
+        )
     };
     match action {
+        JobAction::Pair(job) => pairs::run(inner, job),
         JobAction::Map { ldev, port, number } => {
             let Some(group) = san_name(port, *number) else {
                 return failed(

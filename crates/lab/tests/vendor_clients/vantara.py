@@ -1,11 +1,12 @@
 """Drives the lab's Vantara facade with Hitachi's own Configuration Manager REST layer, the
 gateways of the `hitachivantara.vspone_block` Ansible collection (`VSPConnectionManager`, its
-`SessionManager`, and the host group, iSCSI target and volume gateways its modules call), through
+`SessionManager`, and the host group, iSCSI target, volume and Thin Image snapshot gateways its
+modules call), through
 every operation the copy-offload plugin uses, and checks the answers. Run by
 crates/lab/tests/vantara_client.rs.
 
-Argument: a JSON object {address, username, password, ldev, worker_ldev, fc_port, fc_group,
-iscsi_port, iscsi_group}. Prints one JSON object with what the library returned; exits non-zero
+Argument: a JSON object {address, username, password, ldev, clone_target_ldev, snapshot_ldev,
+fc_port, fc_group, iscsi_port, iscsi_group}. Prints one JSON object with what the library returned; exits non-zero
 with the failed check on stderr.
 """
 
@@ -20,6 +21,9 @@ from ansible_collections.hitachivantara.vspone_block.plugins.module_utils.gatewa
 )
 from ansible_collections.hitachivantara.vspone_block.plugins.module_utils.gateway.vsp_iscsi_target_gateway import (
     VSPIscsiTargetDirectGateway,
+)
+from ansible_collections.hitachivantara.vspone_block.plugins.module_utils.gateway.vsp_snapshot_gateway import (
+    VSPHtiSnapshotDirectGateway,
 )
 from ansible_collections.hitachivantara.vspone_block.plugins.module_utils.gateway.vsp_volume import (
     VSPVolumeDirectGateway,
@@ -43,6 +47,24 @@ def refused(call):
         return str(error)
     check(False, "expected the array to refuse")
     return ""
+
+
+def create_pair(snapshots, pvol, group, svol, is_clone, mu, copy_speed):
+    """A Thin Image pair in pool 0 as the collection's snapshot module creates one; answers the
+    `<pvol>,<mu>` the job reports."""
+    return snapshots.create_snapshot(
+        pvol=pvol,
+        poolId=0,
+        allocate_consistency_group=False,
+        snapshot_group_name=group,
+        auto_split=None,
+        is_data_reduction_force_copy=False,
+        can_cascade=is_clone,
+        svol=svol,
+        is_clone=is_clone,
+        mirror_unit_id=mu,
+        copy_speed=copy_speed,
+    )
 
 
 def main():
@@ -107,6 +129,43 @@ def main():
     report["missing_path"] = refused(
         lambda: host_groups.delete_one_lun_from_host_group(target, 200)
     )
+
+    # Thin Image: a clone pair of the LDEV onto the clone target, polled until the copy is
+    # complete (concordanceRate 100 in PSUS, not merely PSUP), then deleted.
+    snapshots = VSPHtiSnapshotDirectGateway(connection)
+    created = create_pair(snapshots, cfg["ldev"], "xcopy-conformance", cfg["clone_target_ldev"],
+                          is_clone=True, mu=None, copy_speed="FAST")
+    report["clone_created"] = created
+    pvol, mu = (int(part) for part in created.split(","))
+    states = []
+    for _ in range(20):
+        pair = snapshots.get_one_snapshot(pvol, mu)
+        states.append((pair.status, pair.concordanceRate))
+        if pair.status == "PSUS" and pair.concordanceRate == 100:
+            break
+    report["clone_states"] = states
+    report["clone_is_clone"] = pair.isClone
+    listed = snapshots.get_snapshot_by_pvol(cfg["ldev"])
+    report["pairs_of_pvol"] = [(s.muNumber, s.svolLdevId, s.type) for s in listed.data]
+    group = snapshots.get_snapshots_using_group_id("xcopy-conformance")
+    report["group_pairs"] = [s.svolLdevId for s in group.snapshots.data]
+    snapshots.delete_snapshot(pvol, mu)
+    report["clone_pairs_after_delete"] = len(snapshots.get_snapshot_by_pvol(cfg["ldev"]).data)
+
+    # A plain snapshot: split (PSUS with a split time), a second split refused, the group deleted.
+    created = create_pair(snapshots, cfg["ldev"], "xcopy-snap", cfg["snapshot_ldev"],
+                          is_clone=False, mu=5, copy_speed=None)
+    report["snapshot_created"] = created
+    snapshots.split_snapshot(cfg["ldev"], 5)
+    split = snapshots.get_one_snapshot(cfg["ldev"], 5)
+    report["snapshot_split"] = [split.status, split.splitTime is not None]
+    report["split_twice"] = refused(lambda: snapshots.split_snapshot(cfg["ldev"], 5))
+    report["groups"] = [g.snapshotGroupName for g in snapshots.get_snapshot_groups().data]
+    snapshots.delete_snapshot_using_ssg("xcopy-snap")
+    report["groups_after_delete"] = [
+        g.snapshotGroupName for g in snapshots.get_snapshot_groups().data
+    ]
+    report["missing_pair"] = refused(lambda: snapshots.get_one_snapshot(cfg["ldev"], 5))
 
     # Log out every session the library opened (its atexit hook, run here to see it work).
     opened = len(rest.session_manager.token_to_session_id_map)

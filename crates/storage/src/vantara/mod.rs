@@ -5,7 +5,8 @@
 //! LDEVs of Hitachi CSI PVs by the LDEV id in the volume handle, the ESXi host's existing host
 //! groups (FC) and iSCSI targets found by its WWPNs and IQNs on every port (or taken from
 //! `HOSTGROUP_ID_LIST`), LU paths made and removed by async jobs polled until they complete, and
-//! device names from the LDEV `naaId`.
+//! device names from the LDEV `naaId`; RDM disks copied on the array by a Thin Image clone pair
+//! (`clone_pair`).
 //!
 //! Differences from upstream: the session is ended at exit; iSCSI host groups are discovered too,
 //! not only FC logins; an ESXi host no host group admits is an error naming what to set up, not a
@@ -13,8 +14,10 @@
 //! journaled mapping on the host group it came from (upstream re-mapped the ESXi host groups);
 //! device names are lower case whatever case the array answers; a PV handle naming another array
 //! is refused; 429/503 are retried a bounded number of times (upstream retried 503 forever); jobs
-//! are polled with a deadline.
+//! are polled with a deadline; an array-side clone is followed to real completion and its pair
+//! deleted (upstream declared success at `PSUP` and left the pair).
 
+mod clone_pair;
 mod preflight;
 mod settings;
 
@@ -29,7 +32,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use http::{HeaderName, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use crate::api::StorageApi;
+use crate::api::{ArrayCopy, StorageApi};
 use crate::error::StorageError;
 use crate::http::{
     Auth, ClientOptions, ConnectionSettings, EndpointDefaults, HttpClient, Reply, RequestObserver,
@@ -91,6 +94,8 @@ struct LdevRecord {
     label: Option<String>,
     #[serde(default)]
     block_capacity: Option<u64>,
+    #[serde(default)]
+    pool_id: Option<u32>,
     #[serde(default)]
     ports: Vec<LuPathRecord>,
 }
@@ -497,18 +502,26 @@ impl VantaraArray {
             return Ok(());
         };
         let lun_id = format!("{port},{number},{}", path.lun);
+        if self.delete_object(&["objects", "luns", &lun_id]).await? {
+            tracing::info!(ldev = ldev_id, lu_path = %lun_id, "unmapped LDEV");
+        }
+        Ok(())
+    }
+
+    /// Deletes the object at `segments` and waits for the job; answers false when it was already
+    /// gone (404).
+    async fn delete_object(&self, segments: &[&str]) -> Result<bool, StorageError> {
         let reply = self
             .http
-            .delete(&["objects", "luns", &lun_id])
+            .delete(segments)
             .json(&serde_json::json!({}))?
             .send()
             .await?;
         if reply.status == StatusCode::NOT_FOUND {
-            return Ok(());
+            return Ok(false);
         }
         self.await_job(reply).await?;
-        tracing::info!(ldev = ldev_id, lu_path = %lun_id, "unmapped LDEV");
-        Ok(())
+        Ok(true)
     }
 
     fn ldev_of(volume: &Volume) -> Result<u32, StorageError> {
@@ -777,6 +790,10 @@ impl StorageApi for VantaraArray {
     async fn release_group(&self, _group: &InitiatorGroup) -> Result<GroupRelease, StorageError> {
         // Host groups are the storage administrator's; copy-offload never creates one.
         Ok(GroupRelease::NotOwned)
+    }
+
+    fn array_copy(&self) -> Option<&dyn ArrayCopy> {
+        Some(self)
     }
 }
 
