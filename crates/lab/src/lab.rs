@@ -449,8 +449,9 @@ impl Lab {
                         (format!("{}/{mapping_name}", vm.name), Some(volume.naa))
                     }
                 };
-                let backing_object_id = disk.vvol.then(|| format!("rfc4122.{}", random_uuid()));
-                if let (Some(vvol_id), Some(array)) = (&backing_object_id, scenario.arrays.first())
+                let mut backing_object_id = disk.vvol.then(|| format!("rfc4122.{}", random_uuid()));
+                if let (Some(vvol_id), Some(array)) =
+                    (&mut backing_object_id, scenario.arrays.first())
                 {
                     let volume =
                         san.create_volume(&array.name, &format!("vvol-{}-{d}", vm.name), size)?;
@@ -461,6 +462,13 @@ impl Lab {
                             source,
                         }
                     })?;
+                    // Hitachi's VASA provider ends a vVol's id in its LDEV number.
+                    if array.vendor == VendorSpec::Vantara
+                        && let Some(ldev) = crate::arrays::vantara::ldev_id(&volume)
+                    {
+                        vvol_id.truncate(vvol_id.len() - 4);
+                        vvol_id.push_str(&format!("{ldev:04x}"));
+                    }
                     san.back_vvol(&array.name, &volume.name, vvol_id)?;
                 }
                 disks.push(VmDisk {

@@ -85,6 +85,15 @@ pub fn rdm_ldev(device_name: &str) -> Option<(String, u32)> {
     Some((naa.to_owned(), ldev))
 }
 
+/// The LDEV number a Hitachi vVol id ends in: its last four hex digits.
+pub fn vvol_ldev(vvol_id: &str) -> Option<u32> {
+    let tail = vvol_id.get(vvol_id.len().checked_sub(4)?..)?;
+    if !tail.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(tail, 16).ok()
+}
+
 impl VantaraArray {
     /// The pairs whose S-VOL is `svol`.
     async fn pairs_on(&self, svol: u32) -> Result<Vec<PairRecord>, StorageError> {
@@ -99,6 +108,32 @@ impl VantaraArray {
             .into_iter()
             .filter(|p| p.svol_ldev_id == Some(svol))
             .collect())
+    }
+
+    /// The vVol's LDEV: the last four hex digits of the vVol id, as Hitachi's VASA provider names
+    /// vVols (the rule upstream relies on; Hitachi does not document it, so the LDEV must exist
+    /// and, below, have exactly the target's size).
+    async fn vvol_source(&self, vvol_id: &str) -> Result<(LdevRecord, u32), StorageError> {
+        let ldev_id = vvol_ldev(vvol_id).ok_or_else(|| StorageError::Unsupported {
+            message: format!("the vVol id {vvol_id} does not end in a Hitachi LDEV number"),
+        })?;
+        let ldev = self.ldev(ldev_id).await?;
+        if ldev.emulation_type.as_deref() == Some("NOT DEFINED") {
+            return Err(StorageError::not_found(
+                format!("the LDEV of vVol {vvol_id}"),
+                format!(
+                    "LDEV {ldev_id} of storage {} is not defined; the vVol is on another array",
+                    self.storage_device_id
+                ),
+            ));
+        }
+        let pool = ldev.pool_id.ok_or_else(|| {
+            StorageError::config(format!(
+                "LDEV {ldev_id} of vVol {vvol_id} reports no poolId, and the clone pair's snapshot \
+                 pool is the source LDEV's pool"
+            ))
+        })?;
+        Ok((ldev, pool))
     }
 
     /// The RDM's LDEV, checked to be the LUN the RDM names.
@@ -137,7 +172,10 @@ impl VantaraArray {
 #[async_trait]
 impl ArrayCopy for VantaraArray {
     fn supports(&self, source: &ArrayCopySource) -> bool {
-        matches!(source, ArrayCopySource::Rdm { .. })
+        match source {
+            ArrayCopySource::Rdm { .. } => true,
+            ArrayCopySource::VVol { vvol_id } => vvol_ldev(vvol_id).is_some(),
+        }
     }
 
     fn session(&self, source: &ArrayCopySource, target: &Volume) -> ArrayCopySession {
@@ -153,27 +191,27 @@ impl ArrayCopy for VantaraArray {
         session: &ArrayCopySession,
         progress: ProgressSink<'_>,
     ) -> Result<(), StorageError> {
-        let ArrayCopySource::Rdm { device_name, .. } = &session.source else {
-            return Err(StorageError::Unsupported {
-                message:
-                    "Hitachi Vantara copies RDM disks on the array; vVol disks go through XCOPY"
-                        .into(),
-            });
+        let (source, pool) = match &session.source {
+            ArrayCopySource::Rdm { device_name, .. } => self.rdm_source(device_name).await?,
+            ArrayCopySource::VVol { vvol_id } => self.vvol_source(vvol_id).await?,
         };
-        let (source, pool) = self.rdm_source(device_name).await?;
         let target = &session.target;
         let svol = Self::ldev_of(target)?;
+        let disk = match &session.source {
+            ArrayCopySource::Rdm { .. } => "RDM",
+            ArrayCopySource::VVol { .. } => "vVol",
+        };
         if source.ldev_id == svol {
             return Err(StorageError::config(format!(
-                "the RDM disk and the target PVC volume are the same LDEV ({svol})"
+                "the {disk} disk and the target PVC volume are the same LDEV ({svol})"
             )));
         }
         let source_bytes = source.block_capacity.unwrap_or(0) * 512;
         if source_bytes != target.size_bytes {
             return Err(StorageError::config(format!(
-                "RDM LDEV {} has {source_bytes} bytes and the target PVC LDEV {svol} has {} bytes; \
-                 a Thin Image clone needs both the same size, so request the PVC with exactly the \
-                 RDM's size",
+                "{disk} LDEV {} has {source_bytes} bytes and the target PVC LDEV {svol} has {} \
+                 bytes; a Thin Image clone needs both the same size, so request the PVC with \
+                 exactly the disk's size",
                 source.ldev_id, target.size_bytes
             )));
         }
@@ -287,6 +325,23 @@ impl ArrayCopy for VantaraArray {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vvol_ids_give_the_ldev_of_their_last_four_hex_digits() {
+        assert_eq!(
+            vvol_ldev("rfc4122.6b4a2c1e-53e0-4b6c-9a44-0cf1a2b3002a"),
+            Some(42)
+        );
+        assert_eq!(
+            vvol_ldev("rfc4122.6b4a2c1e-53e0-4b6c-9a44-0cf1a2b3ffff"),
+            Some(65535)
+        );
+        assert_eq!(
+            vvol_ldev("rfc4122.6b4a2c1e-53e0-4b6c-9a44-0cf1a2b3-02a"),
+            None
+        );
+        assert_eq!(vvol_ldev("2a"), None);
+    }
 
     #[test]
     fn rdm_device_names_give_the_ldev() {
