@@ -10,7 +10,7 @@ mod datastore_path;
 pub mod forklift;
 mod populator;
 mod quantity;
-mod secret;
+pub mod secret;
 mod vendor;
 
 use kube::CustomResourceExt;

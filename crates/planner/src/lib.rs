@@ -4,6 +4,7 @@
 //!
 //! - [`feature_flag`]: `feature_copy_offload`, followed live; nothing here acts while it is off;
 //! - [`ssh_keys`] and the Provider controller: one SSH key pair per vSphere `Provider`;
+//! - [`storage_map`]: each StorageMap's offload configuration checked and reported on it;
 //! - [`conditions`]: conditions written into Forklift objects' status without taking over them.
 //!
 //! It links the vSphere and ESXi crates the populator controller must not (see
@@ -13,6 +14,7 @@ pub mod conditions;
 pub mod feature_flag;
 mod provider;
 pub mod ssh_keys;
+pub mod storage_map;
 
 use std::sync::Arc;
 
@@ -21,6 +23,7 @@ use tokio::sync::mpsc;
 
 pub use feature_flag::FeatureFlag;
 pub use provider::{PRIVATE_KEY_INVALID, PUBLIC_KEY_INVALID, ProviderOutcome};
+pub use storage_map::StorageMapOutcome;
 
 /// What the planner's reconciles did, for whoever listens (tests wait on it instead of
 /// guessing when a reconcile has happened).
@@ -34,6 +37,15 @@ pub enum Observed {
         name: String,
         /// What happened.
         outcome: ProviderOutcome,
+    },
+    /// A StorageMap was reconciled.
+    StorageMap {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// What happened.
+        outcome: StorageMapOutcome,
     },
 }
 
@@ -74,6 +86,15 @@ pub enum Error {
     /// An SSH key pair could not be generated or stored.
     #[error(transparent)]
     Keys(#[from] ssh_keys::KeyError),
+    /// An object the reconcile needs could not be read.
+    #[error("reading {what}: {source}")]
+    Read {
+        /// What was being read.
+        what: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
     /// A status could not be read or written.
     #[error("updating the status of a Forklift object: {0}")]
     Status(#[source] kube::Error),
@@ -85,7 +106,7 @@ impl Error {
         use co_api::contract::ExitCode;
         match self {
             Self::Connect(_) => ExitCode::Retryable,
-            Self::Keys(_) | Self::Status(_) => ExitCode::Internal,
+            Self::Keys(_) | Self::Status(_) | Self::Read { .. } => ExitCode::Internal,
         }
     }
 }
@@ -130,7 +151,11 @@ pub async fn run_with(
         settings,
         flag,
     });
-    provider::run(context, shutdown).await;
+    let shutdown = futures::FutureExt::shared(shutdown);
+    tokio::join!(
+        provider::run(context.clone(), shutdown.clone()),
+        storage_map::run(context, shutdown),
+    );
     follower.abort();
 }
 

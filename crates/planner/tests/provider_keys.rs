@@ -23,6 +23,7 @@ fn reconciled(name: &str, wanted: impl Fn(&ProviderOutcome) -> bool) -> impl Fn(
         Observed::Provider {
             name: n, outcome, ..
         } => *n == name && wanted(outcome),
+        _ => false,
     }
 }
 
