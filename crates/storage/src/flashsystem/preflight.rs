@@ -19,28 +19,31 @@ struct PoolFacts {
     vdisk_protection_enabled: String,
 }
 
-pub(super) async fn readiness(
-    array: &FlashSystemArray,
-    hosts: &[EsxiHostRef],
-) -> Result<ArrayReadiness, StorageError> {
-    let info = array.array_info().await?;
-    let listed: Vec<HostRecord> = array.info("lshost", None, json!({})).await?;
-    let mut details: Vec<HostDetail> = Vec::new();
-    for host in &listed {
-        if let Some(detail) = array.info_of::<HostDetail>("lshost", &host.id).await? {
-            details.push(detail);
+impl FlashSystemArray {
+    pub(super) async fn check_readiness(
+        &self,
+        hosts: &[EsxiHostRef],
+    ) -> Result<ArrayReadiness, StorageError> {
+        let array = self;
+        let info = array.array_info().await?;
+        let listed: Vec<HostRecord> = array.info("lshost", None, json!({})).await?;
+        let mut details: Vec<HostDetail> = Vec::new();
+        for host in &listed {
+            if let Some(detail) = array.info_of::<HostDetail>("lshost", &host.id).await? {
+                details.push(detail);
+            }
         }
+        let initiators = HostInitiators::sort_each(
+            hosts,
+            |i| host_port(i).is_some(),
+            |i| host_port(i).is_some_and(|port| details.iter().any(|d| port.on(d))),
+        );
+        Ok(ArrayReadiness {
+            info,
+            initiators,
+            prerequisites: vec![volume_protection(array).await?],
+        })
     }
-    let initiators = HostInitiators::sort_each(
-        hosts,
-        |i| host_port(i).is_some(),
-        |i| host_port(i).is_some_and(|port| details.iter().any(|d| port.on(d))),
-    );
-    Ok(ArrayReadiness {
-        info,
-        initiators,
-        prerequisites: vec![volume_protection(array).await?],
-    })
 }
 
 /// Protection blocks a copy only where it is on for the system and the volume's pool; which pool
@@ -99,10 +102,13 @@ async fn volume_protection(array: &FlashSystemArray) -> Result<VendorPrerequisit
     })
 }
 
-pub(super) async fn holds_device(
-    array: &FlashSystemArray,
-    device: &DeviceName,
-) -> Result<Option<bool>, StorageError> {
-    let uid = device.identifier().to_ascii_uppercase();
-    Ok(Some(array.vdisk_by_uid(&uid).await?.is_some()))
+impl FlashSystemArray {
+    pub(super) async fn lookup_device(
+        &self,
+        device: &DeviceName,
+    ) -> Result<Option<bool>, StorageError> {
+        let array = self;
+        let uid = device.identifier().to_ascii_uppercase();
+        Ok(Some(array.vdisk_by_uid(&uid).await?.is_some()))
+    }
 }

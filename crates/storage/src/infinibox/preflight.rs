@@ -8,43 +8,49 @@ use crate::error::StorageError;
 use crate::model::EsxiHostRef;
 use crate::naa::DeviceName;
 
-pub(super) async fn readiness(
-    array: &InfiniBoxArray,
-    hosts: &[EsxiHostRef],
-) -> Result<ArrayReadiness, StorageError> {
-    let info = array.array_info().await?;
-    let records: Vec<HostRecord> = array.list(&["hosts"], Some(HOST_FIELDS), &[]).await?;
-    let initiators = HostInitiators::sort_each(
-        hosts,
-        |i| port_of(i).is_some(),
-        |i| {
-            port_of(i).is_some_and(|port| {
-                records
-                    .iter()
-                    .any(|h| h.ports.iter().any(|q| same_port(q, &port)))
-            })
-        },
-    );
-    Ok(ArrayReadiness {
-        info,
-        initiators,
-        prerequisites: Vec::new(),
-    })
+impl InfiniBoxArray {
+    pub(super) async fn check_readiness(
+        &self,
+        hosts: &[EsxiHostRef],
+    ) -> Result<ArrayReadiness, StorageError> {
+        let array = self;
+        let info = array.array_info().await?;
+        let records: Vec<HostRecord> = array.list(&["hosts"], Some(HOST_FIELDS), &[]).await?;
+        let initiators = HostInitiators::sort_each(
+            hosts,
+            |i| port_of(i).is_some(),
+            |i| {
+                port_of(i).is_some_and(|port| {
+                    records
+                        .iter()
+                        .any(|h| h.ports.iter().any(|q| same_port(q, &port)))
+                })
+            },
+        );
+        Ok(ArrayReadiness {
+            info,
+            initiators,
+            prerequisites: Vec::new(),
+        })
+    }
 }
 
-pub(super) async fn holds_device(
-    array: &InfiniBoxArray,
-    device: &DeviceName,
-) -> Result<Option<bool>, StorageError> {
-    let Some(serial) = device
-        .identifier()
-        .strip_prefix('6')
-        .filter(|_| device.as_str().starts_with("naa."))
-    else {
-        return Ok(Some(false));
-    };
-    let found: Vec<serde_json::Value> = array
-        .list(&["volumes"], Some("id"), &[("serial", serial.to_owned())])
-        .await?;
-    Ok(Some(!found.is_empty()))
+impl InfiniBoxArray {
+    pub(super) async fn lookup_device(
+        &self,
+        device: &DeviceName,
+    ) -> Result<Option<bool>, StorageError> {
+        let array = self;
+        let Some(serial) = device
+            .identifier()
+            .strip_prefix('6')
+            .filter(|_| device.as_str().starts_with("naa."))
+        else {
+            return Ok(Some(false));
+        };
+        let found: Vec<serde_json::Value> = array
+            .list(&["volumes"], Some("id"), &[("serial", serial.to_owned())])
+            .await?;
+        Ok(Some(!found.is_empty()))
+    }
 }

@@ -530,11 +530,11 @@ impl StorageApi for OntapArray {
         &self,
         hosts: &[EsxiHostRef],
     ) -> Result<crate::api::ArrayReadiness, StorageError> {
-        preflight::readiness(self, hosts).await
+        self.check_readiness(hosts).await
     }
 
     async fn holds_device(&self, device: &naa::DeviceName) -> Result<Option<bool>, StorageError> {
-        preflight::holds_device(self, device).await
+        self.lookup_device(device).await
     }
 
     async fn array_info(&self) -> Result<ArrayInfo, StorageError> {

@@ -23,64 +23,67 @@ struct IgroupFacts {
     initiators: Vec<super::NameOnly>,
 }
 
-pub(super) async fn readiness(
-    array: &OntapArray,
-    hosts: &[EsxiHostRef],
-) -> Result<ArrayReadiness, StorageError> {
-    let info = array.array_info().await?;
-    let igroups: Records<IgroupFacts> = array
-        .http
-        .get(&["protocols", "san", "igroups"])
-        .query("svm.uuid", &array.svm.uuid)
-        .query("fields", "name,os_type,initiators.name")
-        .send_json()
-        .await?;
-    let holds = |igroup: &IgroupFacts, name: &str| {
-        igroup
-            .initiators
-            .iter()
-            .any(|i| same_initiator(&i.name, name))
-    };
-    let mut initiators = Vec::new();
-    let mut prerequisites = Vec::new();
-    for host in hosts {
-        let names: Vec<String> = host.initiators.iter().filter_map(initiator_name).collect();
-        initiators.push(HostInitiators::sort(
-            host,
-            |i| initiator_name(i).is_some(),
-            |i| {
-                initiator_name(i)
-                    .is_some_and(|name| igroups.records.iter().any(|g| holds(g, &name)))
-            },
-        ));
-        for igroup in igroups
-            .records
-            .iter()
-            .filter(|g| names.iter().any(|n| holds(g, n)))
-        {
-            let os_type = igroup.os_type.as_deref().unwrap_or("unknown");
-            prerequisites.push(VendorPrerequisite {
-                name: format!("igroup {} os_type", igroup.name),
-                satisfied: os_type == VMWARE_OS_TYPE,
-                detail: format!(
-                    "igroup {} of SVM {} holds initiators of {} and has os_type {os_type}",
-                    igroup.name, array.svm.name, host.host_id
-                ),
-                remedy: format!(
-                    "Set the igroup's OS type to VMware: `lun igroup modify -vserver {} -igroup {} \
-                     -ostype vmware` (System Manager › Hosts › SAN Initiator Groups › {} › Edit › Host \
-                     operating system: VMware).",
-                    array.svm.name, igroup.name, igroup.name
-                ),
-            });
+impl OntapArray {
+    pub(super) async fn check_readiness(
+        &self,
+        hosts: &[EsxiHostRef],
+    ) -> Result<ArrayReadiness, StorageError> {
+        let array = self;
+        let info = array.array_info().await?;
+        let igroups: Records<IgroupFacts> = array
+            .http
+            .get(&["protocols", "san", "igroups"])
+            .query("svm.uuid", &array.svm.uuid)
+            .query("fields", "name,os_type,initiators.name")
+            .send_json()
+            .await?;
+        let holds = |igroup: &IgroupFacts, name: &str| {
+            igroup
+                .initiators
+                .iter()
+                .any(|i| same_initiator(&i.name, name))
+        };
+        let mut initiators = Vec::new();
+        let mut prerequisites = Vec::new();
+        for host in hosts {
+            let names: Vec<String> = host.initiators.iter().filter_map(initiator_name).collect();
+            initiators.push(HostInitiators::sort(
+                host,
+                |i| initiator_name(i).is_some(),
+                |i| {
+                    initiator_name(i)
+                        .is_some_and(|name| igroups.records.iter().any(|g| holds(g, &name)))
+                },
+            ));
+            for igroup in igroups
+                .records
+                .iter()
+                .filter(|g| names.iter().any(|n| holds(g, n)))
+            {
+                let os_type = igroup.os_type.as_deref().unwrap_or("unknown");
+                prerequisites.push(VendorPrerequisite {
+                    name: format!("igroup {} os_type", igroup.name),
+                    satisfied: os_type == VMWARE_OS_TYPE,
+                    detail: format!(
+                        "igroup {} of SVM {} holds initiators of {} and has os_type {os_type}",
+                        igroup.name, array.svm.name, host.host_id
+                    ),
+                    remedy: format!(
+                        "Set the igroup's OS type to VMware: `lun igroup modify -vserver {} -igroup {} \
+                         -ostype vmware` (System Manager › Hosts › SAN Initiator Groups › {} › Edit › Host \
+                         operating system: VMware).",
+                        array.svm.name, igroup.name, igroup.name
+                    ),
+                });
+            }
         }
+        prerequisites.dedup_by(|a, b| a.name == b.name);
+        Ok(ArrayReadiness {
+            info,
+            initiators,
+            prerequisites,
+        })
     }
-    prerequisites.dedup_by(|a, b| a.name == b.name);
-    Ok(ArrayReadiness {
-        info,
-        initiators,
-        prerequisites,
-    })
 }
 
 /// The LUN serial an ONTAP device name carries (`naa.600a0980` + hex of the ASCII serial).
@@ -96,21 +99,24 @@ fn serial_of(device: &DeviceName) -> Option<String> {
     String::from_utf8(bytes?).ok().filter(|s| s.is_ascii())
 }
 
-pub(super) async fn holds_device(
-    array: &OntapArray,
-    device: &DeviceName,
-) -> Result<Option<bool>, StorageError> {
-    let Some(serial) = serial_of(device) else {
-        return Ok(Some(false));
-    };
-    let found: Records<serde_json::Value> = array
-        .http
-        .get(&["storage", "luns"])
-        .query("serial_number", &serial)
-        .query("fields", "uuid")
-        .send_json()
-        .await?;
-    Ok(Some(!found.records.is_empty()))
+impl OntapArray {
+    pub(super) async fn lookup_device(
+        &self,
+        device: &DeviceName,
+    ) -> Result<Option<bool>, StorageError> {
+        let array = self;
+        let Some(serial) = serial_of(device) else {
+            return Ok(Some(false));
+        };
+        let found: Records<serde_json::Value> = array
+            .http
+            .get(&["storage", "luns"])
+            .query("serial_number", &serial)
+            .query("fields", "uuid")
+            .send_json()
+            .await?;
+        Ok(Some(!found.records.is_empty()))
+    }
 }
 
 #[cfg(test)]

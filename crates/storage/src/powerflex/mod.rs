@@ -401,14 +401,14 @@ impl StorageApi for PowerFlexArray {
         &self,
         hosts: &[EsxiHostRef],
     ) -> Result<crate::api::ArrayReadiness, StorageError> {
-        preflight::readiness(self, hosts).await
+        self.check_readiness(hosts).await
     }
 
     async fn holds_device(
         &self,
         device: &crate::naa::DeviceName,
     ) -> Result<Option<bool>, StorageError> {
-        preflight::holds_device(self, device).await
+        self.lookup_device(device).await
     }
 
     async fn close(&self) -> Result<(), StorageError> {

@@ -17,57 +17,63 @@ struct IteratorCount {
     count: u64,
 }
 
-pub(super) async fn readiness(
-    array: &PowerMaxArray,
-    hosts: &[EsxiHostRef],
-) -> Result<ArrayReadiness, StorageError> {
-    let info = array.array_info().await?;
-    let mut logged_in: Vec<String> = Vec::new();
-    for hba in hosts
-        .iter()
-        .flat_map(|h| h.initiators.iter())
-        .filter_map(|i| hba_of(i, array.protocol))
-    {
-        let list: InitiatorList = array
+impl PowerMaxArray {
+    pub(super) async fn check_readiness(
+        &self,
+        hosts: &[EsxiHostRef],
+    ) -> Result<ArrayReadiness, StorageError> {
+        let array = self;
+        let info = array.array_info().await?;
+        let mut logged_in: Vec<String> = Vec::new();
+        for hba in hosts
+            .iter()
+            .flat_map(|h| h.initiators.iter())
+            .filter_map(|i| hba_of(i, array.protocol))
+        {
+            let list: InitiatorList = array
+                .send(|| {
+                    Ok(array
+                        .http
+                        .get(&array.provisioning(&["initiator"]))
+                        .query("initiator_hba", &hba))
+                })
+                .await?
+                .success()?
+                .json()?;
+            if !list.ids.is_empty() {
+                logged_in.push(hba);
+            }
+        }
+        let initiators = HostInitiators::sort_each(
+            hosts,
+            |i| hba_of(i, array.protocol).is_some(),
+            |i| hba_of(i, array.protocol).is_some_and(|hba| logged_in.contains(&hba)),
+        );
+        Ok(ArrayReadiness {
+            info,
+            initiators,
+            prerequisites: Vec::new(),
+        })
+    }
+}
+
+impl PowerMaxArray {
+    pub(super) async fn lookup_device(
+        &self,
+        device: &DeviceName,
+    ) -> Result<Option<bool>, StorageError> {
+        let array = self;
+        let wwn = device.identifier().to_ascii_uppercase();
+        let found: IteratorCount = array
             .send(|| {
                 Ok(array
                     .http
-                    .get(&array.provisioning(&["initiator"]))
-                    .query("initiator_hba", &hba))
+                    .get(&array.provisioning(&["volume"]))
+                    .query("wwn", &wwn))
             })
             .await?
             .success()?
             .json()?;
-        if !list.ids.is_empty() {
-            logged_in.push(hba);
-        }
+        Ok(Some(found.count > 0))
     }
-    let initiators = HostInitiators::sort_each(
-        hosts,
-        |i| hba_of(i, array.protocol).is_some(),
-        |i| hba_of(i, array.protocol).is_some_and(|hba| logged_in.contains(&hba)),
-    );
-    Ok(ArrayReadiness {
-        info,
-        initiators,
-        prerequisites: Vec::new(),
-    })
-}
-
-pub(super) async fn holds_device(
-    array: &PowerMaxArray,
-    device: &DeviceName,
-) -> Result<Option<bool>, StorageError> {
-    let wwn = device.identifier().to_ascii_uppercase();
-    let found: IteratorCount = array
-        .send(|| {
-            Ok(array
-                .http
-                .get(&array.provisioning(&["volume"]))
-                .query("wwn", &wwn))
-        })
-        .await?
-        .success()?
-        .json()?;
-    Ok(Some(found.count > 0))
 }

@@ -28,69 +28,75 @@ struct VolumeId {
     id: Option<String>,
 }
 
-pub(super) async fn readiness(
-    array: &PowerStoreArray,
-    hosts: &[EsxiHostRef],
-) -> Result<ArrayReadiness, StorageError> {
-    let info = array.array_info().await?;
-    let records: Vec<HostFacts> = array
-        .list("host", "name,os_type,host_initiators", &[])
-        .await?;
-    let holds = |h: &HostFacts, port: &str| {
-        h.host_initiators
-            .iter()
-            .any(|q| same_port(&q.port_name, port))
-    };
-    let mut initiators = Vec::new();
-    let mut prerequisites = Vec::new();
-    for host in hosts {
-        let ports: Vec<String> = host
-            .initiators
-            .iter()
-            .filter_map(port_of)
-            .map(|(name, _)| name)
-            .collect();
-        initiators.push(HostInitiators::sort(
-            host,
-            |i| port_of(i).is_some(),
-            |i| port_of(i).is_some_and(|(name, _)| records.iter().any(|h| holds(h, &name))),
-        ));
-        for record in records.iter().filter(|h| ports.iter().any(|p| holds(h, p))) {
-            let os_type = record.os_type.as_deref().unwrap_or("unknown");
-            prerequisites.push(VendorPrerequisite {
-                name: format!("host {} os_type", record.name),
-                satisfied: os_type == ESXI_OS_TYPE,
-                detail: format!(
-                    "host {} holds initiators of {} and has os_type {os_type}",
-                    record.name, host.host_id
-                ),
-                remedy: format!(
-                    "Give host {} the operating system ESXi (PowerStore Manager › Compute › Hosts & \
-                     Host Groups › {} › Modify); where the host cannot be modified, remove it and add \
-                     it again as ESXi with the same initiators, then restore its volume mappings.",
-                    record.name, record.name
-                ),
-            });
+impl PowerStoreArray {
+    pub(super) async fn check_readiness(
+        &self,
+        hosts: &[EsxiHostRef],
+    ) -> Result<ArrayReadiness, StorageError> {
+        let array = self;
+        let info = array.array_info().await?;
+        let records: Vec<HostFacts> = array
+            .list("host", "name,os_type,host_initiators", &[])
+            .await?;
+        let holds = |h: &HostFacts, port: &str| {
+            h.host_initiators
+                .iter()
+                .any(|q| same_port(&q.port_name, port))
+        };
+        let mut initiators = Vec::new();
+        let mut prerequisites = Vec::new();
+        for host in hosts {
+            let ports: Vec<String> = host
+                .initiators
+                .iter()
+                .filter_map(port_of)
+                .map(|(name, _)| name)
+                .collect();
+            initiators.push(HostInitiators::sort(
+                host,
+                |i| port_of(i).is_some(),
+                |i| port_of(i).is_some_and(|(name, _)| records.iter().any(|h| holds(h, &name))),
+            ));
+            for record in records.iter().filter(|h| ports.iter().any(|p| holds(h, p))) {
+                let os_type = record.os_type.as_deref().unwrap_or("unknown");
+                prerequisites.push(VendorPrerequisite {
+                    name: format!("host {} os_type", record.name),
+                    satisfied: os_type == ESXI_OS_TYPE,
+                    detail: format!(
+                        "host {} holds initiators of {} and has os_type {os_type}",
+                        record.name, host.host_id
+                    ),
+                    remedy: format!(
+                        "Give host {} the operating system ESXi (PowerStore Manager › Compute › Hosts & \
+                         Host Groups › {} › Modify); where the host cannot be modified, remove it and add \
+                         it again as ESXi with the same initiators, then restore its volume mappings.",
+                        record.name, record.name
+                    ),
+                });
+            }
         }
+        Ok(ArrayReadiness {
+            info,
+            initiators,
+            prerequisites,
+        })
     }
-    Ok(ArrayReadiness {
-        info,
-        initiators,
-        prerequisites,
-    })
 }
 
-pub(super) async fn holds_device(
-    array: &PowerStoreArray,
-    device: &DeviceName,
-) -> Result<Option<bool>, StorageError> {
-    // `ilike`: the array may spell the hex upper-case; ESXi and the device name use lower case.
-    let found: Vec<VolumeId> = array
-        .list(
-            "volume",
-            "id",
-            &[("wwn", format!("ilike.{}", device.as_str()))],
-        )
-        .await?;
-    Ok(Some(found.iter().any(|v| v.id.is_some())))
+impl PowerStoreArray {
+    pub(super) async fn lookup_device(
+        &self,
+        device: &DeviceName,
+    ) -> Result<Option<bool>, StorageError> {
+        let array = self;
+        // `ilike`: the array may spell the hex upper-case; ESXi and the device name use lower case.
+        let found: Vec<VolumeId> = array
+            .list(
+                "volume",
+                "id",
+                &[("wwn", format!("ilike.{}", device.as_str()))],
+            )
+            .await?;
+        Ok(Some(found.iter().any(|v| v.id.is_some())))
+    }
 }

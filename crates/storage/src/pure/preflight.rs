@@ -8,31 +8,37 @@ use crate::error::StorageError;
 use crate::model::EsxiHostRef;
 use crate::naa::DeviceName;
 
-pub(super) async fn readiness(
-    array: &PureArray,
-    hosts: &[EsxiHostRef],
-) -> Result<ArrayReadiness, StorageError> {
-    let info = array.array_info().await?;
-    let records: Vec<HostRecord> = array.list("hosts", &[]).await?;
-    let initiators = HostInitiators::sort_each(
-        hosts,
-        |i| host_port(i).is_some(),
-        |i| host_port(i).is_some_and(|port| records.iter().any(|h| port.on(h))),
-    );
-    Ok(ArrayReadiness {
-        info,
-        initiators,
-        prerequisites: Vec::new(),
-    })
+impl PureArray {
+    pub(super) async fn check_readiness(
+        &self,
+        hosts: &[EsxiHostRef],
+    ) -> Result<ArrayReadiness, StorageError> {
+        let array = self;
+        let info = array.array_info().await?;
+        let records: Vec<HostRecord> = array.list("hosts", &[]).await?;
+        let initiators = HostInitiators::sort_each(
+            hosts,
+            |i| host_port(i).is_some(),
+            |i| host_port(i).is_some_and(|port| records.iter().any(|h| port.on(h))),
+        );
+        Ok(ArrayReadiness {
+            info,
+            initiators,
+            prerequisites: Vec::new(),
+        })
+    }
 }
 
-pub(super) async fn holds_device(
-    array: &PureArray,
-    device: &DeviceName,
-) -> Result<Option<bool>, StorageError> {
-    let Some(serial) = serial_from_device_name(device.as_str()) else {
-        return Ok(Some(false));
-    };
-    let filter = format!("serial={}", filter_literal(&serial, "serial")?);
-    Ok(Some(array.volume_by("filter", &filter).await?.is_some()))
+impl PureArray {
+    pub(super) async fn lookup_device(
+        &self,
+        device: &DeviceName,
+    ) -> Result<Option<bool>, StorageError> {
+        let array = self;
+        let Some(serial) = serial_from_device_name(device.as_str()) else {
+            return Ok(Some(false));
+        };
+        let filter = format!("serial={}", filter_literal(&serial, "serial")?);
+        Ok(Some(array.volume_by("filter", &filter).await?.is_some()))
+    }
 }

@@ -637,7 +637,7 @@ impl StorageApi for VantaraArray {
         &self,
         hosts: &[EsxiHostRef],
     ) -> Result<crate::api::ArrayReadiness, StorageError> {
-        preflight::readiness(self, hosts).await
+        self.check_readiness(hosts).await
     }
 
     async fn close(&self) -> Result<(), StorageError> {

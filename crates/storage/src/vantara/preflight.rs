@@ -36,99 +36,102 @@ fn registered(initiator: &Initiator, record: &HostInitiatorRecord) -> bool {
     wwn_matches(initiator, &record.initiator) || iscsi_matches(initiator, &record.initiator)
 }
 
-pub(super) async fn readiness(
-    array: &VantaraArray,
-    hosts: &[EsxiHostRef],
-) -> Result<ArrayReadiness, StorageError> {
-    let info = array.array_info().await?;
-    let ports: DataList<PortRecord> = array.http.get(&["objects", "ports"]).send_json().await?;
-    let mut records: Vec<HostInitiatorRecord> = Vec::new();
-    for port in &ports.data {
-        // FC ports list their host groups' WWNs, iSCSI ports their targets' iSCSI names.
-        let resource = match port.port_type.as_deref() {
-            Some("FIBRE") => "host-wwns",
-            Some("ISCSI") => "host-iscsis",
-            _ => continue,
-        };
-        let listed: DataList<HostInitiatorRecord> = array
-            .http
-            .get(&["objects", resource])
-            .query("portId", &port.port_id)
-            .send_json()
-            .await?;
-        records.extend(listed.data);
-    }
-    let mut initiators = Vec::new();
-    let mut groups: Vec<(String, u32, String)> = Vec::new();
-    for host in hosts {
-        initiators.push(HostInitiators::sort(
-            host,
-            |i| matches!(i, Initiator::FibreChannel(_) | Initiator::Iscsi(_)),
-            |i| records.iter().any(|r| registered(i, r)),
-        ));
-        for record in records
-            .iter()
-            .filter(|r| host.initiators.iter().any(|i| registered(i, r)))
-        {
-            let group = (
-                record.port_id.clone(),
-                record.host_group_number,
-                host.host_id.clone(),
-            );
-            if !groups.iter().any(|g| g.0 == group.0 && g.1 == group.1) {
-                groups.push(group);
+impl VantaraArray {
+    pub(super) async fn check_readiness(
+        &self,
+        hosts: &[EsxiHostRef],
+    ) -> Result<ArrayReadiness, StorageError> {
+        let array = self;
+        let info = array.array_info().await?;
+        let ports: DataList<PortRecord> = array.http.get(&["objects", "ports"]).send_json().await?;
+        let mut records: Vec<HostInitiatorRecord> = Vec::new();
+        for port in &ports.data {
+            // FC ports list their host groups' WWNs, iSCSI ports their targets' iSCSI names.
+            let resource = match port.port_type.as_deref() {
+                Some("FIBRE") => "host-wwns",
+                Some("ISCSI") => "host-iscsis",
+                _ => continue,
+            };
+            let listed: DataList<HostInitiatorRecord> = array
+                .http
+                .get(&["objects", resource])
+                .query("portId", &port.port_id)
+                .send_json()
+                .await?;
+            records.extend(listed.data);
+        }
+        let mut initiators = Vec::new();
+        let mut groups: Vec<(String, u32, String)> = Vec::new();
+        for host in hosts {
+            initiators.push(HostInitiators::sort(
+                host,
+                |i| matches!(i, Initiator::FibreChannel(_) | Initiator::Iscsi(_)),
+                |i| records.iter().any(|r| registered(i, r)),
+            ));
+            for record in records
+                .iter()
+                .filter(|r| host.initiators.iter().any(|i| registered(i, r)))
+            {
+                let group = (
+                    record.port_id.clone(),
+                    record.host_group_number,
+                    host.host_id.clone(),
+                );
+                if !groups.iter().any(|g| g.0 == group.0 && g.1 == group.1) {
+                    groups.push(group);
+                }
             }
         }
+        // With HOSTGROUP_ID_LIST the plugin maps through those host groups whatever registers the
+        // initiators, so theirs are the settings that count.
+        if !array.settings.host_groups.is_empty() {
+            groups = array
+                .settings
+                .host_groups
+                .iter()
+                .map(|g| (g.port.clone(), g.number, "every ESXi host".to_owned()))
+                .collect();
+        }
+        let mut prerequisites = Vec::new();
+        for (port, number, host_id) in &groups {
+            let reply = array
+                .http
+                .get(&["objects", "host-groups"])
+                .query("portId", port)
+                .query("hostGroupNumber", &number.to_string())
+                .send()
+                .await?;
+            // The storage answers 404 for a port it does not have.
+            let listed: Vec<HostGroupFacts> = if reply.status == StatusCode::NOT_FOUND {
+                Vec::new()
+            } else {
+                reply.success()?.json::<DataList<HostGroupFacts>>()?.data
+            };
+            let Some(group) = listed
+                .into_iter()
+                .find(|g| g.port_id == *port && g.host_group_number == *number)
+            else {
+                let id = host_group_id(port, *number);
+                prerequisites.push(VendorPrerequisite {
+                    name: format!("host group {id}"),
+                    satisfied: false,
+                    detail: format!("HOSTGROUP_ID_LIST names host group {id}, which the storage does not have"),
+                    remedy: "Correct HOSTGROUP_ID_LIST in the migration Secret: <port>,<host group number> \
+                             pairs separated by ':' (e.g. CL1-A,1:CL2-A,1) of host groups that admit the \
+                             ESXi hosts, or leave it empty to use the host groups that register their \
+                             initiators."
+                        .into(),
+                });
+                continue;
+            };
+            prerequisites.extend(host_group_prerequisites(&group, host_id));
+        }
+        Ok(ArrayReadiness {
+            info,
+            initiators,
+            prerequisites,
+        })
     }
-    // With HOSTGROUP_ID_LIST the plugin maps through those host groups whatever registers the
-    // initiators, so theirs are the settings that count.
-    if !array.settings.host_groups.is_empty() {
-        groups = array
-            .settings
-            .host_groups
-            .iter()
-            .map(|g| (g.port.clone(), g.number, "every ESXi host".to_owned()))
-            .collect();
-    }
-    let mut prerequisites = Vec::new();
-    for (port, number, host_id) in &groups {
-        let reply = array
-            .http
-            .get(&["objects", "host-groups"])
-            .query("portId", port)
-            .query("hostGroupNumber", &number.to_string())
-            .send()
-            .await?;
-        // The storage answers 404 for a port it does not have.
-        let listed: Vec<HostGroupFacts> = if reply.status == StatusCode::NOT_FOUND {
-            Vec::new()
-        } else {
-            reply.success()?.json::<DataList<HostGroupFacts>>()?.data
-        };
-        let Some(group) = listed
-            .into_iter()
-            .find(|g| g.port_id == *port && g.host_group_number == *number)
-        else {
-            let id = host_group_id(port, *number);
-            prerequisites.push(VendorPrerequisite {
-                name: format!("host group {id}"),
-                satisfied: false,
-                detail: format!("HOSTGROUP_ID_LIST names host group {id}, which the storage does not have"),
-                remedy: "Correct HOSTGROUP_ID_LIST in the migration Secret: <port>,<host group number> \
-                         pairs separated by ':' (e.g. CL1-A,1:CL2-A,1) of host groups that admit the \
-                         ESXi hosts, or leave it empty to use the host groups that register their \
-                         initiators."
-                    .into(),
-            });
-            continue;
-        };
-        prerequisites.extend(host_group_prerequisites(&group, host_id));
-    }
-    Ok(ArrayReadiness {
-        info,
-        initiators,
-        prerequisites,
-    })
 }
 
 fn host_group_prerequisites(group: &HostGroupFacts, host_id: &str) -> [VendorPrerequisite; 2] {
