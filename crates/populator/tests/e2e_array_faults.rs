@@ -146,10 +146,9 @@ async fn busy_array_is_retried_then_given_up_on(vendor: VendorSpec) {
 async fn unreachable_array_fails_fast(vendor: VendorSpec) {
     let rig = LabRig::start_with(scenario_for(vendor)).await;
     rig.target_volume("pvc_unreachable", 64 * MIB);
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
+    let refusing = co_testpeers::RefusingPort::bind();
+    let port = refusing.port();
     let address = format!("https://127.0.0.1:{port}");
-    drop(closed);
     let args = rig.args_with("pvc_unreachable", |list| {
         for (flag, value) in list.iter_mut() {
             if *flag == flags::STORAGE_HOSTNAME {

@@ -529,9 +529,8 @@ async fn failures_say_what_to_fix() {
     assert!(matches!(err, StorageError::Tls { .. }), "{err}");
 
     // Nothing listens there: fail fast, retryable, naming the address.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let refusing = co_testpeers::RefusingPort::bind();
+    let port = refusing.port();
     let mut unreachable = lab.settings();
     unreachable.hostname = format!("127.0.0.1:{port}");
     let started = Instant::now();

@@ -80,9 +80,8 @@ pub async fn assert_unreachable_fails_fast<T, Fut>(
 ) where
     Fut: std::future::Future<Output = Result<T, co_storage::StorageError>>,
 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
+    let refusing = co_testpeers::RefusingPort::bind();
+    let port = refusing.port();
     let mut s = settings(format!("127.0.0.1:{port}"));
     s.http_timeout = Duration::from_secs(2);
     let started = std::time::Instant::now();
