@@ -5,6 +5,7 @@
 //! - [`feature_flag`]: `feature_copy_offload`, followed live; nothing here acts while it is off;
 //! - [`ssh_keys`] and the Provider controller: one SSH key pair per vSphere `Provider`;
 //! - [`storage_map`]: each StorageMap's offload configuration checked and reported on it;
+//! - [`inventory`]: the source-side facts (VMs, disks, host loads) offload planning takes;
 //! - [`conditions`]: conditions written into Forklift objects' status without taking over them.
 //!
 //! It links the vSphere and ESXi crates the populator controller must not (see
@@ -12,6 +13,7 @@
 
 pub mod conditions;
 pub mod feature_flag;
+pub mod inventory;
 mod provider;
 pub mod ssh_keys;
 pub mod storage_map;
