@@ -367,11 +367,6 @@ fn on_unbound(
     if !has_finalizer(pvc) {
         actions.push(Action::AddFinalizer);
     }
-    let prime_bound = observed
-        .prime
-        .and_then(|p| p.spec.as_ref())
-        .and_then(|s| s.volume_name.as_deref())
-        .is_some_and(|v| !v.is_empty());
     if observed.prime.is_none() {
         actions.push(Action::CreatePrime(Box::new(objects::prime_pvc(pvc, cr))));
     }
@@ -389,15 +384,6 @@ fn on_unbound(
         {
             let wait = observed.now.duration_until(not_before).unsigned_abs();
             actions.push(Action::Requeue(wait));
-            return actions;
-        }
-        if !prime_bound {
-            // The populator finds the target volume through the prime PVC's PV: a pod started
-            // before the provisioner bound it would only fail. The prime PVC's update brings us back.
-            actions.push(wait_status(
-                "WaitingForPrimeVolume",
-                "waiting for the storage provisioner to create the target volume (prime PVC unbound)".into(),
-            ));
             return actions;
         }
         let host = objects::source_host(cr, spec);

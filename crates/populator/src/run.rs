@@ -32,7 +32,7 @@ use crate::metrics::{
     CopyCompletion, CopyResult, FINAL_SCRAPE_WAIT, MetricsEndpoint, PopulatorMetrics,
     StorageArrayInfo,
 };
-use crate::resolve::resolve_target;
+use crate::resolve::{VolumeWait, resolve_target};
 use crate::rights::{self, AccessCheck, ExtraRights};
 
 /// Knobs beyond the upstream flags: for the lab, tests and benchmarks (defaults suit a pod).
@@ -65,6 +65,10 @@ pub struct RunOptions {
     /// How long to wait for the controller's scrape of the completion metric.
     pub final_scrape_wait: Duration,
     pub observer: Option<PhaseObserver>,
+    /// How long to wait for the provisioner to bind the prime PVC.
+    pub volume_bind_timeout: Duration,
+    /// Notified when the run starts waiting for the prime PVC's binding.
+    pub volume_waiting: Option<Arc<tokio::sync::Notify>>,
     /// Sees every storage-array HTTP request (round-trip counting in benchmarks).
     pub storage_observer: Option<Arc<dyn RequestObserver>>,
 }
@@ -86,6 +90,8 @@ impl Default for RunOptions {
             timing: Timing::default(),
             final_scrape_wait: FINAL_SCRAPE_WAIT,
             observer: None,
+            volume_bind_timeout: crate::resolve::VOLUME_BIND_TIMEOUT,
+            volume_waiting: None,
             storage_observer: None,
         }
     }
@@ -311,27 +317,30 @@ async fn prepare(
     metrics: &PopulatorMetrics,
 ) -> Result<PreparedCopy, CopyError> {
     let kube = kube_client(config, options).await?;
-    let pv = resolve_target(&config.target, kube.as_ref()).await?;
-    info!(pv = %pv.name, volume_handle = %pv.volume_handle, "target volume resolved");
-
-    let rights = match &kube {
-        Some(client) => probe_rights(client, config, options).await,
-        None => ExtraRights::ALL,
+    let volume_wait = VolumeWait {
+        timeout: options.volume_bind_timeout,
+        cancel: options.cancel.clone(),
+        waiting: options.volume_waiting.clone(),
     };
-    let journal = async {
+    // The target may still be provisioning: the logins run meanwhile, none needs the volume.
+    let target = async {
+        let pv = resolve_target(&config.target, kube.as_ref(), &volume_wait).await?;
+        info!(pv = %pv.name, volume_handle = %pv.volume_handle, "target volume resolved");
+        let rights = match &kube {
+            Some(client) => probe_rights(client, config, options).await,
+            None => ExtraRights::ALL,
+        };
         let (backend, on_cr) =
             journal_backend(config, options, kube.as_ref(), rights, &pv.volume_handle)
                 .await
                 .map_err(CopyError::from)?;
-        Journal::load(backend)
-            .await
-            .map(|(journal, _)| (Mutex::new(journal), on_cr))
-            .map_err(CopyError::from)
+        let (journal, _) = Journal::load(backend).await.map_err(CopyError::from)?;
+        Ok::<_, CopyError>((pv, rights, Mutex::new(journal), on_cr))
     };
-    let (storage, vsphere, (journal, journal_on_cr)) = tokio::try_join!(
+    let (storage, vsphere, (pv, rights, journal, journal_on_cr)) = tokio::try_join!(
         connect_storage(config, options),
         connect_vsphere(config, options),
-        journal
+        target
     )?;
 
     let lease = kube.clone().map(|client| {

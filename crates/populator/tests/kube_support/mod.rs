@@ -145,12 +145,26 @@ pub fn claim(name: &str, volume: Option<&str>) -> PersistentVolumeClaim {
 /// The user's PVC `disk-0` (unbound) and its prime PVC bound to a CSI PV naming `flexvol`, as
 /// Forklift's controller and the CSI driver leave them; returns the user PVC's UID.
 pub async fn target_claims(admin: &Client, namespace: &str, flexvol: &str) -> String {
+    let uid = user_claim(admin, namespace).await;
+    bind_prime_claim(admin, namespace, &uid, flexvol).await;
+    uid
+}
+
+/// The user's PVC `disk-0`, unbound and without a prime PVC yet (as Forklift's controller leaves
+/// it when it has started the pod); returns its UID.
+pub async fn user_claim(admin: &Client, namespace: &str) -> String {
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(admin.clone(), namespace);
     let user = pvcs
         .create(&PostParams::default(), &claim("disk-0", None))
         .await
         .unwrap();
-    let uid = user.metadata.uid.unwrap();
+    user.metadata.uid.unwrap()
+}
+
+/// What the storage provisioner does for the prime PVC of the PVC with `uid`: a CSI PV naming
+/// `flexvol`, and the prime PVC bound to it.
+pub async fn bind_prime_claim(admin: &Client, namespace: &str, uid: &str, flexvol: &str) {
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(admin.clone(), namespace);
     let pv_name = format!("pv-{namespace}");
     Api::<PersistentVolume>::all(admin.clone())
         .create(
@@ -189,5 +203,4 @@ pub async fn target_claims(admin: &Client, namespace: &str, flexvol: &str) -> St
     )
     .await
     .unwrap();
-    uid
 }
