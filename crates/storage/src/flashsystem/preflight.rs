@@ -24,12 +24,11 @@ impl FlashSystemArray {
         &self,
         hosts: &[EsxiHostRef],
     ) -> Result<ArrayReadiness, StorageError> {
-        let array = self;
-        let info = array.array_info().await?;
-        let listed: Vec<HostRecord> = array.info("lshost", None, json!({})).await?;
+        let info = self.array_info().await?;
+        let listed: Vec<HostRecord> = self.info("lshost", None, json!({})).await?;
         let mut details: Vec<HostDetail> = Vec::new();
         for host in &listed {
-            if let Some(detail) = array.info_of::<HostDetail>("lshost", &host.id).await? {
+            if let Some(detail) = self.info_of::<HostDetail>("lshost", &host.id).await? {
                 details.push(detail);
             }
         }
@@ -41,7 +40,7 @@ impl FlashSystemArray {
         Ok(ArrayReadiness {
             info,
             initiators,
-            prerequisites: vec![volume_protection(array).await?],
+            prerequisites: vec![volume_protection(self).await?],
         })
     }
 }
@@ -107,8 +106,7 @@ impl FlashSystemArray {
         &self,
         device: &DeviceName,
     ) -> Result<Option<bool>, StorageError> {
-        let array = self;
         let uid = device.identifier().to_ascii_uppercase();
-        Ok(Some(array.vdisk_by_uid(&uid).await?.is_some()))
+        Ok(Some(self.vdisk_by_uid(&uid).await?.is_some()))
     }
 }

@@ -13,9 +13,8 @@ impl InfiniBoxArray {
         &self,
         hosts: &[EsxiHostRef],
     ) -> Result<ArrayReadiness, StorageError> {
-        let array = self;
-        let info = array.array_info().await?;
-        let records: Vec<HostRecord> = array.list(&["hosts"], Some(HOST_FIELDS), &[]).await?;
+        let info = self.array_info().await?;
+        let records: Vec<HostRecord> = self.list(&["hosts"], Some(HOST_FIELDS), &[]).await?;
         let initiators = HostInitiators::sort_each(
             hosts,
             |i| port_of(i).is_some(),
@@ -40,7 +39,6 @@ impl InfiniBoxArray {
         &self,
         device: &DeviceName,
     ) -> Result<Option<bool>, StorageError> {
-        let array = self;
         let Some(serial) = device
             .identifier()
             .strip_prefix('6')
@@ -48,7 +46,7 @@ impl InfiniBoxArray {
         else {
             return Ok(Some(false));
         };
-        let found: Vec<serde_json::Value> = array
+        let found: Vec<serde_json::Value> = self
             .list(&["volumes"], Some("id"), &[("serial", serial.to_owned())])
             .await?;
         Ok(Some(!found.is_empty()))

@@ -28,12 +28,11 @@ impl OntapArray {
         &self,
         hosts: &[EsxiHostRef],
     ) -> Result<ArrayReadiness, StorageError> {
-        let array = self;
-        let info = array.array_info().await?;
-        let igroups: Records<IgroupFacts> = array
+        let info = self.array_info().await?;
+        let igroups: Records<IgroupFacts> = self
             .http
             .get(&["protocols", "san", "igroups"])
-            .query("svm.uuid", &array.svm.uuid)
+            .query("svm.uuid", &self.svm.uuid)
             .query("fields", "name,os_type,initiators.name")
             .send_json()
             .await?;
@@ -66,13 +65,13 @@ impl OntapArray {
                     satisfied: os_type == VMWARE_OS_TYPE,
                     detail: format!(
                         "igroup {} of SVM {} holds initiators of {} and has os_type {os_type}",
-                        igroup.name, array.svm.name, host.host_id
+                        igroup.name, self.svm.name, host.host_id
                     ),
                     remedy: format!(
                         "Set the igroup's OS type to VMware: `lun igroup modify -vserver {} -igroup {} \
                          -ostype vmware` (System Manager › Hosts › SAN Initiator Groups › {} › Edit › Host \
                          operating system: VMware).",
-                        array.svm.name, igroup.name, igroup.name
+                        self.svm.name, igroup.name, igroup.name
                     ),
                 });
             }
@@ -104,11 +103,10 @@ impl OntapArray {
         &self,
         device: &DeviceName,
     ) -> Result<Option<bool>, StorageError> {
-        let array = self;
         let Some(serial) = serial_of(device) else {
             return Ok(Some(false));
         };
-        let found: Records<serde_json::Value> = array
+        let found: Records<serde_json::Value> = self
             .http
             .get(&["storage", "luns"])
             .query("serial_number", &serial)

@@ -16,10 +16,9 @@ impl PowerFlexArray {
         &self,
         hosts: &[EsxiHostRef],
     ) -> Result<ArrayReadiness, StorageError> {
-        let array = self;
-        let info = array.array_info().await?;
-        let system = format!("System::{}", array.system_id);
-        let sdcs: Vec<SdcRecord> = array
+        let info = self.array_info().await?;
+        let system = format!("System::{}", self.system_id);
+        let sdcs: Vec<SdcRecord> = self
             .http
             .get(&["instances", &system, "relationships", "Sdc"])
             .send_json()
@@ -73,12 +72,11 @@ impl PowerFlexArray {
         &self,
         device: &DeviceName,
     ) -> Result<Option<bool>, StorageError> {
-        let array = self;
         Ok(Some(
             device.as_str().starts_with("eui.")
                 && device
                     .identifier()
-                    .starts_with(&array.system_id.to_ascii_lowercase()),
+                    .starts_with(&self.system_id.to_ascii_lowercase()),
         ))
     }
 }

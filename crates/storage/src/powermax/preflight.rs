@@ -22,19 +22,18 @@ impl PowerMaxArray {
         &self,
         hosts: &[EsxiHostRef],
     ) -> Result<ArrayReadiness, StorageError> {
-        let array = self;
-        let info = array.array_info().await?;
+        let info = self.array_info().await?;
         let mut logged_in: Vec<String> = Vec::new();
         for hba in hosts
             .iter()
             .flat_map(|h| h.initiators.iter())
-            .filter_map(|i| hba_of(i, array.protocol))
+            .filter_map(|i| hba_of(i, self.protocol))
         {
-            let list: InitiatorList = array
+            let list: InitiatorList = self
                 .send(|| {
-                    Ok(array
+                    Ok(self
                         .http
-                        .get(&array.provisioning(&["initiator"]))
+                        .get(&self.provisioning(&["initiator"]))
                         .query("initiator_hba", &hba))
                 })
                 .await?
@@ -46,8 +45,8 @@ impl PowerMaxArray {
         }
         let initiators = HostInitiators::sort_each(
             hosts,
-            |i| hba_of(i, array.protocol).is_some(),
-            |i| hba_of(i, array.protocol).is_some_and(|hba| logged_in.contains(&hba)),
+            |i| hba_of(i, self.protocol).is_some(),
+            |i| hba_of(i, self.protocol).is_some_and(|hba| logged_in.contains(&hba)),
         );
         Ok(ArrayReadiness {
             info,
@@ -62,13 +61,12 @@ impl PowerMaxArray {
         &self,
         device: &DeviceName,
     ) -> Result<Option<bool>, StorageError> {
-        let array = self;
         let wwn = device.identifier().to_ascii_uppercase();
-        let found: IteratorCount = array
+        let found: IteratorCount = self
             .send(|| {
-                Ok(array
+                Ok(self
                     .http
-                    .get(&array.provisioning(&["volume"]))
+                    .get(&self.provisioning(&["volume"]))
                     .query("wwn", &wwn))
             })
             .await?

@@ -33,9 +33,8 @@ impl PowerStoreArray {
         &self,
         hosts: &[EsxiHostRef],
     ) -> Result<ArrayReadiness, StorageError> {
-        let array = self;
-        let info = array.array_info().await?;
-        let records: Vec<HostFacts> = array
+        let info = self.array_info().await?;
+        let records: Vec<HostFacts> = self
             .list("host", "name,os_type,host_initiators", &[])
             .await?;
         let holds = |h: &HostFacts, port: &str| {
@@ -88,9 +87,8 @@ impl PowerStoreArray {
         &self,
         device: &DeviceName,
     ) -> Result<Option<bool>, StorageError> {
-        let array = self;
         // `ilike`: the array may spell the hex upper-case; ESXi and the device name use lower case.
-        let found: Vec<VolumeId> = array
+        let found: Vec<VolumeId> = self
             .list(
                 "volume",
                 "id",

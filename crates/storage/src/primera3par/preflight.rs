@@ -23,8 +23,7 @@ impl Primera3ParArray {
         &self,
         hosts: &[EsxiHostRef],
     ) -> Result<ArrayReadiness, StorageError> {
-        let array = self;
-        let info = array.array_info().await?;
+        let info = self.array_info().await?;
         let paths: Vec<HostPath> = hosts
             .iter()
             .flat_map(|h| h.initiators.iter().filter_map(path_of))
@@ -37,7 +36,7 @@ impl Primera3ParArray {
                 .map(HostPath::query_term)
                 .collect::<Vec<_>>()
                 .join(" OR ");
-            let found: Members<HostFacts> = array
+            let found: Members<HostFacts> = self
                 .http
                 .get(&["hosts"])
                 .query("query", &query(&expression))
@@ -90,9 +89,8 @@ impl Primera3ParArray {
         &self,
         device: &DeviceName,
     ) -> Result<Option<bool>, StorageError> {
-        let array = self;
         let wwn = device.identifier().to_ascii_uppercase();
-        let found: Members<serde_json::Value> = array
+        let found: Members<serde_json::Value> = self
             .http
             .get(&["volumes"])
             .query("query", &query(&format!("wwn EQ {wwn}")))

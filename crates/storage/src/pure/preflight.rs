@@ -13,9 +13,8 @@ impl PureArray {
         &self,
         hosts: &[EsxiHostRef],
     ) -> Result<ArrayReadiness, StorageError> {
-        let array = self;
-        let info = array.array_info().await?;
-        let records: Vec<HostRecord> = array.list("hosts", &[]).await?;
+        let info = self.array_info().await?;
+        let records: Vec<HostRecord> = self.list("hosts", &[]).await?;
         let initiators = HostInitiators::sort_each(
             hosts,
             |i| host_port(i).is_some(),
@@ -34,11 +33,10 @@ impl PureArray {
         &self,
         device: &DeviceName,
     ) -> Result<Option<bool>, StorageError> {
-        let array = self;
         let Some(serial) = serial_from_device_name(device.as_str()) else {
             return Ok(Some(false));
         };
         let filter = format!("serial={}", filter_literal(&serial, "serial")?);
-        Ok(Some(array.volume_by("filter", &filter).await?.is_some()))
+        Ok(Some(self.volume_by("filter", &filter).await?.is_some()))
     }
 }

@@ -41,9 +41,8 @@ impl VantaraArray {
         &self,
         hosts: &[EsxiHostRef],
     ) -> Result<ArrayReadiness, StorageError> {
-        let array = self;
-        let info = array.array_info().await?;
-        let ports: DataList<PortRecord> = array.http.get(&["objects", "ports"]).send_json().await?;
+        let info = self.array_info().await?;
+        let ports: DataList<PortRecord> = self.http.get(&["objects", "ports"]).send_json().await?;
         let mut records: Vec<HostInitiatorRecord> = Vec::new();
         for port in &ports.data {
             // FC ports list their host groups' WWNs, iSCSI ports their targets' iSCSI names.
@@ -52,7 +51,7 @@ impl VantaraArray {
                 Some("ISCSI") => "host-iscsis",
                 _ => continue,
             };
-            let listed: DataList<HostInitiatorRecord> = array
+            let listed: DataList<HostInitiatorRecord> = self
                 .http
                 .get(&["objects", resource])
                 .query("portId", &port.port_id)
@@ -84,8 +83,8 @@ impl VantaraArray {
         }
         // With HOSTGROUP_ID_LIST the plugin maps through those host groups whatever registers the
         // initiators, so theirs are the settings that count.
-        if !array.settings.host_groups.is_empty() {
-            groups = array
+        if !self.settings.host_groups.is_empty() {
+            groups = self
                 .settings
                 .host_groups
                 .iter()
@@ -94,7 +93,7 @@ impl VantaraArray {
         }
         let mut prerequisites = Vec::new();
         for (port, number, host_id) in &groups {
-            let reply = array
+            let reply = self
                 .http
                 .get(&["objects", "host-groups"])
                 .query("portId", port)
