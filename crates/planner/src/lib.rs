@@ -6,6 +6,8 @@
 //! - [`ssh_keys`] and the Provider controller: one SSH key pair per vSphere `Provider`;
 //! - [`storage_map`]: each StorageMap's offload configuration checked and reported on it;
 //! - [`inventory`]: the source-side facts (VMs, disks, host loads) offload planning takes;
+//! - [`gather`]: reading a Plan's planning inputs from the cluster and vCenter;
+//! - [`offload`]: offload planning, the per-disk PVC, populator and Secret of a Plan (no I/O);
 //! - [`conditions`]: conditions written into Forklift objects' status without taking over them.
 //!
 //! It links the vSphere and ESXi crates the populator controller must not (see
@@ -13,7 +15,9 @@
 
 pub mod conditions;
 pub mod feature_flag;
+pub mod gather;
 pub mod inventory;
+pub mod offload;
 mod provider;
 pub mod ssh_keys;
 pub mod storage_map;
