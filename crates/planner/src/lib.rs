@@ -3,7 +3,8 @@
 //! with Forklift installed, or with only copy-offload, behaves the same:
 //!
 //! - [`feature_flag`]: `feature_copy_offload`, followed live; nothing here acts while it is off;
-//! - [`ssh_keys`] and the Provider controller: one SSH key pair per vSphere `Provider`;
+//! - [`ssh_keys`] and the Provider controller: one SSH key pair per vSphere `Provider`, and
+//!   [`ssh_readiness`]: its ESXi hosts probed with it when the Provider uses the SSH method;
 //! - [`storage_map`]: each StorageMap's offload configuration checked and reported on it;
 //! - [`inventory`]: the source-side facts (VMs, disks, host loads) offload planning takes;
 //! - [`conditions`]: conditions written into Forklift objects' status without taking over them.
@@ -16,6 +17,7 @@ pub mod feature_flag;
 pub mod inventory;
 mod provider;
 pub mod ssh_keys;
+pub mod ssh_readiness;
 pub mod storage_map;
 
 use std::sync::Arc;
@@ -49,6 +51,15 @@ pub enum Observed {
         /// What happened.
         outcome: StorageMapOutcome,
     },
+    /// The ESXi hosts of a Provider using the SSH method were probed.
+    SshProbed {
+        /// The Provider's namespace.
+        namespace: String,
+        /// The Provider's name.
+        name: String,
+        /// What the probes found.
+        readiness: ssh_readiness::Readiness,
+    },
 }
 
 /// The planner's settings (flags of `copy-offload controller`).
@@ -68,6 +79,14 @@ pub struct Settings {
         default_value = "forklift-controller"
     )]
     pub forklift_controller_name: String,
+
+    /// Port of the ESXi hosts' SSH service, for the SSH readiness probes.
+    #[arg(long, env = "ESXI_SSH_PORT", default_value_t = 22)]
+    pub esxi_ssh_port: u16,
+
+    /// How often the ESXi hosts of a Provider using the SSH method are probed again.
+    #[arg(long, env = "SSH_READINESS_INTERVAL_SECONDS", default_value_t = 300)]
+    pub ssh_readiness_interval_seconds: u64,
 
     /// Only watch Forklift objects of this namespace (all namespaces when unset); set from the
     /// controller's `--watch-namespace`.
@@ -117,6 +136,7 @@ pub(crate) struct Context {
     pub(crate) client: Client,
     pub(crate) settings: Settings,
     pub(crate) flag: FeatureFlag,
+    pub(crate) probes: ssh_readiness::ProbeSettings,
 }
 
 impl Context {
@@ -148,10 +168,12 @@ pub async fn run_with(
     );
     flag.synced().await;
     tracing::info!(enabled = flag.enabled(), "feature_copy_offload read");
+    let probes = ssh_readiness::ProbeSettings::new(settings.esxi_ssh_port);
     let context = Arc::new(Context {
         client,
         settings,
         flag,
+        probes,
     });
     let shutdown = futures::FutureExt::shared(shutdown);
     tokio::join!(

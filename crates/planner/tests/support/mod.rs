@@ -104,6 +104,8 @@ pub async fn ensure_forklift_crds(client: &Client) {
 pub struct Scratch {
     pub client: Client,
     pub namespace: String,
+    /// The SSH port the planner probes ESXi hosts on (22 unless a test points it at its peers).
+    pub esxi_ssh_port: u16,
     observed: mpsc::UnboundedReceiver<Observed>,
     observer: mpsc::UnboundedSender<Observed>,
     planner: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
@@ -138,6 +140,7 @@ impl Scratch {
         Scratch {
             client,
             namespace,
+            esxi_ssh_port: 22,
             observed,
             observer,
             planner: None,
@@ -151,6 +154,8 @@ impl Scratch {
             forklift_controller_name: "forklift-controller".into(),
             watch_namespace: Some(self.namespace.clone()),
             observer: Some(self.observer.clone()),
+            esxi_ssh_port: self.esxi_ssh_port,
+            ssh_readiness_interval_seconds: 300,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let client = self.client.clone();

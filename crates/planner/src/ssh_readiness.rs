@@ -1,0 +1,460 @@
+//! SSH readiness of a vSphere Provider whose `esxiCloneMethod` is `ssh`: every ESXi host of its
+//! vCenter is probed with the Provider's private key (several at a time, each bounded by the SSH
+//! timeout), and the result is written as Forklift's `SSHReady` / `SSHNotReady` conditions — the
+//! failing hosts, why, and the exact `authorized_keys` line(s) to add.
+//!
+//! The probe is the upstream one (`DS=;CMD=status test-task-id`, answered `SSH_OK`), so a host
+//! carrying Forklift's `sh -c` routing line, the seed's `.py` line or copy-offload's line all
+//! count as ready; a key accepted without a forced command answering the probe does not. Host
+//! keys are trusted on first use for the life of the process (a host whose key changes is
+//! reported, not probed).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use co_api::forklift::Provider;
+use co_esxi::EsxiError;
+use co_esxi::guidance::{ESXI_ROOT_AUTHORIZED_KEYS, restricted_key_line};
+use co_esxi::host_keys::{HostKeyStore, HostKeyStoreError, PublicKey};
+use co_esxi::protocol::{PROBE_REPLY, WrapperCommand};
+use co_esxi::ssh::{HostKeyPolicy, SshPrivateKey, SshSession, SshSettings};
+use co_esxi::vsphere::EsxiHost;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client, ResourceExt};
+
+use crate::conditions::{Condition, category};
+use crate::ssh_keys;
+
+/// Condition type listing the hosts that accept the Provider's key (Forklift's name).
+pub const SSH_READY: &str = "SSHReady";
+/// Condition type listing the hosts that do not, with what to do (Forklift's name).
+pub const SSH_NOT_READY: &str = "SSHNotReady";
+/// The condition types this module writes.
+pub const READINESS_CONDITIONS: &[&str] = &[SSH_READY, SSH_NOT_READY];
+/// How many hosts are probed at the same time.
+const PARALLEL_PROBES: usize = 8;
+/// Bounds the vCenter calls of one readiness check.
+const VCENTER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How hosts are probed.
+#[derive(Clone, Debug)]
+pub struct ProbeSettings {
+    /// The port ESXi's SSH service listens on.
+    pub port: u16,
+    /// Bounds connect, authentication and the probe of each host.
+    pub timeout: Duration,
+    /// Host keys seen so far.
+    pub host_keys: Arc<MemoryHostKeys>,
+}
+
+impl ProbeSettings {
+    /// Port `port`, the SSH method's default timeout, an empty host-key record.
+    pub fn new(port: u16) -> Self {
+        Self {
+            port,
+            timeout: co_esxi::ssh::DEFAULT_SSH_TIMEOUT,
+            host_keys: Arc::new(MemoryHostKeys::default()),
+        }
+    }
+}
+
+/// The outcome of probing one host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostProbe {
+    /// The host as the inventory lists it.
+    pub host: EsxiHost,
+    /// `None` when it answered the probe; else why not.
+    pub failure: Option<String>,
+}
+
+impl HostProbe {
+    /// Forklift's item form, `id|name|ip`.
+    fn item(&self) -> String {
+        format!("{}|{}|{}", self.host.id, self.host.name, self.host.address)
+    }
+}
+
+/// What one readiness check found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    /// Every host was probed; sorted by host name.
+    Probed(Vec<HostProbe>),
+    /// The hosts could not be listed (or the key read); nothing was probed.
+    NotChecked {
+        /// CamelCase reason for the condition.
+        reason: &'static str,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+impl Readiness {
+    /// Names of the hosts that did not answer the probe.
+    pub fn failing_hosts(&self) -> Vec<&str> {
+        match self {
+            Readiness::Probed(probes) => probes
+                .iter()
+                .filter(|p| p.failure.is_some())
+                .map(|p| p.host.name.as_str())
+                .collect(),
+            Readiness::NotChecked { .. } => Vec::new(),
+        }
+    }
+
+    /// Names of the hosts that answered the probe.
+    pub fn ready_hosts(&self) -> Vec<&str> {
+        match self {
+            Readiness::Probed(probes) => probes
+                .iter()
+                .filter(|p| p.failure.is_none())
+                .map(|p| p.host.name.as_str())
+                .collect(),
+            Readiness::NotChecked { .. } => Vec::new(),
+        }
+    }
+}
+
+/// Probes every ESXi host of `provider`'s vCenter with the Provider's private key, and returns
+/// what was found with the conditions to write.
+pub async fn check(
+    client: &Client,
+    provider: &Provider,
+    settings: &ProbeSettings,
+) -> (Readiness, Vec<Condition>) {
+    let namespace = provider.namespace().unwrap_or_default();
+    let key = match private_key(client, &namespace, &provider.name_any()).await {
+        Ok(key) => key,
+        Err(message) => {
+            let readiness = Readiness::NotChecked {
+                reason: "SSHKeysNotFound",
+                message,
+            };
+            let conditions = conditions(&readiness, "");
+            return (readiness, conditions);
+        }
+    };
+    let public_key = key.public_key_openssh();
+    let readiness = probe_hosts(client, provider, settings, key).await;
+    let conditions = conditions(&readiness, &public_key);
+    (readiness, conditions)
+}
+
+async fn probe_hosts(
+    client: &Client,
+    provider: &Provider,
+    settings: &ProbeSettings,
+    key: SshPrivateKey,
+) -> Readiness {
+    let hosts = match tokio::time::timeout(VCENTER_TIMEOUT, esxi_hosts(client, provider)).await {
+        Ok(Ok(hosts)) => hosts,
+        Ok(Err(message)) => {
+            return Readiness::NotChecked {
+                reason: "HostListError",
+                message,
+            };
+        }
+        Err(_) => {
+            return Readiness::NotChecked {
+                reason: "HostListError",
+                message: format!(
+                    "vCenter did not list its ESXi hosts within {}s",
+                    VCENTER_TIMEOUT.as_secs()
+                ),
+            };
+        }
+    };
+    if hosts.is_empty() {
+        return Readiness::NotChecked {
+            reason: "NoHostsFound",
+            message: "the provider's vCenter lists no ESXi host".into(),
+        };
+    }
+    let mut ssh = SshSettings::new(
+        key,
+        HostKeyPolicy::Store(settings.host_keys.clone() as Arc<dyn HostKeyStore>),
+    );
+    ssh.port = settings.port;
+    ssh.timeout = settings.timeout;
+    let mut probes: Vec<HostProbe> = futures::stream::iter(hosts)
+        .map(|host| {
+            let ssh = &ssh;
+            async move {
+                let failure = probe(&host.address, ssh).await.err();
+                HostProbe { host, failure }
+            }
+        })
+        .buffer_unordered(PARALLEL_PROBES)
+        .collect()
+        .await;
+    probes.sort_by(|a, b| a.host.name.cmp(&b.host.name));
+    Readiness::Probed(probes)
+}
+
+/// One probe: connect with the key, send the upstream probe, expect `SSH_OK`.
+async fn probe(address: &str, settings: &SshSettings) -> Result<(), String> {
+    let session = SshSession::connect(address, settings)
+        .await
+        .map_err(|error| match error {
+            EsxiError::AuthRejected { .. } => "the host does not accept the provider's key".into(),
+            other => other.to_string(),
+        })?;
+    let output = session
+        .run(&WrapperCommand::Probe.to_legacy_frame(""), None)
+        .await;
+    session.disconnect().await;
+    let output = output.map_err(|error| error.to_string())?;
+    if output.stdout.trim() == PROBE_REPLY {
+        return Ok(());
+    }
+    let mut got: String = output.stdout.trim().chars().take(80).collect();
+    if got.is_empty() {
+        got = format!("exit status {:?}", output.exit_status);
+    }
+    Err(format!(
+        "the host accepts the key but its forced command does not answer the probe with \
+         {PROBE_REPLY} (got {got:?}); the key's authorized_keys line is not a restricted \
+         copy-offload or Forklift line"
+    ))
+}
+
+async fn private_key(
+    client: &Client,
+    namespace: &str,
+    provider: &str,
+) -> Result<SshPrivateKey, String> {
+    let name = ssh_keys::private_secret_name(provider);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = secrets
+        .get_opt(&name)
+        .await
+        .map_err(|error| format!("cannot read Secret {namespace}/{name}: {error}"))?
+        .ok_or_else(|| format!("Secret {namespace}/{name} does not exist"))?;
+    let pem = secret
+        .data
+        .as_ref()
+        .and_then(|data| data.get(ssh_keys::PRIVATE_KEY_FIELD))
+        .map(|value| String::from_utf8_lossy(&value.0).into_owned())
+        .unwrap_or_default();
+    SshPrivateKey::from_pem(&pem).map_err(|reason| {
+        format!(
+            "the {} of Secret {namespace}/{name} cannot be used: {reason}",
+            ssh_keys::PRIVATE_KEY_FIELD
+        )
+    })
+}
+
+/// The provider's vCenter, logged in with the provider's Secret (`user`, `password`,
+/// `insecureSkipVerify`, `cacert`, as Forklift keeps them), and its hosts.
+async fn esxi_hosts(client: &Client, provider: &Provider) -> Result<Vec<EsxiHost>, String> {
+    let url = provider
+        .spec
+        .url
+        .clone()
+        .filter(|url| !url.trim().is_empty())
+        .ok_or("the provider has no spec.url")?;
+    let reference = provider
+        .spec
+        .secret
+        .as_ref()
+        .ok_or("the provider has no spec.secret with the vCenter credentials")?;
+    let name = reference.name.clone().unwrap_or_default();
+    let namespace = reference
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| provider.namespace().unwrap_or_default());
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let secret = secrets
+        .get_opt(&name)
+        .await
+        .map_err(|error| format!("cannot read the provider Secret {namespace}/{name}: {error}"))?
+        .ok_or_else(|| format!("the provider Secret {namespace}/{name} does not exist"))?;
+    let field = |key: &str| {
+        secret
+            .data
+            .as_ref()
+            .and_then(|data| data.get(key))
+            .map(|value| String::from_utf8_lossy(&value.0).trim().to_owned())
+            .filter(|value| !value.is_empty())
+    };
+    let user = field("user").ok_or_else(|| {
+        format!("the provider Secret {namespace}/{name} has no user (the vCenter user name)")
+    })?;
+    let password = field("password").ok_or_else(|| {
+        format!("the provider Secret {namespace}/{name} has no password (the vCenter password)")
+    })?;
+    let mut config = co_vsphere::ClientConfig::new(url, user, co_api::Secret::new(password));
+    config.trust = if field("insecureSkipVerify").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        co_vsphere::TlsTrust::Insecure
+    } else {
+        co_vsphere::TlsTrust::Verify {
+            extra_ca_pem: field("cacert"),
+        }
+    };
+    let vcenter = co_vsphere::Client::login(config)
+        .await
+        .map_err(|error| format!("cannot log in to the provider's vCenter: {error}"))?;
+    let hosts = co_esxi::vsphere::discover_esxi_hosts(&vcenter, None)
+        .await
+        .map_err(|error| error.to_string());
+    let _ = vcenter.logout().await;
+    hosts
+}
+
+/// The conditions for `readiness`: `SSHReady` listing the hosts that answered, `SSHNotReady`
+/// listing the others with the line(s) to add; none of a kind when no host is of that kind.
+fn conditions(readiness: &Readiness, public_key: &str) -> Vec<Condition> {
+    let probes = match readiness {
+        Readiness::NotChecked { reason, message } => {
+            return vec![Condition {
+                type_: SSH_NOT_READY.into(),
+                category: category::WARN,
+                reason: (*reason).into(),
+                message: format!("The ESXi hosts' SSH access was not checked: {message}."),
+                items: vec![],
+            }];
+        }
+        Readiness::Probed(probes) => probes,
+    };
+    let (ready, failing): (Vec<&HostProbe>, Vec<&HostProbe>) =
+        probes.iter().partition(|p| p.failure.is_none());
+    let mut wanted = Vec::new();
+    if !ready.is_empty() {
+        wanted.push(Condition {
+            type_: SSH_READY.into(),
+            category: category::ADVISORY,
+            reason: "SSHConnectivityValidated".into(),
+            message: format!(
+                "{} of {} ESXi hosts accept the provider's SSH key through a restricted key line.",
+                ready.len(),
+                probes.len()
+            ),
+            items: ready.iter().map(|p| p.item()).collect(),
+        });
+    }
+    if !failing.is_empty() {
+        let hosts: Vec<String> = failing
+            .iter()
+            .map(|p| {
+                let lines = if p.host.datastores.is_empty() {
+                    restricted_key_line("<datastore>", public_key)
+                } else {
+                    p.host
+                        .datastores
+                        .iter()
+                        .map(|datastore| restricted_key_line(datastore, public_key))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                };
+                format!(
+                    "{} ({}): {}. Append to its {ESXI_ROOT_AUTHORIZED_KEYS}:\n{lines}",
+                    p.host.name,
+                    p.host.address,
+                    p.failure.as_deref().unwrap_or_default()
+                )
+            })
+            .collect();
+        wanted.push(Condition {
+            type_: SSH_NOT_READY.into(),
+            category: category::WARN,
+            reason: "SSHConnectivityFailed".into(),
+            message: format!(
+                "{} of {} ESXi hosts cannot be used with the SSH clone method yet. On each, \
+                 enable SSH (`vim-cmd hostsvc/enable_ssh` and `vim-cmd hostsvc/start_ssh`) and add \
+                 the copy-offload key line, one per datastore the host copies from (a host that \
+                 already carries Forklift's line keeps working):\n{}",
+                failing.len(),
+                probes.len(),
+                hosts.join("\n")
+            ),
+            items: failing.iter().map(|p| p.item()).collect(),
+        });
+    }
+    wanted
+}
+
+/// Host keys trusted on first use, kept in memory.
+#[derive(Debug, Default)]
+pub struct MemoryHostKeys {
+    keys: Mutex<HashMap<(String, u16), Vec<PublicKey>>>,
+}
+
+#[async_trait]
+impl HostKeyStore for MemoryHostKeys {
+    async fn known(&self, host: &str, port: u16) -> Result<Vec<PublicKey>, HostKeyStoreError> {
+        let keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(keys
+            .get(&(host.to_owned(), port))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn learn(
+        &self,
+        host: &str,
+        port: u16,
+        key: &PublicKey,
+    ) -> Result<Vec<PublicKey>, HostKeyStoreError> {
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(keys
+            .entry((host.to_owned(), port))
+            .or_insert_with(|| vec![key.clone()])
+            .clone())
+    }
+
+    fn record_of(&self, host: &str, port: u16) -> String {
+        format!("the planner's memory of {host}:{port} (since it started)")
+    }
+
+    fn retrust_hint(&self, _host: &str, _port: u16) -> String {
+        "restart the copy-offload controller so the planner learns the host's new key".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(name: &str, datastores: &[&str]) -> EsxiHost {
+        EsxiHost {
+            id: format!("host-{name}"),
+            name: name.into(),
+            address: format!("10.0.0.{}", name.len()),
+            datastores: datastores.iter().map(|d| (*d).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn failing_hosts_get_one_line_per_datastore_and_ready_ones_are_listed() {
+        let readiness = Readiness::Probed(vec![
+            HostProbe {
+                host: host("esx-a", &["ds1"]),
+                failure: None,
+            },
+            HostProbe {
+                host: host("esx-bb", &["ds1", "ds 2"]),
+                failure: Some("the host does not accept the provider's key".into()),
+            },
+        ]);
+        let conditions = conditions(&readiness, "ssh-rsa AAAA planner");
+        assert_eq!(conditions.len(), 2);
+        assert_eq!(conditions[0].type_, SSH_READY);
+        assert_eq!(conditions[0].items, ["host-esx-a|esx-a|10.0.0.5"]);
+        assert_eq!(conditions[1].type_, SSH_NOT_READY);
+        assert_eq!(conditions[1].items, ["host-esx-bb|esx-bb|10.0.0.6"]);
+        let message = &conditions[1].message;
+        assert!(
+            message.contains(&restricted_key_line("ds1", "ssh-rsa AAAA planner")),
+            "{message}"
+        );
+        assert!(
+            message.contains(&restricted_key_line("ds 2", "ssh-rsa AAAA planner")),
+            "{message}"
+        );
+        assert!(!message.contains("esx-a ("), "{message}");
+    }
+}
