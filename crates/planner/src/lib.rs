@@ -136,7 +136,7 @@ pub(crate) struct Context {
     pub(crate) client: Client,
     pub(crate) settings: Settings,
     pub(crate) flag: FeatureFlag,
-    pub(crate) probes: ssh_readiness::ProbeSettings,
+    pub(crate) prober: ssh_readiness::Prober,
 }
 
 impl Context {
@@ -168,12 +168,15 @@ pub async fn run_with(
     );
     flag.synced().await;
     tracing::info!(enabled = flag.enabled(), "feature_copy_offload read");
-    let probes = ssh_readiness::ProbeSettings::new(settings.esxi_ssh_port);
+    let prober = ssh_readiness::Prober::new(
+        ssh_readiness::ProbeSettings::new(settings.esxi_ssh_port),
+        std::time::Duration::from_secs(settings.ssh_readiness_interval_seconds.max(1)),
+    );
     let context = Arc::new(Context {
         client,
         settings,
         flag,
-        probes,
+        prober,
     });
     let shutdown = futures::FutureExt::shared(shutdown);
     tokio::join!(

@@ -56,23 +56,27 @@ pub(crate) async fn run(
     let controller = Controller::new(providers, watcher::Config::default());
     let known_providers = controller.store();
     controller
-        .watches(secrets, watcher::Config::default(), move |secret: Secret| {
-            let namespace = secret.namespace();
-            let name = secret.name_any();
-            known_providers
-                .state()
-                .into_iter()
-                .filter(|provider| {
-                    provider.namespace() == namespace
-                        && [
-                            ssh_keys::private_secret_name(&provider.name_any()),
-                            ssh_keys::public_secret_name(&provider.name_any()),
-                        ]
-                        .contains(&name)
-                })
-                .map(|provider| ObjectRef::from_obj(&*provider))
-                .collect::<Vec<_>>()
-        })
+        .watches(
+            secrets,
+            watcher::Config::default(),
+            move |secret: Secret| {
+                let namespace = secret.namespace();
+                let name = secret.name_any();
+                known_providers
+                    .state()
+                    .into_iter()
+                    .filter(|provider| {
+                        provider.namespace() == namespace
+                            && [
+                                ssh_keys::private_secret_name(&provider.name_any()),
+                                ssh_keys::public_secret_name(&provider.name_any()),
+                            ]
+                            .contains(&name)
+                    })
+                    .map(|provider| ObjectRef::from_obj(&*provider))
+                    .collect::<Vec<_>>()
+            },
+        )
         .reconcile_all_on(context.flag.changes())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
@@ -85,31 +89,32 @@ pub(crate) async fn run(
 }
 
 async fn reconcile(provider: Arc<Provider>, context: Arc<Context>) -> Result<Action, Error> {
-    let (outcome, readiness) = reconcile_provider(&provider, &context).await?;
+    let (outcome, checked) = reconcile_provider(&provider, &context).await?;
     let namespace = provider.namespace().unwrap_or_default();
     context.observe(Observed::Provider {
         namespace: namespace.clone(),
         name: provider.name_any(),
         outcome,
     });
-    let Some(readiness) = readiness else {
+    let Some(checked) = checked else {
+        context.prober.forget(&provider);
         return Ok(Action::await_change());
     };
-    context.observe(Observed::SshProbed {
-        namespace,
-        name: provider.name_any(),
-        readiness,
-    });
-    Ok(Action::requeue(Duration::from_secs(
-        context.settings.ssh_readiness_interval_seconds.max(1),
-    )))
+    if checked.probed {
+        context.observe(Observed::SshProbed {
+            namespace,
+            name: provider.name_any(),
+            readiness: checked.readiness,
+        });
+    }
+    Ok(Action::requeue(context.prober.due_in(&provider)))
 }
 
-/// The reconcile's outcome, and what the SSH probes found when the Provider uses the SSH method.
+/// The reconcile's outcome, and the SSH readiness check when the Provider uses the SSH method.
 async fn reconcile_provider(
     provider: &Provider,
     context: &Context,
-) -> Result<(ProviderOutcome, Option<ssh_readiness::Readiness>), Error> {
+) -> Result<(ProviderOutcome, Option<ssh_readiness::Checked>), Error> {
     if !context.flag.enabled() {
         return Ok((ProviderOutcome::Disabled, None));
     }
@@ -121,7 +126,7 @@ async fn reconcile_provider(
     match &keys {
         KeysOutcome::Created => tracing::info!(
             provider = %provider.name_any(),
-            "generated the SSH key pair of the provider"
+            "SSH key pair created for the provider"
         ),
         KeysOutcome::Unusable(problem) => tracing::warn!(
             provider = %provider.name_any(),
@@ -135,19 +140,18 @@ async fn reconcile_provider(
         _ => vec![],
     };
     let uses_ssh = provider.spec.esxi_clone_method() == Ok(CloneMethod::Ssh);
-    let readiness = if uses_ssh && !matches!(keys, KeysOutcome::Unusable(_)) {
-        let (readiness, conditions) =
-            ssh_readiness::check(&context.client, provider, &context.probes).await;
-        let failing = readiness.failing_hosts();
-        if !failing.is_empty() {
+    let checked = if uses_ssh && !matches!(keys, KeysOutcome::Unusable(_)) {
+        let checked = context.prober.check(&context.client, provider).await;
+        let failing = checked.readiness.failing_hosts();
+        if checked.probed && !failing.is_empty() {
             tracing::warn!(
                 provider = %provider.name_any(),
                 hosts = ?failing,
-                "ESXi hosts do not accept the provider's SSH key yet"
+                "ESXi hosts do not accept the provider's SSH key yet; see its SSHNotReady condition"
             );
         }
-        wanted.extend(conditions);
-        Some(readiness)
+        wanted.extend(checked.conditions.iter().cloned());
+        Some(checked)
     } else {
         None
     };
@@ -157,7 +161,7 @@ async fn reconcile_provider(
         .copied()
         .collect();
     report(&context.client, provider, &owned, &wanted).await?;
-    Ok((ProviderOutcome::Keys(keys), readiness))
+    Ok((ProviderOutcome::Keys(keys), checked))
 }
 
 fn key_condition(problem: &KeyProblem) -> Condition {

@@ -3,23 +3,30 @@
 //! timeout), and the result is written as Forklift's `SSHReady` / `SSHNotReady` conditions — the
 //! failing hosts, why, and the exact `authorized_keys` line(s) to add.
 //!
-//! The probe is the upstream one (`DS=;CMD=status test-task-id`, answered `SSH_OK`), so a host
-//! carrying Forklift's `sh -c` routing line, the seed's `.py` line or copy-offload's line all
-//! count as ready; a key accepted without a forced command answering the probe does not. Host
-//! keys are trusted on first use for the life of the process (a host whose key changes is
-//! reported, not probed).
+//! The probe is the upstream one (`DS=;CMD=status test-task-id`, answered `SSH_OK`): it reads
+//! nothing and changes nothing on the host, whichever key line answers it. A host carrying
+//! Forklift's `sh -c` routing line, the seed's `.py` line or copy-offload's line counts as ready;
+//! so does a host whose `.py` line names a wrapper not yet on the datastore (the populator places
+//! it before each copy). A key accepted without a forced command that answers the probe does
+//! not. Host keys are trusted on first use for the life of the process (a host whose key changes
+//! is reported, not probed).
+//!
+//! A Provider is reconciled on every change of its status too (ours and Forklift's), so the
+//! result of a check is kept and reused until the probe interval has passed, the Provider's spec
+//! changed, or one of its key Secrets changed (touching one re-probes at once).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use co_api::forklift::Provider;
 use co_esxi::EsxiError;
+use co_esxi::assets::SSH_WRAPPER_FILE_NAME;
 use co_esxi::guidance::{ESXI_ROOT_AUTHORIZED_KEYS, restricted_key_line};
 use co_esxi::host_keys::{HostKeyStore, HostKeyStoreError, PublicKey};
 use co_esxi::protocol::{PROBE_REPLY, WrapperCommand};
-use co_esxi::ssh::{HostKeyPolicy, SshPrivateKey, SshSession, SshSettings};
+use co_esxi::ssh::{CommandOutput, HostKeyPolicy, SshPrivateKey, SshSession, SshSettings};
 use co_esxi::vsphere::EsxiHost;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -34,7 +41,7 @@ pub const SSH_READY: &str = "SSHReady";
 pub const SSH_NOT_READY: &str = "SSHNotReady";
 /// The condition types this module writes.
 pub const READINESS_CONDITIONS: &[&str] = &[SSH_READY, SSH_NOT_READY];
-/// How many hosts are probed at the same time.
+/// How many hosts are probed at the same time (Forklift probes one after the other, 30 s each).
 const PARALLEL_PROBES: usize = 8;
 /// Bounds the vCenter calls of one readiness check.
 const VCENTER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -44,7 +51,7 @@ const VCENTER_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct ProbeSettings {
     /// The port ESXi's SSH service listens on.
     pub port: u16,
-    /// Bounds connect, authentication and the probe of each host.
+    /// Bounds connect and authentication, and then the probe, of each host.
     pub timeout: Duration,
     /// Host keys seen so far.
     pub host_keys: Arc<MemoryHostKeys>,
@@ -94,22 +101,19 @@ pub enum Readiness {
 impl Readiness {
     /// Names of the hosts that did not answer the probe.
     pub fn failing_hosts(&self) -> Vec<&str> {
-        match self {
-            Readiness::Probed(probes) => probes
-                .iter()
-                .filter(|p| p.failure.is_some())
-                .map(|p| p.host.name.as_str())
-                .collect(),
-            Readiness::NotChecked { .. } => Vec::new(),
-        }
+        self.hosts_where(false)
     }
 
     /// Names of the hosts that answered the probe.
     pub fn ready_hosts(&self) -> Vec<&str> {
+        self.hosts_where(true)
+    }
+
+    fn hosts_where(&self, ready: bool) -> Vec<&str> {
         match self {
             Readiness::Probed(probes) => probes
                 .iter()
-                .filter(|p| p.failure.is_none())
+                .filter(|p| p.failure.is_none() == ready)
                 .map(|p| p.host.name.as_str())
                 .collect(),
             Readiness::NotChecked { .. } => Vec::new(),
@@ -117,29 +121,156 @@ impl Readiness {
     }
 }
 
-/// Probes every ESXi host of `provider`'s vCenter with the Provider's private key, and returns
-/// what was found with the conditions to write.
-pub async fn check(
+/// The result of [`Prober::check`].
+#[derive(Clone, Debug)]
+pub struct Checked {
+    /// What the hosts answered (possibly in an earlier check).
+    pub readiness: Readiness,
+    /// The conditions to write on the Provider.
+    pub conditions: Vec<Condition>,
+    /// Whether this check probed the hosts, rather than reusing an earlier check's result.
+    pub probed: bool,
+}
+
+/// An earlier check of one Provider.
+struct LastCheck {
+    /// The Provider's generation and its key Secrets' resource versions at the time.
+    fingerprint: String,
+    at: Instant,
+    checked: Checked,
+}
+
+/// Probes the hosts of Providers, keeping each Provider's last result.
+pub struct Prober {
+    settings: ProbeSettings,
+    /// Probes of one Provider are not repeated before this has passed (unless its spec or keys
+    /// changed).
+    interval: Duration,
+    last: Mutex<HashMap<String, LastCheck>>,
+}
+
+impl Prober {
+    /// A prober with `settings`, re-probing a Provider's hosts after `interval` at the latest.
+    pub fn new(settings: ProbeSettings, interval: Duration) -> Self {
+        Self {
+            settings,
+            interval,
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How long until `provider`'s hosts are due to be probed again.
+    pub fn due_in(&self, provider: &Provider) -> Duration {
+        let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        last.get(&provider_key(provider))
+            .map_or(Duration::ZERO, |check| {
+                self.interval.saturating_sub(check.at.elapsed())
+            })
+            .max(Duration::from_secs(1))
+    }
+
+    /// Forgets `provider`'s last check (it no longer uses the SSH method, or is gone).
+    pub fn forget(&self, provider: &Provider) {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        last.remove(&provider_key(provider));
+    }
+
+    /// Probes every ESXi host of `provider`'s vCenter with the Provider's private key — or reuses
+    /// the last result while it is fresh and neither the Provider's spec nor its keys changed —
+    /// and returns what was found with the conditions to write.
+    pub async fn check(&self, client: &Client, provider: &Provider) -> Checked {
+        let key = provider_key(provider);
+        let namespace = provider.namespace().unwrap_or_default();
+        let (private, public) = key_secrets(client, &namespace, &provider.name_any()).await;
+        let fingerprint = format!(
+            "{}/{}/{}",
+            provider.metadata.generation.unwrap_or_default(),
+            resource_version(&private),
+            resource_version(&public),
+        );
+        {
+            let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(check) = last.get(&key)
+                && check.fingerprint == fingerprint
+                && check.at.elapsed() < self.interval
+            {
+                return Checked {
+                    probed: false,
+                    ..check.checked.clone()
+                };
+            }
+        }
+        let at = Instant::now();
+        let readiness = match private_key(&namespace, &provider.name_any(), private) {
+            Ok(private_key) => {
+                let public_key = private_key.public_key_openssh();
+                let readiness = probe_hosts(client, provider, &self.settings, private_key).await;
+                (readiness, public_key)
+            }
+            Err(message) => (
+                Readiness::NotChecked {
+                    reason: "SSHKeysNotFound",
+                    message,
+                },
+                String::new(),
+            ),
+        };
+        let checked = Checked {
+            conditions: conditions(&readiness.0, &readiness.1),
+            readiness: readiness.0,
+            probed: true,
+        };
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        last.insert(
+            key,
+            LastCheck {
+                fingerprint,
+                at,
+                checked: checked.clone(),
+            },
+        );
+        checked
+    }
+}
+
+fn provider_key(provider: &Provider) -> String {
+    provider
+        .uid()
+        .unwrap_or_else(|| format!("{:?}/{}", provider.namespace(), provider.name_any()))
+}
+
+fn resource_version(secret: &Result<Option<Secret>, String>) -> String {
+    match secret {
+        Ok(Some(secret)) => secret.resource_version().unwrap_or_default(),
+        Ok(None) => "absent".into(),
+        Err(_) => "unreadable".into(),
+    }
+}
+
+/// The Provider's private and public key Secrets (each `None` when absent, an error message
+/// when unreadable).
+async fn key_secrets(
     client: &Client,
-    provider: &Provider,
-    settings: &ProbeSettings,
-) -> (Readiness, Vec<Condition>) {
-    let namespace = provider.namespace().unwrap_or_default();
-    let key = match private_key(client, &namespace, &provider.name_any()).await {
-        Ok(key) => key,
-        Err(message) => {
-            let readiness = Readiness::NotChecked {
-                reason: "SSHKeysNotFound",
-                message,
-            };
-            let conditions = conditions(&readiness, "");
-            return (readiness, conditions);
+    namespace: &str,
+    provider: &str,
+) -> (
+    Result<Option<Secret>, String>,
+    Result<Option<Secret>, String>,
+) {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let read = |name: String| {
+        let secrets = secrets.clone();
+        async move {
+            secrets
+                .get_opt(&name)
+                .await
+                .map_err(|error| format!("cannot read Secret {namespace}/{name}: {error}"))
         }
     };
-    let public_key = key.public_key_openssh();
-    let readiness = probe_hosts(client, provider, settings, key).await;
-    let conditions = conditions(&readiness, &public_key);
-    (readiness, conditions)
+    tokio::join!(
+        read(ssh_keys::private_secret_name(provider)),
+        read(ssh_keys::public_secret_name(provider)),
+    )
 }
 
 async fn probe_hosts(
@@ -182,7 +313,7 @@ async fn probe_hosts(
         .map(|host| {
             let ssh = &ssh;
             async move {
-                let failure = probe(&host.address, ssh).await.err();
+                let failure = probe_host(&host.address, ssh).await.err();
                 HostProbe { host, failure }
             }
         })
@@ -193,8 +324,10 @@ async fn probe_hosts(
     Readiness::Probed(probes)
 }
 
-/// One probe: connect with the key, send the upstream probe, expect `SSH_OK`.
-async fn probe(address: &str, settings: &SshSettings) -> Result<(), String> {
+/// One probe of the host at `address`: connect with the key and send the upstream probe, which
+/// every copy-offload, Forklift and seed key line answers with `SSH_OK` without touching the host.
+/// `Err` says why the host cannot be used with the SSH method yet.
+pub async fn probe_host(address: &str, settings: &SshSettings) -> Result<(), String> {
     let session = SshSession::connect(address, settings)
         .await
         .map_err(|error| match error {
@@ -205,33 +338,39 @@ async fn probe(address: &str, settings: &SshSettings) -> Result<(), String> {
         .run(&WrapperCommand::Probe.to_legacy_frame(""), None)
         .await;
     session.disconnect().await;
-    let output = output.map_err(|error| error.to_string())?;
+    probe_verdict(&output.map_err(|error| error.to_string())?)
+}
+
+/// Whether the forced command that answered the probe is one the SSH method works through.
+fn probe_verdict(output: &CommandOutput) -> Result<(), String> {
     if output.stdout.trim() == PROBE_REPLY {
+        return Ok(());
+    }
+    // A `.py` key line (copy-offload's or the seed's) whose wrapper the populator has not placed
+    // yet: Python names the script it cannot open. The key is installed as it should be.
+    if output.stdout.trim().is_empty()
+        && output.stderr.contains(SSH_WRAPPER_FILE_NAME)
+        && output.stderr.contains("can't open file")
+    {
         return Ok(());
     }
     let mut got: String = output.stdout.trim().chars().take(80).collect();
     if got.is_empty() {
-        got = format!("exit status {:?}", output.exit_status);
+        got = format!("nothing, exit status {:?}", output.exit_status);
     }
     Err(format!(
-        "the host accepts the key but its forced command does not answer the probe with \
-         {PROBE_REPLY} (got {got:?}); the key's authorized_keys line is not a restricted \
-         copy-offload or Forklift line"
+        "the host accepts the key, but not through a restricted copy-offload or Forklift key \
+         line: it answered the probe with {got:?}, not {PROBE_REPLY}"
     ))
 }
 
-async fn private_key(
-    client: &Client,
+fn private_key(
     namespace: &str,
     provider: &str,
+    secret: Result<Option<Secret>, String>,
 ) -> Result<SshPrivateKey, String> {
     let name = ssh_keys::private_secret_name(provider);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let secret = secrets
-        .get_opt(&name)
-        .await
-        .map_err(|error| format!("cannot read Secret {namespace}/{name}: {error}"))?
-        .ok_or_else(|| format!("Secret {namespace}/{name} does not exist"))?;
+    let secret = secret?.ok_or_else(|| format!("Secret {namespace}/{name} does not exist"))?;
     let pem = secret
         .data
         .as_ref()
@@ -287,8 +426,7 @@ async fn esxi_hosts(client: &Client, provider: &Provider) -> Result<Vec<EsxiHost
         format!("the provider Secret {namespace}/{name} has no password (the vCenter password)")
     })?;
     let mut config = co_vsphere::ClientConfig::new(url, user, co_api::Secret::new(password));
-    config.trust = if field("insecureSkipVerify").is_some_and(|v| v.eq_ignore_ascii_case("true"))
-    {
+    config.trust = if field("insecureSkipVerify").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
         co_vsphere::TlsTrust::Insecure
     } else {
         co_vsphere::TlsTrust::Verify {
@@ -426,6 +564,35 @@ mod tests {
             address: format!("10.0.0.{}", name.len()),
             datastores: datastores.iter().map(|d| (*d).to_owned()).collect(),
         }
+    }
+
+    fn output(stdout: &str, stderr: &str, exit_status: u32) -> CommandOutput {
+        CommandOutput {
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+            exit_status: Some(exit_status),
+        }
+    }
+
+    #[test]
+    fn a_py_line_whose_wrapper_is_not_placed_yet_is_ready_and_a_shell_is_not() {
+        assert_eq!(probe_verdict(&output("SSH_OK\n", "", 0)), Ok(()));
+        // ESXi's Python, for copy-offload's or the seed's line before the first copy.
+        let missing = "python: can't open file '/vmfs/volumes/ds1/secure-vmkfstools-wrapper.py': \
+                       [Errno 2] No such file or directory\n";
+        assert_eq!(probe_verdict(&output("", missing, 2)), Ok(()));
+        // A key without a forced command: the probe text runs in root's shell.
+        let shell = probe_verdict(&output("", "sh: test-task-id: not found\n", 127)).unwrap_err();
+        assert!(shell.contains("not through a restricted"), "{shell}");
+        // Some other forced command that happens to mention the wrapper on stdout.
+        assert!(
+            probe_verdict(&output(
+                "secure-vmkfstools-wrapper.py can't open file",
+                "",
+                0
+            ))
+            .is_err()
+        );
     }
 
     #[test]

@@ -223,12 +223,36 @@ async fn user_keys_are_kept_broken_keys_reported_and_long_names_labelled() {
     }
     scratch.start_planner().await;
 
+    // The three Providers are reconciled in any order, and `observe` passes over what it does
+    // not wait for: one wait for all three.
+    let admin_kept = reconciled("admin-keys", |o| {
+        *o == ProviderOutcome::Keys(KeysOutcome::Kept)
+    });
+    let broken_reported = reconciled("broken", |o| {
+        matches!(
+            o,
+            ProviderOutcome::Keys(KeysOutcome::Unusable(KeyProblem::PrivateUnusable { .. }))
+        )
+    });
+    let long_created = reconciled(&long_name, |o| {
+        *o == ProviderOutcome::Keys(KeysOutcome::Created)
+    });
+    let seen = std::cell::Cell::new([false; 3]);
     scratch
         .observe(
-            "the administrator's keys kept",
-            reconciled("admin-keys", |o| {
-                *o == ProviderOutcome::Keys(KeysOutcome::Kept)
-            }),
+            "the administrator's keys kept, the broken key reported, keys for the long name",
+            |o| {
+                let mut now = seen.get();
+                for (flag, wanted) in now.iter_mut().zip([
+                    &admin_kept as &dyn Fn(&Observed) -> bool,
+                    &broken_reported,
+                    &long_created,
+                ]) {
+                    *flag |= wanted(o);
+                }
+                seen.set(now);
+                now.iter().all(|flag| *flag)
+            },
         )
         .await;
     let kept = secrets
@@ -238,19 +262,6 @@ async fn user_keys_are_kept_broken_keys_reported_and_long_names_labelled() {
     assert_eq!(data(&kept, "private-key"), user_private.as_bytes());
     assert!(kept.labels().is_empty(), "not relabelled either");
 
-    scratch
-        .observe(
-            "the broken key reported",
-            reconciled("broken", |o| {
-                matches!(
-                    o,
-                    ProviderOutcome::Keys(KeysOutcome::Unusable(
-                        KeyProblem::PrivateUnusable { .. }
-                    ))
-                )
-            }),
-        )
-        .await;
     let broken = secrets
         .get("offload-ssh-keys-broken-private")
         .await
@@ -281,14 +292,6 @@ async fn user_keys_are_kept_broken_keys_reported_and_long_names_labelled() {
         "no key material in a condition: {message}"
     );
 
-    scratch
-        .observe(
-            "keys for the long-named provider",
-            reconciled(&long_name, |o| {
-                *o == ProviderOutcome::Keys(KeysOutcome::Created)
-            }),
-        )
-        .await;
     let long = secrets
         .get(&format!("offload-ssh-keys-{long_name}-private"))
         .await

@@ -106,6 +106,9 @@ pub struct Scratch {
     pub namespace: String,
     /// The SSH port the planner probes ESXi hosts on (22 unless a test points it at its peers).
     pub esxi_ssh_port: u16,
+    /// How often the planner re-probes a Provider's hosts (the default 300 s unless a test wants
+    /// the requeue to trigger).
+    pub ssh_readiness_interval_seconds: u64,
     observed: mpsc::UnboundedReceiver<Observed>,
     observer: mpsc::UnboundedSender<Observed>,
     planner: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
@@ -141,6 +144,7 @@ impl Scratch {
             client,
             namespace,
             esxi_ssh_port: 22,
+            ssh_readiness_interval_seconds: 300,
             observed,
             observer,
             planner: None,
@@ -155,7 +159,7 @@ impl Scratch {
             watch_namespace: Some(self.namespace.clone()),
             observer: Some(self.observer.clone()),
             esxi_ssh_port: self.esxi_ssh_port,
-            ssh_readiness_interval_seconds: 300,
+            ssh_readiness_interval_seconds: self.ssh_readiness_interval_seconds,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let client = self.client.clone();
