@@ -13,10 +13,7 @@ use std::time::Duration;
 use co_planner::{Observed, Settings};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{
-    ApiResource, DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams,
-};
-use kube::runtime::wait::await_condition;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -71,32 +68,10 @@ fn minimal_crd(kind: &str, plural: &str) -> CustomResourceDefinition {
 
 /// Installs the minimal Forklift CRDs unless present, and waits until they are served.
 pub async fn ensure_forklift_crds(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for (kind, plural) in FORKLIFT_KINDS {
-        let crd = minimal_crd(kind, plural);
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        match crds.create(&PostParams::default(), &crd).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.is_already_exists() => {}
-            Err(error) => panic!("cannot install CRD {name}: {error}"),
-        }
-        let established = await_condition(
-            crds.clone(),
-            &name,
-            |crd: Option<&CustomResourceDefinition>| {
-                crd.and_then(|c| c.status.as_ref())
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| {
-                        c.iter()
-                            .any(|c| c.type_ == "Established" && c.status == "True")
-                    })
-            },
-        );
-        match tokio::time::timeout(DEADLINE, established).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => panic!("watching CRD {name}: {error}"),
-            Err(_) => panic!("CRD {name} not established within {DEADLINE:?}"),
-        }
+        co_testpeers::install_crd(client, &minimal_crd(kind, plural))
+            .await
+            .unwrap_or_else(|error| panic!("{error:#}"));
     }
 }
 
@@ -121,24 +96,9 @@ impl Scratch {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = client().await;
         ensure_forklift_crds(&client).await;
-        let namespace = format!(
-            "{prefix}-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        namespaces
-            .create(
-                &PostParams::default(),
-                &Namespace {
-                    metadata: ObjectMeta {
-                        name: Some(namespace.clone()),
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                },
-            )
+        let namespace = co_testpeers::create_scratch_namespace(&client, prefix)
             .await
-            .unwrap_or_else(|error| panic!("creating namespace {namespace}: {error}"));
+            .unwrap_or_else(|error| panic!("{error:#}"));
         let (observer, observed) = mpsc::unbounded_channel();
         Scratch {
             client,
@@ -153,6 +113,13 @@ impl Scratch {
 
     /// Starts the planner in-process on this namespace (also its Forklift namespace).
     pub async fn start_planner(&mut self) {
+        let client = self.client.clone();
+        self.start_planner_as(client).await;
+    }
+
+    /// Starts the planner as [`Scratch::start_planner`] does, making its requests with `client`
+    /// (an account with restricted rights, say).
+    pub async fn start_planner_as(&mut self, client: Client) {
         let settings = Settings {
             forklift_namespace: self.namespace.clone(),
             forklift_controller_name: "forklift-controller".into(),
@@ -162,7 +129,6 @@ impl Scratch {
             ssh_readiness_interval_seconds: self.ssh_readiness_interval_seconds,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let client = self.client.clone();
         let task = tokio::spawn(co_planner::run_with(client, settings, async move {
             let _ = stopped.await;
         }));
