@@ -151,7 +151,7 @@ impl Context {
 /// Runs the planner with the in-cluster (or kubeconfig) client until SIGTERM/Ctrl-C.
 pub async fn run(settings: Settings) -> Result<(), Error> {
     let client = Client::try_default().await.map_err(Error::Connect)?;
-    run_with(client, settings, shutdown_signal()).await;
+    run_with(client, settings, co_api::shutdown_signal()).await;
     Ok(())
 }
 
@@ -184,19 +184,4 @@ pub async fn run_with(
         storage_map::run(context, shutdown),
     );
     follower.abort();
-}
-
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
 }

@@ -13,8 +13,7 @@ use co_planner::{Observed, ProviderOutcome, StorageMapOutcome};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::PostParams;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use support::Scratch;
@@ -241,33 +240,14 @@ async fn the_planner_runs_with_the_shipped_role_and_nothing_broader_is_granted()
 
     // The flag from copy-offload's ConfigMap; a Provider using the SSH method without credentials
     // (its hosts cannot be listed: reported, not probed) and the seed's StorageMap.
-    Api::<ConfigMap>::namespaced(scratch.client.clone(), &scratch.namespace)
-        .create(
-            &PostParams::default(),
-            &ConfigMap {
-                metadata: ObjectMeta {
-                    name: Some("copy-offload-features".into()),
-                    ..Default::default()
-                },
-                data: Some([("feature_copy_offload".to_owned(), "true".to_owned())].into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("creating the flag ConfigMap");
-    let provider: kube::api::DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "forklift.konveyor.io/v1beta1",
-        "kind": "Provider",
-        "metadata": { "name": "vcenter", "namespace": scratch.namespace },
-        "spec": { "type": "vsphere", "url": "https://vcenter.invalid/sdk",
-                  "settings": { "esxiCloneMethod": "ssh" } },
-    }))
-    .expect("a valid Provider");
+    scratch.set_flag_on_config_map("true").await;
     scratch
-        .forklift("Provider")
-        .create(&PostParams::default(), &provider)
-        .await
-        .expect("creating the Provider");
+        .create_provider(
+            "vcenter",
+            json!({ "type": "vsphere", "url": "https://vcenter.invalid/sdk",
+                    "settings": { "esxiCloneMethod": "ssh" } }),
+        )
+        .await;
     scratch
         .apply_manifest(SEED_STORAGE_MAP, "openshift-mtv")
         .await;

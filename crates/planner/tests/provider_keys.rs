@@ -8,7 +8,7 @@ mod support;
 use co_planner::ssh_keys::{self, KeyProblem, KeysOutcome};
 use co_planner::{Observed, PRIVATE_KEY_INVALID, ProviderOutcome};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -144,19 +144,13 @@ fn user_secret(namespace: &str, name: &str, key: &str, value: &[u8]) -> Secret {
 }
 
 async fn vsphere_provider(scratch: &Scratch, name: &str) {
-    let provider = serde_json::from_value(json!({
-        "apiVersion": "forklift.konveyor.io/v1beta1",
-        "kind": "Provider",
-        "metadata": { "name": name, "namespace": scratch.namespace },
-        "spec": { "type": "vsphere", "url": "https://vcenter.example.com/sdk",
-                  "settings": { "esxiCloneMethod": "ssh" } },
-    }))
-    .unwrap();
     scratch
-        .forklift("Provider")
-        .create(&PostParams::default(), &provider)
-        .await
-        .unwrap();
+        .create_provider(
+            name,
+            json!({ "type": "vsphere", "url": "https://vcenter.example.com/sdk",
+                    "settings": { "esxiCloneMethod": "ssh" } }),
+        )
+        .await;
 }
 
 #[tokio::test]
@@ -164,21 +158,7 @@ async fn user_keys_are_kept_broken_keys_reported_and_long_names_labelled() {
     let mut scratch = Scratch::new("planner-userkeys").await;
     let secrets: Api<Secret> = Api::namespaced(scratch.client.clone(), &scratch.namespace);
     // The flag from copy-offload's own ConfigMap (no Forklift operator here).
-    let flags: Api<ConfigMap> = Api::namespaced(scratch.client.clone(), &scratch.namespace);
-    flags
-        .create(
-            &PostParams::default(),
-            &ConfigMap {
-                metadata: ObjectMeta {
-                    name: Some("copy-offload-features".into()),
-                    ..Default::default()
-                },
-                data: Some([("feature_copy_offload".to_owned(), "true".to_owned())].into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    scratch.set_flag_on_config_map("true").await;
 
     // An administrator's own pair (OpenSSH format, as `ssh-keygen` writes it).
     let user_key =

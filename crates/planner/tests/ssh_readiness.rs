@@ -25,7 +25,7 @@ use co_planner::ssh_readiness::{self, MemoryHostKeys, Readiness, SSH_NOT_READY, 
 use co_testpeers::Sshd;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use support::Scratch;
 use tempfile::TempDir;
@@ -124,23 +124,17 @@ async fn create_provider(scratch: &Scratch, lab: &RunningLab) {
         .create(&PostParams::default(), &secret)
         .await
         .expect("creating the provider Secret");
-    let provider: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "forklift.konveyor.io/v1beta1",
-        "kind": "Provider",
-        "metadata": { "name": PROVIDER, "namespace": scratch.namespace },
-        "spec": {
-            "type": "vsphere",
-            "url": lab.vcenter_url,
-            "secret": { "name": "vcenter-credentials", "namespace": scratch.namespace },
-            "settings": { "esxiCloneMethod": "ssh" },
-        },
-    }))
-    .expect("a valid Provider");
     scratch
-        .forklift("Provider")
-        .create(&PostParams::default(), &provider)
-        .await
-        .expect("creating the Provider");
+        .create_provider(
+            PROVIDER,
+            json!({
+                "type": "vsphere",
+                "url": lab.vcenter_url,
+                "secret": { "name": "vcenter-credentials", "namespace": scratch.namespace },
+                "settings": { "esxiCloneMethod": "ssh" },
+            }),
+        )
+        .await;
 }
 
 /// The Provider's public key without its comment, as the key lines carry it.

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use co_planner::{Observed, Settings};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -221,6 +221,47 @@ impl Scratch {
         )
         .await
         .unwrap_or_else(|error| panic!("patching the ForkliftController: {error}"));
+    }
+
+    /// Sets `feature_copy_offload` without Forklift's operator: copy-offload's own ConfigMap
+    /// `copy-offload-features` (created first when absent).
+    pub async fn set_flag_on_config_map(&self, value: &str) {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
+        let config_map: ConfigMap = serde_json::from_value(json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": { "name": "copy-offload-features", "namespace": self.namespace },
+            "data": { "feature_copy_offload": value },
+        }))
+        .expect("a valid ConfigMap");
+        match api.create(&PostParams::default(), &config_map).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.is_already_exists() => {
+                api.patch(
+                    "copy-offload-features",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"data": {"feature_copy_offload": value}})),
+                )
+                .await
+                .unwrap_or_else(|error| panic!("patching the flag ConfigMap: {error}"));
+            }
+            Err(error) => panic!("creating the flag ConfigMap: {error}"),
+        }
+    }
+
+    /// Creates Provider `name` in this namespace with `spec`.
+    pub async fn create_provider(&self, name: &str, spec: serde_json::Value) -> DynamicObject {
+        let provider: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "forklift.konveyor.io/v1beta1",
+            "kind": "Provider",
+            "metadata": { "name": name, "namespace": self.namespace },
+            "spec": spec,
+        }))
+        .expect("a valid Provider");
+        self.forklift("Provider")
+            .create(&PostParams::default(), &provider)
+            .await
+            .unwrap_or_else(|error| panic!("creating Provider {name}: {error}"))
     }
 
     /// Stops the planner and deletes the namespace.
