@@ -2,8 +2,9 @@
 //! while `feature_copy_offload` is on; a pair that cannot be used is reported on the Provider as
 //! `SSHPrivateKeyInvalid` / `SSHPublicKeyInvalid` (Forklift's condition types), never replaced.
 //! A Provider using the SSH clone method also gets its hosts probed with the pair
-//! ([`crate::ssh_readiness`]), again every `--ssh-readiness-interval-seconds` and whenever one of
-//! its key Secrets changes (also when an administrator replaced them with unlabelled ones).
+//! ([`crate::ssh_readiness`]), again every `--ssh-readiness-interval-seconds` and whenever its
+//! spec or one of its key Secrets changes (also when an administrator replaced them with
+//! unlabelled ones); other reconciles reuse the last result.
 
 use std::sync::Arc;
 use std::time::Duration;
