@@ -309,11 +309,21 @@ async fn probe_hosts(
     );
     ssh.port = settings.port;
     ssh.timeout = settings.timeout;
+    // Connect and the probe are each bounded by the SSH timeout; this bounds the whole exchange,
+    // disconnect included, whatever the host does.
+    let per_host = settings.timeout * 2 + Duration::from_secs(5);
     let mut probes: Vec<HostProbe> = futures::stream::iter(hosts)
         .map(|host| {
             let ssh = &ssh;
             async move {
-                let failure = probe_host(&host.address, ssh).await.err();
+                let failure =
+                    match tokio::time::timeout(per_host, probe_host(&host.address, ssh)).await {
+                        Ok(result) => result.err(),
+                        Err(_) => Some(format!(
+                            "the host did not complete the probe within {}s",
+                            per_host.as_secs()
+                        )),
+                    };
                 HostProbe { host, failure }
             }
         })
