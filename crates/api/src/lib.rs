@@ -2,7 +2,7 @@
 //! CRD (spec + status), the subsets of Forklift's `StorageMap`, `Provider` and `Plan` we read, and
 //! the closed value types every layer agrees on (`StorageVendorProduct`, `CloneMethod`,
 //! `DatastorePath`, `Secret`), and the [`contract`] the controller and the populator pod share.
-//! Pure data: no I/O.
+//! Pure data: no I/O, apart from [`shutdown_signal`], the signals every controller stops on.
 
 mod clone_method;
 pub mod contract;
@@ -11,6 +11,7 @@ pub mod forklift;
 mod populator;
 mod quantity;
 pub mod secret;
+mod shutdown;
 mod vendor;
 
 use kube::CustomResourceExt;
@@ -24,6 +25,7 @@ pub use populator::{
 };
 pub use quantity::parse_quantity_bytes;
 pub use secret::Secret;
+pub use shutdown::shutdown_signal;
 pub use vendor::{StorageVendorProduct, UnknownVendor};
 
 /// Where the rendered CRDs are checked in, relative to the repository root.

@@ -71,25 +71,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
             address: settings.http_endpoint.clone(),
             source,
         })?;
-    run_with(client, settings, listener, shutdown_signal()).await
-}
-
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the controller");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
+    run_with(client, settings, listener, co_api::shutdown_signal()).await
 }
 
 /// Runs the controller with `client` until `shutdown` completes, serving `/metrics` and the probes

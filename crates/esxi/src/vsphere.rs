@@ -132,12 +132,38 @@ impl DatastoreFiles for DatacenterFiles {
     }
 }
 
+/// An ESXi host of a vCenter as the SSH method reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EsxiHost {
+    /// Managed object id, e.g. `host-12`.
+    pub id: String,
+    /// Inventory name.
+    pub name: String,
+    /// Where SSH reaches it: the first management IP, or the inventory name when it reports none.
+    pub address: String,
+    /// Names of the datastores it mounts (each needs its own copy-offload key line).
+    pub datastores: Vec<String>,
+}
+
 /// The SSH address of every ESXi host of a vCenter (optionally one datacenter): each host's first
 /// management IP, or its inventory name when it reports none. Feeds `vib::install`.
 pub async fn discover_hosts(
     client: &Client,
     datacenter: Option<&str>,
 ) -> Result<Vec<String>, EsxiError> {
+    Ok(discover_esxi_hosts(client, datacenter)
+        .await?
+        .into_iter()
+        .map(|host| host.address)
+        .collect())
+}
+
+/// Every ESXi host of a vCenter (optionally one datacenter) with its SSH address and datastores,
+/// in one inventory listing plus one management-IP read per host.
+pub async fn discover_esxi_hosts(
+    client: &Client,
+    datacenter: Option<&str>,
+) -> Result<Vec<EsxiHost>, EsxiError> {
     use co_vsphere::property::{ObjectSpec, PropertySpec};
 
     let inventory_error = |err: co_vsphere::Error| EsxiError::Inventory {
@@ -154,29 +180,53 @@ pub async fn discover_hosts(
         }
         None => client.service_content().root_folder.clone(),
     };
-    let hosts = client
+    let listing = client
         .retrieve(
             &ObjectSpec::inventory(&root),
-            &[PropertySpec::new("HostSystem", &["name"])],
+            &[
+                PropertySpec::new("HostSystem", &["name", "datastore"]),
+                PropertySpec::new("Datastore", &["name"]),
+            ],
         )
         .await
         .map_err(inventory_error)?;
-    let mut addresses = Vec::with_capacity(hosts.len());
-    for host in hosts
+    let datastore_name = |id: &str| {
+        listing
+            .iter()
+            .find(|content| content.obj.kind == "Datastore" && content.obj.value == id)
+            .and_then(|content| content.text("name"))
+            .map(str::to_owned)
+    };
+    let mut hosts = Vec::new();
+    for host in listing
         .iter()
         .filter(|content| content.obj.kind == "HostSystem")
     {
         let name = host.text("name").unwrap_or_default().to_owned();
+        let datastores = host
+            .prop("datastore")
+            .map(|list| {
+                list.children
+                    .iter()
+                    .filter_map(|reference| datastore_name(reference.text.trim()))
+                    .collect()
+            })
+            .unwrap_or_default();
         let address = match client.host_management_ips(&host.obj).await {
-            Ok(ips) => ips.into_iter().next().unwrap_or(name),
+            Ok(ips) => ips.into_iter().next().unwrap_or_else(|| name.clone()),
             Err(err) => {
                 tracing::debug!(host = %name, error = %err, "no management IP, using the host name");
-                name
+                name.clone()
             }
         };
-        addresses.push(address);
+        hosts.push(EsxiHost {
+            id: host.obj.value.clone(),
+            name,
+            address,
+            datastores,
+        });
     }
-    Ok(addresses)
+    Ok(hosts)
 }
 
 #[cfg(test)]

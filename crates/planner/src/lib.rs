@@ -3,7 +3,8 @@
 //! with Forklift installed, or with only copy-offload, behaves the same:
 //!
 //! - [`feature_flag`]: `feature_copy_offload`, followed live; nothing here acts while it is off;
-//! - [`ssh_keys`] and the Provider controller: one SSH key pair per vSphere `Provider`;
+//! - [`ssh_keys`] and the Provider controller: one SSH key pair per vSphere `Provider`, and
+//!   [`ssh_readiness`]: its ESXi hosts probed with it when the Provider uses the SSH method;
 //! - [`storage_map`]: each StorageMap's offload configuration checked and reported on it;
 //! - [`inventory`]: the source-side facts (VMs, disks, host loads) offload planning takes;
 //! - [`gather`]: reading a Plan's planning inputs from the cluster and vCenter;
@@ -20,6 +21,7 @@ pub mod inventory;
 pub mod offload;
 mod provider;
 pub mod ssh_keys;
+pub mod ssh_readiness;
 pub mod storage_map;
 
 use std::sync::Arc;
@@ -53,6 +55,15 @@ pub enum Observed {
         /// What happened.
         outcome: StorageMapOutcome,
     },
+    /// The ESXi hosts of a Provider using the SSH method were probed.
+    SshProbed {
+        /// The Provider's namespace.
+        namespace: String,
+        /// The Provider's name.
+        name: String,
+        /// What the probes found.
+        readiness: ssh_readiness::Readiness,
+    },
 }
 
 /// The planner's settings (flags of `copy-offload controller`).
@@ -72,6 +83,14 @@ pub struct Settings {
         default_value = "forklift-controller"
     )]
     pub forklift_controller_name: String,
+
+    /// Port of the ESXi hosts' SSH service, for the SSH readiness probes.
+    #[arg(long, env = "ESXI_SSH_PORT", default_value_t = 22)]
+    pub esxi_ssh_port: u16,
+
+    /// How often the ESXi hosts of a Provider using the SSH method are probed again.
+    #[arg(long, env = "SSH_READINESS_INTERVAL_SECONDS", default_value_t = 300)]
+    pub ssh_readiness_interval_seconds: u64,
 
     /// Only watch Forklift objects of this namespace (all namespaces when unset); set from the
     /// controller's `--watch-namespace`.
@@ -121,6 +140,7 @@ pub(crate) struct Context {
     pub(crate) client: Client,
     pub(crate) settings: Settings,
     pub(crate) flag: FeatureFlag,
+    pub(crate) prober: ssh_readiness::Prober,
 }
 
 impl Context {
@@ -135,7 +155,7 @@ impl Context {
 /// Runs the planner with the in-cluster (or kubeconfig) client until SIGTERM/Ctrl-C.
 pub async fn run(settings: Settings) -> Result<(), Error> {
     let client = Client::try_default().await.map_err(Error::Connect)?;
-    run_with(client, settings, shutdown_signal()).await;
+    run_with(client, settings, co_api::shutdown_signal()).await;
     Ok(())
 }
 
@@ -152,10 +172,15 @@ pub async fn run_with(
     );
     flag.synced().await;
     tracing::info!(enabled = flag.enabled(), "feature_copy_offload read");
+    let prober = ssh_readiness::Prober::new(
+        ssh_readiness::ProbeSettings::new(settings.esxi_ssh_port),
+        std::time::Duration::from_secs(settings.ssh_readiness_interval_seconds.max(1)),
+    );
     let context = Arc::new(Context {
         client,
         settings,
         flag,
+        prober,
     });
     let shutdown = futures::FutureExt::shared(shutdown);
     tokio::join!(
@@ -163,19 +188,4 @@ pub async fn run_with(
         storage_map::run(context, shutdown),
     );
     follower.abort();
-}
-
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
 }

@@ -1,20 +1,27 @@
 //! The Provider controller: every vSphere `Provider` gets its SSH key pair (see [`crate::ssh_keys`])
 //! while `feature_copy_offload` is on; a pair that cannot be used is reported on the Provider as
 //! `SSHPrivateKeyInvalid` / `SSHPublicKeyInvalid` (Forklift's condition types), never replaced.
+//! A Provider using the SSH clone method also gets its hosts probed with the pair
+//! ([`crate::ssh_readiness`]), again every `--ssh-readiness-interval-seconds` and whenever its
+//! spec or one of its key Secrets changes (also when an administrator replaced them with
+//! unlabelled ones); other reconciles reuse the last result.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use co_api::CloneMethod;
 use co_api::forklift::Provider;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 
 use crate::conditions::{self, Condition, category};
 use crate::ssh_keys::{self, KeyProblem, KeysOutcome};
+use crate::ssh_readiness::{self, READINESS_CONDITIONS};
 use crate::{Context, Error, Observed};
 
 /// Condition type for a private key that cannot be used (Forklift's name).
@@ -47,13 +54,30 @@ pub(crate) async fn run(
         ),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
-    let key_secrets = watcher::Config::default().labels(&format!(
-        "{}={}",
-        ssh_keys::COMPONENT_LABEL,
-        ssh_keys::COMPONENT
-    ));
-    Controller::new(providers, watcher::Config::default())
-        .owns(secrets, key_secrets)
+    let controller = Controller::new(providers, watcher::Config::default());
+    let known_providers = controller.store();
+    controller
+        .watches(
+            secrets,
+            watcher::Config::default(),
+            move |secret: Secret| {
+                let namespace = secret.namespace();
+                let name = secret.name_any();
+                known_providers
+                    .state()
+                    .into_iter()
+                    .filter(|provider| {
+                        provider.namespace() == namespace
+                            && [
+                                ssh_keys::private_secret_name(&provider.name_any()),
+                                ssh_keys::public_secret_name(&provider.name_any()),
+                            ]
+                            .contains(&name)
+                    })
+                    .map(|provider| ObjectRef::from_obj(&*provider))
+                    .collect::<Vec<_>>()
+            },
+        )
         .reconcile_all_on(context.flag.changes())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
@@ -66,31 +90,44 @@ pub(crate) async fn run(
 }
 
 async fn reconcile(provider: Arc<Provider>, context: Arc<Context>) -> Result<Action, Error> {
-    let outcome = reconcile_provider(&provider, &context).await?;
+    let (outcome, checked) = reconcile_provider(&provider, &context).await?;
+    let namespace = provider.namespace().unwrap_or_default();
     context.observe(Observed::Provider {
-        namespace: provider.namespace().unwrap_or_default(),
+        namespace: namespace.clone(),
         name: provider.name_any(),
         outcome,
     });
-    Ok(Action::await_change())
+    let Some(checked) = checked else {
+        context.prober.forget(&provider);
+        return Ok(Action::await_change());
+    };
+    if checked.probed {
+        context.observe(Observed::SshProbed {
+            namespace,
+            name: provider.name_any(),
+            readiness: checked.readiness,
+        });
+    }
+    Ok(Action::requeue(context.prober.due_in(&provider)))
 }
 
+/// The reconcile's outcome, and the SSH readiness check when the Provider uses the SSH method.
 async fn reconcile_provider(
     provider: &Provider,
     context: &Context,
-) -> Result<ProviderOutcome, Error> {
+) -> Result<(ProviderOutcome, Option<ssh_readiness::Checked>), Error> {
     if !context.flag.enabled() {
-        return Ok(ProviderOutcome::Disabled);
+        return Ok((ProviderOutcome::Disabled, None));
     }
     let is_vsphere = provider.spec.provider_type.as_deref() == Some("vsphere");
     if !is_vsphere || provider.metadata.deletion_timestamp.is_some() {
-        return Ok(ProviderOutcome::Ignored);
+        return Ok((ProviderOutcome::Ignored, None));
     }
     let keys = ssh_keys::ensure(&context.client, provider).await?;
     match &keys {
         KeysOutcome::Created => tracing::info!(
             provider = %provider.name_any(),
-            "generated the SSH key pair of the provider"
+            "SSH key pair created for the provider"
         ),
         KeysOutcome::Unusable(problem) => tracing::warn!(
             provider = %provider.name_any(),
@@ -99,12 +136,33 @@ async fn reconcile_provider(
         ),
         KeysOutcome::Kept | KeysOutcome::PublicRestored => {}
     }
-    let wanted: Vec<Condition> = match &keys {
+    let mut wanted: Vec<Condition> = match &keys {
         KeysOutcome::Unusable(problem) => vec![key_condition(problem)],
         _ => vec![],
     };
-    report(&context.client, provider, KEY_CONDITIONS, &wanted).await?;
-    Ok(ProviderOutcome::Keys(keys))
+    let uses_ssh = provider.spec.esxi_clone_method() == Ok(CloneMethod::Ssh);
+    let checked = if uses_ssh && !matches!(keys, KeysOutcome::Unusable(_)) {
+        let checked = context.prober.check(&context.client, provider).await;
+        let failing = checked.readiness.failing_hosts();
+        if checked.probed && !failing.is_empty() {
+            tracing::warn!(
+                provider = %provider.name_any(),
+                hosts = ?failing,
+                "ESXi hosts do not accept the provider's SSH key yet; see its SSHNotReady condition"
+            );
+        }
+        wanted.extend(checked.conditions.iter().cloned());
+        Some(checked)
+    } else {
+        None
+    };
+    let owned: Vec<&str> = KEY_CONDITIONS
+        .iter()
+        .chain(READINESS_CONDITIONS)
+        .copied()
+        .collect();
+    report(&context.client, provider, &owned, &wanted).await?;
+    Ok((ProviderOutcome::Keys(keys), checked))
 }
 
 fn key_condition(problem: &KeyProblem) -> Condition {

@@ -8,7 +8,7 @@ mod support;
 use co_planner::ssh_keys::{self, KeyProblem, KeysOutcome};
 use co_planner::{Observed, PRIVATE_KEY_INVALID, ProviderOutcome};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -144,19 +144,13 @@ fn user_secret(namespace: &str, name: &str, key: &str, value: &[u8]) -> Secret {
 }
 
 async fn vsphere_provider(scratch: &Scratch, name: &str) {
-    let provider = serde_json::from_value(json!({
-        "apiVersion": "forklift.konveyor.io/v1beta1",
-        "kind": "Provider",
-        "metadata": { "name": name, "namespace": scratch.namespace },
-        "spec": { "type": "vsphere", "url": "https://vcenter.example.com/sdk",
-                  "settings": { "esxiCloneMethod": "ssh" } },
-    }))
-    .unwrap();
     scratch
-        .forklift("Provider")
-        .create(&PostParams::default(), &provider)
-        .await
-        .unwrap();
+        .create_provider(
+            name,
+            json!({ "type": "vsphere", "url": "https://vcenter.example.com/sdk",
+                    "settings": { "esxiCloneMethod": "ssh" } }),
+        )
+        .await;
 }
 
 #[tokio::test]
@@ -164,21 +158,7 @@ async fn user_keys_are_kept_broken_keys_reported_and_long_names_labelled() {
     let mut scratch = Scratch::new("planner-userkeys").await;
     let secrets: Api<Secret> = Api::namespaced(scratch.client.clone(), &scratch.namespace);
     // The flag from copy-offload's own ConfigMap (no Forklift operator here).
-    let flags: Api<ConfigMap> = Api::namespaced(scratch.client.clone(), &scratch.namespace);
-    flags
-        .create(
-            &PostParams::default(),
-            &ConfigMap {
-                metadata: ObjectMeta {
-                    name: Some("copy-offload-features".into()),
-                    ..Default::default()
-                },
-                data: Some([("feature_copy_offload".to_owned(), "true".to_owned())].into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    scratch.set_flag_on_config_map("true").await;
 
     // An administrator's own pair (OpenSSH format, as `ssh-keygen` writes it).
     let user_key =
@@ -223,12 +203,36 @@ async fn user_keys_are_kept_broken_keys_reported_and_long_names_labelled() {
     }
     scratch.start_planner().await;
 
+    // The three Providers are reconciled in any order, and `observe` passes over what it does
+    // not wait for: one wait for all three.
+    let admin_kept = reconciled("admin-keys", |o| {
+        *o == ProviderOutcome::Keys(KeysOutcome::Kept)
+    });
+    let broken_reported = reconciled("broken", |o| {
+        matches!(
+            o,
+            ProviderOutcome::Keys(KeysOutcome::Unusable(KeyProblem::PrivateUnusable { .. }))
+        )
+    });
+    let long_created = reconciled(&long_name, |o| {
+        *o == ProviderOutcome::Keys(KeysOutcome::Created)
+    });
+    let seen = std::cell::Cell::new([false; 3]);
     scratch
         .observe(
-            "the administrator's keys kept",
-            reconciled("admin-keys", |o| {
-                *o == ProviderOutcome::Keys(KeysOutcome::Kept)
-            }),
+            "the administrator's keys kept, the broken key reported, keys for the long name",
+            |o| {
+                let mut now = seen.get();
+                for (flag, wanted) in now.iter_mut().zip([
+                    &admin_kept as &dyn Fn(&Observed) -> bool,
+                    &broken_reported,
+                    &long_created,
+                ]) {
+                    *flag |= wanted(o);
+                }
+                seen.set(now);
+                now.iter().all(|flag| *flag)
+            },
         )
         .await;
     let kept = secrets
@@ -238,19 +242,6 @@ async fn user_keys_are_kept_broken_keys_reported_and_long_names_labelled() {
     assert_eq!(data(&kept, "private-key"), user_private.as_bytes());
     assert!(kept.labels().is_empty(), "not relabelled either");
 
-    scratch
-        .observe(
-            "the broken key reported",
-            reconciled("broken", |o| {
-                matches!(
-                    o,
-                    ProviderOutcome::Keys(KeysOutcome::Unusable(
-                        KeyProblem::PrivateUnusable { .. }
-                    ))
-                )
-            }),
-        )
-        .await;
     let broken = secrets
         .get("offload-ssh-keys-broken-private")
         .await
@@ -281,14 +272,6 @@ async fn user_keys_are_kept_broken_keys_reported_and_long_names_labelled() {
         "no key material in a condition: {message}"
     );
 
-    scratch
-        .observe(
-            "keys for the long-named provider",
-            reconciled(&long_name, |o| {
-                *o == ProviderOutcome::Keys(KeysOutcome::Created)
-            }),
-        )
-        .await;
     let long = secrets
         .get(&format!("offload-ssh-keys-{long_name}-private"))
         .await

@@ -9,6 +9,7 @@
 mod go_peer;
 mod govc;
 mod kube_peer;
+mod kube_scratch;
 mod layout;
 mod process;
 mod pyvmomi;
@@ -21,6 +22,10 @@ mod venv;
 
 pub use govc::{GovcTarget, govc, govc_binary};
 pub use kube_peer::{kube_client, kubeconfig_path};
+pub use kube_scratch::{
+    client_as_account, create_scratch_namespace, delete_cluster_role, install_crd,
+    shipped_cluster_role_rules,
+};
 pub use layout::{cache_dir, state_dir};
 pub use pyvmomi::python_with_pyvmomi;
 pub use refusing_port::RefusingPort;

@@ -2,7 +2,7 @@
 //! authorized_keys, standing in for an ESXi host's SSH service.
 
 use std::fs::{File, OpenOptions};
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,7 +22,9 @@ const BIND_ATTEMPTS: usize = 5;
 /// An sshd instance owned by one test; dropping it kills the listener.
 #[derive(Debug)]
 pub struct Sshd {
-    /// The loopback port sshd listens on (127.0.0.1 only).
+    /// The loopback address sshd listens on (127.0.0.1 unless started with [`Sshd::start_on`]).
+    pub address: IpAddr,
+    /// The port sshd listens on.
     pub port: u16,
     /// The private directory holding sshd_config, the host key and authorized_keys.
     pub dir: PathBuf,
@@ -39,6 +41,17 @@ impl Sshd {
     /// `command="…"` included) for the user running the test. Password and keyboard-interactive
     /// authentication, forwarding and environment passing are off; sftp is internal-sftp.
     pub fn start(authorized_keys: &str) -> anyhow::Result<Sshd> {
+        Self::start_on(authorized_keys, IpAddr::V4(Ipv4Addr::LOCALHOST), None)
+    }
+
+    /// As [`Sshd::start`], listening on `address` (a loopback address such as a lab host's
+    /// management IP) at `port`, or at a free port when `None`. A given port is tried once: when
+    /// it is taken the error says so, and the caller picks another.
+    pub fn start_on(
+        authorized_keys: &str,
+        address: IpAddr,
+        port: Option<u16>,
+    ) -> anyhow::Result<Sshd> {
         if !Path::new(SSHD).is_file() {
             bail!("sshd not found at {SSHD}: run `scripts/peers.sh install sshd`");
         }
@@ -64,12 +77,22 @@ impl Sshd {
         let log_path = dir.path().join("sshd.log");
 
         let mut last_error = None;
-        for _ in 0..BIND_ATTEMPTS {
-            let port = free_loopback_port()?;
+        let attempts = if port.is_some() { 1 } else { BIND_ATTEMPTS };
+        for _ in 0..attempts {
+            let port = match port {
+                Some(port) => port,
+                None => free_port(address)?,
+            };
             let config_path = dir.path().join("sshd_config");
             std::fs::write(
                 &config_path,
-                sshd_config(dir.path(), port, &host_key_path, &authorized_keys_path),
+                sshd_config(
+                    dir.path(),
+                    address,
+                    port,
+                    &host_key_path,
+                    &authorized_keys_path,
+                ),
             )
             .context("writing sshd_config")?;
             // A fresh log per attempt: readiness is read from it.
@@ -91,9 +114,10 @@ impl Sshd {
                 .spawn()
                 .with_context(|| format!("starting {SSHD}"))?;
             let mut process = PeerProcess::new(child, log_path.clone());
-            match wait_listening(&mut process, &log_path, port) {
+            match wait_listening(&mut process, &log_path, address, port) {
                 Ok(()) => {
                     return Ok(Sshd {
+                        address,
                         port,
                         dir: dir.path().to_owned(),
                         host_public_key_openssh,
@@ -109,9 +133,18 @@ impl Sshd {
             }
         }
         bail!(
-            "sshd could not bind a loopback port in {BIND_ATTEMPTS} attempts: {}",
+            "sshd could not bind a port of {address} in {attempts} attempt(s): {}",
             last_error.unwrap_or_default()
         )
+    }
+
+    /// Replaces the accepted keys. sshd reads the file at every authentication, so the next
+    /// connection sees the new lines; the file is replaced whole, never read half-written.
+    pub fn replace_authorized_keys(&self, authorized_keys: &str) -> anyhow::Result<()> {
+        let path = self.dir.join("authorized_keys");
+        let staged = self.dir.join("authorized_keys.new");
+        std::fs::write(&staged, authorized_keys).context("writing the new authorized_keys")?;
+        std::fs::rename(&staged, &path).context("replacing authorized_keys")
     }
 
     /// sshd's log so far.
@@ -125,10 +158,16 @@ impl Sshd {
     }
 }
 
-fn sshd_config(dir: &Path, port: u16, host_key: &Path, authorized_keys: &Path) -> String {
+fn sshd_config(
+    dir: &Path,
+    address: IpAddr,
+    port: u16,
+    host_key: &Path,
+    authorized_keys: &Path,
+) -> String {
     format!(
         "\
-ListenAddress 127.0.0.1
+ListenAddress {address}
 Port {port}
 HostKey {host_key}
 PidFile {pid}
@@ -167,8 +206,9 @@ fn ensure_privilege_separation_dir() -> anyhow::Result<()> {
         .with_context(|| format!("creating {} (sshd's privilege-separation directory): run `scripts/peers.sh install sshd` as root", dir.display()))
 }
 
-fn free_loopback_port() -> anyhow::Result<u16> {
-    let probe = TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
+fn free_port(address: IpAddr) -> anyhow::Result<u16> {
+    let probe = TcpListener::bind((address, 0))
+        .with_context(|| format!("finding a free port of {address}"))?;
     Ok(probe.local_addr().context("reading the probe port")?.port())
 }
 
@@ -178,8 +218,13 @@ enum Startup {
 }
 
 /// Polls sshd's log for its "Server listening" line until a deadline.
-fn wait_listening(process: &mut PeerProcess, log_path: &Path, port: u16) -> Result<(), Startup> {
-    let ready = format!("Server listening on 127.0.0.1 port {port}");
+fn wait_listening(
+    process: &mut PeerProcess,
+    log_path: &Path,
+    address: IpAddr,
+    port: u16,
+) -> Result<(), Startup> {
+    let ready = format!("Server listening on {address} port {port}");
     let deadline = Instant::now() + STARTUP_DEADLINE;
     loop {
         let log = std::fs::read_to_string(log_path).unwrap_or_default();

@@ -22,11 +22,10 @@ use co_lab::cluster::{Players, Runs};
 use co_lab::lab::{Lab, RunningLab};
 use co_lab::scenario::Scenario;
 use k8s_openapi::api::core::v1::{
-    Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Secret, ServiceAccount,
+    PersistentVolume, PersistentVolumeClaim, Pod, Secret, ServiceAccount,
 };
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, ObjectMeta, PostParams};
+use k8s_openapi::api::rbac::v1::PolicyRule;
+use kube::api::{ObjectMeta, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 use tokio::task::JoinHandle;
@@ -92,94 +91,25 @@ where
 }
 
 pub async fn ensure_crd(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     // The CRD as shipped (no status subresource), if no test installed it yet.
-    let crd = co_api::populator_crd();
-    let name = crd.metadata.name.clone().unwrap();
-    match crds.create(&PostParams::default(), &crd).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.is_already_exists() => {}
-        Err(error) => panic!("cannot install the CRD: {error}"),
-    }
-    wait_for(&crds, &name, "CRD established", |crd| {
-        crd.and_then(|c| c.status.as_ref())
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| {
-                c.iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            })
-    })
-    .await;
+    co_testpeers::install_crd(client, &co_api::populator_crd())
+        .await
+        .unwrap_or_else(|error| panic!("{error:#}"));
 }
 
 /// A client acting as ServiceAccount `copy-offload-controller` of `namespace`, bound to a
 /// ClusterRole (named after the namespace) with `rules`.
 async fn controller_as_account(client: &Client, namespace: &str, rules: Vec<PolicyRule>) -> Client {
-    let account = "copy-offload-controller";
     let role = format!("{namespace}-controller");
-    let roles: Api<ClusterRole> = Api::all(client.clone());
-    roles
-        .create(
-            &PostParams::default(),
-            &ClusterRole {
-                metadata: ObjectMeta {
-                    name: Some(role.clone()),
-                    ..Default::default()
-                },
-                rules: Some(rules),
-                ..Default::default()
-            },
-        )
+    co_testpeers::client_as_account(client, namespace, "copy-offload-controller", &role, rules)
         .await
-        .unwrap();
-    let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
-    bindings
-        .create(
-            &PostParams::default(),
-            &ClusterRoleBinding {
-                metadata: ObjectMeta {
-                    name: Some(role.clone()),
-                    ..Default::default()
-                },
-                role_ref: RoleRef {
-                    api_group: Some("rbac.authorization.k8s.io".into()),
-                    kind: "ClusterRole".into(),
-                    name: role,
-                },
-                subjects: Some(vec![Subject {
-                    kind: "ServiceAccount".into(),
-                    name: account.into(),
-                    namespace: Some(namespace.into()),
-                    ..Default::default()
-                }]),
-            },
-        )
-        .await
-        .unwrap();
-    let kubeconfig = kube::config::Kubeconfig::read_from(co_testpeers::kubeconfig_path()).unwrap();
-    let mut config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{account}"));
-    Client::try_from(config).unwrap()
+        .unwrap_or_else(|error| panic!("{error:#}"))
 }
 
 /// The rules of the controller's ClusterRole in `deploy/controller-rbac.yaml`.
 pub fn shipped_controller_rules() -> Vec<PolicyRule> {
-    use serde::Deserialize;
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/controller-rbac.yaml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    for document in serde_yaml::Deserializer::from_str(&text) {
-        let value = serde_yaml::Value::deserialize(document).unwrap();
-        if value["kind"] == "ClusterRole" {
-            let role: ClusterRole = serde_yaml::from_value(value).unwrap();
-            return role.rules.unwrap();
-        }
-    }
-    panic!("no ClusterRole in {}", path.display());
+    co_testpeers::shipped_cluster_role_rules(&path).unwrap_or_else(|error| panic!("{error:#}"))
 }
 
 /// What a test can tune.
@@ -229,24 +159,9 @@ impl TestCluster {
         co_lab::cluster::ensure_node(&client, NODE)
             .await
             .unwrap_or_else(|error| panic!("cannot create node {NODE}: {error}"));
-        let namespace = format!(
-            "{prefix}-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        namespaces
-            .create(
-                &PostParams::default(),
-                &Namespace {
-                    metadata: ObjectMeta {
-                        name: Some(namespace.clone()),
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                },
-            )
+        let namespace = co_testpeers::create_scratch_namespace(&client, prefix)
             .await
-            .unwrap();
+            .unwrap_or_else(|error| panic!("{error:#}"));
         let class = format!("san-{namespace}");
         co_lab::cluster::create_storage_class(&client, &class, options.binding_mode)
             .await
@@ -553,11 +468,8 @@ impl TestCluster {
             sim.abort();
         }
         co_lab::cluster::remove_storage_class(&self.client, &self.class).await;
-        let role = format!("{}-controller", self.namespace);
-        let roles: Api<ClusterRole> = Api::all(self.client.clone());
-        let _ = roles.delete(&role, &DeleteParams::default()).await;
-        let bindings: Api<ClusterRoleBinding> = Api::all(self.client.clone());
-        let _ = bindings.delete(&role, &DeleteParams::default()).await;
+        co_testpeers::delete_cluster_role(&self.client, &format!("{}-controller", self.namespace))
+            .await;
         co_lab::cluster::delete_scratch_namespace(&self.client, &self.namespace).await;
     }
 }

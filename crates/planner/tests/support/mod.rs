@@ -11,12 +11,9 @@
 use std::time::Duration;
 
 use co_planner::{Observed, Settings};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{
-    ApiResource, DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams,
-};
-use kube::runtime::wait::await_condition;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -71,32 +68,10 @@ fn minimal_crd(kind: &str, plural: &str) -> CustomResourceDefinition {
 
 /// Installs the minimal Forklift CRDs unless present, and waits until they are served.
 pub async fn ensure_forklift_crds(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for (kind, plural) in FORKLIFT_KINDS {
-        let crd = minimal_crd(kind, plural);
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        match crds.create(&PostParams::default(), &crd).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.is_already_exists() => {}
-            Err(error) => panic!("cannot install CRD {name}: {error}"),
-        }
-        let established = await_condition(
-            crds.clone(),
-            &name,
-            |crd: Option<&CustomResourceDefinition>| {
-                crd.and_then(|c| c.status.as_ref())
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| {
-                        c.iter()
-                            .any(|c| c.type_ == "Established" && c.status == "True")
-                    })
-            },
-        );
-        match tokio::time::timeout(DEADLINE, established).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => panic!("watching CRD {name}: {error}"),
-            Err(_) => panic!("CRD {name} not established within {DEADLINE:?}"),
-        }
+        co_testpeers::install_crd(client, &minimal_crd(kind, plural))
+            .await
+            .unwrap_or_else(|error| panic!("{error:#}"));
     }
 }
 
@@ -104,6 +79,11 @@ pub async fn ensure_forklift_crds(client: &Client) {
 pub struct Scratch {
     pub client: Client,
     pub namespace: String,
+    /// The SSH port the planner probes ESXi hosts on (22 unless a test points it at its peers).
+    pub esxi_ssh_port: u16,
+    /// How often the planner re-probes a Provider's hosts (the default 300 s unless a test wants
+    /// the requeue to trigger).
+    pub ssh_readiness_interval_seconds: u64,
     observed: mpsc::UnboundedReceiver<Observed>,
     observer: mpsc::UnboundedSender<Observed>,
     planner: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
@@ -116,28 +96,15 @@ impl Scratch {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = client().await;
         ensure_forklift_crds(&client).await;
-        let namespace = format!(
-            "{prefix}-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        namespaces
-            .create(
-                &PostParams::default(),
-                &Namespace {
-                    metadata: ObjectMeta {
-                        name: Some(namespace.clone()),
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                },
-            )
+        let namespace = co_testpeers::create_scratch_namespace(&client, prefix)
             .await
-            .unwrap_or_else(|error| panic!("creating namespace {namespace}: {error}"));
+            .unwrap_or_else(|error| panic!("{error:#}"));
         let (observer, observed) = mpsc::unbounded_channel();
         Scratch {
             client,
             namespace,
+            esxi_ssh_port: 22,
+            ssh_readiness_interval_seconds: 300,
             observed,
             observer,
             planner: None,
@@ -146,14 +113,22 @@ impl Scratch {
 
     /// Starts the planner in-process on this namespace (also its Forklift namespace).
     pub async fn start_planner(&mut self) {
+        let client = self.client.clone();
+        self.start_planner_as(client).await;
+    }
+
+    /// Starts the planner as [`Scratch::start_planner`] does, making its requests with `client`
+    /// (an account with restricted rights, say).
+    pub async fn start_planner_as(&mut self, client: Client) {
         let settings = Settings {
             forklift_namespace: self.namespace.clone(),
             forklift_controller_name: "forklift-controller".into(),
             watch_namespace: Some(self.namespace.clone()),
             observer: Some(self.observer.clone()),
+            esxi_ssh_port: self.esxi_ssh_port,
+            ssh_readiness_interval_seconds: self.ssh_readiness_interval_seconds,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let client = self.client.clone();
         let task = tokio::spawn(co_planner::run_with(client, settings, async move {
             let _ = stopped.await;
         }));
@@ -246,6 +221,47 @@ impl Scratch {
         )
         .await
         .unwrap_or_else(|error| panic!("patching the ForkliftController: {error}"));
+    }
+
+    /// Sets `feature_copy_offload` without Forklift's operator: copy-offload's own ConfigMap
+    /// `copy-offload-features` (created first when absent).
+    pub async fn set_flag_on_config_map(&self, value: &str) {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
+        let config_map: ConfigMap = serde_json::from_value(json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": { "name": "copy-offload-features", "namespace": self.namespace },
+            "data": { "feature_copy_offload": value },
+        }))
+        .expect("a valid ConfigMap");
+        match api.create(&PostParams::default(), &config_map).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.is_already_exists() => {
+                api.patch(
+                    "copy-offload-features",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"data": {"feature_copy_offload": value}})),
+                )
+                .await
+                .unwrap_or_else(|error| panic!("patching the flag ConfigMap: {error}"));
+            }
+            Err(error) => panic!("creating the flag ConfigMap: {error}"),
+        }
+    }
+
+    /// Creates Provider `name` in this namespace with `spec`.
+    pub async fn create_provider(&self, name: &str, spec: serde_json::Value) -> DynamicObject {
+        let provider: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "forklift.konveyor.io/v1beta1",
+            "kind": "Provider",
+            "metadata": { "name": name, "namespace": self.namespace },
+            "spec": spec,
+        }))
+        .expect("a valid Provider");
+        self.forklift("Provider")
+            .create(&PostParams::default(), &provider)
+            .await
+            .unwrap_or_else(|error| panic!("creating Provider {name}: {error}"))
     }
 
     /// Stops the planner and deletes the namespace.
