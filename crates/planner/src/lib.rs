@@ -5,6 +5,7 @@
 //! - [`feature_flag`]: `feature_copy_offload`, followed live; nothing here acts while it is off;
 //! - [`ssh_keys`] and the Provider controller: one SSH key pair per vSphere `Provider`;
 //! - [`storage_map`]: each StorageMap's offload configuration checked and reported on it;
+//! - [`plan`]: the disks of each Plan that opts in planned for copy offload;
 //! - [`inventory`]: the source-side facts (VMs, disks, host loads) offload planning takes;
 //! - [`conditions`]: conditions written into Forklift objects' status without taking over them.
 //!
@@ -14,6 +15,7 @@
 pub mod conditions;
 pub mod feature_flag;
 pub mod inventory;
+pub mod plan;
 mod provider;
 pub mod ssh_keys;
 pub mod storage_map;
@@ -24,6 +26,7 @@ use kube::Client;
 use tokio::sync::mpsc;
 
 pub use feature_flag::FeatureFlag;
+pub use plan::PlanOutcome;
 pub use provider::{PRIVATE_KEY_INVALID, PUBLIC_KEY_INVALID, ProviderOutcome};
 pub use storage_map::StorageMapOutcome;
 
@@ -48,6 +51,15 @@ pub enum Observed {
         name: String,
         /// What happened.
         outcome: StorageMapOutcome,
+    },
+    /// A Plan was reconciled.
+    Plan {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// What happened.
+        outcome: PlanOutcome,
     },
 }
 
@@ -156,7 +168,8 @@ pub async fn run_with(
     let shutdown = futures::FutureExt::shared(shutdown);
     tokio::join!(
         provider::run(context.clone(), shutdown.clone()),
-        storage_map::run(context, shutdown),
+        storage_map::run(context.clone(), shutdown.clone()),
+        plan::run(context, shutdown),
     );
     follower.abort();
 }

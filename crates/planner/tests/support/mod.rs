@@ -69,11 +69,15 @@ fn minimal_crd(kind: &str, plural: &str) -> CustomResourceDefinition {
     .expect("a valid CRD")
 }
 
-/// Installs the minimal Forklift CRDs unless present, and waits until they are served.
+/// Installs the minimal Forklift CRDs and copy-offload's populator CRD unless present, and waits
+/// until they are served.
 pub async fn ensure_forklift_crds(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for (kind, plural) in FORKLIFT_KINDS {
-        let crd = minimal_crd(kind, plural);
+    let wanted = FORKLIFT_KINDS
+        .iter()
+        .map(|(kind, plural)| minimal_crd(kind, plural))
+        .chain([co_api::populator_crd()]);
+    for crd in wanted {
         let name = crd.metadata.name.clone().unwrap_or_default();
         match crds.create(&PostParams::default(), &crd).await {
             Ok(_) => {}

@@ -1,0 +1,112 @@
+//! The Plan controller: for each Forklift `Plan` that opts in (annotation
+//! [`PLAN_OPT_IN_ANNOTATION`]`: "true"`), while `feature_copy_offload` is on, plans the copy of
+//! every disk its StorageMap offloads and reports the result as conditions on the Plan.
+//!
+//! The opt-in exists because Forklift's own controller plans offloaded disks of every Plan where it
+//! runs: two planners creating PVCs for the same disks would fight. A Plan without the annotation
+//! (or with any other value) is never read further, and nothing is written to it.
+//!
+//! Re-evaluated when the Plan changes (adding the annotation included) and when the flag flips.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use co_api::contract::names::PLAN_OPT_IN_ANNOTATION;
+use co_api::forklift::Plan;
+use futures::StreamExt;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+
+use crate::{Context, Error, Observed};
+
+/// The value of [`PLAN_OPT_IN_ANNOTATION`] that opts a Plan in.
+pub const OPT_IN_VALUE: &str = "true";
+
+/// What one reconcile of a Plan did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlanOutcome {
+    /// `feature_copy_offload` is off: nothing was looked at or written.
+    Disabled,
+    /// The Plan does not carry the opt-in annotation (or is being deleted): left to Forklift.
+    NotOptedIn,
+    /// The Plan opted in; planning its disks is not wired in yet.
+    OptedIn,
+}
+
+/// Whether `plan` asks copy-offload to plan its disks.
+pub fn opted_in(plan: &Plan) -> bool {
+    plan.annotations()
+        .get(PLAN_OPT_IN_ANNOTATION)
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case(OPT_IN_VALUE))
+}
+
+/// Runs the Plan controller until `shutdown` resolves.
+pub(crate) async fn run(
+    context: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = context.client.clone();
+    let plans = match &context.settings.watch_namespace {
+        Some(namespace) => Api::<Plan>::namespaced(client, namespace),
+        None => Api::all(client),
+    };
+    Controller::new(plans, watcher::Config::default())
+        .reconcile_all_on(context.flag.changes())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "plan reconcile");
+            }
+        })
+        .await;
+}
+
+async fn reconcile(plan: Arc<Plan>, context: Arc<Context>) -> Result<Action, Error> {
+    let outcome = reconcile_plan(&plan, &context).await?;
+    context.observe(Observed::Plan {
+        namespace: plan.namespace().unwrap_or_default(),
+        name: plan.name_any(),
+        outcome,
+    });
+    Ok(Action::await_change())
+}
+
+async fn reconcile_plan(plan: &Plan, context: &Context) -> Result<PlanOutcome, Error> {
+    if !context.flag.enabled() {
+        return Ok(PlanOutcome::Disabled);
+    }
+    if !opted_in(plan) || plan.metadata.deletion_timestamp.is_some() {
+        return Ok(PlanOutcome::NotOptedIn);
+    }
+    Ok(PlanOutcome::OptedIn)
+}
+
+fn error_policy(plan: Arc<Plan>, error: &Error, _context: Arc<Context>) -> Action {
+    tracing::warn!(plan = %plan.name_any(), %error, "plan reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_annotated(value: Option<&str>) -> Plan {
+        let mut plan = Plan::new("p", Default::default());
+        if let Some(value) = value {
+            plan.annotations_mut()
+                .insert(PLAN_OPT_IN_ANNOTATION.into(), value.into());
+        }
+        plan
+    }
+
+    #[test]
+    fn only_the_annotation_set_to_true_opts_in() {
+        assert!(opted_in(&plan_annotated(Some("true"))));
+        assert!(opted_in(&plan_annotated(Some(" True "))));
+        assert!(!opted_in(&plan_annotated(Some("false"))));
+        assert!(!opted_in(&plan_annotated(Some(""))));
+        assert!(!opted_in(&plan_annotated(None)));
+    }
+}
