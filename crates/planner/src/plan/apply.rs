@@ -1,0 +1,199 @@
+//! Writing one planned disk into the cluster: its Secret, its Block PVC and its
+//! `VSphereXcopyVolumePopulator`, with server-side apply under the field manager
+//! [`FIELD_MANAGER`], in that order.
+//!
+//! The order and the deterministic names make a crash harmless: a re-run applies the same three
+//! objects again, and applying an object that is already as planned changes nothing. The Secret
+//! and the CR are owned by the PVC (so deleting the PVC removes them); the PVC's uid is read from
+//! the applied PVC, and on a re-run from the existing one, so the Secret never loses its owner
+//! once it had one.
+//!
+//! An object of the same name that another manager created (Forklift's controller, a user) is
+//! never modified: nothing of that disk is written and the clash is returned for the Plan's
+//! conditions. Apply is never forced, so a field of ours that someone else took over since is a
+//! clash too.
+
+use co_api::VSphereXcopyVolumePopulator;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The field manager of every object the planner applies; an existing object without it in
+/// `managedFields` belongs to someone else.
+pub const FIELD_MANAGER: &str = "copy-offload-planner";
+
+/// The three objects of one offloaded disk, as planned (names, labels and contents final; owner
+/// references are added here).
+#[derive(Clone, Debug)]
+pub struct DiskObjects {
+    /// The per-disk Secret the populator reads its settings from.
+    pub secret: Secret,
+    /// The Block PVC whose `dataSourceRef` names the populator CR.
+    pub pvc: PersistentVolumeClaim,
+    /// The populator CR, named as the PVC.
+    pub populator: VSphereXcopyVolumePopulator,
+}
+
+/// What applying one disk's objects did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DiskApplied {
+    /// All three objects are as planned.
+    Applied,
+    /// Nothing was written: these objects (`Kind namespace/name: why`) belong to someone else.
+    Clash(Vec<String>),
+}
+
+/// Why a disk's objects could not be applied (the API server refused or could not be reached).
+#[derive(Debug, thiserror::Error)]
+#[error("applying {what}: {source}")]
+pub struct ApplyError {
+    /// `Kind namespace/name`.
+    pub what: String,
+    /// The API error.
+    #[source]
+    pub source: kube::Error,
+}
+
+/// Applies `disk`'s Secret, PVC and CR in its namespace (see the module comment).
+pub async fn apply_disk(client: &Client, disk: &DiskObjects) -> Result<DiskApplied, ApplyError> {
+    let namespace = disk.pvc.metadata.namespace.clone().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
+    let populators: Api<VSphereXcopyVolumePopulator> = Api::namespaced(client.clone(), &namespace);
+
+    let secret = Target::new(&secrets, "Secret", &namespace, &disk.secret);
+    let pvc = Target::new(&pvcs, "PersistentVolumeClaim", &namespace, &disk.pvc);
+    let populator = Target::new(
+        &populators,
+        "VSphereXcopyVolumePopulator",
+        &namespace,
+        &disk.populator,
+    );
+    let existing_secret = secret.existing().await?;
+    let existing_pvc = pvc.existing().await?;
+    let existing_populator = populator.existing().await?;
+    let clashes: Vec<String> = [
+        secret.foreign(existing_secret.as_ref()),
+        pvc.foreign(existing_pvc.as_ref()),
+        populator.foreign(existing_populator.as_ref()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !clashes.is_empty() {
+        return Ok(DiskApplied::Clash(clashes));
+    }
+
+    let mut owned_secret = disk.secret.clone();
+    if let Some(existing_pvc) = &existing_pvc {
+        owned_secret.metadata.owner_references = Some(vec![owner_reference(existing_pvc)]);
+    }
+    if let Err(clash) = secret.apply(&owned_secret).await? {
+        return Ok(DiskApplied::Clash(vec![clash]));
+    }
+    let applied_pvc = match pvc.apply(&disk.pvc).await? {
+        Ok(applied) => applied,
+        Err(clash) => return Ok(DiskApplied::Clash(vec![clash])),
+    };
+    let owner = owner_reference(&applied_pvc);
+    if existing_pvc.is_none() {
+        owned_secret.metadata.owner_references = Some(vec![owner.clone()]);
+        if let Err(clash) = secret.apply(&owned_secret).await? {
+            return Ok(DiskApplied::Clash(vec![clash]));
+        }
+    }
+    let mut owned_populator = disk.populator.clone();
+    owned_populator.metadata.owner_references = Some(vec![owner]);
+    if let Err(clash) = populator.apply(&owned_populator).await? {
+        return Ok(DiskApplied::Clash(vec![clash]));
+    }
+    Ok(DiskApplied::Applied)
+}
+
+/// The owner reference Forklift puts on a disk's Secret and CR: the PVC, as controller. (A PVC
+/// read from the API server always has a name and a uid.)
+fn owner_reference(pvc: &PersistentVolumeClaim) -> OwnerReference {
+    OwnerReference {
+        api_version: "v1".into(),
+        kind: "PersistentVolumeClaim".into(),
+        name: pvc.metadata.name.clone().unwrap_or_default(),
+        uid: pvc.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// One object to apply, with the name it is reported by.
+struct Target<'a, K> {
+    api: &'a Api<K>,
+    name: String,
+    what: String,
+}
+
+impl<'a, K> Target<'a, K>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    fn new(api: &'a Api<K>, kind: &str, namespace: &str, object: &K) -> Self {
+        let name = object.meta().name.clone().unwrap_or_default();
+        Self {
+            api,
+            what: format!("{kind} {namespace}/{name}"),
+            name,
+        }
+    }
+
+    async fn existing(&self) -> Result<Option<K>, ApplyError> {
+        self.api
+            .get_opt(&self.name)
+            .await
+            .map_err(|source| ApplyError {
+                what: self.what.clone(),
+                source,
+            })
+    }
+
+    /// Why `existing` is not ours to change, if it is not.
+    fn foreign(&self, existing: Option<&K>) -> Option<String> {
+        let existing = existing?;
+        let managers: Vec<&str> = existing
+            .meta()
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter_map(|entry| entry.manager.as_deref())
+            .collect();
+        if managers.contains(&FIELD_MANAGER) {
+            return None;
+        }
+        let by = if managers.is_empty() {
+            "an unknown writer".to_owned()
+        } else {
+            managers.join(", ")
+        };
+        Some(format!("{}: exists, created by {by}", self.what))
+    }
+
+    /// Applies `object`; `Ok(Err(clash))` when another manager owns a field of it.
+    async fn apply(&self, object: &K) -> Result<Result<K, String>, ApplyError> {
+        let params = PatchParams::apply(FIELD_MANAGER);
+        match self
+            .api
+            .patch(&self.name, &params, &Patch::Apply(object))
+            .await
+        {
+            Ok(applied) => Ok(Ok(applied)),
+            Err(kube::Error::Api(status)) if status.is_conflict() => Ok(Err(format!(
+                "{}: fields of it are managed by someone else ({})",
+                self.what, status.message
+            ))),
+            Err(source) => Err(ApplyError {
+                what: self.what.clone(),
+                source,
+            }),
+        }
+    }
+}
