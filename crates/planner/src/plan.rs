@@ -8,13 +8,15 @@
 //!
 //! Re-evaluated when the Plan changes (adding the annotation included) and when the flag flips.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use co_api::contract::names::PLAN_OPT_IN_ANNOTATION;
 use co_api::forklift::Plan;
 use futures::StreamExt;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
@@ -45,6 +47,24 @@ pub fn opted_in(plan: &Plan) -> bool {
         .is_some_and(|value| value.trim().eq_ignore_ascii_case(OPT_IN_VALUE))
 }
 
+/// The Plan controller's state: the planner's context and, per Plan, how many reconciles in a row
+/// failed (for the retry backoff).
+struct PlanContext {
+    shared: Arc<Context>,
+    failures: Mutex<HashMap<ObjectRef<Plan>, u32>>,
+}
+
+/// First retry after a failed reconcile; doubled per failure in a row up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_secs(5);
+/// Longest wait between retries of a Plan whose reconcile keeps failing.
+const RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// The wait before retrying a reconcile that failed `failures` times in a row (1 = first).
+fn retry_after(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    RETRY_FIRST.saturating_mul(1 << doublings).min(RETRY_MAX)
+}
+
 /// Runs the Plan controller until `shutdown` resolves.
 pub(crate) async fn run(
     context: Arc<Context>,
@@ -55,8 +75,13 @@ pub(crate) async fn run(
         Some(namespace) => Api::<Plan>::namespaced(client, namespace),
         None => Api::all(client),
     };
+    let flag_changes = context.flag.changes();
+    let context = Arc::new(PlanContext {
+        shared: context,
+        failures: Mutex::default(),
+    });
     Controller::new(plans, watcher::Config::default())
-        .reconcile_all_on(context.flag.changes())
+        .reconcile_all_on(flag_changes)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
@@ -67,9 +92,10 @@ pub(crate) async fn run(
         .await;
 }
 
-async fn reconcile(plan: Arc<Plan>, context: Arc<Context>) -> Result<Action, Error> {
-    let outcome = reconcile_plan(&plan, &context).await?;
-    context.observe(Observed::Plan {
+async fn reconcile(plan: Arc<Plan>, context: Arc<PlanContext>) -> Result<Action, Error> {
+    let outcome = reconcile_plan(&plan, &context.shared).await?;
+    context.failures().remove(&ObjectRef::from_obj(&*plan));
+    context.shared.observe(Observed::Plan {
         namespace: plan.namespace().unwrap_or_default(),
         name: plan.name_any(),
         outcome,
@@ -87,9 +113,31 @@ async fn reconcile_plan(plan: &Plan, context: &Context) -> Result<PlanOutcome, E
     Ok(PlanOutcome::OptedIn)
 }
 
-fn error_policy(plan: Arc<Plan>, error: &Error, _context: Arc<Context>) -> Action {
-    tracing::warn!(plan = %plan.name_any(), %error, "plan reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+impl PlanContext {
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<Plan>, u32>> {
+        // A panic while holding this lock leaves only a counter behind: keep using it.
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn error_policy(plan: Arc<Plan>, error: &Error, context: Arc<PlanContext>) -> Action {
+    let failures = {
+        let mut all = context.failures();
+        let count = all.entry(ObjectRef::from_obj(&*plan)).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    };
+    let wait = retry_after(failures);
+    tracing::warn!(
+        plan = %plan.name_any(),
+        %error,
+        failures,
+        retry_in_seconds = wait.as_secs(),
+        "plan reconcile failed; retrying"
+    );
+    Action::requeue(wait)
 }
 
 #[cfg(test)]
@@ -103,6 +151,15 @@ mod tests {
                 .insert(PLAN_OPT_IN_ANNOTATION.into(), value.into());
         }
         plan
+    }
+
+    #[test]
+    fn retries_back_off_from_five_seconds_to_five_minutes() {
+        let waits: Vec<u64> = [1, 2, 3, 4, 6, 7, 40, u32::MAX]
+            .into_iter()
+            .map(|failures| retry_after(failures).as_secs())
+            .collect();
+        assert_eq!(waits, [5, 10, 20, 40, 160, 300, 300, 300]);
     }
 
     #[test]
