@@ -173,7 +173,7 @@ pub(crate) async fn run(
 
 /// Where the storage Secrets of `map` live: the source provider's namespace, as Forklift reads
 /// them, else the map's own.
-fn secret_namespace(map: &StorageMap) -> String {
+pub(crate) fn secret_namespace(map: &StorageMap) -> String {
     map.spec
         .provider
         .source
@@ -183,7 +183,7 @@ fn secret_namespace(map: &StorageMap) -> String {
         .unwrap_or_else(|| map.namespace().unwrap_or_default())
 }
 
-fn offloaded(pair: &StoragePair) -> Option<&co_api::forklift::VSphereXcopyPluginConfig> {
+pub(crate) fn offloaded(pair: &StoragePair) -> Option<&co_api::forklift::VSphereXcopyPluginConfig> {
     pair.offload_plugin
         .as_ref()
         .and_then(|plugin| plugin.vsphere_xcopy_config.as_ref())
@@ -286,7 +286,7 @@ async fn reconcile_map(map: &StorageMap, context: &Context) -> Result<StorageMap
 }
 
 /// Whether `name` can be an object name (a DNS-1123 subdomain).
-fn is_object_name(name: &str) -> bool {
+pub(crate) fn is_object_name(name: &str) -> bool {
     let alphanumeric = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
     !name.is_empty()
         && name.len() <= 253
@@ -297,7 +297,7 @@ fn is_object_name(name: &str) -> bool {
             .all(|c| alphanumeric(c) || c == '-' || c == '.')
 }
 
-fn datastore_of(pair: &StoragePair) -> String {
+pub(crate) fn datastore_of(pair: &StoragePair) -> String {
     pair.source
         .id
         .clone()
