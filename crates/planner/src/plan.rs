@@ -24,7 +24,7 @@ use crate::{Context, Error, Observed};
 
 mod apply;
 
-pub use apply::{ApplyError, DiskApplied, DiskObjects, FIELD_MANAGER, apply_disk};
+pub use apply::{ApplyError, DiskApplied, FIELD_MANAGER, apply_disk};
 
 /// The value of [`PLAN_OPT_IN_ANNOTATION`] that opts a Plan in.
 pub const OPT_IN_VALUE: &str = "true";

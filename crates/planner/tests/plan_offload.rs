@@ -10,11 +10,12 @@ use std::collections::BTreeMap;
 
 use co_api::contract::names::PLAN_OPT_IN_ANNOTATION;
 use co_api::{VSphereXcopyVolumePopulator, VSphereXcopyVolumePopulatorSpec};
-use co_planner::plan::{DiskApplied, DiskObjects, FIELD_MANAGER, apply_disk};
+use co_planner::offload::PlannedDisk;
+use co_planner::plan::{DiskApplied, FIELD_MANAGER, apply_disk};
 use co_planner::{Observed, PlanOutcome};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, Secret, TypedLocalObjectReference,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, Secret, TypedObjectReference,
     VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -137,8 +138,8 @@ async fn the_seed_plan_is_left_alone_while_the_flag_is_off_and_until_it_opts_in(
     scratch.finish().await;
 }
 
-/// One disk's objects as a plan would give them, in `namespace`.
-fn disk_objects(namespace: &str, name: &str) -> DiskObjects {
+/// One disk's objects as planning gives them, in `namespace`.
+fn disk_objects(namespace: &str, name: &str) -> PlannedDisk {
     let meta = |name: &str| ObjectMeta {
         name: Some(name.into()),
         namespace: Some(namespace.into()),
@@ -146,7 +147,11 @@ fn disk_objects(namespace: &str, name: &str) -> DiskObjects {
         ..Default::default()
     };
     let secret_name = format!("{name}-secret");
-    DiskObjects {
+    PlannedDisk {
+        vm_id: "vm-42".into(),
+        vm_name: "vm-42".into(),
+        disk_key: 2000,
+        disk_file: "[datastore1] vm-42/vm-42.vmdk".into(),
         secret: Secret {
             metadata: meta(&secret_name),
             data: Some(BTreeMap::from([(
@@ -168,10 +173,11 @@ fn disk_objects(namespace: &str, name: &str) -> DiskObjects {
                     )])),
                     ..Default::default()
                 }),
-                data_source: Some(TypedLocalObjectReference {
+                data_source_ref: Some(TypedObjectReference {
                     api_group: Some(co_api::GROUP.into()),
                     kind: "VSphereXcopyVolumePopulator".into(),
                     name: name.into(),
+                    namespace: None,
                 }),
                 ..Default::default()
             }),
@@ -249,6 +255,15 @@ async fn a_disk_is_applied_owned_by_its_pvc_once_and_never_over_someone_elses_pv
     let pvcs: Api<PersistentVolumeClaim> =
         Api::namespaced(scratch.client.clone(), &scratch.namespace);
     let pvc = pvcs.get("vm-42-disk-0").await.unwrap();
+    let source = pvc
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.data_source.as_ref())
+        .expect("the populator named in dataSource, which every server version takes");
+    assert_eq!(
+        (source.kind.as_str(), source.name.as_str()),
+        ("VSphereXcopyVolumePopulator", "vm-42-disk-0")
+    );
     assert!(
         pvc.metadata
             .managed_fields

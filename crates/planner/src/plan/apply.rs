@@ -6,7 +6,7 @@
 //! objects again, and applying an object that is already as planned changes nothing. The Secret
 //! and the CR are owned by the PVC (so deleting the PVC removes them); the PVC's uid is read from
 //! the applied PVC, and on a re-run from the existing one, so the Secret never loses its owner
-//! once it had one.
+//! once it had one (the Secret is applied first, ownerless, only when the PVC does not exist yet).
 //!
 //! An object of the same name that another manager created (Forklift's controller, a user) is
 //! never modified: nothing of that disk is written and the clash is returned for the Plan's
@@ -14,28 +14,17 @@
 //! clash too.
 
 use co_api::VSphereXcopyVolumePopulator;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, TypedLocalObjectReference};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::offload::PlannedDisk;
+
 /// The field manager of every object the planner applies; an existing object without it in
 /// `managedFields` belongs to someone else.
 pub const FIELD_MANAGER: &str = "copy-offload-planner";
-
-/// The three objects of one offloaded disk, as planned (names, labels and contents final; owner
-/// references are added here).
-#[derive(Clone, Debug)]
-pub struct DiskObjects {
-    /// The per-disk Secret the populator reads its settings from.
-    pub secret: Secret,
-    /// The Block PVC whose `dataSourceRef` names the populator CR.
-    pub pvc: PersistentVolumeClaim,
-    /// The populator CR, named as the PVC.
-    pub populator: VSphereXcopyVolumePopulator,
-}
 
 /// What applying one disk's objects did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,8 +46,10 @@ pub struct ApplyError {
     pub source: kube::Error,
 }
 
-/// Applies `disk`'s Secret, PVC and CR in its namespace (see the module comment).
-pub async fn apply_disk(client: &Client, disk: &DiskObjects) -> Result<DiskApplied, ApplyError> {
+/// Applies `planned`'s Secret, PVC and CR in its namespace (see the module comment).
+pub async fn apply_disk(client: &Client, planned: &PlannedDisk) -> Result<DiskApplied, ApplyError> {
+    let mut disk = planned.clone();
+    portable_data_source(&mut disk.pvc);
     let namespace = disk.pvc.metadata.namespace.clone().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
@@ -87,42 +78,44 @@ pub async fn apply_disk(client: &Client, disk: &DiskObjects) -> Result<DiskAppli
         return Ok(DiskApplied::Clash(clashes));
     }
 
-    let mut owned_secret = disk.secret.clone();
-    if let Some(existing_pvc) = &existing_pvc {
-        owned_secret.metadata.owner_references = Some(vec![owner_reference(existing_pvc)]);
+    let existing_pvc_uid = existing_pvc.and_then(|pvc| pvc.metadata.uid);
+    if let Some(uid) = &existing_pvc_uid {
+        disk.set_owner(uid);
     }
-    if let Err(clash) = secret.apply(&owned_secret).await? {
+    if let Err(clash) = secret.apply(&disk.secret).await? {
         return Ok(DiskApplied::Clash(vec![clash]));
     }
     let applied_pvc = match pvc.apply(&disk.pvc).await? {
         Ok(applied) => applied,
         Err(clash) => return Ok(DiskApplied::Clash(vec![clash])),
     };
-    let owner = owner_reference(&applied_pvc);
-    if existing_pvc.is_none() {
-        owned_secret.metadata.owner_references = Some(vec![owner.clone()]);
-        if let Err(clash) = secret.apply(&owned_secret).await? {
+    if existing_pvc_uid.is_none() {
+        // An applied object always comes back with its uid.
+        disk.set_owner(applied_pvc.metadata.uid.as_deref().unwrap_or_default());
+        if let Err(clash) = secret.apply(&disk.secret).await? {
             return Ok(DiskApplied::Clash(vec![clash]));
         }
     }
-    let mut owned_populator = disk.populator.clone();
-    owned_populator.metadata.owner_references = Some(vec![owner]);
-    if let Err(clash) = populator.apply(&owned_populator).await? {
+    if let Err(clash) = populator.apply(&disk.populator).await? {
         return Ok(DiskApplied::Clash(vec![clash]));
     }
     Ok(DiskApplied::Applied)
 }
 
-/// The owner reference Forklift puts on a disk's Secret and CR: the PVC, as controller. (A PVC
-/// read from the API server always has a name and a uid.)
-fn owner_reference(pvc: &PersistentVolumeClaim) -> OwnerReference {
-    OwnerReference {
-        api_version: "v1".into(),
-        kind: "PersistentVolumeClaim".into(),
-        name: pvc.metadata.name.clone().unwrap_or_default(),
-        uid: pvc.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
+/// Moves the populator reference from `dataSourceRef` (as Forklift writes it) to `dataSource`.
+/// API servers before 1.24 (the 1.20 test server among them) reject `dataSourceRef` under
+/// server-side apply, while servers from 1.24 on copy `dataSource` into `dataSourceRef`: written
+/// this way the PVC is the same everywhere, and copy-offload's controller reads either field.
+fn portable_data_source(pvc: &mut PersistentVolumeClaim) {
+    let Some(spec) = pvc.spec.as_mut() else {
+        return;
+    };
+    if let Some(reference) = spec.data_source_ref.take() {
+        spec.data_source = Some(TypedLocalObjectReference {
+            api_group: reference.api_group,
+            kind: reference.kind,
+            name: reference.name,
+        });
     }
 }
 
