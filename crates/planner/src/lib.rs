@@ -7,6 +7,7 @@
 //! - [`storage_map`]: each StorageMap's offload configuration checked and reported on it;
 //! - [`plan`]: the disks of each Plan that opts in planned for copy offload;
 //! - [`inventory`]: the source-side facts (VMs, disks, host loads) offload planning takes;
+//! - [`gather`]: reading a Plan's planning inputs from the cluster and vCenter;
 //! - [`offload`]: offload planning, the per-disk PVC, populator and Secret of a Plan (no I/O);
 //! - [`conditions`]: conditions written into Forklift objects' status without taking over them.
 //!
@@ -15,6 +16,7 @@
 
 pub mod conditions;
 pub mod feature_flag;
+pub mod gather;
 pub mod inventory;
 pub mod offload;
 pub mod plan;

@@ -1,7 +1,7 @@
 //! Offload planning: from a Plan, its StorageMap, its source Provider with the secrets they name,
 //! the VMs' inventory and the ESXi hosts' current loads, the objects that copy each offloaded disk
 //! — per disk a Block PVC, the `VSphereXcopyVolumePopulator` its `dataSourceRef` names, and the
-//! Secret the populator pod reads as its environment. No I/O: `gather` reads the inputs,
+//! Secret the populator pod reads as its environment. No I/O: [`crate::gather`] reads the inputs,
 //! the Plan reconcile and `copy-offload plan --dry-run` use the result.
 //!
 //! What differs from Forklift's controller, on purpose:
@@ -70,7 +70,7 @@ const NAME_MAX: usize = 63;
 /// Hex characters of the name digest.
 const NAME_DIGEST_LEN: usize = 8;
 
-/// Everything planning needs, read by `gather` (or built by a test).
+/// Everything planning needs, read by [`crate::gather::gather`] (or built by a test).
 #[derive(Clone, Debug)]
 pub struct PlanInputs {
     /// The Plan.
@@ -349,6 +349,15 @@ pub fn storage_secret_names(map: &StorageMap) -> Vec<String> {
     names
 }
 
+/// Whether any mapping of `map` has `offloadPlugin.vsphereXcopyConfig` (else there is nothing
+/// to plan, and no need to ask vCenter about the plan's VMs).
+pub fn has_offloaded_mapping(map: &StorageMap) -> bool {
+    map.spec
+        .map
+        .iter()
+        .any(|pair| storage_map::offloaded(pair).is_some())
+}
+
 fn qualified(meta: &ObjectMeta) -> String {
     format!(
         "{}/{}",
@@ -414,6 +423,10 @@ pub fn plan_offload(inputs: &PlanInputs) -> Result<PlanOutcome, PlanError> {
             }),
         });
     };
+
+    if !has_offloaded_mapping(map) {
+        return Ok(PlanOutcome::NothingToPlan);
+    }
 
     let mut offloaded = Vec::new();
     let mut vddk_disks = Vec::new();

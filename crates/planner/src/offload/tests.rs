@@ -503,6 +503,17 @@ fn a_plan_without_offloaded_disks_has_nothing_to_plan() {
 }
 
 #[test]
+fn a_map_without_offload_needs_no_inventory() {
+    let mut inputs = inputs();
+    inputs.storage_map.as_mut().unwrap().spec.map.remove(0);
+    inputs.inventory.clear();
+    assert!(matches!(
+        plan_offload(&inputs),
+        Ok(PlanOutcome::NothingToPlan)
+    ));
+}
+
+#[test]
 fn a_vm_is_found_by_name_and_datastores_by_name() {
     let mut inputs = inputs();
     inputs.plan.spec.vms = vec![PlanVm {

@@ -1,0 +1,368 @@
+//! Reading a plan's inputs against the real kube-apiserver peer and the lab's vCenter: the
+//! inventory of a lab VM (disks, datastore ids and names, capacities, backing kinds, NAA), the
+//! Secrets the plan's objects name, and the load of a migration host.
+
+mod support;
+
+use co_api::{CopyPhase, Plan, VSphereXcopyVolumePopulator, VSphereXcopyVolumePopulatorStatus};
+use co_lab::lab::{Lab, RunningLab};
+use co_lab::scenario::{DatastoreKind, DatastoreSpec, DiskSpec, Scenario, VmSpec};
+use co_planner::gather::{GatherError, gather};
+use co_planner::inventory::{DiskBackingKind, DiskInventory};
+use co_planner::offload::{PlanOutcome, plan_offload};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DynamicObject, PostParams};
+use kube::runtime::wait::await_condition;
+use kube::{Api, Client};
+use serde_json::json;
+use support::{DEADLINE, Scratch};
+
+const MIB: u64 = 1024 * 1024;
+
+/// The default lab plus a VM `vm-2` with a flat disk, an RDM and a vVol on `ds1` (VMFS on the
+/// ONTAP array) and a flat disk on `ds2` (NFS).
+fn scenario() -> Scenario {
+    let mut scenario = Scenario::default_embedded();
+    scenario.datastores.push(DatastoreSpec {
+        name: "ds2".into(),
+        kind: DatastoreKind::Nfs,
+        array: None,
+        capacity_gib: 16,
+    });
+    let disk = |datastore: &str, size_mib: u64| DiskSpec {
+        datastore: datastore.into(),
+        size_mib,
+        rdm_array: None,
+        vvol: false,
+    };
+    scenario.vms.push(VmSpec {
+        name: "vm-2".into(),
+        host: "esxi-1.lab.local".into(),
+        disks: vec![
+            disk("ds1", 64),
+            DiskSpec {
+                rdm_array: Some("ontap1".into()),
+                ..disk("ds1", 32)
+            },
+            DiskSpec {
+                vvol: true,
+                ..disk("ds1", 16)
+            },
+            disk("ds2", 8),
+        ],
+    });
+    scenario
+}
+
+async fn ensure_populator_crd(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = co_api::populator_crd();
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    match crds.create(&PostParams::default(), &crd).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.is_already_exists() => {}
+        Err(error) => panic!("cannot install the populator CRD: {error}"),
+    }
+    let established = await_condition(crds, &name, |crd: Option<&CustomResourceDefinition>| {
+        crd.and_then(|c| c.status.as_ref())
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            })
+    });
+    tokio::time::timeout(DEADLINE, established)
+        .await
+        .expect("the populator CRD is established in time")
+        .expect("watching the populator CRD");
+}
+
+async fn create_secret(scratch: &Scratch, name: &str, data: serde_json::Value) {
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": { "name": name, "namespace": scratch.namespace },
+        "stringData": data,
+    }))
+    .expect("a valid Secret");
+    Api::<Secret>::namespaced(scratch.client.clone(), &scratch.namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap_or_else(|error| panic!("creating Secret {name}: {error}"));
+}
+
+async fn create_forklift(scratch: &Scratch, kind: &str, name: &str, spec: serde_json::Value) {
+    let object: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "forklift.konveyor.io/v1beta1",
+        "kind": kind,
+        "metadata": { "name": name, "namespace": scratch.namespace },
+        "spec": spec,
+    }))
+    .expect("a valid object");
+    scratch
+        .forklift(kind)
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap_or_else(|error| panic!("creating {kind} {name}: {error}"));
+}
+
+/// The Provider (vCenter of the lab), its Secret, the storage Secret, the StorageMap (ds1
+/// offloaded to ONTAP, ds2 copied with VDDK) and the Plan of `vms`.
+async fn create_plan_objects(scratch: &Scratch, lab: &RunningLab, vms: serde_json::Value) -> Plan {
+    let namespace = &scratch.namespace;
+    create_secret(
+        scratch,
+        "vcenter-creds",
+        json!({
+            "user": lab.username,
+            "password": lab.password,
+            "insecureSkipVerify": "true",
+            "url": lab.vcenter_url,
+        }),
+    )
+    .await;
+    let array = &lab.arrays[0];
+    create_secret(
+        scratch,
+        "ontap-creds",
+        json!({
+            "management_address": array.url,
+            "username": array.username,
+            "password": array.password,
+        }),
+    )
+    .await;
+    create_forklift(
+        scratch,
+        "Provider",
+        "vcenter",
+        json!({
+            "type": "vsphere",
+            "url": lab.vcenter_url,
+            "secret": { "name": "vcenter-creds", "namespace": namespace },
+        }),
+    )
+    .await;
+    create_forklift(
+        scratch,
+        "StorageMap",
+        "copy-offload",
+        json!({
+            "provider": { "source": { "name": "vcenter", "namespace": namespace } },
+            "map": [
+                {
+                    "source": { "name": "ds1" },
+                    "destination": { "storageClass": "ontap-san" },
+                    "offloadPlugin": { "vsphereXcopyConfig": {
+                        "secretRef": "ontap-creds",
+                        "storageVendorProduct": "ontap",
+                    }},
+                },
+                {
+                    "source": { "name": "ds2" },
+                    "destination": { "storageClass": "nfs" },
+                },
+            ],
+        }),
+    )
+    .await;
+    create_forklift(
+        scratch,
+        "Plan",
+        "my-plan",
+        json!({
+            "provider": { "source": { "name": "vcenter", "namespace": namespace } },
+            "map": { "storage": { "name": "copy-offload", "namespace": namespace } },
+            "targetNamespace": namespace,
+            "vms": vms,
+        }),
+    )
+    .await;
+    Api::<Plan>::namespaced(scratch.client.clone(), namespace)
+        .get("my-plan")
+        .await
+        .expect("the Plan reads back")
+}
+
+async fn create_populator(scratch: &Scratch, name: &str, host: &str, phase: Option<CopyPhase>) {
+    let mut populator = VSphereXcopyVolumePopulator::new(
+        name,
+        co_api::VSphereXcopyVolumePopulatorSpec {
+            vmdk_path: "[ds1] vm-1/vm-1.vmdk".into(),
+            secret_name: Some("ontap-creds".into()),
+            storage_vendor_product: "ontap".into(),
+            migration_host: Some(host.into()),
+            ..Default::default()
+        },
+    );
+    populator.status = phase.map(|phase| VSphereXcopyVolumePopulatorStatus {
+        phase: Some(phase),
+        ..Default::default()
+    });
+    Api::<VSphereXcopyVolumePopulator>::namespaced(scratch.client.clone(), &scratch.namespace)
+        .create(&PostParams::default(), &populator)
+        .await
+        .unwrap_or_else(|error| panic!("creating populator {name}: {error}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inventory_of_a_lab_vm_has_its_disks_datastores_sizes_kinds_and_naa() {
+    let scratch = Scratch::new("gather").await;
+    ensure_populator_crd(&scratch.client).await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let lab = Lab::start(scenario(), dir.path())
+        .await
+        .expect("the lab starts");
+    let plan = create_plan_objects(
+        &scratch,
+        &lab,
+        json!([{ "name": "vm-2" }, { "id": "vm-404" }]),
+    )
+    .await;
+    // Loads are counted cluster-wide, so the host name is this test's own.
+    let host = format!("host-{}", scratch.namespace);
+    create_populator(&scratch, "running", &host, None).await;
+    create_populator(&scratch, "copying", &host, Some(CopyPhase::Cloning)).await;
+    create_populator(&scratch, "done", &host, Some(CopyPhase::Succeeded)).await;
+    create_populator(&scratch, "failed", &host, Some(CopyPhase::Failed)).await;
+
+    let inputs = gather(&scratch.client, &plan)
+        .await
+        .expect("the inputs read");
+
+    assert_eq!(
+        inputs.inventory.len(),
+        1,
+        "vm-404 does not exist in vCenter"
+    );
+    let vm = &inputs.inventory[0];
+    assert_eq!(vm.name, "vm-2");
+    assert!(vm.id.starts_with("vm-"), "{}", vm.id);
+    assert!(vm.host.starts_with("host-"), "{}", vm.host);
+    let ds1_naa = lab
+        .san
+        .volume("ontap1", "ds-ds1")
+        .expect("the ds1 LUN")
+        .naa
+        .to_ascii_lowercase();
+    let rdm_naa = lab
+        .san
+        .volume("ontap1", "rdm-vm-2-1")
+        .expect("the RDM LUN")
+        .naa
+        .to_ascii_lowercase();
+    assert_ne!(ds1_naa, rdm_naa);
+    let ds1_id = vm.disks[0].datastore_id.clone();
+    let ds2_id = vm.disks[3].datastore_id.clone();
+    assert!(ds1_id.starts_with("datastore-"), "{ds1_id}");
+    assert!(
+        ds2_id.starts_with("datastore-") && ds2_id != ds1_id,
+        "{ds2_id}"
+    );
+    let disk = |key, file: &str, ds: (&str, &str), mib, backing, naa: Option<&str>| DiskInventory {
+        key,
+        file: file.into(),
+        datastore_id: ds.0.into(),
+        datastore_name: ds.1.into(),
+        capacity_bytes: mib * MIB,
+        backing,
+        naa: naa.map(str::to_owned),
+    };
+    let ds1 = (ds1_id.as_str(), "ds1");
+    assert_eq!(
+        vm.disks,
+        vec![
+            disk(
+                2000,
+                "[ds1] vm-2/vm-2.vmdk",
+                ds1,
+                64,
+                DiskBackingKind::Vmdk,
+                Some(&ds1_naa)
+            ),
+            disk(
+                2001,
+                "[ds1] vm-2/vm-2_1.vmdk",
+                ds1,
+                32,
+                DiskBackingKind::Rdm,
+                Some(&rdm_naa)
+            ),
+            disk(
+                2002,
+                "[ds1] vm-2/vm-2_2.vmdk",
+                ds1,
+                16,
+                DiskBackingKind::Vvol,
+                None
+            ),
+            disk(
+                2003,
+                "[ds2] vm-2/vm-2_3.vmdk",
+                (&ds2_id, "ds2"),
+                8,
+                DiskBackingKind::Vmdk,
+                None
+            ),
+        ]
+    );
+
+    assert_eq!(
+        inputs.host_loads.get(&host),
+        Some(&2),
+        "two copies have not ended"
+    );
+    assert!(inputs.storage_secrets.contains_key("ontap-creds"));
+    assert_eq!(
+        inputs.provider_secret.get("user").map(|v| v.0.as_slice()),
+        Some(lab.username.as_bytes())
+    );
+    assert!(inputs.storage_map.is_some());
+    assert!(inputs.ssh_keys.is_none(), "no key Secrets were created");
+
+    // Planning these inputs: vm-404 is named, then without it the NFS disk makes a mixed plan.
+    let error = plan_offload(&inputs).expect_err("vm-404 is missing");
+    assert!(error.to_string().contains("VM vm-404"), "{error}");
+    let mut inputs = inputs;
+    inputs.plan.spec.vms.truncate(1);
+    let Ok(PlanOutcome::MixedUsage(mixed)) = plan_offload(&inputs) else {
+        panic!("expected the mixed-usage refusal");
+    };
+    assert_eq!(mixed.vddk_disks.len(), 1);
+    assert_eq!(mixed.vddk_disks[0].disk_file, "[ds2] vm-2/vm-2_3.vmdk");
+
+    drop(lab);
+    scratch.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_provider_is_named() {
+    let scratch = Scratch::new("gather-noprov").await;
+    create_forklift(
+        &scratch,
+        "Plan",
+        "orphan",
+        json!({
+            "provider": { "source": { "name": "gone", "namespace": scratch.namespace } },
+            "targetNamespace": scratch.namespace,
+        }),
+    )
+    .await;
+    let plan = Api::<Plan>::namespaced(scratch.client.clone(), &scratch.namespace)
+        .get("orphan")
+        .await
+        .expect("the Plan reads back");
+    let error = gather(&scratch.client, &plan)
+        .await
+        .expect_err("no Provider");
+    assert!(matches!(error, GatherError::NotFound { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "Provider {ns}/gone (spec.provider.source of plan {ns}/orphan) does not exist; create \
+             it or correct the plan's spec.provider.source",
+            ns = scratch.namespace
+        )
+    );
+    assert_eq!(error.exit_code(), co_api::contract::ExitCode::Permanent);
+    scratch.finish().await;
+}
