@@ -113,6 +113,12 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// A plan's inputs could not be read (API server or vCenter unreachable).
+    #[error(transparent)]
+    Gather(#[from] gather::GatherError),
+    /// A planned disk's objects could not be written.
+    #[error(transparent)]
+    Apply(#[from] plan::ApplyError),
     /// A status could not be read or written.
     #[error("updating the status of a Forklift object: {0}")]
     Status(#[source] kube::Error),
@@ -123,7 +129,8 @@ impl Error {
     pub fn exit_code(&self) -> co_api::contract::ExitCode {
         use co_api::contract::ExitCode;
         match self {
-            Self::Connect(_) => ExitCode::Retryable,
+            Self::Connect(_) | Self::Apply(_) => ExitCode::Retryable,
+            Self::Gather(error) => error.exit_code(),
             Self::Keys(_) | Self::Status(_) | Self::Read { .. } => ExitCode::Internal,
         }
     }

@@ -12,14 +12,19 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use co_api::contract::ExitCode;
 use co_api::contract::names::PLAN_OPT_IN_ANNOTATION;
 use co_api::forklift::Plan;
 use futures::StreamExt;
+use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Api, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 
+use crate::conditions::{self, Condition, category};
+use crate::gather;
+use crate::offload::{self, MIXED_USAGE_CONDITION, OffloadPlan};
 use crate::{Context, Error, Observed};
 
 mod apply;
@@ -36,9 +41,37 @@ pub enum PlanOutcome {
     Disabled,
     /// The Plan does not carry the opt-in annotation (or is being deleted): left to Forklift.
     NotOptedIn,
-    /// The Plan opted in; planning its disks is not wired in yet.
-    OptedIn,
+    /// No disk of the Plan is on a datastore mapped with `vsphereXcopyConfig`: nothing created,
+    /// no condition.
+    NothingToPlan,
+    /// Some disks would be copied with VDDK and others offloaded: refused with
+    /// `VDDKAndOffloadMixedUsage`, nothing created. The condition's items (one per VDDK disk).
+    MixedUsage(Vec<String>),
+    /// The Plan cannot be planned (what to fix, as the `OffloadPlanningFailed` condition says);
+    /// nothing created.
+    Invalid(String),
+    /// Disks planned and applied.
+    Planned {
+        /// Name of each disk's PVC (= its Secret's and CR's) whose objects are as planned.
+        applied: Vec<String>,
+        /// Objects that someone else created, left untouched; their disks were not written.
+        clashes: Vec<String>,
+    },
 }
+
+/// Condition: the Plan cannot be planned; the message names what to fix.
+pub const PLANNING_FAILED: &str = "OffloadPlanningFailed";
+/// Condition: objects a disk needs exist already and were not created by copy-offload.
+pub const OBJECTS_NOT_OURS: &str = "OffloadObjectsNotOurs";
+/// Condition: how many disks were planned, and where their objects are.
+pub const PLANNED: &str = "OffloadPlanned";
+/// The condition types the Plan controller owns on a Plan.
+const OWNED: &[&str] = &[
+    MIXED_USAGE_CONDITION,
+    PLANNING_FAILED,
+    OBJECTS_NOT_OURS,
+    PLANNED,
+];
 
 /// Whether `plan` asks copy-offload to plan its disks.
 pub fn opted_in(plan: &Plan) -> bool {
@@ -110,7 +143,147 @@ async fn reconcile_plan(plan: &Plan, context: &Context) -> Result<PlanOutcome, E
     if !opted_in(plan) || plan.metadata.deletion_timestamp.is_some() {
         return Ok(PlanOutcome::NotOptedIn);
     }
-    Ok(PlanOutcome::OptedIn)
+    let planning = match gather::gather(&context.client, plan).await {
+        Ok(inputs) => offload::plan_offload(&inputs).map_err(|error| error.to_string()),
+        // What a person must fix is reported on the Plan; an outage is retried.
+        Err(error) if error.exit_code() == ExitCode::Permanent => Err(error.to_string()),
+        Err(error) => return Err(Error::Gather(error)),
+    };
+    settle(&context.client, plan, planning).await
+}
+
+/// Writes what planning concluded: the disks' objects, then the Plan's conditions.
+async fn settle(
+    client: &Client,
+    plan: &Plan,
+    planning: Result<offload::PlanOutcome, String>,
+) -> Result<PlanOutcome, Error> {
+    let (outcome, wanted) = match planning {
+        Err(problem) => {
+            tracing::warn!(plan = %plan.name_any(), %problem, "the plan cannot be planned for copy offload");
+            let condition = Condition {
+                type_: PLANNING_FAILED.into(),
+                category: category::CRITICAL,
+                reason: "CannotPlan".into(),
+                message: format!(
+                    "Copy offload cannot plan this plan's disks: {problem}. Nothing was created."
+                ),
+                items: vec![],
+            };
+            (PlanOutcome::Invalid(problem), vec![condition])
+        }
+        Ok(offload::PlanOutcome::NothingToPlan) => (PlanOutcome::NothingToPlan, vec![]),
+        Ok(offload::PlanOutcome::MixedUsage(mixed)) => {
+            let condition = offload::mixed_usage_condition(&mixed);
+            (
+                PlanOutcome::MixedUsage(condition.items.clone()),
+                vec![condition],
+            )
+        }
+        Ok(offload::PlanOutcome::Planned(planned)) => apply_plan(client, &planned).await?,
+    };
+    report(client, plan, &wanted).await?;
+    Ok(outcome)
+}
+
+/// Applies every planned disk; the outcome and the conditions saying how it went.
+async fn apply_plan(
+    client: &Client,
+    planned: &OffloadPlan,
+) -> Result<(PlanOutcome, Vec<Condition>), Error> {
+    let mut applied = Vec::new();
+    let mut applied_items = Vec::new();
+    let mut vms = Vec::new();
+    let mut clashes = Vec::new();
+    for disk in &planned.disks {
+        match apply_disk(client, disk).await? {
+            DiskApplied::Applied => {
+                let name = disk.pvc.name_any();
+                let host = disk
+                    .populator
+                    .spec
+                    .migration_host
+                    .as_deref()
+                    .map(|host| format!(", cloned on {host}"))
+                    .unwrap_or_default();
+                applied_items.push(format!(
+                    "VM {} disk {} → PVC {name}{host}",
+                    disk.vm_name, disk.disk_file
+                ));
+                if !vms.contains(&disk.vm_id) {
+                    vms.push(disk.vm_id.clone());
+                }
+                applied.push(name);
+            }
+            DiskApplied::Clash(found) => clashes.extend(found),
+        }
+    }
+    let mut wanted = Vec::new();
+    if !applied.is_empty() {
+        tracing::info!(
+            namespace = %planned.namespace,
+            disks = applied.len(),
+            "disks planned for copy offload"
+        );
+        wanted.push(Condition {
+            type_: PLANNED.into(),
+            category: category::ADVISORY,
+            reason: "DisksPlanned".into(),
+            message: format!(
+                "{} of {} VM{} planned for copy offload in namespace {}: each has a Secret, a \
+                 Block PVC and a VSphereXcopyVolumePopulator of the same name.",
+                count(applied.len(), "disk"),
+                vms.len(),
+                if vms.len() == 1 { "" } else { "s" },
+                planned.namespace
+            ),
+            items: applied_items,
+        });
+    }
+    if !clashes.is_empty() {
+        tracing::warn!(
+            namespace = %planned.namespace,
+            objects = clashes.len(),
+            "objects of planned disks exist and belong to someone else; left untouched"
+        );
+        wanted.push(Condition {
+            type_: OBJECTS_NOT_OURS.into(),
+            category: category::CRITICAL,
+            reason: "CreatedByOthers".into(),
+            message: format!(
+                "{} this plan's disks need already exist and were not created by copy-offload \
+                 (Forklift's controller may be planning this plan too). They are left untouched \
+                 and their disks were not planned: remove the annotation {PLAN_OPT_IN_ANNOTATION} \
+                 to leave the plan to Forklift, or delete those objects.",
+                count(clashes.len(), "object")
+            ),
+            items: clashes.clone(),
+        });
+    }
+    Ok((PlanOutcome::Planned { applied, clashes }, wanted))
+}
+
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// Writes `wanted` as the Plan's conditions of the types this controller owns.
+async fn report(client: &Client, plan: &Plan, wanted: &[Condition]) -> Result<(), Error> {
+    let resource = ApiResource::erase::<Plan>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &plan.namespace().unwrap_or_default(),
+        &resource,
+    );
+    let current = api.get(&plan.name_any()).await.map_err(Error::Status)?;
+    conditions::replace_owned(&api, &current, OWNED, wanted)
+        .await
+        .map_err(Error::Status)?;
+    Ok(())
 }
 
 impl PlanContext {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use co_api::contract::names::PLAN_OPT_IN_ANNOTATION;
 use co_api::{VSphereXcopyVolumePopulator, VSphereXcopyVolumePopulatorSpec};
 use co_planner::offload::PlannedDisk;
-use co_planner::plan::{DiskApplied, FIELD_MANAGER, apply_disk};
+use co_planner::plan::{DiskApplied, FIELD_MANAGER, PLANNING_FAILED, apply_disk};
 use co_planner::{Observed, PlanOutcome};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
@@ -128,13 +128,25 @@ async fn the_seed_plan_is_left_alone_while_the_flag_is_off_and_until_it_opts_in(
         Vec::<Value>::new()
     );
 
+    // The seed's snippet shows only the map part of a Plan: once it opts in, what is missing is
+    // named on it, and nothing is created.
     set_opt_in(&scratch, SEED_PLAN_NAME, Some("true")).await;
     scratch
         .observe(
             "the opted-in plan reconciled with the flag on",
-            plan_reconciled(SEED_PLAN_NAME, |o| *o == PlanOutcome::OptedIn),
+            plan_reconciled(SEED_PLAN_NAME, |o| matches!(o, PlanOutcome::Invalid(_))),
         )
         .await;
+    let conditions = plan_conditions(&scratch, SEED_PLAN_NAME).await;
+    assert_eq!(conditions.len(), 1, "{conditions:?}");
+    assert_eq!(conditions[0]["type"], PLANNING_FAILED);
+    assert_eq!(conditions[0]["category"], "Critical");
+    let message = conditions[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("spec.provider.source names no Provider"),
+        "{message}"
+    );
+    assert_eq!(created_objects(&scratch).await, Vec::<String>::new());
     scratch.finish().await;
 }
 

@@ -8,6 +8,8 @@
 //! the applied PVC, and on a re-run from the existing one, so the Secret never loses its owner
 //! once it had one (the Secret is applied first, ownerless, only when the PVC does not exist yet).
 //!
+//! A disk whose CR exists keeps the CR's `migrationHost`, whatever planning chose this time.
+//!
 //! An object of the same name that another manager created (Forklift's controller, a user) is
 //! never modified: nothing of that disk is written and the clash is returned for the Plan's
 //! conditions. Apply is never forced, so a field of ours that someone else took over since is a
@@ -78,6 +80,11 @@ pub async fn apply_disk(client: &Client, planned: &PlannedDisk) -> Result<DiskAp
         return Ok(DiskApplied::Clash(clashes));
     }
 
+    // A disk's migration host, once chosen, stays: its copy may already run there, and planning
+    // again (its own CRs now counting as load) could pick another.
+    if let Some(host) = existing_populator.and_then(|cr| cr.spec.migration_host) {
+        disk.populator.spec.migration_host = Some(host);
+    }
     let existing_pvc_uid = existing_pvc.and_then(|pvc| pvc.metadata.uid);
     if let Some(uid) = &existing_pvc_uid {
         disk.set_owner(uid);
