@@ -1,25 +1,31 @@
-//! The Plan controller against the real API server: the seed's example Plan, applied unchanged,
-//! is left alone while `feature_copy_offload` is off and until it opts in with
-//! `copy-offload.konveyor.io/plan: "true"`; nothing is created or written on it meanwhile. A
-//! disk's objects are applied Secret, PVC, CR, owned by the PVC, idempotently, and never over an
-//! object someone else created.
+//! The Plan controller against the real API server and the lab's vCenter: the seed's example Plan,
+//! applied unchanged, is left alone while `feature_copy_offload` is off and until it opts in with
+//! `copy-offload.konveyor.io/plan: "true"`, then told what it lacks; an opted-in Plan gets each
+//! offloaded disk's Secret, Block PVC and populator CR exactly as specified, the same ones again
+//! after a restart; a mixed VDDK/offload plan gets `VDDKAndOffloadMixedUsage` and nothing; two
+//! plans share the dedicated migration hosts least-loaded. A disk's objects are applied Secret,
+//! PVC, CR, owned by the PVC, idempotently, and never over an object someone else created.
 
 mod support;
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
 use co_api::contract::names::PLAN_OPT_IN_ANNOTATION;
-use co_api::{VSphereXcopyVolumePopulator, VSphereXcopyVolumePopulatorSpec};
-use co_planner::offload::PlannedDisk;
-use co_planner::plan::{DiskApplied, FIELD_MANAGER, PLANNING_FAILED, apply_disk};
-use co_planner::{Observed, PlanOutcome};
+use co_api::{Plan, VSphereXcopyVolumePopulator, VSphereXcopyVolumePopulatorSpec};
+use co_lab::lab::{Lab, RunningLab};
+use co_lab::scenario::{DatastoreKind, DatastoreSpec, DiskSpec, Scenario, VmSpec};
+use co_planner::offload::{MIXED_USAGE_CONDITION, PlannedDisk, disk_object_name};
+use co_planner::plan::{DiskApplied, FIELD_MANAGER, PLANNED, PLANNING_FAILED, apply_disk};
+use co_planner::ssh_keys::KeysOutcome;
+use co_planner::{Observed, PlanOutcome, ProviderOutcome};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimSpec, Secret, TypedObjectReference,
     VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use support::Scratch;
@@ -334,4 +340,540 @@ async fn a_disk_is_applied_owned_by_its_pvc_once_and_never_over_someone_elses_pv
         "nothing else of that disk is created: {objects:?}"
     );
     scratch.finish().await;
+}
+
+/// The lab: the default one (vm-1 on esxi-1, ds1 VMFS on the ONTAP array), plus vm-2 with three
+/// disks on ds1 and vm-3 with one disk on ds1 and one on ds2 (NFS, mapped without offload).
+async fn start_lab() -> (RunningLab, tempfile::TempDir) {
+    let mut scenario = Scenario::default_embedded();
+    scenario.datastores.push(DatastoreSpec {
+        name: "ds2".into(),
+        kind: DatastoreKind::Nfs,
+        array: None,
+        capacity_gib: 16,
+    });
+    let disk = |datastore: &str, size_mib: u64| DiskSpec {
+        datastore: datastore.into(),
+        size_mib,
+        rdm_array: None,
+        vvol: false,
+    };
+    scenario.vms.push(VmSpec {
+        name: "vm-2".into(),
+        host: "esxi-1.lab.local".into(),
+        disks: vec![disk("ds1", 8), disk("ds1", 16), disk("ds1", 4)],
+    });
+    scenario.vms.push(VmSpec {
+        name: "vm-3".into(),
+        host: "esxi-1.lab.local".into(),
+        disks: vec![disk("ds1", 4), disk("ds2", 4)],
+    });
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let lab = Lab::start(scenario, dir.path())
+        .await
+        .expect("the lab starts");
+    (lab, dir)
+}
+
+async fn create_secret(scratch: &Scratch, name: &str, data: Value) {
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": { "name": name, "namespace": scratch.namespace },
+        "stringData": data,
+    }))
+    .expect("a valid Secret");
+    Api::<Secret>::namespaced(scratch.client.clone(), &scratch.namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap_or_else(|error| panic!("creating Secret {name}: {error}"));
+}
+
+async fn create_forklift(scratch: &Scratch, kind: &str, name: &str, metadata: Value, spec: Value) {
+    let mut metadata = metadata;
+    metadata["name"] = json!(name);
+    metadata["namespace"] = json!(scratch.namespace);
+    let object: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "forklift.konveyor.io/v1beta1",
+        "kind": kind,
+        "metadata": metadata,
+        "spec": spec,
+    }))
+    .expect("a valid object");
+    scratch
+        .forklift(kind)
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap_or_else(|error| panic!("creating {kind} {name}: {error}"));
+}
+
+const STORAGE_CLASS: &str = "ontap-san";
+
+/// The vSphere Provider of the lab (`esxiCloneMethod: ssh`, its Secret as Forklift keeps it), the
+/// ONTAP storage Secret with Trident-style keys, and the StorageMap `copy-offload`: ds1 offloaded
+/// (access mode ReadWriteOnce, `dedicated_hosts`), ds2 copied with VDDK. Waits until the planner
+/// has given the Provider its SSH key pair.
+async fn create_migration_objects(
+    scratch: &mut Scratch,
+    lab: &RunningLab,
+    dedicated_hosts: &[String],
+) {
+    create_secret(
+        scratch,
+        "vcenter-creds",
+        json!({
+            "user": lab.username,
+            "password": lab.password,
+            "insecureSkipVerify": "true",
+        }),
+    )
+    .await;
+    let array = &lab.arrays[0];
+    create_secret(
+        scratch,
+        "ontap-creds",
+        json!({
+            "management_address": array.url,
+            "username": array.username,
+            "password": array.password,
+            "ONTAP_SVM": array.svm,
+        }),
+    )
+    .await;
+    let namespace = scratch.namespace.clone();
+    create_forklift(
+        scratch,
+        "Provider",
+        "vcenter",
+        json!({}),
+        json!({
+            "type": "vsphere",
+            "url": lab.vcenter_url,
+            "secret": { "name": "vcenter-creds", "namespace": namespace },
+            "settings": { "esxiCloneMethod": "ssh" },
+        }),
+    )
+    .await;
+    create_forklift(
+        scratch,
+        "StorageMap",
+        "copy-offload",
+        json!({}),
+        json!({
+            "provider": { "source": { "name": "vcenter", "namespace": namespace } },
+            "map": [
+                {
+                    "source": { "name": "ds1" },
+                    "destination": { "storageClass": STORAGE_CLASS, "accessMode": "ReadWriteOnce" },
+                    "offloadPlugin": { "vsphereXcopyConfig": {
+                        "secretRef": "ontap-creds",
+                        "storageVendorProduct": "ontap",
+                        "dedicatedMigrationHosts": dedicated_hosts,
+                    }},
+                },
+                {
+                    "source": { "name": "ds2" },
+                    "destination": { "storageClass": "nfs" },
+                },
+            ],
+        }),
+    )
+    .await;
+    scratch
+        .observe("the provider's SSH key pair", |observed| {
+            matches!(
+                observed,
+                Observed::Provider { name, outcome: ProviderOutcome::Keys(KeysOutcome::Created | KeysOutcome::Kept), .. }
+                    if name == "vcenter"
+            )
+        })
+        .await;
+}
+
+/// Creates the opted-in Plan `name` of `vms` (by name) into the scratch namespace.
+async fn create_plan(scratch: &Scratch, name: &str, vms: &[&str]) {
+    let namespace = &scratch.namespace;
+    let vms: Vec<Value> = vms.iter().map(|vm| json!({ "name": vm })).collect();
+    create_forklift(
+        scratch,
+        "Plan",
+        name,
+        json!({ "annotations": { PLAN_OPT_IN_ANNOTATION: "true" } }),
+        json!({
+            "provider": { "source": { "name": "vcenter", "namespace": namespace } },
+            "map": { "storage": { "name": "copy-offload", "namespace": namespace } },
+            "targetNamespace": namespace,
+            "vms": vms,
+        }),
+    )
+    .await;
+}
+
+fn planned(plan: &'static str) -> impl Fn(&Observed) -> bool {
+    plan_reconciled(plan, |o| matches!(o, PlanOutcome::Planned { .. }))
+}
+
+/// The applied PVC names an observed `Planned` outcome lists.
+fn applied(observed: &Observed) -> Vec<String> {
+    match observed {
+        Observed::Plan {
+            outcome: PlanOutcome::Planned { applied, clashes },
+            ..
+        } => {
+            assert_eq!(clashes, &Vec::<String>::new());
+            applied.clone()
+        }
+        other => panic!("not a planned plan: {other:?}"),
+    }
+}
+
+fn text(secret: &Secret, key: &str) -> String {
+    let value = secret
+        .data
+        .as_ref()
+        .and_then(|data| data.get(key))
+        .unwrap_or_else(|| panic!("Secret {} has no key {key}", secret.name_any()));
+    String::from_utf8(value.0.clone()).expect("text")
+}
+
+async fn populators(scratch: &Scratch) -> Api<VSphereXcopyVolumePopulator> {
+    Api::namespaced(scratch.client.clone(), &scratch.namespace)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opted_in_plan_gets_each_disk_exactly_as_specified_and_a_restart_changes_nothing() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (lab, _dir) = start_lab().await;
+    let mut scratch = Scratch::new("planner-plan").await;
+    scratch.set_flag_on_forklift_controller("true").await;
+    scratch.start_planner().await;
+    let hosts = [
+        format!("host-a-{}", scratch.namespace),
+        format!("host-b-{}", scratch.namespace),
+    ];
+    create_migration_objects(&mut scratch, &lab, &hosts).await;
+    create_plan(&scratch, "plan-a", &["vm-2"]).await;
+    let observed = scratch.observe("plan-a planned", planned("plan-a")).await;
+    let names = applied(&observed);
+
+    let namespace = scratch.namespace.clone();
+    let plan = Api::<Plan>::namespaced(scratch.client.clone(), &namespace)
+        .get("plan-a")
+        .await
+        .expect("the plan");
+    let plan_uid = plan.uid().expect("a uid");
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(scratch.client.clone(), &namespace);
+    let secrets: Api<Secret> = Api::namespaced(scratch.client.clone(), &namespace);
+    let crs = populators(&scratch).await;
+    let first_pvc = pvcs.get(&names[0]).await.expect("the first PVC");
+    let vm_id = first_pvc.labels()["vmID"].clone();
+    assert!(vm_id.starts_with("vm-"), "{vm_id}");
+    let expected_names: Vec<String> = [2000, 2001, 2002]
+        .into_iter()
+        .map(|key| disk_object_name(&namespace, "plan-a", &vm_id, key))
+        .collect();
+    assert_eq!(
+        names, expected_names,
+        "one PVC per disk, deterministic names"
+    );
+
+    let ds1_naa = lab
+        .san
+        .volume("ontap1", "ds-ds1")
+        .expect("the ds1 LUN")
+        .naa
+        .to_ascii_lowercase();
+    let provider_keys = secrets
+        .get("offload-ssh-keys-vcenter-private")
+        .await
+        .expect("the provider's private key");
+    let array = &lab.arrays[0];
+    let vcenter_authority = lab
+        .vcenter_url
+        .trim_start_matches("https://")
+        .trim_end_matches("/sdk")
+        .to_owned();
+    let sizes_mib = [8u64, 16, 4];
+    let mut migration_hosts = Vec::new();
+    for (index, name) in names.iter().enumerate() {
+        let key = 2000 + index;
+        let file = if index == 0 {
+            "[ds1] vm-2/vm-2.vmdk".to_owned()
+        } else {
+            format!("[ds1] vm-2/vm-2_{index}.vmdk")
+        };
+        let pvc = pvcs.get(name).await.expect("the PVC");
+        let labels = pvc.labels();
+        assert_eq!(labels["plan"], plan_uid);
+        assert_eq!(labels["vmID"], vm_id);
+        assert_eq!(labels["vmdkKey"], key.to_string());
+        assert_eq!(labels["sourceHost"], lab.hosts[0].moid);
+        assert_eq!(labels["volume.csi.k8s.io/affinity-source-naa"], ds1_naa);
+        let annotations = pvc.annotations();
+        assert_eq!(annotations["forklift.konveyor.io/disk-source"], file);
+        assert_eq!(annotations["copy-offload"], file);
+        assert_eq!(
+            annotations["cdi.kubevirt.io/storage.import.secretName"],
+            *name
+        );
+        let spec = pvc.spec.as_ref().expect("a spec");
+        assert_eq!(spec.volume_mode.as_deref(), Some("Block"));
+        assert_eq!(spec.access_modes, Some(vec!["ReadWriteOnce".to_owned()]));
+        assert_eq!(spec.storage_class_name.as_deref(), Some(STORAGE_CLASS));
+        let requested = &spec
+            .resources
+            .as_ref()
+            .expect("resources")
+            .requests
+            .as_ref()
+            .expect("requests")["storage"];
+        assert_eq!(requested.0, (sizes_mib[index] * 1024 * 1024).to_string());
+        let source = spec.data_source.as_ref().expect("a data source");
+        assert_eq!(
+            (
+                source.api_group.as_deref(),
+                source.kind.as_str(),
+                source.name.as_str()
+            ),
+            (
+                Some("forklift.konveyor.io"),
+                "VSphereXcopyVolumePopulator",
+                name.as_str()
+            )
+        );
+        let owner = format!(
+            "PersistentVolumeClaim/{name}/{}",
+            pvc.uid().unwrap_or_default()
+        );
+        let owners = |meta: &ObjectMeta| -> Vec<String> {
+            meta.owner_references
+                .iter()
+                .flatten()
+                .filter(|o| o.controller == Some(true))
+                .map(|o| format!("{}/{}/{}", o.kind, o.name, o.uid))
+                .collect()
+        };
+
+        let secret = secrets.get(name).await.expect("the disk's Secret");
+        assert_eq!(owners(&secret.metadata), std::slice::from_ref(&owner));
+        assert_eq!(secret.labels()["plan"], plan_uid);
+        assert_eq!(text(&secret, "GOVMOMI_HOSTNAME"), vcenter_authority);
+        assert_eq!(text(&secret, "GOVMOMI_USERNAME"), lab.username);
+        assert_eq!(text(&secret, "GOVMOMI_PASSWORD"), lab.password);
+        assert_eq!(text(&secret, "GOVMOMI_INSECURE"), "true");
+        assert_eq!(text(&secret, "STORAGE_HOSTNAME"), array.url);
+        assert_eq!(text(&secret, "STORAGE_USERNAME"), array.username);
+        assert_eq!(text(&secret, "STORAGE_PASSWORD"), array.password);
+        assert_eq!(text(&secret, "ONTAP_SVM"), array.svm);
+        assert_eq!(text(&secret, "ESXI_CLONE_METHOD"), "ssh");
+        let private_key = provider_keys.data.as_ref().expect("key data")["private-key"]
+            .0
+            .clone();
+        assert_eq!(
+            text(&secret, "SSH_PRIVATE_KEY"),
+            base64::engine::general_purpose::STANDARD.encode(private_key)
+        );
+
+        let cr = crs.get(name).await.expect("the populator CR");
+        assert_eq!(owners(&cr.metadata), [owner]);
+        assert_eq!(cr.spec.vm_id.as_deref(), Some(vm_id.as_str()));
+        assert_eq!(cr.spec.vmdk_path, file);
+        assert_eq!(cr.spec.secret_name.as_deref(), Some(name.as_str()));
+        assert_eq!(cr.spec.storage_vendor_product, "ontap");
+        migration_hosts.push(cr.spec.migration_host.clone().unwrap_or_default());
+    }
+    assert_eq!(
+        migration_hosts,
+        [hosts[0].clone(), hosts[1].clone(), hosts[0].clone()],
+        "the dedicated hosts taken least-loaded, ties by name"
+    );
+    let conditions = plan_conditions(&scratch, "plan-a").await;
+    let planned_condition = conditions
+        .iter()
+        .find(|c| c["type"] == PLANNED)
+        .unwrap_or_else(|| panic!("no {PLANNED} in {conditions:?}"));
+    assert_eq!(planned_condition["category"], "Advisory");
+    assert_eq!(planned_condition["items"].as_array().map(Vec::len), Some(3));
+    assert!(
+        planned_condition["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("3 disks of 1 VM planned"),
+        "{planned_condition}"
+    );
+
+    // A restart plans again and finds its own objects: the same ones, none added, the Secrets and
+    // CRs not even rewritten.
+    let snapshot = || async {
+        let mut state = Vec::new();
+        for secret in secrets
+            .list(&ListParams::default().labels(&format!("plan={plan_uid}")))
+            .await
+            .expect("Secrets")
+        {
+            state.push(format!(
+                "secret/{}/{}/{}",
+                secret.name_any(),
+                secret.uid().unwrap_or_default(),
+                secret.resource_version().unwrap_or_default()
+            ));
+        }
+        for pvc in pvcs.list(&ListParams::default()).await.expect("PVCs") {
+            state.push(format!(
+                "pvc/{}/{}",
+                pvc.name_any(),
+                pvc.uid().unwrap_or_default()
+            ));
+        }
+        for cr in crs.list(&ListParams::default()).await.expect("CRs") {
+            state.push(format!(
+                "cr/{}/{}/{}",
+                cr.name_any(),
+                cr.uid().unwrap_or_default(),
+                cr.resource_version().unwrap_or_default()
+            ));
+        }
+        state
+    };
+    let before = snapshot().await;
+    assert_eq!(before.len(), 9, "{before:?}");
+    scratch.stop_planner().await;
+    scratch.start_planner().await;
+    let again = scratch
+        .observe("plan-a planned after a restart", planned("plan-a"))
+        .await;
+    assert_eq!(applied(&again), names);
+    assert_eq!(snapshot().await, before);
+
+    scratch.finish().await;
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_plan_is_refused_with_its_vddk_disks_named_and_nothing_created() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (lab, _dir) = start_lab().await;
+    let mut scratch = Scratch::new("planner-mixed").await;
+    scratch.set_flag_on_forklift_controller("true").await;
+    scratch.start_planner().await;
+    create_migration_objects(&mut scratch, &lab, &[]).await;
+    create_plan(&scratch, "mixed", &["vm-3"]).await;
+    let observed = scratch
+        .observe(
+            "the mixed plan refused",
+            plan_reconciled("mixed", |o| matches!(o, PlanOutcome::MixedUsage(_))),
+        )
+        .await;
+    let Observed::Plan {
+        outcome: PlanOutcome::MixedUsage(items),
+        ..
+    } = observed
+    else {
+        unreachable!("matched above")
+    };
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert!(
+        items[0].starts_with("VM vm-3 (vm-")
+            && items[0].contains("disk [ds2] vm-3/vm-3_1.vmdk on datastore ds2"),
+        "{}",
+        items[0]
+    );
+    let conditions = plan_conditions(&scratch, "mixed").await;
+    assert_eq!(conditions.len(), 1, "{conditions:?}");
+    assert_eq!(conditions[0]["type"], MIXED_USAGE_CONDITION);
+    assert_eq!(conditions[0]["category"], "Critical");
+    assert_eq!(conditions[0]["reason"], "NotSupported");
+    assert!(
+        conditions[0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("A migration plan cannot mix VDDK mappings with copy-offload mappings"),
+        "{}",
+        conditions[0]
+    );
+    let pvcs: Api<PersistentVolumeClaim> =
+        Api::namespaced(scratch.client.clone(), &scratch.namespace);
+    let secrets: Api<Secret> = Api::namespaced(scratch.client.clone(), &scratch.namespace);
+    assert!(
+        pvcs.list(&ListParams::default())
+            .await
+            .expect("PVCs")
+            .items
+            .is_empty()
+    );
+    assert!(
+        populators(&scratch)
+            .await
+            .list(&ListParams::default())
+            .await
+            .expect("CRs")
+            .items
+            .is_empty()
+    );
+    assert!(
+        secrets
+            .list(&ListParams::default().labels("plan"))
+            .await
+            .expect("Secrets")
+            .items
+            .is_empty(),
+        "no disk Secret"
+    );
+    scratch.finish().await;
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_plans_share_the_dedicated_hosts_least_loaded() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (lab, _dir) = start_lab().await;
+    let mut scratch = Scratch::new("planner-hosts").await;
+    scratch.set_flag_on_forklift_controller("true").await;
+    scratch.start_planner().await;
+    let hosts = [
+        format!("host-a-{}", scratch.namespace),
+        format!("host-b-{}", scratch.namespace),
+    ];
+    create_migration_objects(&mut scratch, &lab, &hosts).await;
+    let crs = populators(&scratch).await;
+    let host_of = |name: String| {
+        let crs = crs.clone();
+        async move {
+            crs.get(&name)
+                .await
+                .expect("the CR")
+                .spec
+                .migration_host
+                .unwrap_or_default()
+        }
+    };
+
+    create_plan(&scratch, "first", &["vm-1"]).await;
+    let first = applied(
+        &scratch
+            .observe("the first plan planned", planned("first"))
+            .await,
+    );
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        host_of(first[0].clone()).await,
+        hosts[0],
+        "both idle: by name"
+    );
+
+    create_plan(&scratch, "second", &["vm-2"]).await;
+    let second = applied(
+        &scratch
+            .observe("the second plan planned", planned("second"))
+            .await,
+    );
+    let mut taken = Vec::new();
+    for name in second {
+        taken.push(host_of(name).await);
+    }
+    assert_eq!(
+        taken,
+        [hosts[1].clone(), hosts[0].clone(), hosts[1].clone()],
+        "the first plan's copy counts: b (idle), then a and b in turn"
+    );
+    scratch.finish().await;
+    lab.shutdown().await;
 }
