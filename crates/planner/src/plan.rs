@@ -6,7 +6,8 @@
 //! runs: two planners creating PVCs for the same disks would fight. A Plan without the annotation
 //! (or with any other value) is never read further, and nothing is written to it.
 //!
-//! Re-evaluated when the Plan changes (adding the annotation included) and when the flag flips.
+//! Re-evaluated when the Plan changes (adding the annotation included), when the StorageMap or
+//! source Provider it names changes, and when the flag flips.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,13 +15,14 @@ use std::time::Duration;
 
 use co_api::contract::ExitCode;
 use co_api::contract::names::PLAN_OPT_IN_ANNOTATION;
-use co_api::forklift::Plan;
+use co_api::forklift::{Plan, Provider, StorageMap};
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::conditions::{self, Condition, category};
 use crate::gather;
@@ -104,16 +106,40 @@ pub(crate) async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = context.client.clone();
-    let plans = match &context.settings.watch_namespace {
-        Some(namespace) => Api::<Plan>::namespaced(client, namespace),
-        None => Api::all(client),
+    let (plans, maps, providers) = match &context.settings.watch_namespace {
+        Some(namespace) => (
+            Api::<Plan>::namespaced(client.clone(), namespace),
+            Api::<StorageMap>::namespaced(client.clone(), namespace),
+            Api::<Provider>::namespaced(client, namespace),
+        ),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client),
+        ),
     };
     let flag_changes = context.flag.changes();
     let context = Arc::new(PlanContext {
         shared: context,
         failures: Mutex::default(),
     });
-    Controller::new(plans, watcher::Config::default())
+    let controller = Controller::new(plans, watcher::Config::default());
+    let plans_of_map = controller.store();
+    let plans_of_provider = controller.store();
+    controller
+        // A fixed StorageMap or Provider is planned with, without waiting for the Plan to change.
+        .watches(maps, watcher::Config::default(), move |map: StorageMap| {
+            plans_naming(&plans_of_map, &map, |plan| plan.spec.map.storage.as_ref())
+        })
+        .watches(
+            providers,
+            watcher::Config::default(),
+            move |provider: Provider| {
+                plans_naming(&plans_of_provider, &provider, |plan| {
+                    plan.spec.provider.source.as_ref()
+                })
+            },
+        )
         .reconcile_all_on(flag_changes)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
@@ -123,6 +149,33 @@ pub(crate) async fn run(
             }
         })
         .await;
+}
+
+/// The opted-in Plans whose reference (`reference_of`) names `object`.
+fn plans_naming<K: Resource>(
+    plans: &Store<Plan>,
+    object: &K,
+    reference_of: impl Fn(&Plan) -> Option<&ObjectReference>,
+) -> Vec<ObjectRef<Plan>> {
+    let namespace = object.meta().namespace.clone().unwrap_or_default();
+    let name = object.meta().name.clone().unwrap_or_default();
+    plans
+        .state()
+        .into_iter()
+        .filter(|plan| opted_in(plan))
+        .filter(|plan| {
+            reference_of(plan).is_some_and(|reference| {
+                let plan_namespace = plan.namespace().unwrap_or_default();
+                let referenced_namespace = reference
+                    .namespace
+                    .as_deref()
+                    .filter(|namespace| !namespace.is_empty())
+                    .unwrap_or(&plan_namespace);
+                referenced_namespace == namespace && reference.name.as_deref() == Some(&name)
+            })
+        })
+        .map(|plan| ObjectRef::from_obj(&*plan))
+        .collect()
 }
 
 async fn reconcile(plan: Arc<Plan>, context: Arc<PlanContext>) -> Result<Action, Error> {

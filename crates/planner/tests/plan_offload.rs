@@ -15,8 +15,11 @@ use co_api::contract::names::PLAN_OPT_IN_ANNOTATION;
 use co_api::{Plan, VSphereXcopyVolumePopulator, VSphereXcopyVolumePopulatorSpec};
 use co_lab::lab::{Lab, RunningLab};
 use co_lab::scenario::{DatastoreKind, DatastoreSpec, DiskSpec, Scenario, VmSpec};
+use co_planner::gather::gather;
 use co_planner::offload::{MIXED_USAGE_CONDITION, PlannedDisk, disk_object_name};
-use co_planner::plan::{DiskApplied, FIELD_MANAGER, PLANNED, PLANNING_FAILED, apply_disk};
+use co_planner::plan::{
+    DiskApplied, FIELD_MANAGER, OBJECTS_NOT_OURS, PLANNED, PLANNING_FAILED, apply_disk,
+};
 use co_planner::ssh_keys::KeysOutcome;
 use co_planner::{Observed, PlanOutcome, ProviderOutcome};
 use k8s_openapi::ByteString;
@@ -416,6 +419,13 @@ async fn create_migration_objects(
     lab: &RunningLab,
     dedicated_hosts: &[String],
 ) {
+    create_provider(scratch, lab).await;
+    create_storage_map(scratch, "copy-offload", dedicated_hosts).await;
+}
+
+/// The Provider, its Secret and the storage Secret of [`create_migration_objects`]; waits for
+/// the Provider's key pair.
+async fn create_provider(scratch: &mut Scratch, lab: &RunningLab) {
     create_secret(
         scratch,
         "vcenter-creds",
@@ -452,10 +462,24 @@ async fn create_migration_objects(
         }),
     )
     .await;
+    scratch
+        .observe("the provider's SSH key pair", |observed| {
+            matches!(
+                observed,
+                Observed::Provider { name, outcome: ProviderOutcome::Keys(KeysOutcome::Created | KeysOutcome::Kept), .. }
+                    if name == "vcenter"
+            )
+        })
+        .await;
+}
+
+/// The StorageMap of [`create_migration_objects`], named `name`.
+async fn create_storage_map(scratch: &Scratch, name: &str, dedicated_hosts: &[String]) {
+    let namespace = &scratch.namespace;
     create_forklift(
         scratch,
         "StorageMap",
-        "copy-offload",
+        name,
         json!({}),
         json!({
             "provider": { "source": { "name": "vcenter", "namespace": namespace } },
@@ -477,15 +501,6 @@ async fn create_migration_objects(
         }),
     )
     .await;
-    scratch
-        .observe("the provider's SSH key pair", |observed| {
-            matches!(
-                observed,
-                Observed::Provider { name, outcome: ProviderOutcome::Keys(KeysOutcome::Created | KeysOutcome::Kept), .. }
-                    if name == "vcenter"
-            )
-        })
-        .await;
 }
 
 /// Creates the opted-in Plan `name` of `vms` (by name) into the scratch namespace.
@@ -873,6 +888,121 @@ async fn two_plans_share_the_dedicated_hosts_least_loaded() {
         taken,
         [hosts[1].clone(), hosts[0].clone(), hosts[1].clone()],
         "the first plan's copy counts: b (idle), then a and b in turn"
+    );
+    scratch.finish().await;
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_is_planned_once_its_storage_map_appears_and_leaves_forklifts_pvc_alone() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (lab, _dir) = start_lab().await;
+    let mut scratch = Scratch::new("planner-late").await;
+    scratch.set_flag_on_forklift_controller("true").await;
+    scratch.start_planner().await;
+    create_provider(&mut scratch, &lab).await;
+
+    // vm-1's id, as gathering reads it, through a map no plan of the cluster names.
+    create_storage_map(&scratch, "probe", &[]).await;
+    let mut probe = Plan::new("probe", Default::default());
+    probe.metadata.namespace = Some(scratch.namespace.clone());
+    probe.spec = serde_json::from_value(json!({
+        "provider": { "source": { "name": "vcenter" } },
+        "map": { "storage": { "name": "probe" } },
+        "vms": [{ "name": "vm-1" }],
+    }))
+    .expect("a plan spec");
+    let inputs = gather(&scratch.client, &probe)
+        .await
+        .expect("vm-1 read from vCenter");
+    let vm_id = inputs.inventory[0].id.clone();
+
+    create_plan(&scratch, "late", &["vm-1"]).await;
+    scratch
+        .observe(
+            "the plan without its StorageMap reported",
+            plan_reconciled("late", |o| matches!(o, PlanOutcome::Invalid(_))),
+        )
+        .await;
+    let conditions = plan_conditions(&scratch, "late").await;
+    assert_eq!(conditions.len(), 1, "{conditions:?}");
+    assert_eq!(conditions[0]["type"], PLANNING_FAILED);
+    let message = conditions[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "StorageMap {}/copy-offload does not exist",
+            scratch.namespace
+        )),
+        "{message}"
+    );
+
+    // Forklift's controller got to the disk first.
+    let name = disk_object_name(&scratch.namespace, "late", &vm_id, 2000);
+    let forklifts = disk_objects(&scratch.namespace, &name).pvc;
+    let pvcs: Api<PersistentVolumeClaim> =
+        Api::namespaced(scratch.client.clone(), &scratch.namespace);
+    pvcs.create(
+        &PostParams {
+            field_manager: Some("forklift-controller".into()),
+            ..Default::default()
+        },
+        &forklifts,
+    )
+    .await
+    .expect("Forklift's PVC");
+
+    create_storage_map(&scratch, "copy-offload", &[]).await;
+    let observed = scratch
+        .observe(
+            "the plan reconciled once its StorageMap exists",
+            plan_reconciled("late", |o| matches!(o, PlanOutcome::Planned { .. })),
+        )
+        .await;
+    let clash = format!(
+        "PersistentVolumeClaim {}/{name}: exists, created by forklift-controller",
+        scratch.namespace
+    );
+    assert_eq!(
+        observed,
+        Observed::Plan {
+            namespace: scratch.namespace.clone(),
+            name: "late".into(),
+            outcome: PlanOutcome::Planned {
+                applied: vec![],
+                clashes: vec![clash.clone()],
+            },
+        }
+    );
+    let conditions = plan_conditions(&scratch, "late").await;
+    assert_eq!(conditions.len(), 1, "{conditions:?}");
+    assert_eq!(conditions[0]["type"], OBJECTS_NOT_OURS);
+    assert_eq!(conditions[0]["category"], "Critical");
+    assert_eq!(conditions[0]["items"], json!([clash]));
+    let pvc = pvcs.get(&name).await.expect("Forklift's PVC");
+    let managers: Vec<String> = pvc
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|entry| entry.manager.clone())
+        .collect();
+    assert!(!managers.iter().any(|m| m == FIELD_MANAGER), "{managers:?}");
+    assert_eq!(
+        pvc.spec
+            .as_ref()
+            .and_then(|s| s.storage_class_name.as_deref()),
+        Some("array-block"),
+        "Forklift's PVC is as Forklift wrote it"
+    );
+    let secrets: Api<Secret> = Api::namespaced(scratch.client.clone(), &scratch.namespace);
+    assert!(secrets.get_opt(&name).await.expect("a read").is_none());
+    assert!(
+        populators(&scratch)
+            .await
+            .get_opt(&name)
+            .await
+            .expect("a read")
+            .is_none()
     );
     scratch.finish().await;
     lab.shutdown().await;
