@@ -91,6 +91,8 @@ struct PlanContext {
 
 /// First retry after a failed reconcile; doubled per failure in a row up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_secs(5);
+/// How often a Plan that cannot be planned is looked at again.
+const RECHECK_INVALID: Duration = Duration::from_secs(120);
 /// Longest wait between retries of a Plan whose reconcile keeps failing.
 const RETRY_MAX: Duration = Duration::from_secs(300);
 
@@ -181,12 +183,18 @@ fn plans_naming<K: Resource>(
 async fn reconcile(plan: Arc<Plan>, context: Arc<PlanContext>) -> Result<Action, Error> {
     let outcome = reconcile_plan(&plan, &context.shared).await?;
     context.failures().remove(&ObjectRef::from_obj(&*plan));
+    // What a person fixes may be outside the objects watched here (a storage Secret, a VM in
+    // vCenter): look again now and then.
+    let action = match outcome {
+        PlanOutcome::Invalid(_) => Action::requeue(RECHECK_INVALID),
+        _ => Action::await_change(),
+    };
     context.shared.observe(Observed::Plan {
         namespace: plan.namespace().unwrap_or_default(),
         name: plan.name_any(),
         outcome,
     });
-    Ok(Action::await_change())
+    Ok(action)
 }
 
 async fn reconcile_plan(plan: &Plan, context: &Context) -> Result<PlanOutcome, Error> {
