@@ -10,9 +10,8 @@ use co_lab::scenario::{DatastoreKind, DatastoreSpec, DiskSpec, Scenario, VmSpec}
 use co_planner::gather::{GatherError, gather};
 use co_planner::inventory::{DiskBackingKind, DiskInventory};
 use co_planner::offload::{PlanOutcome, plan_offload};
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DynamicObject, PostParams};
+use kube::api::PostParams;
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 use serde_json::json;
@@ -78,105 +77,81 @@ async fn ensure_populator_crd(client: &Client) {
         .expect("watching the populator CRD");
 }
 
-async fn create_secret(scratch: &Scratch, name: &str, data: serde_json::Value) {
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": { "name": name, "namespace": scratch.namespace },
-        "stringData": data,
-    }))
-    .expect("a valid Secret");
-    Api::<Secret>::namespaced(scratch.client.clone(), &scratch.namespace)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap_or_else(|error| panic!("creating Secret {name}: {error}"));
-}
-
-async fn create_forklift(scratch: &Scratch, kind: &str, name: &str, spec: serde_json::Value) {
-    let object: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "forklift.konveyor.io/v1beta1",
-        "kind": kind,
-        "metadata": { "name": name, "namespace": scratch.namespace },
-        "spec": spec,
-    }))
-    .expect("a valid object");
-    scratch
-        .forklift(kind)
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap_or_else(|error| panic!("creating {kind} {name}: {error}"));
-}
-
 /// The Provider (vCenter of the lab), its Secret, the storage Secret, the StorageMap (ds1
 /// offloaded to ONTAP, ds2 copied with VDDK) and the Plan of `vms`.
 async fn create_plan_objects(scratch: &Scratch, lab: &RunningLab, vms: serde_json::Value) -> Plan {
     let namespace = &scratch.namespace;
-    create_secret(
-        scratch,
-        "vcenter-creds",
-        json!({
-            "user": lab.username,
-            "password": lab.password,
-            "insecureSkipVerify": "true",
-            "url": lab.vcenter_url,
-        }),
-    )
-    .await;
+    scratch
+        .create_secret(
+            "vcenter-creds",
+            json!({
+                "user": lab.username,
+                "password": lab.password,
+                "insecureSkipVerify": "true",
+                "url": lab.vcenter_url,
+            }),
+        )
+        .await;
     let array = &lab.arrays[0];
-    create_secret(
-        scratch,
-        "ontap-creds",
-        json!({
-            "management_address": array.url,
-            "username": array.username,
-            "password": array.password,
-        }),
-    )
-    .await;
-    create_forklift(
-        scratch,
-        "Provider",
-        "vcenter",
-        json!({
-            "type": "vsphere",
-            "url": lab.vcenter_url,
-            "secret": { "name": "vcenter-creds", "namespace": namespace },
-        }),
-    )
-    .await;
-    create_forklift(
-        scratch,
-        "StorageMap",
-        "copy-offload",
-        json!({
-            "provider": { "source": { "name": "vcenter", "namespace": namespace } },
-            "map": [
-                {
-                    "source": { "name": "ds1" },
-                    "destination": { "storageClass": "ontap-san" },
-                    "offloadPlugin": { "vsphereXcopyConfig": {
-                        "secretRef": "ontap-creds",
-                        "storageVendorProduct": "ontap",
-                    }},
-                },
-                {
-                    "source": { "name": "ds2" },
-                    "destination": { "storageClass": "nfs" },
-                },
-            ],
-        }),
-    )
-    .await;
-    create_forklift(
-        scratch,
-        "Plan",
-        "my-plan",
-        json!({
-            "provider": { "source": { "name": "vcenter", "namespace": namespace } },
-            "map": { "storage": { "name": "copy-offload", "namespace": namespace } },
-            "targetNamespace": namespace,
-            "vms": vms,
-        }),
-    )
-    .await;
+    scratch
+        .create_secret(
+            "ontap-creds",
+            json!({
+                "management_address": array.url,
+                "username": array.username,
+                "password": array.password,
+            }),
+        )
+        .await;
+    scratch
+        .create_forklift(
+            "Provider",
+            "vcenter",
+            json!({}),
+            json!({
+                "type": "vsphere",
+                "url": lab.vcenter_url,
+                "secret": { "name": "vcenter-creds", "namespace": namespace },
+            }),
+        )
+        .await;
+    scratch
+        .create_forklift(
+            "StorageMap",
+            "copy-offload",
+            json!({}),
+            json!({
+                "provider": { "source": { "name": "vcenter", "namespace": namespace } },
+                "map": [
+                    {
+                        "source": { "name": "ds1" },
+                        "destination": { "storageClass": "ontap-san" },
+                        "offloadPlugin": { "vsphereXcopyConfig": {
+                            "secretRef": "ontap-creds",
+                            "storageVendorProduct": "ontap",
+                        }},
+                    },
+                    {
+                        "source": { "name": "ds2" },
+                        "destination": { "storageClass": "nfs" },
+                    },
+                ],
+            }),
+        )
+        .await;
+    scratch
+        .create_forklift(
+            "Plan",
+            "my-plan",
+            json!({}),
+            json!({
+                "provider": { "source": { "name": "vcenter", "namespace": namespace } },
+                "map": { "storage": { "name": "copy-offload", "namespace": namespace } },
+                "targetNamespace": namespace,
+                "vms": vms,
+            }),
+        )
+        .await;
     Api::<Plan>::namespaced(scratch.client.clone(), namespace)
         .get("my-plan")
         .await
@@ -337,16 +312,17 @@ async fn the_inventory_of_a_lab_vm_has_its_disks_datastores_sizes_kinds_and_naa(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_provider_is_named() {
     let scratch = Scratch::new("gather-noprov").await;
-    create_forklift(
-        &scratch,
-        "Plan",
-        "orphan",
-        json!({
-            "provider": { "source": { "name": "gone", "namespace": scratch.namespace } },
-            "targetNamespace": scratch.namespace,
-        }),
-    )
-    .await;
+    scratch
+        .create_forklift(
+            "Plan",
+            "orphan",
+            json!({}),
+            json!({
+                "provider": { "source": { "name": "gone", "namespace": scratch.namespace } },
+                "targetNamespace": scratch.namespace,
+            }),
+        )
+        .await;
     let plan = Api::<Plan>::namespaced(scratch.client.clone(), &scratch.namespace)
         .get("orphan")
         .await

@@ -28,7 +28,7 @@ use k8s_openapi::api::core::v1::{
     VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::{DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use support::Scratch;
@@ -378,34 +378,23 @@ async fn start_lab() -> (RunningLab, tempfile::TempDir) {
     (lab, dir)
 }
 
-async fn create_secret(scratch: &Scratch, name: &str, data: Value) {
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": { "name": name, "namespace": scratch.namespace },
-        "stringData": data,
-    }))
-    .expect("a valid Secret");
-    Api::<Secret>::namespaced(scratch.client.clone(), &scratch.namespace)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap_or_else(|error| panic!("creating Secret {name}: {error}"));
+/// The lab, and a scratch namespace with `feature_copy_offload` on and the planner running.
+async fn start_with_lab(prefix: &str) -> (RunningLab, tempfile::TempDir, Scratch) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (lab, dir) = start_lab().await;
+    let mut scratch = Scratch::new(prefix).await;
+    scratch.set_flag_on_forklift_controller("true").await;
+    scratch.start_planner().await;
+    (lab, dir, scratch)
 }
 
-async fn create_forklift(scratch: &Scratch, kind: &str, name: &str, metadata: Value, spec: Value) {
-    let mut metadata = metadata;
-    metadata["name"] = json!(name);
-    metadata["namespace"] = json!(scratch.namespace);
-    let object: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "forklift.konveyor.io/v1beta1",
-        "kind": kind,
-        "metadata": metadata,
-        "spec": spec,
-    }))
-    .expect("a valid object");
-    scratch
-        .forklift(kind)
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap_or_else(|error| panic!("creating {kind} {name}: {error}"));
+/// Two dedicated migration hosts. Host loads are counted cluster-wide, so their names are the
+/// test's own: parallel tests do not load each other's hosts.
+fn dedicated_hosts(scratch: &Scratch) -> [String; 2] {
+    [
+        format!("host-a-{}", scratch.namespace),
+        format!("host-b-{}", scratch.namespace),
+    ]
 }
 
 const STORAGE_CLASS: &str = "ontap-san";
@@ -426,42 +415,42 @@ async fn create_migration_objects(
 /// The Provider, its Secret and the storage Secret of [`create_migration_objects`]; waits for
 /// the Provider's key pair.
 async fn create_provider(scratch: &mut Scratch, lab: &RunningLab) {
-    create_secret(
-        scratch,
-        "vcenter-creds",
-        json!({
-            "user": lab.username,
-            "password": lab.password,
-            "insecureSkipVerify": "true",
-        }),
-    )
-    .await;
+    scratch
+        .create_secret(
+            "vcenter-creds",
+            json!({
+                "user": lab.username,
+                "password": lab.password,
+                "insecureSkipVerify": "true",
+            }),
+        )
+        .await;
     let array = &lab.arrays[0];
-    create_secret(
-        scratch,
-        "ontap-creds",
-        json!({
-            "management_address": array.url,
-            "username": array.username,
-            "password": array.password,
-            "ONTAP_SVM": array.svm,
-        }),
-    )
-    .await;
+    scratch
+        .create_secret(
+            "ontap-creds",
+            json!({
+                "management_address": array.url,
+                "username": array.username,
+                "password": array.password,
+                "ONTAP_SVM": array.svm,
+            }),
+        )
+        .await;
     let namespace = scratch.namespace.clone();
-    create_forklift(
-        scratch,
-        "Provider",
-        "vcenter",
-        json!({}),
-        json!({
-            "type": "vsphere",
-            "url": lab.vcenter_url,
-            "secret": { "name": "vcenter-creds", "namespace": namespace },
-            "settings": { "esxiCloneMethod": "ssh" },
-        }),
-    )
-    .await;
+    scratch
+        .create_forklift(
+            "Provider",
+            "vcenter",
+            json!({}),
+            json!({
+                "type": "vsphere",
+                "url": lab.vcenter_url,
+                "secret": { "name": "vcenter-creds", "namespace": namespace },
+                "settings": { "esxiCloneMethod": "ssh" },
+            }),
+        )
+        .await;
     scratch
         .observe("the provider's SSH key pair", |observed| {
             matches!(
@@ -476,9 +465,7 @@ async fn create_provider(scratch: &mut Scratch, lab: &RunningLab) {
 /// The StorageMap of [`create_migration_objects`], named `name`.
 async fn create_storage_map(scratch: &Scratch, name: &str, dedicated_hosts: &[String]) {
     let namespace = &scratch.namespace;
-    create_forklift(
-        scratch,
-        "StorageMap",
+    scratch.create_forklift("StorageMap",
         name,
         json!({}),
         json!({
@@ -507,19 +494,19 @@ async fn create_storage_map(scratch: &Scratch, name: &str, dedicated_hosts: &[St
 async fn create_plan(scratch: &Scratch, name: &str, vms: &[&str]) {
     let namespace = &scratch.namespace;
     let vms: Vec<Value> = vms.iter().map(|vm| json!({ "name": vm })).collect();
-    create_forklift(
-        scratch,
-        "Plan",
-        name,
-        json!({ "annotations": { PLAN_OPT_IN_ANNOTATION: "true" } }),
-        json!({
-            "provider": { "source": { "name": "vcenter", "namespace": namespace } },
-            "map": { "storage": { "name": "copy-offload", "namespace": namespace } },
-            "targetNamespace": namespace,
-            "vms": vms,
-        }),
-    )
-    .await;
+    scratch
+        .create_forklift(
+            "Plan",
+            name,
+            json!({ "annotations": { PLAN_OPT_IN_ANNOTATION: "true" } }),
+            json!({
+                "provider": { "source": { "name": "vcenter", "namespace": namespace } },
+                "map": { "storage": { "name": "copy-offload", "namespace": namespace } },
+                "targetNamespace": namespace,
+                "vms": vms,
+            }),
+        )
+        .await;
 }
 
 fn planned(plan: &'static str) -> impl Fn(&Observed) -> bool {
@@ -555,15 +542,8 @@ async fn populators(scratch: &Scratch) -> Api<VSphereXcopyVolumePopulator> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_opted_in_plan_gets_each_disk_exactly_as_specified_and_a_restart_changes_nothing() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let (lab, _dir) = start_lab().await;
-    let mut scratch = Scratch::new("planner-plan").await;
-    scratch.set_flag_on_forklift_controller("true").await;
-    scratch.start_planner().await;
-    let hosts = [
-        format!("host-a-{}", scratch.namespace),
-        format!("host-b-{}", scratch.namespace),
-    ];
+    let (lab, _dir, mut scratch) = start_with_lab("planner-plan").await;
+    let hosts = dedicated_hosts(&scratch);
     create_migration_objects(&mut scratch, &lab, &hosts).await;
     create_plan(&scratch, "plan-a", &["vm-2"]).await;
     let observed = scratch.observe("plan-a planned", planned("plan-a")).await;
@@ -764,11 +744,7 @@ async fn an_opted_in_plan_gets_each_disk_exactly_as_specified_and_a_restart_chan
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mixed_plan_is_refused_with_its_vddk_disks_named_and_nothing_created() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let (lab, _dir) = start_lab().await;
-    let mut scratch = Scratch::new("planner-mixed").await;
-    scratch.set_flag_on_forklift_controller("true").await;
-    scratch.start_planner().await;
+    let (lab, _dir, mut scratch) = start_with_lab("planner-mixed").await;
     create_migration_objects(&mut scratch, &lab, &[]).await;
     create_plan(&scratch, "mixed", &["vm-3"]).await;
     let observed = scratch
@@ -838,15 +814,8 @@ async fn a_mixed_plan_is_refused_with_its_vddk_disks_named_and_nothing_created()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_plans_share_the_dedicated_hosts_least_loaded() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let (lab, _dir) = start_lab().await;
-    let mut scratch = Scratch::new("planner-hosts").await;
-    scratch.set_flag_on_forklift_controller("true").await;
-    scratch.start_planner().await;
-    let hosts = [
-        format!("host-a-{}", scratch.namespace),
-        format!("host-b-{}", scratch.namespace),
-    ];
+    let (lab, _dir, mut scratch) = start_with_lab("planner-hosts").await;
+    let hosts = dedicated_hosts(&scratch);
     create_migration_objects(&mut scratch, &lab, &hosts).await;
     let crs = populators(&scratch).await;
     let host_of = |name: String| {
@@ -895,11 +864,7 @@ async fn two_plans_share_the_dedicated_hosts_least_loaded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_is_planned_once_its_storage_map_appears_and_leaves_forklifts_pvc_alone() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let (lab, _dir) = start_lab().await;
-    let mut scratch = Scratch::new("planner-late").await;
-    scratch.set_flag_on_forklift_controller("true").await;
-    scratch.start_planner().await;
+    let (lab, _dir, mut scratch) = start_with_lab("planner-late").await;
     create_provider(&mut scratch, &lab).await;
 
     // vm-1's id, as gathering reads it, through a map no plan of the cluster names.

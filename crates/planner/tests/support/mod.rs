@@ -261,3 +261,44 @@ impl Scratch {
             .await;
     }
 }
+
+/// Objects the planner's tests create in their namespace.
+impl Scratch {
+    /// Creates the Secret `name` of `string_data` (text values) in this namespace.
+    pub async fn create_secret(&self, name: &str, string_data: serde_json::Value) {
+        let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+            "metadata": { "name": name, "namespace": self.namespace },
+            "stringData": string_data,
+        }))
+        .expect("a valid Secret");
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(self.client.clone(), &self.namespace)
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap_or_else(|error| panic!("creating Secret {name}: {error}"));
+    }
+
+    /// Creates the Forklift object `kind`/`name` in this namespace, with `metadata` (labels,
+    /// annotations; `{}` for none) and `spec`.
+    pub async fn create_forklift(
+        &self,
+        kind: &str,
+        name: &str,
+        metadata: serde_json::Value,
+        spec: serde_json::Value,
+    ) {
+        let mut metadata = metadata;
+        metadata["name"] = json!(name);
+        metadata["namespace"] = json!(self.namespace);
+        let object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "forklift.konveyor.io/v1beta1",
+            "kind": kind,
+            "metadata": metadata,
+            "spec": spec,
+        }))
+        .expect("a valid object");
+        self.forklift(kind)
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap_or_else(|error| panic!("creating {kind} {name}: {error}"));
+    }
+}
