@@ -6,7 +6,7 @@ mod support;
 
 use co_api::{CopyPhase, Plan, VSphereXcopyVolumePopulator, VSphereXcopyVolumePopulatorStatus};
 use co_lab::lab::{Lab, RunningLab};
-use co_lab::scenario::{DatastoreKind, DatastoreSpec, DiskSpec, Scenario, VmSpec};
+use co_lab::scenario::{DiskSpec, Scenario, VmSpec};
 use co_planner::gather::{GatherError, gather};
 use co_planner::inventory::{DiskBackingKind, DiskInventory};
 use co_planner::offload::{PlanOutcome, plan_offload};
@@ -15,26 +15,15 @@ use kube::api::PostParams;
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 use serde_json::json;
-use support::{DEADLINE, Scratch};
+use support::{DEADLINE, Scratch, flat_disk, scenario_with_nfs_datastore};
 
 const MIB: u64 = 1024 * 1024;
 
 /// The default lab plus a VM `vm-2` with a flat disk, an RDM and a vVol on `ds1` (VMFS on the
 /// ONTAP array) and a flat disk on `ds2` (NFS).
 fn scenario() -> Scenario {
-    let mut scenario = Scenario::default_embedded();
-    scenario.datastores.push(DatastoreSpec {
-        name: "ds2".into(),
-        kind: DatastoreKind::Nfs,
-        array: None,
-        capacity_gib: 16,
-    });
-    let disk = |datastore: &str, size_mib: u64| DiskSpec {
-        datastore: datastore.into(),
-        size_mib,
-        rdm_array: None,
-        vvol: false,
-    };
+    let mut scenario = scenario_with_nfs_datastore();
+    let disk = flat_disk;
     scenario.vms.push(VmSpec {
         name: "vm-2".into(),
         host: "esxi-1.lab.local".into(),

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use co_api::contract::names::PLAN_OPT_IN_ANNOTATION;
 use co_api::{Plan, VSphereXcopyVolumePopulator, VSphereXcopyVolumePopulatorSpec};
 use co_lab::lab::{Lab, RunningLab};
-use co_lab::scenario::{DatastoreKind, DatastoreSpec, DiskSpec, Scenario, VmSpec};
+use co_lab::scenario::VmSpec;
 use co_planner::gather::gather;
 use co_planner::offload::{MIXED_USAGE_CONDITION, PlannedDisk, disk_object_name};
 use co_planner::plan::{
@@ -31,7 +31,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
-use support::Scratch;
+use support::{Scratch, flat_disk, scenario_with_nfs_datastore};
 
 const SEED_PLAN: &str = include_str!("fixtures/seed-plan.yaml");
 const SEED_PLAN_NAME: &str = "my-plan";
@@ -348,19 +348,8 @@ async fn a_disk_is_applied_owned_by_its_pvc_once_and_never_over_someone_elses_pv
 /// The lab: the default one (vm-1 on esxi-1, ds1 VMFS on the ONTAP array), plus vm-2 with three
 /// disks on ds1 and vm-3 with one disk on ds1 and one on ds2 (NFS, mapped without offload).
 async fn start_lab() -> (RunningLab, tempfile::TempDir) {
-    let mut scenario = Scenario::default_embedded();
-    scenario.datastores.push(DatastoreSpec {
-        name: "ds2".into(),
-        kind: DatastoreKind::Nfs,
-        array: None,
-        capacity_gib: 16,
-    });
-    let disk = |datastore: &str, size_mib: u64| DiskSpec {
-        datastore: datastore.into(),
-        size_mib,
-        rdm_array: None,
-        vvol: false,
-    };
+    let mut scenario = scenario_with_nfs_datastore();
+    let disk = flat_disk;
     scenario.vms.push(VmSpec {
         name: "vm-2".into(),
         host: "esxi-1.lab.local".into(),

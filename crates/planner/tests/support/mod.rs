@@ -302,3 +302,26 @@ impl Scratch {
             .unwrap_or_else(|error| panic!("creating {kind} {name}: {error}"));
     }
 }
+
+/// The lab's default scenario plus `ds2`, an NFS datastore (no array behind it, so a mapping
+/// of it is one for VDDK).
+pub fn scenario_with_nfs_datastore() -> co_lab::scenario::Scenario {
+    let mut scenario = co_lab::scenario::Scenario::default_embedded();
+    scenario.datastores.push(co_lab::scenario::DatastoreSpec {
+        name: "ds2".into(),
+        kind: co_lab::scenario::DatastoreKind::Nfs,
+        array: None,
+        capacity_gib: 16,
+    });
+    scenario
+}
+
+/// A flat disk of `size_mib` MiB on `datastore`.
+pub fn flat_disk(datastore: &str, size_mib: u64) -> co_lab::scenario::DiskSpec {
+    co_lab::scenario::DiskSpec {
+        datastore: datastore.into(),
+        size_mib,
+        rdm_array: None,
+        vvol: false,
+    }
+}
