@@ -10,12 +10,10 @@ use co_lab::scenario::{DiskSpec, Scenario, VmSpec};
 use co_planner::gather::{GatherError, gather};
 use co_planner::inventory::{DiskBackingKind, DiskInventory};
 use co_planner::offload::{PlanOutcome, plan_offload};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Api;
 use kube::api::PostParams;
-use kube::runtime::wait::await_condition;
-use kube::{Api, Client};
 use serde_json::json;
-use support::{DEADLINE, Scratch, flat_disk, scenario_with_nfs_datastore};
+use support::{Scratch, flat_disk, scenario_with_nfs_datastore};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -43,67 +41,11 @@ fn scenario() -> Scenario {
     scenario
 }
 
-async fn ensure_populator_crd(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = co_api::populator_crd();
-    let name = crd.metadata.name.clone().unwrap_or_default();
-    match crds.create(&PostParams::default(), &crd).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.is_already_exists() => {}
-        Err(error) => panic!("cannot install the populator CRD: {error}"),
-    }
-    let established = await_condition(crds, &name, |crd: Option<&CustomResourceDefinition>| {
-        crd.and_then(|c| c.status.as_ref())
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| {
-                c.iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            })
-    });
-    tokio::time::timeout(DEADLINE, established)
-        .await
-        .expect("the populator CRD is established in time")
-        .expect("watching the populator CRD");
-}
-
 /// The Provider (vCenter of the lab), its Secret, the storage Secret, the StorageMap (ds1
 /// offloaded to ONTAP, ds2 copied with VDDK) and the Plan of `vms`.
 async fn create_plan_objects(scratch: &Scratch, lab: &RunningLab, vms: serde_json::Value) -> Plan {
     let namespace = &scratch.namespace;
-    scratch
-        .create_secret(
-            "vcenter-creds",
-            json!({
-                "user": lab.username,
-                "password": lab.password,
-                "insecureSkipVerify": "true",
-                "url": lab.vcenter_url,
-            }),
-        )
-        .await;
-    let array = &lab.arrays[0];
-    scratch
-        .create_secret(
-            "ontap-creds",
-            json!({
-                "management_address": array.url,
-                "username": array.username,
-                "password": array.password,
-            }),
-        )
-        .await;
-    scratch
-        .create_forklift(
-            "Provider",
-            "vcenter",
-            json!({}),
-            json!({
-                "type": "vsphere",
-                "url": lab.vcenter_url,
-                "secret": { "name": "vcenter-creds", "namespace": namespace },
-            }),
-        )
-        .await;
+    scratch.create_lab_provider(lab, json!({})).await;
     scratch
         .create_forklift(
             "StorageMap",
@@ -171,7 +113,6 @@ async fn create_populator(scratch: &Scratch, name: &str, host: &str, phase: Opti
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_inventory_of_a_lab_vm_has_its_disks_datastores_sizes_kinds_and_naa() {
     let scratch = Scratch::new("gather").await;
-    ensure_populator_crd(&scratch.client).await;
     let dir = tempfile::tempdir().expect("a temporary directory");
     let lab = Lab::start(scenario(), dir.path())
         .await

@@ -405,40 +405,7 @@ async fn create_migration_objects(
 /// the Provider's key pair.
 async fn create_provider(scratch: &mut Scratch, lab: &RunningLab) {
     scratch
-        .create_secret(
-            "vcenter-creds",
-            json!({
-                "user": lab.username,
-                "password": lab.password,
-                "insecureSkipVerify": "true",
-            }),
-        )
-        .await;
-    let array = &lab.arrays[0];
-    scratch
-        .create_secret(
-            "ontap-creds",
-            json!({
-                "management_address": array.url,
-                "username": array.username,
-                "password": array.password,
-                "ONTAP_SVM": array.svm,
-            }),
-        )
-        .await;
-    let namespace = scratch.namespace.clone();
-    scratch
-        .create_forklift(
-            "Provider",
-            "vcenter",
-            json!({}),
-            json!({
-                "type": "vsphere",
-                "url": lab.vcenter_url,
-                "secret": { "name": "vcenter-creds", "namespace": namespace },
-                "settings": { "esxiCloneMethod": "ssh" },
-            }),
-        )
+        .create_lab_provider(lab, json!({ "esxiCloneMethod": "ssh" }))
         .await;
     scratch
         .observe("the provider's SSH key pair", |observed| {

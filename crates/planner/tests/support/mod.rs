@@ -303,6 +303,52 @@ impl Scratch {
     }
 }
 
+/// Objects naming the lab.
+impl Scratch {
+    /// The lab's vCenter as the vSphere Provider `vcenter` (its Secret `vcenter-creds` holding
+    /// `user`, `password` and `insecureSkipVerify` as Forklift keeps them; `settings` as given),
+    /// and the lab's ONTAP array's storage Secret `ontap-creds` with Trident-style keys
+    /// (`management_address`, `username`, `password`) and `ONTAP_SVM`.
+    pub async fn create_lab_provider(
+        &self,
+        lab: &co_lab::lab::RunningLab,
+        settings: serde_json::Value,
+    ) {
+        self.create_secret(
+            "vcenter-creds",
+            json!({
+                "user": lab.username,
+                "password": lab.password,
+                "insecureSkipVerify": "true",
+            }),
+        )
+        .await;
+        let array = &lab.arrays[0];
+        self.create_secret(
+            "ontap-creds",
+            json!({
+                "management_address": array.url,
+                "username": array.username,
+                "password": array.password,
+                "ONTAP_SVM": array.svm,
+            }),
+        )
+        .await;
+        self.create_forklift(
+            "Provider",
+            "vcenter",
+            json!({}),
+            json!({
+                "type": "vsphere",
+                "url": lab.vcenter_url,
+                "secret": { "name": "vcenter-creds", "namespace": self.namespace },
+                "settings": settings,
+            }),
+        )
+        .await;
+    }
+}
+
 /// The lab's default scenario plus `ds2`, an NFS datastore (no array behind it, so a mapping
 /// of it is one for VDDK).
 pub fn scenario_with_nfs_datastore() -> co_lab::scenario::Scenario {
