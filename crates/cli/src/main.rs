@@ -15,6 +15,7 @@ use tracing_subscriber::EnvFilter;
 mod demo;
 mod demo_cluster;
 mod lab_cmd;
+mod plan_cmd;
 mod preflight_cmd;
 mod vib_cmd;
 
@@ -43,6 +44,9 @@ enum Command {
     /// Check, read-only, that an environment is ready for a migration and predict the copy path
     /// of each disk (same flags and environment as populate, plus --vm/--disk).
     Preflight(Box<preflight_cmd::PreflightArgs>),
+    /// Show what the planner would create for a Forklift Plan (`--dry-run`): per offloaded disk
+    /// the PVC, the VSphereXcopyVolumePopulator and the Secret (values redacted), as YAML.
+    Plan(Box<plan_cmd::PlanArgs>),
     /// Build or install the vmkfstools-wrapper VIB for ESXi hosts.
     Vib {
         #[command(subcommand)]
@@ -124,7 +128,7 @@ fn main() -> ProcessExitCode {
     // The lab commands and preflight talk to people on stdout; their logs stay quiet unless
     // RUST_LOG asks.
     init_logging(match cli.command {
-        Command::Lab { .. } | Command::Preflight(_) => "warn",
+        Command::Lab { .. } | Command::Preflight(_) | Command::Plan(_) => "warn",
         _ => "info",
     });
     // kube, reqwest and russh all use rustls; ring is the one crypto provider of the build.
@@ -139,6 +143,7 @@ fn main() -> ProcessExitCode {
         }
         Command::Controller(args) => block_on(run_controllers(*args)),
         Command::Preflight(args) => block_on(async move { preflight_cmd::run(&args).await }),
+        Command::Plan(args) => block_on(async move { plan_cmd::run(&args).await }),
         Command::Lab {
             command: LabCommand::Serve(args),
         } => block_on(lab_cmd::until_signalled(|cancel| {

@@ -2,18 +2,18 @@
 //! Provider, its credentials Secret and the StorageMap's offload Secret on the real API server
 //! peer (`scripts/peers.sh start`), the checks run against the lab.
 
+#[path = "../../planner/tests/plan_objects/mod.rs"]
+mod plan_objects;
 #[path = "../../planner/tests/support/mod.rs"]
-mod planner_support;
+mod support;
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use co_lab::lab::{Lab, RunningLab};
 use co_lab::rig::facade;
 use co_lab::scenario::{AdvancedOptionValue, Scenario};
-use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
-use kube::api::{DynamicObject, PostParams};
-use planner_support::Scratch;
+use plan_objects::{create_forklift, create_secret};
 use serde_json::json;
+use support::Scratch;
 
 async fn start_lab() -> (RunningLab, tempfile::TempDir) {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -25,35 +25,6 @@ async fn start_lab() -> (RunningLab, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let lab = Lab::start(scenario, dir.path()).await.unwrap();
     (lab, dir)
-}
-
-async fn create_secret(scratch: &Scratch, name: &str, data: serde_json::Value) {
-    let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": { "name": name, "namespace": scratch.namespace },
-        "stringData": data,
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(scratch.client.clone(), &scratch.namespace)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-}
-
-async fn create_forklift(scratch: &Scratch, kind: &str, name: &str, spec: serde_json::Value) {
-    let object: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "forklift.konveyor.io/v1beta1",
-        "kind": kind,
-        "metadata": { "name": name, "namespace": scratch.namespace },
-        "spec": spec,
-    }))
-    .unwrap();
-    scratch
-        .forklift(kind)
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap();
 }
 
 /// A vSphere Provider for the lab's vCenter (credentials in its Secret, as Forklift keeps them)

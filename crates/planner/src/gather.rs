@@ -1,7 +1,7 @@
 //! Reading a Plan's planning inputs ([`PlanInputs`]): its StorageMap, source Provider and the
 //! Secrets they name from the cluster, its VMs' disks from vCenter (with the Provider's `url` and
-//! its Secret's `user`/`password`, `insecureSkipVerify` and `cacert`), and how many copies each
-//! migration host already runs (the `VSphereXcopyVolumePopulator`s of the cluster that name it
+//! its Secret's `user`/`password`, `insecureSkipVerify` and `cacert`/`ca.crt`), and how many
+//! copies each migration host already runs (the `VSphereXcopyVolumePopulator`s of the cluster that name it
 //! and have not ended). One function, used by the Plan reconcile and `copy-offload plan --dry-run`
 //! alike, so both plan from the same facts.
 //!
@@ -284,7 +284,9 @@ async fn login(
     let mut config = ClientConfig::new(url.clone(), user, co_api::Secret::new(password));
     config.trust = TlsTrust::from_env_values(
         text(secret, "insecureSkipVerify").as_deref(),
-        text(secret, "cacert"),
+        offload::PROVIDER_CA_KEYS
+            .iter()
+            .find_map(|key| text(secret, key)),
     );
     VcenterClient::login(config)
         .await

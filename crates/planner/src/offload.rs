@@ -64,6 +64,8 @@ pub const DEFAULT_ACCESS_MODE: &str = "ReadWriteMany";
 const PROVIDER_USER_KEY: &str = "user";
 const PROVIDER_PASSWORD_KEY: &str = "password";
 const PROVIDER_INSECURE_KEY: &str = "insecureSkipVerify";
+/// The Provider Secret keys that may hold vCenter's CA (PEM), preferred first.
+pub const PROVIDER_CA_KEYS: &[&str] = &["cacert", "ca.crt"];
 
 /// Longest object name that is also a valid label value and DNS-1123 label.
 const NAME_MAX: usize = 63;
@@ -581,13 +583,13 @@ fn provider_data(inputs: &PlanInputs) -> Result<ProviderData, PlanError> {
         flags::VSPHERE_HOSTNAME.env_name().to_owned(),
         bytes(hostname),
     );
-    for (variable, key) in [
-        (flags::VSPHERE_USERNAME, PROVIDER_USER_KEY),
-        (flags::VSPHERE_PASSWORD, PROVIDER_PASSWORD_KEY),
-        (flags::VSPHERE_INSECURE, PROVIDER_INSECURE_KEY),
-        (flags::VSPHERE_CA_CERT, flags::VSPHERE_CA_CERT.env_name()),
+    for (variable, keys) in [
+        (flags::VSPHERE_USERNAME, &[PROVIDER_USER_KEY][..]),
+        (flags::VSPHERE_PASSWORD, &[PROVIDER_PASSWORD_KEY]),
+        (flags::VSPHERE_INSECURE, &[PROVIDER_INSECURE_KEY]),
+        (flags::VSPHERE_CA_CERT, PROVIDER_CA_KEYS),
     ] {
-        if let Some(value) = data.get(key) {
+        if let Some(value) = keys.iter().find_map(|key| data.get(*key)) {
             overrides.insert(variable.env_name().to_owned(), value.clone());
         }
     }

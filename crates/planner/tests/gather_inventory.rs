@@ -2,117 +2,25 @@
 //! inventory of a lab VM (disks, datastore ids and names, capacities, backing kinds, NAA), the
 //! Secrets the plan's objects name, and the load of a migration host.
 
+mod plan_objects;
 mod support;
 
-use co_api::{CopyPhase, Plan, VSphereXcopyVolumePopulator, VSphereXcopyVolumePopulatorStatus};
-use co_lab::lab::{Lab, RunningLab};
-use co_lab::scenario::{DiskSpec, Scenario, VmSpec};
+use co_api::{CopyPhase, Plan};
+use co_lab::lab::Lab;
 use co_planner::gather::{GatherError, gather};
 use co_planner::inventory::{DiskBackingKind, DiskInventory};
 use co_planner::offload::{PlanOutcome, plan_offload};
 use kube::Api;
-use kube::api::PostParams;
+use plan_objects::{
+    MIB, create_forklift, create_plan_objects, create_populator, ensure_populator_crd, scenario,
+};
 use serde_json::json;
-use support::{Scratch, flat_disk, scenario_with_nfs_datastore};
-
-const MIB: u64 = 1024 * 1024;
-
-/// The default lab plus a VM `vm-2` with a flat disk, an RDM and a vVol on `ds1` (VMFS on the
-/// ONTAP array) and a flat disk on `ds2` (NFS).
-fn scenario() -> Scenario {
-    let mut scenario = scenario_with_nfs_datastore();
-    let disk = flat_disk;
-    scenario.vms.push(VmSpec {
-        name: "vm-2".into(),
-        host: "esxi-1.lab.local".into(),
-        disks: vec![
-            disk("ds1", 64),
-            DiskSpec {
-                rdm_array: Some("ontap1".into()),
-                ..disk("ds1", 32)
-            },
-            DiskSpec {
-                vvol: true,
-                ..disk("ds1", 16)
-            },
-            disk("ds2", 8),
-        ],
-    });
-    scenario
-}
-
-/// The Provider (vCenter of the lab), its Secret, the storage Secret, the StorageMap (ds1
-/// offloaded to ONTAP, ds2 copied with VDDK) and the Plan of `vms`.
-async fn create_plan_objects(scratch: &Scratch, lab: &RunningLab, vms: serde_json::Value) -> Plan {
-    let namespace = &scratch.namespace;
-    scratch.create_lab_provider(lab, json!({})).await;
-    scratch
-        .create_forklift(
-            "StorageMap",
-            "copy-offload",
-            json!({}),
-            json!({
-                "provider": { "source": { "name": "vcenter", "namespace": namespace } },
-                "map": [
-                    {
-                        "source": { "name": "ds1" },
-                        "destination": { "storageClass": "ontap-san" },
-                        "offloadPlugin": { "vsphereXcopyConfig": {
-                            "secretRef": "ontap-creds",
-                            "storageVendorProduct": "ontap",
-                        }},
-                    },
-                    {
-                        "source": { "name": "ds2" },
-                        "destination": { "storageClass": "nfs" },
-                    },
-                ],
-            }),
-        )
-        .await;
-    scratch
-        .create_forklift(
-            "Plan",
-            "my-plan",
-            json!({}),
-            json!({
-                "provider": { "source": { "name": "vcenter", "namespace": namespace } },
-                "map": { "storage": { "name": "copy-offload", "namespace": namespace } },
-                "targetNamespace": namespace,
-                "vms": vms,
-            }),
-        )
-        .await;
-    Api::<Plan>::namespaced(scratch.client.clone(), namespace)
-        .get("my-plan")
-        .await
-        .expect("the Plan reads back")
-}
-
-async fn create_populator(scratch: &Scratch, name: &str, host: &str, phase: Option<CopyPhase>) {
-    let mut populator = VSphereXcopyVolumePopulator::new(
-        name,
-        co_api::VSphereXcopyVolumePopulatorSpec {
-            vmdk_path: "[ds1] vm-1/vm-1.vmdk".into(),
-            secret_name: Some("ontap-creds".into()),
-            storage_vendor_product: "ontap".into(),
-            migration_host: Some(host.into()),
-            ..Default::default()
-        },
-    );
-    populator.status = phase.map(|phase| VSphereXcopyVolumePopulatorStatus {
-        phase: Some(phase),
-        ..Default::default()
-    });
-    Api::<VSphereXcopyVolumePopulator>::namespaced(scratch.client.clone(), &scratch.namespace)
-        .create(&PostParams::default(), &populator)
-        .await
-        .unwrap_or_else(|error| panic!("creating populator {name}: {error}"));
-}
+use support::Scratch;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_inventory_of_a_lab_vm_has_its_disks_datastores_sizes_kinds_and_naa() {
     let scratch = Scratch::new("gather").await;
+    ensure_populator_crd(&scratch.client).await;
     let dir = tempfile::tempdir().expect("a temporary directory");
     let lab = Lab::start(scenario(), dir.path())
         .await
@@ -242,17 +150,16 @@ async fn the_inventory_of_a_lab_vm_has_its_disks_datastores_sizes_kinds_and_naa(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_provider_is_named() {
     let scratch = Scratch::new("gather-noprov").await;
-    scratch
-        .create_forklift(
-            "Plan",
-            "orphan",
-            json!({}),
-            json!({
-                "provider": { "source": { "name": "gone", "namespace": scratch.namespace } },
-                "targetNamespace": scratch.namespace,
-            }),
-        )
-        .await;
+    create_forklift(
+        &scratch,
+        "Plan",
+        "orphan",
+        json!({
+            "provider": { "source": { "name": "gone", "namespace": scratch.namespace } },
+            "targetNamespace": scratch.namespace,
+        }),
+    )
+    .await;
     let plan = Api::<Plan>::namespaced(scratch.client.clone(), &scratch.namespace)
         .get("orphan")
         .await

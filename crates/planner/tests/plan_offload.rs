@@ -6,6 +6,7 @@
 //! plans share the dedicated migration hosts least-loaded. A disk's objects are applied Secret,
 //! PVC, CR, owned by the PVC, idempotently, and never over an object someone else created.
 
+mod plan_objects;
 mod support;
 
 use std::collections::BTreeMap;
@@ -14,7 +15,7 @@ use base64::Engine as _;
 use co_api::contract::names::PLAN_OPT_IN_ANNOTATION;
 use co_api::{Plan, VSphereXcopyVolumePopulator, VSphereXcopyVolumePopulatorSpec};
 use co_lab::lab::{Lab, RunningLab};
-use co_lab::scenario::VmSpec;
+use co_lab::scenario::{DiskSpec, VmSpec};
 use co_planner::gather::gather;
 use co_planner::offload::{MIXED_USAGE_CONDITION, PlannedDisk, disk_object_name};
 use co_planner::plan::{
@@ -30,8 +31,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
+use plan_objects::{create_forklift, create_secret, ensure_populator_crd, scenario};
 use serde_json::{Value, json};
-use support::{Scratch, flat_disk, scenario_with_nfs_datastore};
+use support::Scratch;
 
 const SEED_PLAN: &str = include_str!("fixtures/seed-plan.yaml");
 const SEED_PLAN_NAME: &str = "my-plan";
@@ -101,6 +103,7 @@ async fn plan_conditions(scratch: &Scratch, plan: &str) -> Vec<Value> {
 #[tokio::test]
 async fn the_seed_plan_is_left_alone_while_the_flag_is_off_and_until_it_opts_in() {
     let mut scratch = Scratch::new("planner-plan").await;
+    ensure_populator_crd(&scratch.client).await;
     scratch.apply_manifest(SEED_PLAN, "openshift-mtv").await;
     scratch.start_planner().await;
     scratch
@@ -258,6 +261,7 @@ async fn disk_state(scratch: &Scratch, name: &str) -> Vec<(String, String, Strin
 #[tokio::test]
 async fn a_disk_is_applied_owned_by_its_pvc_once_and_never_over_someone_elses_pvc() {
     let scratch = Scratch::new("planner-apply").await;
+    ensure_populator_crd(&scratch.client).await;
     let disk = disk_objects(&scratch.namespace, "vm-42-disk-0");
     assert_eq!(
         apply_disk(&scratch.client, &disk).await.unwrap(),
@@ -345,20 +349,21 @@ async fn a_disk_is_applied_owned_by_its_pvc_once_and_never_over_someone_elses_pv
     scratch.finish().await;
 }
 
-/// The lab: the default one (vm-1 on esxi-1, ds1 VMFS on the ONTAP array), plus vm-2 with three
-/// disks on ds1 and vm-3 with one disk on ds1 and one on ds2 (NFS, mapped without offload).
+/// The lab of the gather tests (vm-1 with one disk on ds1, VMFS on the ONTAP array; vm-2 with a
+/// flat disk, an RDM and a vVol on ds1 and a flat disk on ds2, NFS, mapped without offload), plus
+/// vm-3 with three flat disks on ds1.
 async fn start_lab() -> (RunningLab, tempfile::TempDir) {
-    let mut scenario = scenario_with_nfs_datastore();
-    let disk = flat_disk;
-    scenario.vms.push(VmSpec {
-        name: "vm-2".into(),
-        host: "esxi-1.lab.local".into(),
-        disks: vec![disk("ds1", 8), disk("ds1", 16), disk("ds1", 4)],
-    });
+    let mut scenario = scenario();
+    let disk = |size_mib| DiskSpec {
+        datastore: "ds1".into(),
+        size_mib,
+        rdm_array: None,
+        vvol: false,
+    };
     scenario.vms.push(VmSpec {
         name: "vm-3".into(),
         host: "esxi-1.lab.local".into(),
-        disks: vec![disk("ds1", 4), disk("ds2", 4)],
+        disks: vec![disk(8), disk(16), disk(4)],
     });
     let dir = tempfile::tempdir().expect("a temporary directory");
     let lab = Lab::start(scenario, dir.path())
@@ -372,6 +377,7 @@ async fn start_with_lab(prefix: &str) -> (RunningLab, tempfile::TempDir, Scratch
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (lab, dir) = start_lab().await;
     let mut scratch = Scratch::new(prefix).await;
+    ensure_populator_crd(&scratch.client).await;
     scratch.set_flag_on_forklift_controller("true").await;
     scratch.start_planner().await;
     (lab, dir, scratch)
@@ -404,9 +410,41 @@ async fn create_migration_objects(
 /// The Provider, its Secret and the storage Secret of [`create_migration_objects`]; waits for
 /// the Provider's key pair.
 async fn create_provider(scratch: &mut Scratch, lab: &RunningLab) {
-    scratch
-        .create_lab_provider(lab, json!({ "esxiCloneMethod": "ssh" }))
-        .await;
+    create_secret(
+        scratch,
+        "vcenter-creds",
+        json!({
+            "user": lab.username,
+            "password": lab.password,
+            "insecureSkipVerify": "true",
+        }),
+    )
+    .await;
+    let array = &lab.arrays[0];
+    create_secret(
+        scratch,
+        "ontap-creds",
+        json!({
+            "management_address": array.url,
+            "username": array.username,
+            "password": array.password,
+            "ONTAP_SVM": array.svm,
+        }),
+    )
+    .await;
+    let namespace = scratch.namespace.clone();
+    create_forklift(
+        scratch,
+        "Provider",
+        "vcenter",
+        json!({
+            "type": "vsphere",
+            "url": lab.vcenter_url,
+            "secret": { "name": "vcenter-creds", "namespace": namespace },
+            "settings": { "esxiCloneMethod": "ssh" },
+        }),
+    )
+    .await;
     scratch
         .observe("the provider's SSH key pair", |observed| {
             matches!(
@@ -421,9 +459,10 @@ async fn create_provider(scratch: &mut Scratch, lab: &RunningLab) {
 /// The StorageMap of [`create_migration_objects`], named `name`.
 async fn create_storage_map(scratch: &Scratch, name: &str, dedicated_hosts: &[String]) {
     let namespace = &scratch.namespace;
-    scratch.create_forklift("StorageMap",
+    create_forklift(
+        scratch,
+        "StorageMap",
         name,
-        json!({}),
         json!({
             "provider": { "source": { "name": "vcenter", "namespace": namespace } },
             "map": [
@@ -446,23 +485,23 @@ async fn create_storage_map(scratch: &Scratch, name: &str, dedicated_hosts: &[St
     .await;
 }
 
-/// Creates the opted-in Plan `name` of `vms` (by name) into the scratch namespace.
+/// Creates the Plan `name` of `vms` (by name) in the scratch namespace, then opts it in.
 async fn create_plan(scratch: &Scratch, name: &str, vms: &[&str]) {
     let namespace = &scratch.namespace;
     let vms: Vec<Value> = vms.iter().map(|vm| json!({ "name": vm })).collect();
-    scratch
-        .create_forklift(
-            "Plan",
-            name,
-            json!({ "annotations": { PLAN_OPT_IN_ANNOTATION: "true" } }),
-            json!({
-                "provider": { "source": { "name": "vcenter", "namespace": namespace } },
-                "map": { "storage": { "name": "copy-offload", "namespace": namespace } },
-                "targetNamespace": namespace,
-                "vms": vms,
-            }),
-        )
-        .await;
+    create_forklift(
+        scratch,
+        "Plan",
+        name,
+        json!({
+            "provider": { "source": { "name": "vcenter", "namespace": namespace } },
+            "map": { "storage": { "name": "copy-offload", "namespace": namespace } },
+            "targetNamespace": namespace,
+            "vms": vms,
+        }),
+    )
+    .await;
+    set_opt_in(scratch, name, Some("true")).await;
 }
 
 fn planned(plan: &'static str) -> impl Fn(&Observed) -> bool {
@@ -501,7 +540,7 @@ async fn an_opted_in_plan_gets_each_disk_exactly_as_specified_and_a_restart_chan
     let (lab, _dir, mut scratch) = start_with_lab("planner-plan").await;
     let hosts = dedicated_hosts(&scratch);
     create_migration_objects(&mut scratch, &lab, &hosts).await;
-    create_plan(&scratch, "plan-a", &["vm-2"]).await;
+    create_plan(&scratch, "plan-a", &["vm-3"]).await;
     let observed = scratch.observe("plan-a planned", planned("plan-a")).await;
     let names = applied(&observed);
 
@@ -547,9 +586,9 @@ async fn an_opted_in_plan_gets_each_disk_exactly_as_specified_and_a_restart_chan
     for (index, name) in names.iter().enumerate() {
         let key = 2000 + index;
         let file = if index == 0 {
-            "[ds1] vm-2/vm-2.vmdk".to_owned()
+            "[ds1] vm-3/vm-3.vmdk".to_owned()
         } else {
-            format!("[ds1] vm-2/vm-2_{index}.vmdk")
+            format!("[ds1] vm-3/vm-3_{index}.vmdk")
         };
         let pvc = pvcs.get(name).await.expect("the PVC");
         let labels = pvc.labels();
@@ -702,7 +741,7 @@ async fn an_opted_in_plan_gets_each_disk_exactly_as_specified_and_a_restart_chan
 async fn a_mixed_plan_is_refused_with_its_vddk_disks_named_and_nothing_created() {
     let (lab, _dir, mut scratch) = start_with_lab("planner-mixed").await;
     create_migration_objects(&mut scratch, &lab, &[]).await;
-    create_plan(&scratch, "mixed", &["vm-3"]).await;
+    create_plan(&scratch, "mixed", &["vm-2"]).await;
     let observed = scratch
         .observe(
             "the mixed plan refused",
@@ -718,8 +757,8 @@ async fn a_mixed_plan_is_refused_with_its_vddk_disks_named_and_nothing_created()
     };
     assert_eq!(items.len(), 1, "{items:?}");
     assert!(
-        items[0].starts_with("VM vm-3 (vm-")
-            && items[0].contains("disk [ds2] vm-3/vm-3_1.vmdk on datastore ds2"),
+        items[0].starts_with("VM vm-2 (vm-")
+            && items[0].contains("disk [ds2] vm-2/vm-2_3.vmdk on datastore ds2"),
         "{}",
         items[0]
     );
@@ -799,7 +838,7 @@ async fn two_plans_share_the_dedicated_hosts_least_loaded() {
         "both idle: by name"
     );
 
-    create_plan(&scratch, "second", &["vm-2"]).await;
+    create_plan(&scratch, "second", &["vm-3"]).await;
     let second = applied(
         &scratch
             .observe("the second plan planned", planned("second"))

@@ -209,6 +209,23 @@ fn per_disk_secret_merges_provider_and_storage_keys_with_aliases() {
 }
 
 #[test]
+fn vcenters_ca_reaches_the_populator_as_cacert_from_either_key() {
+    for key in ["cacert", "ca.crt"] {
+        let mut inputs = inputs();
+        inputs.provider_secret.insert(
+            key.into(),
+            ByteString(b"-----BEGIN CERTIFICATE-----".to_vec()),
+        );
+        let plan = planned(&inputs);
+        assert_eq!(
+            secret_text(&plan.disks[0].secret, "cacert").as_deref(),
+            Some("-----BEGIN CERTIFICATE-----"),
+            "from {key}"
+        );
+    }
+}
+
+#[test]
 fn explicit_storage_keys_win_over_their_aliases() {
     let mut inputs = inputs();
     inputs

@@ -69,15 +69,11 @@ fn minimal_crd(kind: &str, plural: &str) -> CustomResourceDefinition {
     .expect("a valid CRD")
 }
 
-/// Installs the minimal Forklift CRDs and copy-offload's populator CRD unless present, and waits
-/// until they are served.
+/// Installs the minimal Forklift CRDs unless present, and waits until they are served.
 pub async fn ensure_forklift_crds(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let wanted = FORKLIFT_KINDS
-        .iter()
-        .map(|(kind, plural)| minimal_crd(kind, plural))
-        .chain([co_api::populator_crd()]);
-    for crd in wanted {
+    for (kind, plural) in FORKLIFT_KINDS {
+        let crd = minimal_crd(kind, plural);
         let name = crd.metadata.name.clone().unwrap_or_default();
         match crds.create(&PostParams::default(), &crd).await {
             Ok(_) => {}
@@ -259,115 +255,5 @@ impl Scratch {
         let _ = namespaces
             .delete(&self.namespace, &DeleteParams::default())
             .await;
-    }
-}
-
-/// Objects the planner's tests create in their namespace.
-impl Scratch {
-    /// Creates the Secret `name` of `string_data` (text values) in this namespace.
-    pub async fn create_secret(&self, name: &str, string_data: serde_json::Value) {
-        let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
-            "metadata": { "name": name, "namespace": self.namespace },
-            "stringData": string_data,
-        }))
-        .expect("a valid Secret");
-        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(self.client.clone(), &self.namespace)
-            .create(&PostParams::default(), &secret)
-            .await
-            .unwrap_or_else(|error| panic!("creating Secret {name}: {error}"));
-    }
-
-    /// Creates the Forklift object `kind`/`name` in this namespace, with `metadata` (labels,
-    /// annotations; `{}` for none) and `spec`.
-    pub async fn create_forklift(
-        &self,
-        kind: &str,
-        name: &str,
-        metadata: serde_json::Value,
-        spec: serde_json::Value,
-    ) {
-        let mut metadata = metadata;
-        metadata["name"] = json!(name);
-        metadata["namespace"] = json!(self.namespace);
-        let object: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "forklift.konveyor.io/v1beta1",
-            "kind": kind,
-            "metadata": metadata,
-            "spec": spec,
-        }))
-        .expect("a valid object");
-        self.forklift(kind)
-            .create(&PostParams::default(), &object)
-            .await
-            .unwrap_or_else(|error| panic!("creating {kind} {name}: {error}"));
-    }
-}
-
-/// Objects naming the lab.
-impl Scratch {
-    /// The lab's vCenter as the vSphere Provider `vcenter` (its Secret `vcenter-creds` holding
-    /// `user`, `password` and `insecureSkipVerify` as Forklift keeps them; `settings` as given),
-    /// and the lab's ONTAP array's storage Secret `ontap-creds` with Trident-style keys
-    /// (`management_address`, `username`, `password`) and `ONTAP_SVM`.
-    pub async fn create_lab_provider(
-        &self,
-        lab: &co_lab::lab::RunningLab,
-        settings: serde_json::Value,
-    ) {
-        self.create_secret(
-            "vcenter-creds",
-            json!({
-                "user": lab.username,
-                "password": lab.password,
-                "insecureSkipVerify": "true",
-            }),
-        )
-        .await;
-        let array = &lab.arrays[0];
-        self.create_secret(
-            "ontap-creds",
-            json!({
-                "management_address": array.url,
-                "username": array.username,
-                "password": array.password,
-                "ONTAP_SVM": array.svm,
-            }),
-        )
-        .await;
-        self.create_forklift(
-            "Provider",
-            "vcenter",
-            json!({}),
-            json!({
-                "type": "vsphere",
-                "url": lab.vcenter_url,
-                "secret": { "name": "vcenter-creds", "namespace": self.namespace },
-                "settings": settings,
-            }),
-        )
-        .await;
-    }
-}
-
-/// The lab's default scenario plus `ds2`, an NFS datastore (no array behind it, so a mapping
-/// of it is one for VDDK).
-pub fn scenario_with_nfs_datastore() -> co_lab::scenario::Scenario {
-    let mut scenario = co_lab::scenario::Scenario::default_embedded();
-    scenario.datastores.push(co_lab::scenario::DatastoreSpec {
-        name: "ds2".into(),
-        kind: co_lab::scenario::DatastoreKind::Nfs,
-        array: None,
-        capacity_gib: 16,
-    });
-    scenario
-}
-
-/// A flat disk of `size_mib` MiB on `datastore`.
-pub fn flat_disk(datastore: &str, size_mib: u64) -> co_lab::scenario::DiskSpec {
-    co_lab::scenario::DiskSpec {
-        datastore: datastore.into(),
-        size_mib,
-        rdm_array: None,
-        vvol: false,
     }
 }
