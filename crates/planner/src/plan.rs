@@ -87,6 +87,29 @@ pub fn opted_in(plan: &Plan) -> bool {
 struct PlanContext {
     shared: Arc<Context>,
     failures: Mutex<HashMap<ObjectRef<Plan>, u32>>,
+    settled: Arc<Mutex<Settled>>,
+}
+
+/// Per Plan, the spec generation last planned and what came of it, when nothing was left to fix.
+/// A reconcile that finds the same generation was triggered by a status write (Forklift's, or the
+/// planner's own conditions) and reports that outcome again instead of asking vCenter; a change of
+/// the StorageMap or Provider the Plan names forgets the entry.
+type Settled = HashMap<ObjectRef<Plan>, (Option<i64>, PlanOutcome)>;
+
+/// Whether `outcome` stays right until the Plan, its StorageMap or its Provider changes.
+fn is_settled(outcome: &PlanOutcome) -> bool {
+    match outcome {
+        PlanOutcome::NothingToPlan | PlanOutcome::MixedUsage(_) => true,
+        PlanOutcome::Planned { clashes, .. } => clashes.is_empty(),
+        PlanOutcome::Disabled | PlanOutcome::NotOptedIn | PlanOutcome::Invalid(_) => false,
+    }
+}
+
+/// Locks `mutex`; a panic while holding it leaves only bookkeeping behind, so keep using it.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// First retry after a failed reconcile; doubled per failure in a row up to [`RETRY_MAX`].
@@ -121,25 +144,32 @@ pub(crate) async fn run(
         ),
     };
     let flag_changes = context.flag.changes();
+    let settled = Arc::new(Mutex::new(Settled::new()));
     let context = Arc::new(PlanContext {
         shared: context,
         failures: Mutex::default(),
+        settled: settled.clone(),
     });
     let controller = Controller::new(plans, watcher::Config::default());
     let plans_of_map = controller.store();
     let plans_of_provider = controller.store();
+    let settled_of_provider = settled.clone();
     controller
         // A fixed StorageMap or Provider is planned with, without waiting for the Plan to change.
         .watches(maps, watcher::Config::default(), move |map: StorageMap| {
-            plans_naming(&plans_of_map, &map, |plan| plan.spec.map.storage.as_ref())
+            let plans = plans_naming(&plans_of_map, &map, |plan| plan.spec.map.storage.as_ref());
+            forget(&settled, &plans);
+            plans
         })
         .watches(
             providers,
             watcher::Config::default(),
             move |provider: Provider| {
-                plans_naming(&plans_of_provider, &provider, |plan| {
+                let plans = plans_naming(&plans_of_provider, &provider, |plan| {
                     plan.spec.provider.source.as_ref()
-                })
+                });
+                forget(&settled_of_provider, &plans);
+                plans
             },
         )
         .reconcile_all_on(flag_changes)
@@ -180,9 +210,36 @@ fn plans_naming<K: Resource>(
         .collect()
 }
 
+fn forget(settled: &Mutex<Settled>, plans: &[ObjectRef<Plan>]) {
+    let mut settled = lock(settled);
+    for plan in plans {
+        settled.remove(plan);
+    }
+}
+
 async fn reconcile(plan: Arc<Plan>, context: Arc<PlanContext>) -> Result<Action, Error> {
-    let outcome = reconcile_plan(&plan, &context.shared).await?;
-    context.failures().remove(&ObjectRef::from_obj(&*plan));
+    let key = ObjectRef::from_obj(&*plan);
+    let generation = plan.metadata.generation;
+    let earlier = lock(&context.settled)
+        .get(&key)
+        .filter(|(planned, _)| *planned == generation)
+        .map(|(_, outcome)| outcome.clone());
+    let outcome = match earlier {
+        Some(outcome)
+            if context.shared.flag.enabled()
+                && opted_in(&plan)
+                && plan.metadata.deletion_timestamp.is_none() =>
+        {
+            outcome
+        }
+        _ => reconcile_plan(&plan, &context.shared).await?,
+    };
+    if is_settled(&outcome) {
+        lock(&context.settled).insert(key.clone(), (generation, outcome.clone()));
+    } else {
+        lock(&context.settled).remove(&key);
+    }
+    context.failures().remove(&key);
     // What a person fixes may be outside the objects watched here (a storage Secret, a VM in
     // vCenter): look again now and then.
     let action = match outcome {
@@ -349,10 +406,7 @@ async fn report(client: &Client, plan: &Plan, wanted: &[Condition]) -> Result<()
 
 impl PlanContext {
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<Plan>, u32>> {
-        // A panic while holding this lock leaves only a counter behind: keep using it.
-        self.failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.failures)
     }
 }
 

@@ -803,8 +803,44 @@ async fn a_mixed_plan_is_refused_with_its_vddk_disks_named_and_nothing_created()
             .is_empty(),
         "no disk Secret"
     );
-    scratch.finish().await;
+
+    // Status writes (the planner's own conditions above, Forklift's while it migrates) do not make
+    // the planner ask vCenter again: with the lab gone, a Forklift condition written on the Plan
+    // is answered from what was planned, and both conditions stay.
+    scratch
+        .observe(
+            "the plan reconciled after its condition was written",
+            plan_reconciled("mixed", |o| matches!(o, PlanOutcome::MixedUsage(_))),
+        )
+        .await;
     lab.shutdown().await;
+    let mut with_forklifts = conditions.clone();
+    with_forklifts.push(json!({
+        "type": "Ready", "status": "True", "category": "Required",
+        "message": "The migration plan is ready.", "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }));
+    scratch
+        .forklift("Plan")
+        .patch_status(
+            "mixed",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": { "conditions": with_forklifts } })),
+        )
+        .await
+        .expect("Forklift's condition written");
+    scratch
+        .observe(
+            "the plan reconciled after Forklift's status write",
+            plan_reconciled("mixed", |o| matches!(o, PlanOutcome::MixedUsage(_))),
+        )
+        .await;
+    let types: Vec<Value> = plan_conditions(&scratch, "mixed")
+        .await
+        .iter()
+        .map(|c| c["type"].clone())
+        .collect();
+    assert_eq!(types, [json!(MIXED_USAGE_CONDITION), json!("Ready")]);
+    scratch.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
