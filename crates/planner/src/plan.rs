@@ -6,8 +6,14 @@
 //! runs: two planners creating PVCs for the same disks would fight. A Plan without the annotation
 //! (or with any other value) is never read further, and nothing is written to it.
 //!
+//! One reconcile: gather the Plan's inputs (cluster and vCenter), plan them ([`offload`]), write
+//! each disk's objects ([`apply_disk`]), then the Plan's conditions — every one of them says what
+//! to fix when something is wrong, and nothing is created then. Outages are retried with backoff.
+//!
 //! Re-evaluated when the Plan changes (adding the annotation included), when the StorageMap or
-//! source Provider it names changes, and when the flag flips.
+//! source Provider it names changes, and when the flag flips; a change of the Plan's status alone
+//! is answered from the last result for its spec generation, so Forklift's frequent status writes
+//! during a migration do not each open a vCenter session.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -82,8 +88,8 @@ pub fn opted_in(plan: &Plan) -> bool {
         .is_some_and(|value| value.trim().eq_ignore_ascii_case(OPT_IN_VALUE))
 }
 
-/// The Plan controller's state: the planner's context and, per Plan, how many reconciles in a row
-/// failed (for the retry backoff).
+/// The Plan controller's state: the planner's context, per Plan how many reconciles in a row
+/// failed (for the retry backoff), and the settled results.
 struct PlanContext {
     shared: Arc<Context>,
     failures: Mutex<HashMap<ObjectRef<Plan>, u32>>,
