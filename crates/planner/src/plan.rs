@@ -448,6 +448,63 @@ mod tests {
     }
 
     #[test]
+    fn a_map_or_provider_change_reaches_the_opted_in_plans_naming_it() {
+        let (plans, mut writer) = kube::runtime::reflector::store::<Plan>();
+        let plan = |name: &str, opt_in: bool, map_namespace: Option<&str>| {
+            let mut plan = plan_annotated(opt_in.then_some("true"));
+            plan.metadata.name = Some(name.into());
+            plan.metadata.namespace = Some("mtv".into());
+            plan.spec.map.storage = Some(ObjectReference {
+                name: Some("copy-offload".into()),
+                namespace: map_namespace.map(Into::into),
+                ..Default::default()
+            });
+            plan
+        };
+        for plan in [
+            plan("same-namespace-implied", true, None),
+            plan("same-namespace-empty", true, Some("")),
+            plan("same-namespace-named", true, Some("mtv")),
+            plan("other-namespace", true, Some("elsewhere")),
+            plan("not-opted-in", false, Some("mtv")),
+        ] {
+            writer.apply_watcher_event(&watcher::Event::Apply(plan));
+        }
+        let mut map = StorageMap::new("copy-offload", Default::default());
+        map.metadata.namespace = Some("mtv".into());
+        let mut reached: Vec<String> = plans_naming(&plans, &map, |p| p.spec.map.storage.as_ref())
+            .into_iter()
+            .map(|reference| reference.name)
+            .collect();
+        reached.sort();
+        assert_eq!(
+            reached,
+            [
+                "same-namespace-empty",
+                "same-namespace-implied",
+                "same-namespace-named"
+            ]
+        );
+    }
+
+    #[test]
+    fn only_results_with_nothing_to_fix_are_kept() {
+        assert!(is_settled(&PlanOutcome::NothingToPlan));
+        assert!(is_settled(&PlanOutcome::MixedUsage(vec!["d".into()])));
+        assert!(is_settled(&PlanOutcome::Planned {
+            applied: vec!["pvc".into()],
+            clashes: vec![],
+        }));
+        assert!(!is_settled(&PlanOutcome::Planned {
+            applied: vec![],
+            clashes: vec!["PersistentVolumeClaim ns/pvc: exists".into()],
+        }));
+        assert!(!is_settled(&PlanOutcome::Invalid("no map".into())));
+        assert!(!is_settled(&PlanOutcome::Disabled));
+        assert!(!is_settled(&PlanOutcome::NotOptedIn));
+    }
+
+    #[test]
     fn retries_back_off_from_five_seconds_to_five_minutes() {
         let waits: Vec<u64> = [1, 2, 3, 4, 6, 7, 40, u32::MAX]
             .into_iter()
