@@ -259,7 +259,7 @@ async fn disk_state(scratch: &Scratch, name: &str) -> Vec<(String, String, Strin
 }
 
 #[tokio::test]
-async fn a_disk_is_applied_owned_by_its_pvc_once_and_never_over_someone_elses_pvc() {
+async fn a_disk_is_applied_owned_by_its_pvc_once_and_never_over_someone_elses_objects() {
     let scratch = Scratch::new("planner-apply").await;
     ensure_populator_crd(&scratch.client).await;
     let disk = disk_objects(&scratch.namespace, "vm-42-disk-0");
@@ -307,6 +307,38 @@ async fn a_disk_is_applied_owned_by_its_pvc_once_and_never_over_someone_elses_pv
         disk_state(&scratch, "vm-42-disk-0").await,
         first,
         "a re-run changes nothing: same objects, Secret and CR not even rewritten"
+    );
+
+    // Someone took over a field of the CR (a forced apply): it is theirs now, and is not taken back.
+    let populators: Api<VSphereXcopyVolumePopulator> =
+        Api::namespaced(scratch.client.clone(), &scratch.namespace);
+    populators
+        .patch(
+            "vm-42-disk-0",
+            &PatchParams::apply("an-administrator").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "forklift.konveyor.io/v1beta1",
+                "kind": "VSphereXcopyVolumePopulator",
+                "metadata": { "name": "vm-42-disk-0", "labels": { "vmID": "vm-99" } },
+            })),
+        )
+        .await
+        .expect("the administrator's apply");
+    let DiskApplied::Clash(clashes) = apply_disk(&scratch.client, &disk).await.unwrap() else {
+        panic!("the CR's label is someone else's now");
+    };
+    assert_eq!(clashes.len(), 1, "{clashes:?}");
+    assert!(
+        clashes[0].starts_with(&format!(
+            "VSphereXcopyVolumePopulator {}/vm-42-disk-0: fields of it are managed by someone else",
+            scratch.namespace
+        )),
+        "{}",
+        clashes[0]
+    );
+    assert_eq!(
+        populators.get("vm-42-disk-0").await.unwrap().labels()["vmID"],
+        "vm-99"
     );
 
     // A PVC of the same name that Forklift's controller created is left as it is.
