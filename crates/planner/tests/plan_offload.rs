@@ -33,7 +33,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
-use plan_objects::{create_forklift, create_secret, ensure_populator_crd, scenario};
+use plan_objects::{create_forklift, create_lab_provider, ensure_populator_crd, scenario};
 use serde_json::{Value, json};
 use support::Scratch;
 
@@ -452,41 +452,16 @@ async fn create_migration_objects(
 /// The Provider, its Secret and the storage Secret of [`create_migration_objects`]; waits for
 /// the Provider's key pair.
 async fn create_provider(scratch: &mut Scratch, lab: &RunningLab) {
-    create_secret(
-        scratch,
-        "vcenter-creds",
-        json!({
-            "user": lab.username,
-            "password": lab.password,
-            "insecureSkipVerify": "true",
-        }),
-    )
-    .await;
-    let array = &lab.arrays[0];
-    create_secret(
-        scratch,
-        "ontap-creds",
-        json!({
-            "management_address": array.url,
-            "username": array.username,
-            "password": array.password,
-            "ONTAP_SVM": array.svm,
-        }),
-    )
-    .await;
-    let namespace = scratch.namespace.clone();
-    create_forklift(
-        scratch,
-        "Provider",
-        "vcenter",
-        json!({
-            "type": "vsphere",
-            "url": lab.vcenter_url,
-            "secret": { "name": "vcenter-creds", "namespace": namespace },
-            "settings": { "esxiCloneMethod": "ssh" },
-        }),
-    )
-    .await;
+    create_lab_provider(scratch, lab, json!({ "esxiCloneMethod": "ssh" })).await;
+    // A vendor key of the storage Secret, which must reach the disks' Secrets as it is.
+    Api::<Secret>::namespaced(scratch.client.clone(), &scratch.namespace)
+        .patch(
+            "ontap-creds",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "stringData": { "ONTAP_SVM": lab.arrays[0].svm } })),
+        )
+        .await
+        .expect("ONTAP_SVM added");
     scratch
         .observe("the provider's SSH key pair", |observed| {
             matches!(
