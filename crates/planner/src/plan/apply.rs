@@ -13,7 +13,7 @@
 //! An object of the same name that another manager created (Forklift's controller, a user) is
 //! never modified: nothing of that disk is written and the clash is returned for the Plan's
 //! conditions. Apply is never forced, so a field of ours that someone else took over since is a
-//! clash too.
+//! clash too: that object is left as it is and the disk's later objects are not written.
 
 use co_api::VSphereXcopyVolumePopulator;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, TypedLocalObjectReference};
@@ -33,7 +33,9 @@ pub const FIELD_MANAGER: &str = "copy-offload-planner";
 pub enum DiskApplied {
     /// All three objects are as planned.
     Applied,
-    /// Nothing was written: these objects (`Kind namespace/name: why`) belong to someone else.
+    /// These objects (`Kind namespace/name: why`) are someone else's, or have a field someone else
+    /// took over. An object found existing and foreign stops the disk before anything is written;
+    /// a field found taken over while applying stops it at that object, leaving it as it is.
     Clash(Vec<String>),
 }
 
