@@ -290,7 +290,7 @@ async fn settle(
                 category: category::CRITICAL,
                 reason: "CannotPlan".into(),
                 message: format!(
-                    "Copy offload cannot plan this plan's disks: {problem}. Nothing was created."
+                    "Copy offload cannot plan this plan's disks: {problem}. Nothing was created or changed."
                 ),
                 items: vec![],
             };
