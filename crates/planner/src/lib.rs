@@ -6,6 +6,7 @@
 //! - [`ssh_keys`] and the Provider controller: one SSH key pair per vSphere `Provider`, and
 //!   [`ssh_readiness`]: its ESXi hosts probed with it when the Provider uses the SSH method;
 //! - [`storage_map`]: each StorageMap's offload configuration checked and reported on it;
+//! - [`plan`]: the disks of each Plan that opts in planned for copy offload;
 //! - [`inventory`]: the source-side facts (VMs, disks, host loads) offload planning takes;
 //! - [`gather`]: reading a Plan's planning inputs from the cluster and vCenter;
 //! - [`offload`]: offload planning, the per-disk PVC, populator and Secret of a Plan (no I/O);
@@ -19,6 +20,7 @@ pub mod feature_flag;
 pub mod gather;
 pub mod inventory;
 pub mod offload;
+pub mod plan;
 mod provider;
 pub mod ssh_keys;
 pub mod ssh_readiness;
@@ -30,6 +32,7 @@ use kube::Client;
 use tokio::sync::mpsc;
 
 pub use feature_flag::FeatureFlag;
+pub use plan::PlanOutcome;
 pub use provider::{PRIVATE_KEY_INVALID, PUBLIC_KEY_INVALID, ProviderOutcome};
 pub use storage_map::StorageMapOutcome;
 
@@ -63,6 +66,15 @@ pub enum Observed {
         name: String,
         /// What the probes found.
         readiness: ssh_readiness::Readiness,
+    },
+    /// A Plan was reconciled.
+    Plan {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// What happened.
+        outcome: PlanOutcome,
     },
 }
 
@@ -120,6 +132,12 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// A plan's inputs could not be read (API server or vCenter unreachable).
+    #[error(transparent)]
+    Gather(#[from] gather::GatherError),
+    /// A planned disk's objects could not be written.
+    #[error(transparent)]
+    Apply(#[from] plan::ApplyError),
     /// A status could not be read or written.
     #[error("updating the status of a Forklift object: {0}")]
     Status(#[source] kube::Error),
@@ -130,7 +148,8 @@ impl Error {
     pub fn exit_code(&self) -> co_api::contract::ExitCode {
         use co_api::contract::ExitCode;
         match self {
-            Self::Connect(_) => ExitCode::Retryable,
+            Self::Connect(_) | Self::Apply(_) => ExitCode::Retryable,
+            Self::Gather(error) => error.exit_code(),
             Self::Keys(_) | Self::Status(_) | Self::Read { .. } => ExitCode::Internal,
         }
     }
@@ -185,7 +204,8 @@ pub async fn run_with(
     let shutdown = futures::FutureExt::shared(shutdown);
     tokio::join!(
         provider::run(context.clone(), shutdown.clone()),
-        storage_map::run(context, shutdown),
+        storage_map::run(context.clone(), shutdown.clone()),
+        plan::run(context, shutdown),
     );
     follower.abort();
 }

@@ -60,7 +60,6 @@ const GRANTED: &[(&str, &str, &[&str])] = &[
         "vspherexcopyvolumepopulators",
         &["get", "list", "watch", "create", "patch"],
     ),
-    ("events.k8s.io", "events", &["create", "patch"]),
 ];
 
 /// Requests the planner never makes, each one step beyond a granted one.
@@ -101,7 +100,7 @@ const REFUSED: &[(&str, &str, &str)] = &[
     ("coordination.k8s.io", "leases", "create"),
     ("rbac.authorization.k8s.io", "clusterroles", "create"),
     ("rbac.authorization.k8s.io", "rolebindings", "create"),
-    ("events.k8s.io", "events", "delete"),
+    ("events.k8s.io", "events", "create"),
 ];
 
 /// Whether the API server lets `client`'s identity make the request.

@@ -8,6 +8,11 @@ pub const ARRAY_OBJECT_PREFIX: &str = "xcopy-";
 /// Annotation holding the copy journal in cluster mode (on the CR, else on the target PVC).
 pub const JOURNAL_ANNOTATION: &str = "copy-offload.konveyor.io/journal";
 
+/// Annotation by which a Forklift `Plan` opts in to copy-offload's planner (value `"true"`):
+/// only such plans get their per-disk PVCs, Secrets and populator CRs from copy-offload, so that
+/// where Forklift's own controller plans disks the two never create objects for the same plan.
+pub const PLAN_OPT_IN_ANNOTATION: &str = "copy-offload.konveyor.io/plan";
+
 /// ConfigMap (in the host lease namespace) recording the first-seen SSH host key of each ESXi host.
 pub const HOST_KEYS_CONFIG_MAP: &str = "copy-offload-esxi-ssh-host-keys";
 
@@ -70,6 +75,7 @@ mod tests {
         assert!(is_array_object_ours("xcopy-hostsystem-host-1234-iscsi"));
         assert!(!is_array_object_ours("worker-0"));
         assert_eq!(JOURNAL_ANNOTATION, "copy-offload.konveyor.io/journal");
+        assert_eq!(PLAN_OPT_IN_ANNOTATION, "copy-offload.konveyor.io/plan");
         assert_eq!(HOST_KEYS_CONFIG_MAP, "copy-offload-esxi-ssh-host-keys");
         assert_eq!(DEFAULT_LEASE_NAMESPACE, "openshift-mtv");
     }

@@ -103,13 +103,9 @@ pub async fn create_forklift(scratch: &Scratch, kind: &str, name: &str, spec: se
         .unwrap_or_else(|error| panic!("creating {kind} {name}: {error}"));
 }
 
-/// The Provider (vCenter of the lab), its Secret, the storage Secret, the StorageMap (ds1
-/// offloaded to ONTAP, ds2 copied with VDDK) and the Plan of `vms`.
-pub async fn create_plan_objects(
-    scratch: &Scratch,
-    lab: &RunningLab,
-    vms: serde_json::Value,
-) -> Plan {
+/// The Provider `vcenter` (vCenter of the lab) with `settings`, its Secret `vcenter-creds` and the
+/// storage Secret `ontap-creds` (Trident-style keys).
+pub async fn create_lab_provider(scratch: &Scratch, lab: &RunningLab, settings: serde_json::Value) {
     let namespace = &scratch.namespace;
     create_secret(
         scratch,
@@ -141,9 +137,21 @@ pub async fn create_plan_objects(
             "type": "vsphere",
             "url": lab.vcenter_url,
             "secret": { "name": "vcenter-creds", "namespace": namespace },
+            "settings": settings,
         }),
     )
     .await;
+}
+
+/// The Provider (vCenter of the lab), its Secret, the storage Secret, the StorageMap (ds1
+/// offloaded to ONTAP, ds2 copied with VDDK) and the Plan of `vms`.
+pub async fn create_plan_objects(
+    scratch: &Scratch,
+    lab: &RunningLab,
+    vms: serde_json::Value,
+) -> Plan {
+    let namespace = &scratch.namespace;
+    create_lab_provider(scratch, lab, json!({})).await;
     create_forklift(
         scratch,
         "StorageMap",
