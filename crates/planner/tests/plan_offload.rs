@@ -421,7 +421,8 @@ async fn start_with_lab(prefix: &str) -> (RunningLab, tempfile::TempDir, Scratch
     let mut scratch = Scratch::new(prefix).await;
     ensure_populator_crd(&scratch.client).await;
     scratch.set_flag_on_forklift_controller("true").await;
-    scratch.start_planner().await;
+    // Every Plan test runs the planner with exactly the shipped ClusterRole's rights.
+    scratch.start_planner_with_shipped_role().await;
     (lab, dir, scratch)
 }
 
@@ -743,7 +744,7 @@ async fn an_opted_in_plan_gets_each_disk_exactly_as_specified_and_a_restart_chan
     let before = snapshot().await;
     assert_eq!(before.len(), 9, "{before:?}");
     scratch.stop_planner().await;
-    scratch.start_planner().await;
+    scratch.start_planner_with_shipped_role().await;
     let again = scratch
         .observe("plan-a planned after a restart", planned("plan-a"))
         .await;

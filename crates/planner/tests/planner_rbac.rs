@@ -19,7 +19,6 @@ use serde_json::{Value, json};
 use support::Scratch;
 
 const SEED_STORAGE_MAP: &str = include_str!("fixtures/seed-storagemap.yaml");
-const ACCOUNT: &str = "copy-offload-controller";
 
 fn deploy(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -185,7 +184,7 @@ fn the_shipped_role_grants_exactly_the_planners_calls_to_the_controllers_account
     assert_eq!(binding["roleRef"]["name"], "copy-offload-planner");
     assert_eq!(
         binding["subjects"],
-        json!([{ "kind": "ServiceAccount", "name": ACCOUNT, "namespace": "copy-offload" }])
+        json!([{ "kind": "ServiceAccount", "name": support::CONTROLLER_ACCOUNT, "namespace": "copy-offload" }])
     );
     let deployment: Value = serde_yaml::from_str(
         &std::fs::read_to_string(deploy("controller.yaml")).expect("the Deployment"),
@@ -193,7 +192,7 @@ fn the_shipped_role_grants_exactly_the_planners_calls_to_the_controllers_account
     .expect("a YAML Deployment");
     assert_eq!(
         deployment["spec"]["template"]["spec"]["serviceAccountName"],
-        ACCOUNT
+        support::CONTROLLER_ACCOUNT
     );
     // The planner runs: nothing restricts the controllers to the populator any more.
     let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
@@ -214,13 +213,20 @@ fn the_shipped_role_grants_exactly_the_planners_calls_to_the_controllers_account
 #[tokio::test]
 async fn the_planner_runs_with_the_shipped_role_and_nothing_broader_is_granted() {
     let mut scratch = Scratch::new("planner-rbac").await;
-    let role = format!("{}-planner", scratch.namespace);
-    let rules = co_testpeers::shipped_cluster_role_rules(&deploy("planner-rbac.yaml"))
-        .unwrap_or_else(|error| panic!("{error:#}"));
-    let account =
-        co_testpeers::client_as_account(&scratch.client, &scratch.namespace, ACCOUNT, &role, rules)
-            .await
-            .unwrap_or_else(|error| panic!("{error:#}"));
+    // The flag from copy-offload's ConfigMap; a Provider using the SSH method without credentials
+    // (its hosts cannot be listed: reported, not probed) and the seed's StorageMap.
+    scratch.set_flag_on_config_map("true").await;
+    scratch
+        .create_provider(
+            "vcenter",
+            json!({ "type": "vsphere", "url": "https://vcenter.invalid/sdk",
+                    "settings": { "esxiCloneMethod": "ssh" } }),
+        )
+        .await;
+    scratch
+        .apply_manifest(SEED_STORAGE_MAP, "openshift-mtv")
+        .await;
+    let account = scratch.start_planner_with_shipped_role().await;
 
     for (group, resource, verbs) in GRANTED {
         for verb in *verbs {
@@ -236,21 +242,6 @@ async fn the_planner_runs_with_the_shipped_role_and_nothing_broader_is_granted()
             "{verb} {group}/{resource} is granted"
         );
     }
-
-    // The flag from copy-offload's ConfigMap; a Provider using the SSH method without credentials
-    // (its hosts cannot be listed: reported, not probed) and the seed's StorageMap.
-    scratch.set_flag_on_config_map("true").await;
-    scratch
-        .create_provider(
-            "vcenter",
-            json!({ "type": "vsphere", "url": "https://vcenter.invalid/sdk",
-                    "settings": { "esxiCloneMethod": "ssh" } }),
-        )
-        .await;
-    scratch
-        .apply_manifest(SEED_STORAGE_MAP, "openshift-mtv")
-        .await;
-    scratch.start_planner_as(account).await;
 
     let seen = std::cell::Cell::new([false; 3]);
     scratch
@@ -294,6 +285,5 @@ async fn the_planner_runs_with_the_shipped_role_and_nothing_broader_is_granted()
         map.data["status"]
     );
 
-    co_testpeers::delete_cluster_role(&scratch.client, &role).await;
     scratch.finish().await;
 }

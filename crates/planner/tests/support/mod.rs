@@ -87,7 +87,13 @@ pub struct Scratch {
     observed: mpsc::UnboundedReceiver<Observed>,
     observer: mpsc::UnboundedSender<Observed>,
     planner: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
+    /// The ClusterRole (and its binding) made for this test's account, deleted by `finish`, and
+    /// that account's client.
+    shipped_role: Option<(String, Client)>,
 }
+
+/// The controller's ServiceAccount, which `deploy/planner-rbac.yaml` binds the planner's role to.
+pub const CONTROLLER_ACCOUNT: &str = "copy-offload-controller";
 
 impl Scratch {
     /// A fresh namespace (named `<prefix>-<8 hex>`) with the Forklift CRDs installed; the planner
@@ -108,6 +114,7 @@ impl Scratch {
             observed,
             observer,
             planner: None,
+            shipped_role: None,
         }
     }
 
@@ -133,6 +140,35 @@ impl Scratch {
             let _ = stopped.await;
         }));
         self.planner = Some((stop, task));
+    }
+
+    /// Starts the planner as the controller's ServiceAccount of this namespace, bound to exactly
+    /// the ClusterRole shipped in `deploy/planner-rbac.yaml`, and returns that account's client:
+    /// what the test then sees the planner do, it did with the shipped rights only. Called again
+    /// (a restart), it starts the planner as the same account.
+    pub async fn start_planner_with_shipped_role(&mut self) -> Client {
+        if let Some((_, account)) = &self.shipped_role {
+            let account = account.clone();
+            self.start_planner_as(account.clone()).await;
+            return account;
+        }
+        let role = format!("{}-planner", self.namespace);
+        let shipped =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/planner-rbac.yaml");
+        let rules = co_testpeers::shipped_cluster_role_rules(&shipped)
+            .unwrap_or_else(|error| panic!("{error:#}"));
+        let account = co_testpeers::client_as_account(
+            &self.client,
+            &self.namespace,
+            CONTROLLER_ACCOUNT,
+            &role,
+            rules,
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error:#}"));
+        self.shipped_role = Some((role, account.clone()));
+        self.start_planner_as(account.clone()).await;
+        account
     }
 
     /// Stops the planner and waits until it has.
@@ -267,6 +303,9 @@ impl Scratch {
     /// Stops the planner and deletes the namespace.
     pub async fn finish(mut self) {
         self.stop_planner().await;
+        if let Some((role, _)) = self.shipped_role.take() {
+            co_testpeers::delete_cluster_role(&self.client, &role).await;
+        }
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         let _ = namespaces
             .delete(&self.namespace, &DeleteParams::default())
