@@ -505,20 +505,8 @@ async fn create_storage_map(scratch: &Scratch, name: &str, dedicated_hosts: &[St
 
 /// Creates the Plan `name` of `vms` (by name) in the scratch namespace, then opts it in.
 async fn create_plan(scratch: &Scratch, name: &str, vms: &[&str]) {
-    let namespace = &scratch.namespace;
     let vms: Vec<Value> = vms.iter().map(|vm| json!({ "name": vm })).collect();
-    create_forklift(
-        scratch,
-        "Plan",
-        name,
-        json!({
-            "provider": { "source": { "name": "vcenter", "namespace": namespace } },
-            "map": { "storage": { "name": "copy-offload", "namespace": namespace } },
-            "targetNamespace": namespace,
-            "vms": vms,
-        }),
-    )
-    .await;
+    plan_objects::create_plan(scratch, name, Value::from(vms)).await;
     set_opt_in(scratch, name, Some("true")).await;
 }
 

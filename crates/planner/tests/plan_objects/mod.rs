@@ -8,13 +8,11 @@ use co_api::{CopyPhase, Plan, VSphereXcopyVolumePopulator, VSphereXcopyVolumePop
 use co_lab::lab::RunningLab;
 use co_lab::scenario::{DatastoreKind, DatastoreSpec, DiskSpec, Scenario, VmSpec};
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DynamicObject, PostParams};
-use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 use serde_json::json;
 
-use super::support::{DEADLINE, Scratch};
+use super::support::Scratch;
 
 pub const MIB: u64 = 1024 * 1024;
 
@@ -53,27 +51,11 @@ pub fn scenario() -> Scenario {
     scenario
 }
 
+/// Installs copy-offload's populator CRD (unless present) and waits until it is served.
 pub async fn ensure_populator_crd(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = co_api::populator_crd();
-    let name = crd.metadata.name.clone().unwrap_or_default();
-    match crds.create(&PostParams::default(), &crd).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.is_already_exists() => {}
-        Err(error) => panic!("cannot install the populator CRD: {error}"),
-    }
-    let established = await_condition(crds, &name, |crd: Option<&CustomResourceDefinition>| {
-        crd.and_then(|c| c.status.as_ref())
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| {
-                c.iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            })
-    });
-    tokio::time::timeout(DEADLINE, established)
+    co_testpeers::install_crd(client, &co_api::populator_crd())
         .await
-        .expect("the populator CRD is established in time")
-        .expect("watching the populator CRD");
+        .unwrap_or_else(|error| panic!("{error:#}"));
 }
 
 pub async fn create_secret(scratch: &Scratch, name: &str, data: serde_json::Value) {
@@ -175,10 +157,21 @@ pub async fn create_plan_objects(
         }),
     )
     .await;
+    create_plan(scratch, "my-plan", vms).await;
+    Api::<Plan>::namespaced(scratch.client.clone(), namespace)
+        .get("my-plan")
+        .await
+        .expect("the Plan reads back")
+}
+
+/// The Plan `name` of `vms` over the Provider `vcenter` and the StorageMap `copy-offload`,
+/// targeting the scratch namespace (not opted in).
+pub async fn create_plan(scratch: &Scratch, name: &str, vms: serde_json::Value) {
+    let namespace = &scratch.namespace;
     create_forklift(
         scratch,
         "Plan",
-        "my-plan",
+        name,
         json!({
             "provider": { "source": { "name": "vcenter", "namespace": namespace } },
             "map": { "storage": { "name": "copy-offload", "namespace": namespace } },
@@ -187,10 +180,6 @@ pub async fn create_plan_objects(
         }),
     )
     .await;
-    Api::<Plan>::namespaced(scratch.client.clone(), namespace)
-        .get("my-plan")
-        .await
-        .expect("the Plan reads back")
 }
 
 pub async fn create_populator(scratch: &Scratch, name: &str, host: &str, phase: Option<CopyPhase>) {
