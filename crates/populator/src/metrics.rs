@@ -505,9 +505,18 @@ impl MetricsEndpoint {
     /// self-signed certificate (TLS 1.2 or 1.3, ring). Port 0 picks a free port; see
     /// [`Self::local_addr`]. Must be called from within a Tokio runtime, which runs the server.
     pub fn serve(addr: SocketAddr, metrics: PopulatorMetrics) -> Result<Self, MetricsError> {
-        let tls = self_signed_tls_config()?;
         let listener =
             TcpListener::bind(addr).map_err(|source| MetricsError::Bind { addr, source })?;
+        Self::serve_on(listener, addr, metrics)
+    }
+
+    /// Serves as [`Self::serve`] does on a listener already bound (for `addr`, named in errors).
+    pub fn serve_on(
+        listener: TcpListener,
+        addr: SocketAddr,
+        metrics: PopulatorMetrics,
+    ) -> Result<Self, MetricsError> {
+        let tls = self_signed_tls_config()?;
         let local_addr = listener
             .local_addr()
             .map_err(|source| MetricsError::Bind { addr, source })?;

@@ -62,6 +62,9 @@ pub struct RunOptions {
     /// Lease slots per host (upstream: 2).
     pub lease_slots: u32,
     pub timing: Timing,
+    /// A listener already bound for the metrics endpoint, served instead of binding the
+    /// configured address: a test binds it first, so no parallel test can be given its port.
+    pub metrics_listener: Option<Arc<std::net::TcpListener>>,
     /// How long to wait for the controller's scrape of the completion metric.
     pub final_scrape_wait: Duration,
     pub observer: Option<PhaseObserver>,
@@ -88,6 +91,7 @@ impl Default for RunOptions {
             kube_client: None,
             lease_slots: lease::DEFAULT_SLOTS,
             timing: Timing::default(),
+            metrics_listener: None,
             final_scrape_wait: FINAL_SCRAPE_WAIT,
             observer: None,
             volume_bind_timeout: crate::resolve::VOLUME_BIND_TIMEOUT,
@@ -140,7 +144,19 @@ pub async fn run_with(config: PopulateConfig, options: RunOptions) -> RunSummary
     };
 
     let metrics = PopulatorMetrics::new(config.owner_uid.clone().unwrap_or_default());
-    let endpoint = match MetricsEndpoint::serve(config.metrics.addr, metrics.clone()) {
+    let served = match &options.metrics_listener {
+        Some(listener) => listener
+            .try_clone()
+            .map_err(|source| crate::metrics::MetricsError::Bind {
+                addr: config.metrics.addr,
+                source,
+            })
+            .and_then(|listener| {
+                MetricsEndpoint::serve_on(listener, config.metrics.addr, metrics.clone())
+            }),
+        None => MetricsEndpoint::serve(config.metrics.addr, metrics.clone()),
+    };
+    let endpoint = match served {
         Ok(endpoint) => endpoint,
         Err(e) => {
             error!(error = %e, "cannot serve metrics");

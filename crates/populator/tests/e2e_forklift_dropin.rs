@@ -236,9 +236,8 @@ async fn drop_in(grant: Grant, method: Method) {
     args.cr_namespace = Some(target.name.clone());
     args.secret_name = Some("storage-secret".into());
     args.host_lease_namespace = Some(forklift.name.clone());
-    let port = e2e_support::free_port();
-    args.http_endpoint = Some(format!("127.0.0.1:{port}"));
     let mut options = rig.options("dropin");
+    let port = e2e_support::metrics_listener(&mut args, &mut options);
     if method == Method::Ssh {
         // A host set up for Forklift carries Forklift's `sh -c` key line; with our full RBAC, the
         // line we recommend.

@@ -41,9 +41,8 @@ async fn completion_is_scraped_with_the_upstream_names_and_labels() {
     let rig = LabRig::start().await;
     rig.target_volume("trident_pvc_metrics", 64 * MIB);
     let mut args = rig.args("trident_pvc_metrics");
-    let port = e2e_support::free_port();
-    args.http_endpoint = Some(format!("127.0.0.1:{port}"));
     let mut options = rig.options("metrics");
+    let port = e2e_support::metrics_listener(&mut args, &mut options);
     options.final_scrape_wait = Duration::from_secs(30);
     let run = tokio::spawn(run_with(rig.config(&args), options));
 

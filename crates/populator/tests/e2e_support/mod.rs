@@ -255,13 +255,24 @@ impl LabRig {
     }
 }
 
-/// A loopback port free at the time of asking, for a run's metrics endpoint.
+/// A loopback port free at the time of asking, for a run's metrics endpoint in a child process
+/// (an in-process run takes [`metrics_listener`] instead, which no other test can be given).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Binds the metrics endpoint of an in-process run on loopback: points `args` at it and hands
+/// the bound listener to `options`; returns its port.
+pub fn metrics_listener(args: &mut co_populator::PopulateArgs, options: &mut RunOptions) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    args.http_endpoint = Some(format!("127.0.0.1:{port}"));
+    options.metrics_listener = Some(std::sync::Arc::new(listener));
+    port
 }
 
 /// Scrapes the populator's metrics endpoint on `port`, as the controller does, until the
