@@ -169,6 +169,34 @@ impl Context {
             let _ = observer.send(observed);
         }
     }
+
+    /// The API of `K` the planner watches: the `--watch-namespace`, or every namespace.
+    fn watched<K>(&self) -> kube::Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        match &self.settings.watch_namespace {
+            Some(namespace) => kube::Api::namespaced(self.client.clone(), namespace),
+            None => kube::Api::all(self.client.clone()),
+        }
+    }
+}
+
+/// Drives a controller's results to the end, logging failed reconciles at debug level: each
+/// reconcile reports its own outcome (conditions, [`Observed`]), and the error policy requeues.
+async fn log_reconcile_errors<T, E: std::fmt::Display>(
+    results: impl futures::Stream<Item = Result<T, E>>,
+    controller: &'static str,
+) {
+    use futures::StreamExt;
+    results
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, controller, "reconcile failed");
+            }
+        })
+        .await;
 }
 
 /// Runs the planner with the in-cluster (or kubeconfig) client until SIGTERM/Ctrl-C.

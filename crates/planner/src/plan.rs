@@ -22,7 +22,6 @@ use std::time::Duration;
 use co_api::contract::ExitCode;
 use co_api::contract::names::PLAN_OPT_IN_ANNOTATION;
 use co_api::forklift::{Plan, Provider, StorageMap};
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
@@ -136,19 +135,9 @@ pub(crate) async fn run(
     context: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = context.client.clone();
-    let (plans, maps, providers) = match &context.settings.watch_namespace {
-        Some(namespace) => (
-            Api::<Plan>::namespaced(client.clone(), namespace),
-            Api::<StorageMap>::namespaced(client.clone(), namespace),
-            Api::<Provider>::namespaced(client, namespace),
-        ),
-        None => (
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client),
-        ),
-    };
+    let plans = context.watched::<Plan>();
+    let maps = context.watched::<StorageMap>();
+    let providers = context.watched::<Provider>();
     let flag_changes = context.flag.changes();
     let settled = Arc::new(Mutex::new(Settled::new()));
     let context = Arc::new(PlanContext {
@@ -160,7 +149,7 @@ pub(crate) async fn run(
     let plans_of_map = controller.store();
     let plans_of_provider = controller.store();
     let settled_of_provider = settled.clone();
-    controller
+    let results = controller
         // A fixed StorageMap or Provider is planned with, without waiting for the Plan to change.
         .watches(maps, watcher::Config::default(), move |map: StorageMap| {
             let plans = plans_naming(&plans_of_map, &map, |plan| plan.spec.map.storage.as_ref());
@@ -180,13 +169,8 @@ pub(crate) async fn run(
         )
         .reconcile_all_on(flag_changes)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "plan reconcile");
-            }
-        })
-        .await;
+        .run(reconcile, error_policy, context);
+    crate::log_reconcile_errors(results, "plan").await;
 }
 
 /// The opted-in Plans whose reference (`reference_of`) names `object`.

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use co_api::CloneMethod;
 use co_api::forklift::Provider;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
@@ -46,17 +45,11 @@ pub(crate) async fn run(
     context: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = context.client.clone();
-    let (providers, secrets) = match &context.settings.watch_namespace {
-        Some(namespace) => (
-            Api::<Provider>::namespaced(client.clone(), namespace),
-            Api::<Secret>::namespaced(client.clone(), namespace),
-        ),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
-    };
+    let providers = context.watched::<Provider>();
+    let secrets = context.watched::<Secret>();
     let controller = Controller::new(providers, watcher::Config::default());
     let known_providers = controller.store();
-    controller
+    let results = controller
         .watches(
             secrets,
             watcher::Config::default(),
@@ -80,13 +73,8 @@ pub(crate) async fn run(
         )
         .reconcile_all_on(context.flag.changes())
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "provider reconcile");
-            }
-        })
-        .await;
+        .run(reconcile, error_policy, context);
+    crate::log_reconcile_errors(results, "provider").await;
 }
 
 async fn reconcile(provider: Arc<Provider>, context: Arc<Context>) -> Result<Action, Error> {

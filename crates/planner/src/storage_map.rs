@@ -15,7 +15,6 @@ use co_api::StorageVendorProduct;
 use co_api::contract::flags::{self, Flag};
 use co_api::forklift::{StorageMap, StoragePair};
 use co_storage::VendorSettings;
-use futures::StreamExt;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ApiResource, DynamicObject};
@@ -135,17 +134,11 @@ pub(crate) async fn run(
     context: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = context.client.clone();
-    let (maps, secrets) = match &context.settings.watch_namespace {
-        Some(namespace) => (
-            Api::<StorageMap>::namespaced(client.clone(), namespace),
-            Api::<Secret>::namespaced(client.clone(), namespace),
-        ),
-        None => (Api::all(client.clone()), Api::all(client)),
-    };
+    let maps = context.watched::<StorageMap>();
+    let secrets = context.watched::<Secret>();
     let controller = Controller::new(maps, watcher::Config::default());
     let known_maps = controller.store();
-    controller
+    let results = controller
         .watches(
             secrets,
             watcher::Config::default(),
@@ -162,13 +155,8 @@ pub(crate) async fn run(
         )
         .reconcile_all_on(context.flag.changes())
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "storage map reconcile");
-            }
-        })
-        .await;
+        .run(reconcile, error_policy, context);
+    crate::log_reconcile_errors(results, "storage map").await;
 }
 
 /// Where the storage Secrets of `map` live: the source provider's namespace, as Forklift reads

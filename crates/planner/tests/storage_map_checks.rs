@@ -57,6 +57,33 @@ fn types(conditions: &[Value]) -> Vec<&str> {
         .collect()
 }
 
+/// Waits until the map's only problem is one of `kind`, then returns the map's one copy-offload
+/// condition, which must be of `type_`.
+async fn reported_alone(
+    scratch: &mut Scratch,
+    what: &str,
+    kind: fn(&ProblemKind) -> bool,
+    type_: &str,
+) -> Value {
+    scratch
+        .observe(what, map_checked(|o| only_problem(o, kind)))
+        .await;
+    let conditions = offload_conditions(scratch).await;
+    assert_eq!(types(&conditions), [type_]);
+    condition(&conditions, type_).clone()
+}
+
+/// Sets `field` of the map's first `vsphereXcopyConfig`, as an administrator editing it would.
+async fn set_offload_config(scratch: &Scratch, field: &str, value: &str) {
+    let storage_maps = scratch.forklift("StorageMap");
+    let mut map = storage_maps.get(MAP).await.unwrap();
+    map.data["spec"]["map"][0]["offloadPlugin"]["vsphereXcopyConfig"][field] = json!(value);
+    storage_maps
+        .replace(MAP, &PostParams::default(), &map)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn the_seed_storage_map_is_reported_on_until_its_secret_and_product_are_right() {
     let mut scratch = Scratch::new("planner-smap").await;
@@ -73,39 +100,27 @@ async fn the_seed_storage_map_is_reported_on_until_its_secret_and_product_are_ri
     assert!(offload_conditions(&scratch).await.is_empty());
 
     scratch.set_flag_on_forklift_controller("true").await;
-    scratch
-        .observe(
-            "the placeholder reported",
-            map_checked(|o| only_problem(o, |k| matches!(k, ProblemKind::InvalidSecretRef { .. }))),
-        )
-        .await;
-    let conditions = offload_conditions(&scratch).await;
-    assert_eq!(types(&conditions), [SECRET_NOT_FOUND]);
-    let item = condition(&conditions, SECRET_NOT_FOUND)["items"][0]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let invalid = reported_alone(
+        &mut scratch,
+        "the placeholder reported",
+        |k| matches!(k, ProblemKind::InvalidSecretRef { .. }),
+        SECRET_NOT_FOUND,
+    )
+    .await;
+    let item = invalid["items"][0].as_str().unwrap().to_owned();
     assert!(
         item.contains(&format!("{PLACEHOLDER:?} cannot name a Secret")),
         "{item}"
     );
 
-    let storage_maps = scratch.forklift("StorageMap");
-    let mut map = storage_maps.get(MAP).await.unwrap();
-    map.data["spec"]["map"][0]["offloadPlugin"]["vsphereXcopyConfig"]["secretRef"] = json!(SECRET);
-    storage_maps
-        .replace(MAP, &PostParams::default(), &map)
-        .await
-        .unwrap();
-    scratch
-        .observe(
-            "the missing secret reported",
-            map_checked(|o| only_problem(o, |k| matches!(k, ProblemKind::SecretNotFound { .. }))),
-        )
-        .await;
-    let conditions = offload_conditions(&scratch).await;
-    assert_eq!(types(&conditions), [SECRET_NOT_FOUND]);
-    let missing = condition(&conditions, SECRET_NOT_FOUND);
+    set_offload_config(&scratch, "secretRef", SECRET).await;
+    let missing = reported_alone(
+        &mut scratch,
+        "the missing secret reported",
+        |k| matches!(k, ProblemKind::SecretNotFound { .. }),
+        SECRET_NOT_FOUND,
+    )
+    .await;
     assert_eq!(missing["category"], "Critical");
     let item = missing["items"][0].as_str().unwrap();
     assert!(
@@ -145,18 +160,14 @@ async fn the_seed_storage_map_is_reported_on_until_its_secret_and_product_are_ri
         )
         .await
         .unwrap();
-    scratch
-        .observe(
-            "the incomplete secret reported",
-            map_checked(|o| only_problem(o, |k| matches!(k, ProblemKind::SecretIncomplete { .. }))),
-        )
-        .await;
-    let conditions = offload_conditions(&scratch).await;
-    assert_eq!(types(&conditions), [SECRET_INCOMPLETE]);
-    let message = condition(&conditions, SECRET_INCOMPLETE)["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let incomplete = reported_alone(
+        &mut scratch,
+        "the incomplete secret reported",
+        |k| matches!(k, ProblemKind::SecretIncomplete { .. }),
+        SECRET_INCOMPLETE,
+    )
+    .await;
+    let message = incomplete["message"].as_str().unwrap().to_owned();
     assert!(
         message.contains("STORAGE_PASSWORD (or password): missing"),
         "{message}"
@@ -186,25 +197,15 @@ async fn the_seed_storage_map_is_reported_on_until_its_secret_and_product_are_ri
     );
 
     // An unknown product is named with the nine known ones.
-    let mut map = storage_maps.get(MAP).await.unwrap();
-    map.data["spec"]["map"][0]["offloadPlugin"]["vsphereXcopyConfig"]["storageVendorProduct"] =
-        json!("netapp");
-    storage_maps
-        .replace(MAP, &PostParams::default(), &map)
-        .await
-        .unwrap();
-    scratch
-        .observe(
-            "the unknown product reported",
-            map_checked(|o| only_problem(o, |k| matches!(k, ProblemKind::UnknownVendor { .. }))),
-        )
-        .await;
-    let conditions = offload_conditions(&scratch).await;
-    assert_eq!(types(&conditions), [VENDOR_UNKNOWN]);
-    let message = condition(&conditions, VENDOR_UNKNOWN)["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    set_offload_config(&scratch, "storageVendorProduct", "netapp").await;
+    let unknown = reported_alone(
+        &mut scratch,
+        "the unknown product reported",
+        |k| matches!(k, ProblemKind::UnknownVendor { .. }),
+        VENDOR_UNKNOWN,
+    )
+    .await;
+    let message = unknown["message"].as_str().unwrap().to_owned();
     assert!(message.contains("\"netapp\""), "{message}");
     assert!(
         message.contains(&co_api::StorageVendorProduct::valid_names()),
