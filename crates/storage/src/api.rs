@@ -224,8 +224,15 @@ pub trait ArrayCopy: Send + Sync {
     /// Whether this array can copy from `source` (some vendors do RDM only).
     fn supports(&self, source: &ArrayCopySource) -> bool;
 
-    /// The session a copy of `source` onto `target` will create. Pure: no request is sent.
-    fn session(&self, source: &ArrayCopySource, target: &Volume) -> ArrayCopySession;
+    /// The session a copy of `source` onto `target` will create. Pure: no request is sent. Every
+    /// vendor names its objects `xcopy-copy-<target id>`; one needing another name overrides this.
+    fn session(&self, source: &ArrayCopySource, target: &Volume) -> ArrayCopySession {
+        ArrayCopySession {
+            source: source.clone(),
+            target: target.clone(),
+            name: format!("xcopy-copy-{}", target.id),
+        }
+    }
 
     /// Runs the copy `session` describes. Returns only once the array reports the data fully
     /// copied (not merely "started", as several upstream plugins did), reporting progress on the

@@ -758,14 +758,6 @@ impl ArrayCopy for FlashSystemArray {
         matches!(source, ArrayCopySource::Rdm { .. })
     }
 
-    fn session(&self, source: &ArrayCopySource, target: &Volume) -> ArrayCopySession {
-        ArrayCopySession {
-            source: source.clone(),
-            target: target.clone(),
-            name: format!("xcopy-copy-{}", target.id),
-        }
-    }
-
     /// A FlashCopy mapping named after the session from the RDM vdisk onto the target, started
     /// with prepare, followed until it reports 100% copied. A mapping of an earlier run is adopted.
     async fn copy(

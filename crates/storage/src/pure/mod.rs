@@ -1075,14 +1075,6 @@ impl ArrayCopy for PureArray {
         true
     }
 
-    fn session(&self, source: &ArrayCopySource, target: &Volume) -> ArrayCopySession {
-        ArrayCopySession {
-            source: source.clone(),
-            target: target.clone(),
-            name: format!("xcopy-copy-{}", target.id),
-        }
-    }
-
     /// `POST /volumes?names=<target>&overwrite=true` from the source: the array copies
     /// synchronously and creates no other object, so a repeated call simply copies again.
     async fn copy(

@@ -22,7 +22,6 @@ use serde::{Deserialize, Serialize};
 use super::{CopySpeed, DataList, LdevRecord, VantaraArray};
 use crate::api::{ArrayCopy, ArrayCopySession, ArrayCopySource, ProgressSink};
 use crate::error::StorageError;
-use crate::model::Volume;
 
 /// The NAA vendor prefix of Hitachi LDEVs, lower case.
 const HITACHI_NAA_PREFIX: &str = "60060e80";
@@ -175,14 +174,6 @@ impl ArrayCopy for VantaraArray {
         match source {
             ArrayCopySource::Rdm { .. } => true,
             ArrayCopySource::VVol { vvol_id } => vvol_ldev(vvol_id).is_some(),
-        }
-    }
-
-    fn session(&self, source: &ArrayCopySource, target: &Volume) -> ArrayCopySession {
-        ArrayCopySession {
-            source: source.clone(),
-            target: target.clone(),
-            name: format!("xcopy-copy-{}", target.id),
         }
     }
 
