@@ -97,8 +97,20 @@ impl Array {
     }
 
     async fn get(&self, token: &str, path: &str) -> Value {
+        self.get_expecting(token, path, StatusCode::OK, "answered")
+            .await
+    }
+
+    /// GETs `path` and checks the array answers `expected` (`why` says what the status means).
+    async fn get_expecting(
+        &self,
+        token: &str,
+        path: &str,
+        expected: StatusCode,
+        why: &str,
+    ) -> Value {
         let (status, body) = self.send(token, reqwest::Method::GET, path, None).await;
-        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert_eq!(status, expected, "{path}: {why}: {body}");
         body
     }
 
@@ -171,21 +183,25 @@ async fn sessions_are_basic_login_session_tokens_and_logout() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(array.facade.open_sessions(), 0);
-    let (status, _) = array
-        .send(&token, reqwest::Method::GET, "/storages/instance", None)
+    array
+        .get_expecting(
+            &token,
+            "/storages/instance",
+            StatusCode::UNAUTHORIZED,
+            "an ended session is refused",
+        )
         .await;
-    assert_eq!(
-        status,
-        StatusCode::UNAUTHORIZED,
-        "an ended session is refused"
-    );
 
     let (token, _) = array.login().await;
     array.facade.expire_sessions();
-    let (status, _) = array
-        .send(&token, reqwest::Method::GET, "/storages/instance", None)
+    array
+        .get_expecting(
+            &token,
+            "/storages/instance",
+            StatusCode::UNAUTHORIZED,
+            "an expired session is refused",
+        )
         .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -254,23 +270,22 @@ async fn host_groups_and_initiators_are_listed_per_port() {
     assert_eq!(iscsis["data"][0]["iscsiName"], ESX_IQN);
     assert_eq!(iscsis["data"][0]["hostGroupNumber"], 3);
 
-    let (status, body) = array
-        .send(&token, reqwest::Method::GET, "/host-groups", None)
-        .await;
-    assert_eq!(
-        status,
-        StatusCode::BAD_REQUEST,
-        "portId is required: {body}"
-    );
-    let (status, _) = array
-        .send(
+    array
+        .get_expecting(
             &token,
-            reqwest::Method::GET,
-            "/host-wwns?portId=CL9-Z",
-            None,
+            "/host-groups",
+            StatusCode::BAD_REQUEST,
+            "portId is required",
         )
         .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    array
+        .get_expecting(
+            &token,
+            "/host-wwns?portId=CL9-Z",
+            StatusCode::NOT_FOUND,
+            "an unknown port",
+        )
+        .await;
 }
 
 #[tokio::test]
@@ -465,19 +480,14 @@ async fn a_clone_pair_copies_over_time_and_the_svol_gets_the_bytes_only_at_compl
         array.facade.pairs().is_empty(),
         "clonesAutomation removes the pair"
     );
-    let (status, _) = array
-        .send(
+    array
+        .get_expecting(
             &token,
-            reqwest::Method::GET,
             "/snapshot-groups/xcopy-test",
-            None,
+            StatusCode::NOT_FOUND,
+            "the group went with its last pair",
         )
         .await;
-    assert_eq!(
-        status,
-        StatusCode::NOT_FOUND,
-        "the group went with its last pair"
-    );
 }
 
 #[tokio::test]
@@ -563,23 +573,22 @@ async fn pairs_are_refused_in_the_arrays_error_shape() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["messageId"], "KART40038-E");
 
-    let (status, body) = array
-        .send(&token, reqwest::Method::GET, "/snapshots", None)
-        .await;
-    assert_eq!(
-        status,
-        StatusCode::BAD_REQUEST,
-        "a listing needs a filter: {body}"
-    );
-    let (status, _) = array
-        .send(
+    array
+        .get_expecting(
             &token,
-            reqwest::Method::GET,
-            &format!("/snapshots/{pvol},5"),
-            None,
+            "/snapshots",
+            StatusCode::BAD_REQUEST,
+            "a listing needs a filter",
         )
         .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    array
+        .get_expecting(
+            &token,
+            &format!("/snapshots/{pvol},5"),
+            StatusCode::NOT_FOUND,
+            "an unknown pair",
+        )
+        .await;
 
     // A plain snapshot is PAIR at once; split makes it PSUS and a second split fails the job.
     let job = create_pair(
