@@ -377,24 +377,15 @@ async fn an_rdm_disk_is_copied_by_flashcopy_and_the_mapping_removed() {
         lab.facade.fcmaps()
     );
 
-    // A re-run (the journal replays the copy) adopts the finished mapping instead of doubling it.
-    copier.copy(&session, &|_| {}).await.unwrap();
-    assert_eq!(lab.facade.fcmaps().len(), 1);
-    copier.end(&session).await.unwrap();
-    assert!(lab.facade.fcmaps().is_empty());
-    copier.end(&session).await.unwrap();
-
-    // FlashCopy needs the same size: said before anything is created.
+    // Replayed, ended; FlashCopy needs the same size.
     let small = array
         .resolve_volume(&lab.csi_pv("pvc-r2", 1 << 19))
         .await
         .unwrap();
-    let err = copier
-        .copy(&copier.session(&source, &small), &|_| {})
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("same size"), "{err}");
-    assert!(lab.facade.fcmaps().is_empty());
+    support::assert_copy_replays_ends_and_checks_sizes(copier, &session, &small, || {
+        lab.facade.fcmaps().len()
+    })
+    .await;
 }
 
 /// The vendor list connects this plugin for `flashsystem` (it used to answer "not implemented").

@@ -525,24 +525,15 @@ async fn an_rdm_disk_is_copied_by_a_clone_pair_followed_to_completion_then_delet
     assert_eq!(pairs.len(), 1, "kept until end: {pairs:?}");
     assert_eq!(pairs[0].3, "PSUS");
 
-    // A re-run (the journal replays the copy) adopts the finished pair instead of doubling it.
-    copier.copy(&session, &|_| {}).await.unwrap();
-    assert_eq!(lab.facade.pairs().len(), 1);
-    copier.end(&session).await.unwrap();
-    assert!(lab.facade.pairs().is_empty(), "{:?}", lab.facade.pairs());
-    copier.end(&session).await.unwrap();
-
-    // Thin Image needs the same size: said before anything is created.
+    // Replayed, ended; Thin Image needs the same size.
     let small = array
         .resolve_volume(&lab.sized_pv("pvc-r2", 1 << 19))
         .await
         .unwrap();
-    let err = copier
-        .copy(&copier.session(&source, &small), &|_| {})
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("same size"), "{err}");
-    assert!(lab.facade.pairs().is_empty());
+    support::assert_copy_replays_ends_and_checks_sizes(copier, &session, &small, || {
+        lab.facade.pairs().len()
+    })
+    .await;
 
     // An RDM of another array's LUN is refused, naming the device.
     let foreign = ArrayCopySource::Rdm {

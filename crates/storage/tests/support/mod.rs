@@ -124,3 +124,27 @@ impl RequestObserver for Recorder {
         self.0.lock().unwrap().push(request.clone());
     }
 }
+
+/// What every array-side copy must do once its first copy of `session` has finished: a re-run (the
+/// journal replaying the copy) adopts the finished objects instead of doubling them, `end` removes
+/// them and may be called again, and a target of another size (`small`) is refused — saying so —
+/// before anything is created. `objects` counts the copy's objects on the array.
+pub async fn assert_copy_replays_ends_and_checks_sizes(
+    copier: &dyn co_storage::ArrayCopy,
+    session: &co_storage::ArrayCopySession,
+    small: &co_storage::Volume,
+    objects: impl Fn() -> usize,
+) {
+    copier.copy(session, &|_| {}).await.unwrap();
+    assert_eq!(objects(), 1, "a re-run adopts the finished copy");
+    copier.end(session).await.unwrap();
+    assert_eq!(objects(), 0, "end removes the copy's objects");
+    copier.end(session).await.unwrap();
+
+    let err = copier
+        .copy(&copier.session(&session.source, small), &|_| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("same size"), "{err}");
+    assert_eq!(objects(), 0, "refused before anything is created");
+}
