@@ -4,7 +4,7 @@
 //! jobs that must be polled, the array's refusals and error bodies — and the SAN model after each step.
 
 use co_lab::arrays::vantara::{self, MAX_SESSIONS, Vantara};
-use co_lab::san::{ArrayVendor, San};
+use co_lab::san::{ArrayVendor, San, Volume};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -407,9 +407,9 @@ async fn create_pair(array: &Array, token: &str, pvol: u32, svol: u32, extra: Va
     array.finish(token, &submitted).await.0
 }
 
-#[tokio::test]
-async fn a_clone_pair_copies_over_time_and_the_svol_gets_the_bytes_only_at_completion() {
-    let array = serve().await;
+/// A 1 MiB source LDEV full of 0x5a and an empty target LDEV of the same size, their LDEV ids, and
+/// a session token.
+async fn source_and_target(array: &Array) -> (Volume, Volume, u32, u32, String) {
     let source = array.san.create_volume(ARRAY, "rdm-1", 1 << 20).unwrap();
     let target = array.san.create_volume(ARRAY, "pvc-1", 1 << 20).unwrap();
     std::fs::write(&source.backing_path, vec![0x5a; 1 << 20]).unwrap();
@@ -418,6 +418,13 @@ async fn a_clone_pair_copies_over_time_and_the_svol_gets_the_bytes_only_at_compl
         vantara::ldev_id(&target).unwrap(),
     );
     let (token, _) = array.login().await;
+    (source, target, pvol, svol, token)
+}
+
+#[tokio::test]
+async fn a_clone_pair_copies_over_time_and_the_svol_gets_the_bytes_only_at_completion() {
+    let array = serve().await;
+    let (source, target, pvol, svol, token) = source_and_target(&array).await;
 
     let job = create_pair(
         &array,
@@ -493,14 +500,7 @@ async fn a_clone_pair_copies_over_time_and_the_svol_gets_the_bytes_only_at_compl
 #[tokio::test]
 async fn a_clone_pair_deleted_while_copying_leaves_the_svol_untouched() {
     let array = serve().await;
-    let source = array.san.create_volume(ARRAY, "rdm-1", 1 << 20).unwrap();
-    let target = array.san.create_volume(ARRAY, "pvc-1", 1 << 20).unwrap();
-    std::fs::write(&source.backing_path, vec![0x5a; 1 << 20]).unwrap();
-    let (pvol, svol) = (
-        vantara::ldev_id(&source).unwrap(),
-        vantara::ldev_id(&target).unwrap(),
-    );
-    let (token, _) = array.login().await;
+    let (_, target, pvol, svol, token) = source_and_target(&array).await;
     let job = create_pair(&array, &token, pvol, svol, json!({"copySpeed": "slower"})).await;
     assert_eq!(job["state"], "Succeeded", "{job}");
     let listed = array
