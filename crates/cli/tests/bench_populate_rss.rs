@@ -6,11 +6,10 @@
 //! ```sh
 //! cargo build --release -p copy-offload
 //! COPY_OFFLOAD_BINARY=target/release/copy-offload \
-//!   cargo test -p copy-offload --test bench_populate_rss -- --ignored --nocapture
+//!   cargo test -p copy-offload --test suite bench_populate_rss:: -- --ignored --nocapture
 //! ```
 
-#[path = "../../populator/tests/e2e_support/mod.rs"]
-mod e2e_support;
+use crate::e2e_support;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

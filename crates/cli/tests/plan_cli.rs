@@ -2,10 +2,8 @@
 //! (`scripts/peers.sh start`) and the lab's vCenter — the objects it would create for a plan, the
 //! mixed-usage refusal, a missing Plan, and the flag it requires.
 
-#[path = "../../planner/tests/plan_objects/mod.rs"]
-mod plan_objects;
-#[path = "../../planner/tests/support/mod.rs"]
-mod support;
+use crate::plan_objects;
+use crate::support;
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use co_lab::lab::{Lab, RunningLab};

@@ -5,8 +5,7 @@
 //! undoes them — a clone still on the host included — copies the disk byte for byte and leaves no
 //! initiator group, mapping, device, clone task or RDM file behind.
 
-#[path = "../../populator/tests/e2e_support/mod.rs"]
-mod e2e_support;
+use crate::e2e_support;
 
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::process::ExitStatusExt as _;

@@ -2,10 +2,8 @@
 //! Provider, its credentials Secret and the StorageMap's offload Secret on the real API server
 //! peer (`scripts/peers.sh start`), the checks run against the lab.
 
-#[path = "../../planner/tests/plan_objects/mod.rs"]
-mod plan_objects;
-#[path = "../../planner/tests/support/mod.rs"]
-mod support;
+use crate::plan_objects;
+use crate::support;
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use co_lab::lab::{Lab, RunningLab};

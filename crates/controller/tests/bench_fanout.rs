@@ -8,10 +8,10 @@
 //!
 //! ```text
 //! cargo build -p copy-offload
-//! cargo test -p co-controller --test bench_fanout -- --ignored --nocapture
+//! cargo test -p co-controller --test suite bench_fanout:: -- --ignored --nocapture
 //! ```
 
-mod cluster;
+use crate::cluster;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

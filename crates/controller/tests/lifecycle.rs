@@ -1,7 +1,7 @@
 //! The controller's lifecycle on the real API server with the real populator: WaitForFirstConsumer,
 //! a controller restarted in each state, a PVC deleted mid-copy, the per-host throttle.
 
-mod cluster;
+use crate::cluster;
 
 use cluster::{NODE, Options, TestCluster};
 use co_api::contract::names;

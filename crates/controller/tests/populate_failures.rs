@@ -2,7 +2,7 @@
 //! a backoff and then succeeds; a permanent one stops at once with the populator's last error line
 //! in the CR's condition and a Warning event.
 
-mod cluster;
+use crate::cluster;
 
 use cluster::{Options, TestCluster};
 use co_api::CopyPhase;

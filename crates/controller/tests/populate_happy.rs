@@ -1,7 +1,7 @@
 //! A PVC whose data source names a VSphereXcopyVolumePopulator comes out Bound with the disk's
 //! bytes, on the real API server with the real PV controller, the real populator binary and the lab.
 
-mod cluster;
+use crate::cluster;
 
 use cluster::{Options, TestCluster};
 use co_api::CopyPhase;

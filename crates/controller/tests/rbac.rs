@@ -2,7 +2,7 @@
 //! and each verb in it is needed: with one removed, the step that uses it fails and the PVC
 //! carries a Warning event saying so.
 
-mod cluster;
+use crate::cluster;
 
 use cluster::{Options, TestCluster};
 use k8s_openapi::api::rbac::v1::PolicyRule;

@@ -4,7 +4,7 @@
 //! line, says so in the log with the steps to copy-offload's line, places its shell wrapper and
 //! copies through it; hostile requests and traversing or foreign `DS=` values reach nothing.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

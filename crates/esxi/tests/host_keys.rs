@@ -2,7 +2,7 @@
 //! policy) and trust on first use in a host-key store, where a relay on the host's address that
 //! switches to another server plays the man-in-the-middle.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};

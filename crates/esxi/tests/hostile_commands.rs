@@ -2,7 +2,7 @@
 //! every one must be refused with a wrapper envelope, and nothing may be executed or created.
 //! The VIB's shell wrapper gets the equivalent argv corpus.
 
-mod support;
+use crate::support;
 
 use co_esxi::protocol::WrapperReply;
 use futures::StreamExt as _;

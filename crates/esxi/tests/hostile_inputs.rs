@@ -7,7 +7,7 @@
 //! on evidence: the stand-in vmkfstools' argv log (resolved through symlinks), marker files that
 //! must not appear, a canary process that must survive, files that must stay, syslog lines.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::{PermissionsExt as _, symlink};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The SSH method end to end: russh client → OpenSSH sshd with the restricted authorized_keys line
 //! → the real `secure-vmkfstools-wrapper.py` under python3 → stand-in vmkfstools/vsish.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! esxcli transport is the seam: a test runner reads the plugin's `<execute>` template, fills in
 //! the values as esxcli does and runs it with `/bin/sh`, like hostd's esxcli plugin host.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! `sha256sum`/`sha1sum`, Python's XML parser), and `vib::install` against real sshd hosts
 //! running a stand-in `esxcli`.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

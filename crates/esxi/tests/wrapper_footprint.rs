@@ -1,7 +1,7 @@
 //! Peak memory of one SSH wrapper invocation (ESXi's hostd-tmp pool is shared by every concurrent
 //! clone). Prints the figures; the bound only catches gross regressions such as a heavy import.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

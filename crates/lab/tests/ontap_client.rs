@@ -3,7 +3,7 @@
 //! their initiators, LUN maps, and the deletes — every operation the ONTAP plugin uses. Where the
 //! library and the facade disagree, the library is right.
 
-mod client_support;
+use crate::client_support;
 
 use co_lab::arrays::ontap::{VERSION, create_trident_volume, router};
 use co_lab::san::{ArrayVendor, San};

@@ -6,7 +6,7 @@
 //! Where the library and our plugin disagree on a shape, the library wins: fix the facade and the
 //! plugin, not the script.
 
-mod client_support;
+use crate::client_support;
 
 use std::process::Command;
 

@@ -4,7 +4,7 @@
 //! library's back, vVol tags, the array-side copy, and logout at exit. Where the library and the
 //! facade disagree, the library is right.
 
-mod client_support;
+use crate::client_support;
 
 use std::process::Command;
 

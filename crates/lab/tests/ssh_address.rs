@@ -2,7 +2,7 @@
 //! reports for it) and on ESXi's port 22 when the lab may bind it, else on an ephemeral port with the
 //! reason recorded — so a client that only knows the management IP reaches the right host.
 
-mod support;
+use crate::support;
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::MetadataExt;

@@ -1,7 +1,7 @@
 //! The per-host SSH endpoint with the restricted-key semantics: probe, wrapper routing by datastore,
 //! a full clone over SSH, and refusal of everything else (other keys, shells, forwarding, traversal).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! esxcli over `ExecuteSoap` against the lab, driven as govmomi's executor does: device discovery after
 //! mapping + rescan, detach/remove, the VIB-missing NotFound fault, and a full VIB clone with XCOPY.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! installed shell wrapper for esxcli, the script on the datastore for SSH — not a constant: replacing
 //! the script changes the answer, as it would on ESXi.
 
-mod support;
+use crate::support;
 
 use co_esxi::assets::{SSH_WRAPPER, WRAPPER_VERSION};
 use co_esxi::protocol::WrapperReply;

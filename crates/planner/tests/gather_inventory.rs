@@ -2,8 +2,8 @@
 //! inventory of a lab VM (disks, datastore ids and names, capacities, backing kinds, NAA), the
 //! Secrets the plan's objects name, and the load of a migration host.
 
-mod plan_objects;
-mod support;
+use crate::plan_objects;
+use crate::support;
 
 use co_api::{CopyPhase, Plan};
 use co_lab::lab::Lab;

@@ -8,8 +8,8 @@
 //! noticed. A disk's objects are applied Secret, PVC, CR, owned by the PVC, idempotently, and
 //! never over an object or a field someone else has.
 
-mod plan_objects;
-mod support;
+use crate::plan_objects;
+use crate::support;
 
 use std::collections::BTreeMap;
 

@@ -3,7 +3,7 @@
 //! for the planner to run (keys created, a Provider's and a StorageMap's conditions written, as
 //! that account), and the API server refuses everything broader.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

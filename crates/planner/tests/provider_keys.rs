@@ -3,7 +3,7 @@
 //! (no restart), the same pair after a restart, an administrator's own pair kept, and a broken
 //! one reported on the Provider and left alone.
 
-mod support;
+use crate::support;
 
 use co_planner::ssh_keys::{self, KeyProblem, KeysOutcome};
 use co_planner::{Observed, PRIVATE_KEY_INVALID, ProviderOutcome};

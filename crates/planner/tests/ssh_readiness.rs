@@ -8,7 +8,7 @@
 //! The stand-in hosts have no `/vmfs`: the `python … /vmfs/…` of a key line is mapped to python3
 //! and a temporary directory, the rest of the line kept byte for byte.
 
-mod support;
+use crate::support;
 
 use std::net::{IpAddr, TcpListener};
 use std::path::Path;

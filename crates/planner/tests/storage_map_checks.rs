@@ -3,7 +3,7 @@
 //! missing to incomplete to complete, and an unknown `storageVendorProduct` is named with the nine known ones; nothing is written
 //! while `feature_copy_offload` is off.
 
-mod support;
+use crate::support;
 
 use co_planner::storage_map::{
     OFFLOAD_READY, ProblemKind, SECRET_INCOMPLETE, SECRET_NOT_FOUND, VENDOR_UNKNOWN,

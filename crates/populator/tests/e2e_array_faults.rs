@@ -4,7 +4,7 @@
 //! with the exit class the pod contract promises and a message that names what to fix, and the
 //! array and hosts are left as found — at once, or after the re-run the class asks for.
 
-mod e2e_support;
+use crate::e2e_support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

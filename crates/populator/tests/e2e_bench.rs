@@ -3,9 +3,9 @@
 //! every array REST call 50 ms, every adapter rescan 2 s, every SSH wrapper call 20 ms — using the
 //! production cadences, then one disk through the SSH method. Prints the time per phase, the
 //! overhead until the completion report outside the clone phase, the round trips per disk and the
-//! call timeline of the first disk; see BENCHMARKS.md. Run: `cargo test -p co-populator --test e2e_bench -- --nocapture`.
+//! call timeline of the first disk; see BENCHMARKS.md. Run: `cargo test -p co-populator --test suite e2e_bench:: -- --nocapture`.
 
-mod e2e_support;
+use crate::e2e_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

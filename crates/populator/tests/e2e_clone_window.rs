@@ -8,7 +8,7 @@
 //! clone task exists and its start is journaled; the journal is then cut back to what a kill
 //! between the request and the host's answer leaves (no `cloneStarted`).
 
-mod e2e_support;
+use crate::e2e_support;
 
 use std::path::Path;
 use std::time::Duration;

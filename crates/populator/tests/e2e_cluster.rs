@@ -2,8 +2,8 @@
 //! still unbound, whose prime PVC `prime-<uid>` is bound to a CSI PV naming the lab's Trident
 //! volume; the journal lives in an annotation of the PVC and the host lease in the Lease API.
 
-mod e2e_support;
-mod kube_support;
+use crate::e2e_support;
+use crate::kube_support;
 
 use std::sync::Arc;
 use std::time::Duration;

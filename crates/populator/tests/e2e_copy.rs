@@ -2,7 +2,7 @@
 //! bytes verified, and the array, host and datastore left exactly as found (RDM and vVol disks,
 //! per vendor: `e2e_vendors.rs`).
 
-mod e2e_support;
+use crate::e2e_support;
 
 use co_populator::ExitCode;
 use co_populator::run_with;

@@ -2,7 +2,7 @@
 //! non-ASCII letters, U+00A0 and U+3000 spaces — copy end to end through both clone methods in
 //! the lab, byte for byte, and leave their folders as found.
 
-mod e2e_support;
+use crate::e2e_support;
 
 use co_lab::scenario::{DiskSpec, Scenario, VmSpec};
 use co_populator::ExitCode;

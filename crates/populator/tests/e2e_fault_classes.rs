@@ -3,7 +3,7 @@
 //! ends the run with the exit code of the class the library errors answer, so the controller
 //! retries exactly the failures a re-run can get past — and the lab is left clean every time.
 
-mod e2e_support;
+use crate::e2e_support;
 
 use co_lab::faults::FaultRule;
 use co_populator::ExitCode;

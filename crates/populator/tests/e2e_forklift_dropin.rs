@@ -7,8 +7,8 @@
 //! are recorded for the cluster. In both, Forklift's single completion update of the CR, made with
 //! the CR as read when completion was scraped, succeeds: nothing of ours wrote the CR since.
 
-mod e2e_support;
-mod kube_support;
+use crate::e2e_support;
+use crate::kube_support;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -3,8 +3,8 @@
 //! and after the host's key changes (re-installed, or an impostor on its address) the next
 //! populate refuses it before anything reaches the host or the target.
 
-mod e2e_support;
-mod kube_support;
+use crate::e2e_support;
+use crate::kube_support;
 
 use co_esxi::EsxiError;
 use co_esxi::host_keys::{PublicKey, fingerprint};

@@ -7,7 +7,7 @@
 //! by the array (Vantara's Thin Image clone pair) is interrupted while the pair copies: SIGTERM
 //! ends the pair at cleanup, SIGKILL leaves it to the re-run, and no pair remains either way.
 
-mod e2e_support;
+use crate::e2e_support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,8 +5,8 @@
 //! upgrade: a journal an older populator wrote (format 1) is undone. And an unreadable journal
 //! stops the run before anything changes.
 
-mod e2e_support;
-mod kube_support;
+use crate::e2e_support;
+use crate::kube_support;
 
 use std::sync::{Arc, Mutex};
 

@@ -3,8 +3,8 @@
 //! time — the discovery rescans and the rescan-deletes after unmapping alike — every copy succeeds
 //! with the right bytes, and every lease is released at the end.
 
-mod e2e_support;
-mod kube_support;
+use crate::e2e_support;
+use crate::kube_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

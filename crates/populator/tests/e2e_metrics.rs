@@ -2,7 +2,7 @@
 //! populator controller does, parsed with a Prometheus text parser and checked against the
 //! upstream names and labels.
 
-mod e2e_support;
+use crate::e2e_support;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! the hosts are left as found. RDM and vVol disks go through the array's own copy where the
 //! vendor has one, and through XCOPY otherwise; the test records which (the README's vendor table).
 
-mod e2e_support;
+use crate::e2e_support;
 
 use co_lab::scenario::VendorSpec;
 use co_populator::ExitCode;

@@ -2,7 +2,7 @@
 //! start`): first use records the key in the ConfigMap, another store instance (another pod) sees
 //! it, first writer wins when pods race with different keys, and entries are never overwritten.
 
-mod kube_support;
+use crate::kube_support;
 
 use co_esxi::host_keys::{HostKeyStore, PublicKey};
 use co_populator::host_keys::{HOST_KEYS_CONFIG_MAP, KubeHostKeyStore, entry_name};

@@ -5,10 +5,10 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::journal_support;
 use co_populator::journal::{
     CleanupStep, FileJournalStore, Journal, JournalEntry, JournalError, Outcome,
 };
-mod journal_support;
 
 use journal_support::{igroup, mapped, restore, unmap};
 
@@ -223,7 +223,11 @@ fn journal_survives_sigkill_mid_write() {
         let mut writer = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "journal_survives_sigkill_mid_write",
+                // This test by its full name in the suite binary (`journal_file::…`).
+                &format!(
+                    "{}::journal_survives_sigkill_mid_write",
+                    module_path!().split_once("::").map_or("", |(_, file)| file)
+                ),
                 "--nocapture",
                 "--test-threads=1",
             ])

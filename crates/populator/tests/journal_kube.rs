@@ -3,8 +3,8 @@
 //! PVC), optimistic concurrency that tolerates other writers of the object but refuses a second
 //! journal writer, and a clear error when the object is gone.
 
-mod journal_support;
-mod kube_support;
+use crate::journal_support;
+use crate::kube_support;
 
 use std::collections::BTreeMap;
 

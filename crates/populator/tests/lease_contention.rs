@@ -3,7 +3,7 @@
 //! expiry judged without trusting anybody's wall clock, loss of the lease cancelling the work, and
 //! the upstream-compatible object names and released state.
 
-mod kube_support;
+use crate::kube_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,7 +1,7 @@
 //! Preflight against the lab: one scenario per condition a migration would otherwise discover
 //! late, each giving the expected failure with the expected remedy, and an all-green scenario.
 
-mod support;
+use crate::support;
 
 use base64::Engine as _;
 use co_lab::faults::FaultRule;

@@ -3,7 +3,7 @@
 //! naming it, each vendor prerequisite the plugin reads fails with its remedy when unmet, and the
 //! source LUN is recognised as a volume of the configured array.
 
-mod support;
+use crate::support;
 
 use co_lab::lab::DATASTORE_GROUP;
 use co_lab::rig::facade;

@@ -6,7 +6,7 @@
 //! counts); the token survives expiry with one new `auth`; 429/503 are retried a bounded number of
 //! times; an unreachable array and wrong credentials fail fast with the setting to fix.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -3,7 +3,7 @@
 //! skipped), Basic auth, session login renewed once on 401, percent-encoding of paths and queries,
 //! error classes, and that neither logs nor observers ever see a credential.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};

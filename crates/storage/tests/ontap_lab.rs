@@ -4,7 +4,7 @@
 //! failures carry the right class and advice. The contract test checks that every request the
 //! plugin sent matches an operation of ONTAP's published API and uses only its models' fields.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

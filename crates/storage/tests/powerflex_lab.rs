@@ -6,7 +6,7 @@
 //! an unreachable gateway, wrong credentials, an unknown system id and a host without an SDC fail
 //! fast with the setting to fix.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! once; 409/500/429/503 are retried a bounded number of times; an unreachable array and wrong
 //! settings fail fast naming the setting to fix.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! an unreachable array and wrong credentials fail fast with the setting to fix. The contract test
 //! checks every request the plugin sent against the PowerStore REST API definition.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

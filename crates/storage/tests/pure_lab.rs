@@ -5,7 +5,7 @@
 //! 429/503, unreachable array, wrong credentials) behave as promised. The contract test checks
 //! every request the plugin sent against the FlashArray REST 2.16 OpenAPI definition.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

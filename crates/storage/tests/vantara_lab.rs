@@ -9,7 +9,7 @@
 //! copied by a Thin Image clone pair followed to real completion (not `PSUP`), cancellable, and
 //! deleted with its snapshot group at the session's end.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 
