@@ -43,13 +43,24 @@ struct Measured {
     wall: Duration,
 }
 
+/// A loopback port free at the time of asking, for the child's metrics endpoint. (An in-process
+/// run takes `e2e_support::metrics_listener` instead, which no other test can be given; this bench
+/// runs alone, `--ignored`.)
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 async fn measure(size: u64) -> Measured {
     let mut scenario = scenario_for(co_lab::scenario::VendorSpec::Ontap);
     scenario.vms[0].disks[0].size_mib = size / MIB;
     let rig = LabRig::start_with(scenario).await;
     let name = "rss";
     rig.target_volume(name, size);
-    let port = e2e_support::free_port();
+    let port = free_port();
     let args: Vec<String> = rig
         .rig()
         .populate_flags(SOURCE_VMDK, &rig.target(name))

@@ -3,10 +3,14 @@
 //! file is declared here (co-testpeers' `suite_layout` checks that none is left out); its
 //! tests are named `<file>::<test>`, e.g. `cargo test -p <crate> --test suite <file>::`.
 
+// Helpers of other crates' suites: this crate uses only part of them.
+#[allow(dead_code)]
 #[path = "../../populator/tests/e2e_support/mod.rs"]
 mod e2e_support;
+#[allow(dead_code)]
 #[path = "../../planner/tests/plan_objects/mod.rs"]
 mod plan_objects;
+#[allow(dead_code)]
 #[path = "../../planner/tests/support/mod.rs"]
 mod support;
 

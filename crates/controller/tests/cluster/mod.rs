@@ -8,8 +8,6 @@
 //! The controller runs in-process (`co_controller::run_with`) watching only the test's namespace,
 //! so tests run in parallel against one API server.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -142,7 +140,8 @@ pub struct TestCluster {
     pub namespace: String,
     pub class: String,
     pub lab: Arc<RunningLab>,
-    pub lab_dir: tempfile::TempDir,
+    /// The lab's files, removed when the cluster is dropped.
+    _lab_dir: tempfile::TempDir,
     pub settings: Settings,
     controller_client: Client,
     controller: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
@@ -183,7 +182,7 @@ impl TestCluster {
             namespace,
             class,
             lab,
-            lab_dir,
+            _lab_dir: lab_dir,
             settings: Settings {
                 watch_namespace: None,
                 ..options.settings

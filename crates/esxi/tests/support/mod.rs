@@ -1,7 +1,6 @@
 //! Test fixtures: a fake ESXi file system (datastores, devices, task root) under a temp dir, the
 //! real wrapper scripts installed there with only their ESXi constants substituted, and the
 //! stand-in `vmkfstools`/`vsish` executables the wrappers run.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,8 +2,6 @@
 //! self-signed certificate (the vendors' libraries speak only HTTPS), and a vendor script run by
 //! the library's pinned interpreter, its JSON answer parsed.
 
-#![allow(dead_code)]
-
 use std::path::PathBuf;
 use std::process::Command;
 

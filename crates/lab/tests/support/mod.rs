@@ -1,8 +1,6 @@
 //! Test clients for the lab's endpoints: a raw VIM SOAP caller (the esxcli namespaces are internal API that
 //! no SDK binds) and an SSH client built on russh.
 
-#![allow(dead_code)]
-
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -2,8 +2,6 @@
 //! a lab scenario with every kind of disk, the populator CRD, and the Provider, Secrets,
 //! StorageMap and Plan a Forklift user creates for it (in a test's scratch namespace).
 
-#![allow(dead_code)]
-
 use co_api::{CopyPhase, Plan, VSphereXcopyVolumePopulator, VSphereXcopyVolumePopulatorStatus};
 use co_lab::lab::RunningLab;
 use co_lab::scenario::{DatastoreKind, DatastoreSpec, DiskSpec, Scenario, VmSpec};

@@ -6,8 +6,6 @@
 //! The namespace doubles as the planner's "Forklift namespace", so each test has its own
 //! `feature_copy_offload` and tests do not see each other's flag.
 
-#![allow(dead_code)]
-
 use std::time::Duration;
 
 use co_planner::{Observed, Settings};

@@ -3,8 +3,6 @@
 //! facade over one SAN), a CSI-style target volume attached to a worker node as the prime PVC's
 //! would be, and the checks that the array, the hosts and the datastore are left exactly as found.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -253,16 +251,6 @@ impl LabRig {
             russh::keys::PublicKey::from_openssh(&host.ssh_host_key).unwrap(),
         ));
     }
-}
-
-/// A loopback port free at the time of asking, for a run's metrics endpoint in a child process
-/// (an in-process run takes [`metrics_listener`] instead, which no other test can be given).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Binds the metrics endpoint of an in-process run on loopback: points `args` at it and hands

@@ -1,7 +1,5 @@
 //! Shared setup for the tests that run against the kube-apiserver peer (`scripts/peers.sh start`).
 
-#![allow(dead_code)]
-
 use std::time::Duration;
 
 use co_api::{VSphereXcopyVolumePopulator, VSphereXcopyVolumePopulatorSpec};

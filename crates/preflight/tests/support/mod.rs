@@ -1,8 +1,6 @@
 //! The lab run every preflight test starts from: a running lab, the `populate` flags a Secret
 //! gives for its vCenter and first array, and the assertions on the report's checks.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 
 use clap::Parser as _;

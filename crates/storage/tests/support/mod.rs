@@ -2,8 +2,6 @@
 //! a request recorder plugged into the HTTP layer's observer hook, and injected faults in front of
 //! a facade (`faults`).
 
-#![allow(dead_code)]
-
 pub mod faults;
 
 use std::net::SocketAddr;
