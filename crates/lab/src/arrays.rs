@@ -57,6 +57,35 @@ pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
+/// Reads what a running facade holds beyond the SAN model's volumes, groups and mappings — clone
+/// pairs, FlashCopy maps, array-side copies, vendor-private groups — so the lab's end-to-end checks
+/// see everything a copy can leave on an array, not only what every vendor shares. Open sessions
+/// are not included: a killed populator cannot log out, and arrays expire idle sessions.
+#[derive(Clone)]
+pub struct ArraySideState(std::sync::Arc<dyn Fn() -> Vec<String> + Send + Sync>);
+
+impl ArraySideState {
+    pub(crate) fn new(read: impl Fn() -> Vec<String> + Send + Sync + 'static) -> ArraySideState {
+        ArraySideState(std::sync::Arc::new(read))
+    }
+
+    /// A facade that keeps nothing of its own (every object it makes is in the SAN model).
+    pub(crate) fn none() -> ArraySideState {
+        ArraySideState::new(Vec::new)
+    }
+
+    /// What is there now, one line per object; empty when the array holds nothing of a copy.
+    pub fn leftovers(&self) -> Vec<String> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for ArraySideState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ArraySideState").finish_non_exhaustive()
+    }
+}
+
 /// What a copy may have left on `array` of a facade whose SAN groups are hosts: hosts named
 /// `xcopy-…` and every mapping to them, each described with `mapped` (the vendor's verb).
 pub(crate) fn xcopy_leftovers(san: &crate::san::San, array: &str, mapped: &str) -> Vec<String> {

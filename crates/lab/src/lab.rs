@@ -19,6 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use crate::arrays::ArraySideState;
 use crate::faults::FaultPlan;
 use crate::host::{DatastorePaths, RescanKind, SimHost, random_uuid};
 use crate::san::{ArrayVendor, San, SanError, stable_uuid};
@@ -74,6 +75,8 @@ pub struct ArrayEndpoint {
     pub username: String,
     pub password: String,
     pub svm: String,
+    /// What the array's facade holds of a copy beyond the SAN model (pairs, copy maps, …).
+    pub array_side: ArraySideState,
 }
 
 /// A simulated ESXi host and its SSH endpoint.
@@ -540,53 +543,83 @@ impl Lab {
 
         let mut arrays = Vec::new();
         for spec in &scenario.arrays {
-            let router = match spec.vendor {
-                VendorSpec::Ontap => crate::arrays::ontap::router(
-                    san.clone(),
-                    &spec.name,
-                    &spec.svm,
-                    &spec.username,
-                    &spec.password,
+            let (router, array_side) = match spec.vendor {
+                VendorSpec::Ontap => (
+                    crate::arrays::ontap::router(
+                        san.clone(),
+                        &spec.name,
+                        &spec.svm,
+                        &spec.username,
+                        &spec.password,
+                    ),
+                    ArraySideState::none(),
                 ),
-                VendorSpec::PureFlashArray => crate::arrays::pure::router(
-                    san.clone(),
-                    &spec.name,
-                    crate::arrays::pure::PureCredentials {
-                        username: spec.username.clone(),
-                        password: spec.password.clone(),
-                        api_token: crate::arrays::pure::lab_api_token(&spec.name),
-                    },
+                VendorSpec::PureFlashArray => {
+                    let array = crate::arrays::pure::FlashArray::new(
+                        san.clone(),
+                        &spec.name,
+                        crate::arrays::pure::PureCredentials {
+                            username: spec.username.clone(),
+                            password: spec.password.clone(),
+                            api_token: crate::arrays::pure::lab_api_token(&spec.name),
+                        },
+                    );
+                    let router = array.router();
+                    (router, ArraySideState::new(move || array.copy_leftovers()))
+                }
+                VendorSpec::PowerStore => (
+                    crate::arrays::powerstore::router(
+                        san.clone(),
+                        &spec.name,
+                        &spec.username,
+                        &spec.password,
+                    ),
+                    ArraySideState::none(),
                 ),
-                VendorSpec::PowerStore => crate::arrays::powerstore::router(
-                    san.clone(),
-                    &spec.name,
-                    &spec.username,
-                    &spec.password,
-                ),
-                VendorSpec::FlashSystem => crate::arrays::flashsystem::router(
-                    san.clone(),
-                    &spec.name,
-                    &spec.username,
-                    &spec.password,
-                ),
-                VendorSpec::PowerMax => crate::arrays::powermax::router(
-                    san.clone(),
-                    &spec.name,
-                    &spec.username,
-                    &spec.password,
-                ),
-                VendorSpec::InfiniBox => crate::arrays::infinibox::router(
-                    san.clone(),
-                    &spec.name,
-                    &spec.username,
-                    &spec.password,
-                ),
-                VendorSpec::Primera3Par => crate::arrays::primera3par::router(
-                    san.clone(),
-                    &spec.name,
-                    &spec.username,
-                    &spec.password,
-                ),
+                VendorSpec::FlashSystem => {
+                    let array = crate::arrays::flashsystem::FlashSystem::new(
+                        san.clone(),
+                        &spec.name,
+                        &spec.username,
+                        &spec.password,
+                    );
+                    let router = array.router();
+                    let state = move || {
+                        let maps = array.fcmaps().into_iter();
+                        maps.map(|m| format!("FlashCopy mapping {m}")).collect()
+                    };
+                    (router, ArraySideState::new(state))
+                }
+                VendorSpec::PowerMax => {
+                    let array = crate::arrays::powermax::PowerMax::new(
+                        san.clone(),
+                        &spec.name,
+                        &spec.username,
+                        &spec.password,
+                    );
+                    let router = array.router();
+                    (router, ArraySideState::new(move || array.leftovers()))
+                }
+                VendorSpec::InfiniBox => {
+                    let array = crate::arrays::infinibox::InfiniBox::new(
+                        san.clone(),
+                        &spec.name,
+                        &spec.username,
+                        &spec.password,
+                    );
+                    let router = array.router();
+                    (router, ArraySideState::new(move || array.leftovers()))
+                }
+                VendorSpec::Primera3Par => {
+                    let array = crate::arrays::primera3par::Primera::new(
+                        san.clone(),
+                        &spec.name,
+                        &spec.username,
+                        &spec.password,
+                    );
+                    let router = array.router();
+                    (router, ArraySideState::new(move || array.leftovers()))
+                }
                 VendorSpec::PowerFlex => {
                     let array = crate::arrays::powerflex::PowerFlex::new(
                         san.clone(),
@@ -599,16 +632,28 @@ impl Lab {
                             array.register_sdc(host.name(), guid, "Esx")?;
                         }
                     }
-                    array.router()
+                    (array.router(), ArraySideState::none())
                 }
-                VendorSpec::Vantara => crate::arrays::vantara::router(
-                    san.clone(),
-                    &spec.name,
-                    &spec.username,
-                    &spec.password,
-                ),
-            }
-            .layer(axum::middleware::from_fn_with_state(
+                VendorSpec::Vantara => {
+                    let array = crate::arrays::vantara::Vantara::new(
+                        san.clone(),
+                        &spec.name,
+                        &spec.username,
+                        &spec.password,
+                    );
+                    let router = array.router();
+                    let state = move || {
+                        let pairs = array.pairs().into_iter();
+                        pairs
+                            .map(|(pvol, mu, svol, status)| {
+                                format!("Thin Image pair {pvol}/{mu} -> {svol} ({status})")
+                            })
+                            .collect()
+                    };
+                    (router, ArraySideState::new(state))
+                }
+            };
+            let router = router.layer(axum::middleware::from_fn_with_state(
                 (faults.clone(), spec.name.clone()),
                 array_faults,
             ));
@@ -620,6 +665,7 @@ impl Lab {
                 username: spec.username.clone(),
                 password: spec.password.clone(),
                 svm: spec.svm.clone(),
+                array_side,
             });
         }
 

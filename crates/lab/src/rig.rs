@@ -181,8 +181,10 @@ impl<'a> Rig<'a> {
     }
 
     /// What a copy into `targets` left behind: initiator groups of copy-offload's, mappings of
-    /// the targets other than the worker's (or a lost worker mapping), their devices and any
-    /// clone task on a host. Empty when cleanup was complete.
+    /// the targets other than the worker's (or a lost worker mapping), their devices, any clone
+    /// task on a host, and what the array's facade holds of a copy beyond the SAN model (clone
+    /// pairs, FlashCopy maps, array-side copies, vendor-private groups). Empty when cleanup was
+    /// complete.
     pub fn leftovers(&self, targets: &[&TargetVolume]) -> Vec<String> {
         let san = &self.lab.san;
         let array = &self.array.name;
@@ -223,6 +225,7 @@ impl<'a> Rig<'a> {
                     .map(|id| format!("clone task {id} on {}", host.name)),
             );
         }
+        left.extend(self.array.array_side.leftovers());
         left
     }
 }

@@ -216,6 +216,12 @@ async fn interrupted_while_the_array_copies(vendor: VendorSpec) {
                 Some(1),
                 "killed mid-copy: {left}"
             );
+            // The rig's end-of-run check sees the pair too, not only what the SAN model shares.
+            let seen = rig.rig().leftovers(&[]);
+            assert!(
+                seen.iter().any(|l| l.starts_with("Thin Image pair")),
+                "the rig misses the pair left by the kill: {seen:?}"
+            );
         } else {
             cancel.cancel();
             let summary = run.await.unwrap();

@@ -251,9 +251,20 @@ impl FlashArray {
         )
     }
 
-    /// What a copy may leave behind, one line per object: hosts and host groups named `xcopy-…`
-    /// (the name prefix copy-offload gives its array objects), connections to them, open sessions.
+    /// What a copy may leave behind, one line per object: [`FlashArray::copy_leftovers`] and open
+    /// sessions.
     pub fn leftovers(&self) -> Vec<String> {
+        let mut found = self.copy_leftovers();
+        let sessions = self.state().sessions.len();
+        if sessions > 0 {
+            found.push(format!("{sessions} open session(s)"));
+        }
+        found
+    }
+
+    /// The objects a copy may leave behind: hosts and host groups named `xcopy-…` (the name prefix
+    /// copy-offload gives its array objects) and connections to them.
+    pub fn copy_leftovers(&self) -> Vec<String> {
         let ours = |name: &str| name.starts_with(OBJECT_PREFIX);
         let state = self.state();
         let mut found: Vec<String> = self
@@ -277,9 +288,6 @@ impl FlashArray {
                 .filter(|m| ours(&m.group))
                 .map(|m| format!("connection {} -> {}", m.volume, m.group)),
         );
-        if !state.sessions.is_empty() {
-            found.push(format!("{} open session(s)", state.sessions.len()));
-        }
         found
     }
 
