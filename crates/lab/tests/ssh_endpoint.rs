@@ -9,7 +9,8 @@ use co_esxi::protocol::{WrapperCommand, WrapperReply};
 use co_lab::RescanKind;
 use co_lab::lab::Lab;
 use co_lab::scenario::Scenario;
-use support::{SshClient, eventually, restricted_line};
+use co_testpeers::eventually;
+use support::{SshClient, restricted_line};
 
 /// `(status, message)` from the wrapper's XML envelope, decoded by the product's own parser.
 fn envelope(stdout: &str) -> (String, String) {

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use co_lab::lab::{Lab, PATTERN_BLOCK, pattern_block};
 use co_lab::scenario::Scenario;
-use support::{Soap, eventually, status_message};
+use co_testpeers::eventually;
+use support::{Soap, status_message};
 
 const HOST1: &str = "host-10";
 const HOST2: &str = "host-11";

@@ -22,18 +22,16 @@ use co_populator::ExitCode;
 use co_populator::Phase;
 use co_populator::run_with;
 use e2e_support::{ARRAY, LabRig, MIB};
-use tokio::time::Instant;
 
-/// Polls `check` until it answers, failing after 20 s.
+/// Re-checks `check` (in-process state of the lab's host and the run) until it answers, failing
+/// after 20 s.
 async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    co_testpeers::eventually(
+        Duration::from_secs(20),
+        what,
+        || std::future::ready(check()),
+    )
+    .await
 }
 
 fn journal(path: &Path) -> serde_json::Value {

@@ -16,10 +16,10 @@ use co_lab::scenario::VendorSpec;
 use co_populator::ExitCode;
 use co_populator::Phase;
 use co_populator::run_with;
+use co_testpeers::eventually;
 use co_testpeers::vendor_matrix::{Cell, record};
 use e2e_support::{LabRig, MIB, VENDORS, scenario_for};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 const PHASES: [Phase; 6] = [
     Phase::Resolve,
@@ -97,11 +97,13 @@ async fn sigkill_in_each_phase_is_undone_by_the_rerun(vendor: VendorSpec) {
             }
         }
         if phase == Phase::Clone {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while host.task_ids().is_empty() && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            assert!(!host.task_ids().is_empty(), "the clone task is running");
+            let running = || std::future::ready((!host.task_ids().is_empty()).then_some(()));
+            eventually(
+                Duration::from_secs(10),
+                "the clone task on the host",
+                running,
+            )
+            .await;
         }
         run.abort();
         assert!(

@@ -6,6 +6,7 @@
 //! without its peer. Paths follow the script's defaults (`COPY_OFFLOAD_PEERS_CACHE`,
 //! `COPY_OFFLOAD_PEERS_DIR`), so tests need nothing sourced.
 
+mod eventually;
 mod go_peer;
 mod govc;
 mod kube_peer;
@@ -20,6 +21,7 @@ mod vendor_clients;
 pub mod vendor_matrix;
 mod venv;
 
+pub use eventually::eventually;
 pub use govc::{GovcTarget, govc, govc_binary};
 pub use kube_peer::{kube_client, kubeconfig_path};
 pub use kube_scratch::{

@@ -2,7 +2,6 @@
 //! no SDK binds) and an SSH client built on russh.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use co_lab::lab::RunningLab;
 use co_lab::xml::{self, Element};
@@ -154,22 +153,6 @@ pub fn status_message(result: &Element) -> (String, String) {
         result.child_text("status").unwrap_or_default().to_owned(),
         result.child_text("message").unwrap_or_default().to_owned(),
     )
-}
-
-/// Polls `check` until it returns `Some`, failing after `deadline`.
-pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = tokio::time::Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A root SSH client with an Ed25519 key.
