@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use co_lab::arrays::flashsystem::{FlashSystem, csi_volume_handle};
 use co_lab::san::{ArrayVendor, GroupSpec, San};
 use co_storage::flashsystem::{CSI_DRIVER, FlashSystemArray};
-use co_storage::http::{ConnectionSettings, Secret};
+use co_storage::http::ConnectionSettings;
 use co_storage::{
     ArrayCopySource, ErrorClass, EsxiHostRef, GroupKind, GroupRelease, Initiator,
     PersistentVolumeRef, StorageApi, StorageError,
@@ -495,31 +495,10 @@ async fn an_unreachable_array_fails_fast_and_says_what_to_check() {
 #[tokio::test]
 async fn failures_say_what_to_fix_and_are_classed() {
     let lab = Lab::start().await;
-    let mut wrong = lab.settings();
-    wrong.credentials.password = Secret::new("nope");
-    let err = FlashSystemArray::connect(&wrong, &Default::default(), None)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StorageError::AuthRefused { status: 403, .. }),
-        "{err}"
-    );
-    assert!(err.to_string().contains("STORAGE_PASSWORD"), "{err}");
-    assert_eq!(err.class(), ErrorClass::Permanent);
-
-    let mut no_user = lab.settings();
-    no_user.credentials.username = String::new();
-    let err = FlashSystemArray::connect(&no_user, &Default::default(), None)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("STORAGE_USERNAME"), "{err}");
-
-    let mut untrusted = lab.settings();
-    untrusted.ca_certificate_pem = None;
-    let err = FlashSystemArray::connect(&untrusted, &Default::default(), None)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StorageError::Tls { .. }), "{err}");
+    support::assert_login_failures_say_what_to_fix(&lab.settings(), 403, |s| async move {
+        FlashSystemArray::connect(&s, &Default::default(), None).await
+    })
+    .await;
 
     let array = lab.connect(None).await;
     let missing = PersistentVolumeRef {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use axum::response::{IntoResponse, Response};
 use co_lab::arrays::infinibox::{InfiniBox, SYSTEM_MODEL, SYSTEM_VERSION};
 use co_lab::san::{ArrayVendor, GroupSpec, San};
-use co_storage::http::{ConnectionSettings, Secret};
+use co_storage::http::ConnectionSettings;
 use co_storage::infinibox::{CSI_DRIVER, InfiniBoxArray, OWNER_METADATA_KEY, PAGE_SIZE};
 use co_storage::{
     ErrorClass, EsxiHostRef, GroupKind, GroupRelease, Initiator, PersistentVolumeRef, StorageApi,
@@ -567,36 +567,17 @@ async fn an_unreachable_array_fails_fast_and_says_what_to_check() {
 #[tokio::test]
 async fn failures_say_what_to_fix_and_are_classed() {
     let lab = Lab::start().await;
-    let mut wrong = lab.settings();
-    wrong.credentials.password = Secret::new("nope");
-    let err = InfiniBoxArray::connect(&wrong, &Default::default(), None)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StorageError::AuthRefused { status: 401, .. }),
-        "{err}"
-    );
-    assert!(err.to_string().contains("STORAGE_PASSWORD"), "{err}");
-    assert_eq!(err.class(), ErrorClass::Permanent);
-
-    let mut no_user = lab.settings();
-    no_user.credentials.username = String::new();
-    let err = InfiniBoxArray::connect(&no_user, &Default::default(), None)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("STORAGE_USERNAME"), "{err}");
-
-    // Upstream never verified the array's certificate.
-    let mut untrusted = lab.settings();
-    untrusted.ca_certificate_pem = None;
-    let err = InfiniBoxArray::connect(&untrusted, &Default::default(), None)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StorageError::Tls { .. }), "{err}");
+    let err =
+        support::assert_login_failures_say_what_to_fix(&lab.settings(), 401, |s| async move {
+            InfiniBoxArray::connect(&s, &Default::default(), None).await
+        })
+        .await;
     assert!(
         err.to_string().contains("STORAGE_SKIP_SSL_VERIFICATION"),
         "{err}"
     );
+    let mut untrusted = lab.settings();
+    untrusted.ca_certificate_pem = None;
     untrusted.skip_tls_verify = true;
     InfiniBoxArray::connect(&untrusted, &Default::default(), None)
         .await

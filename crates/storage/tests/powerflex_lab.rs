@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::response::{IntoResponse, Response};
 use co_lab::arrays::powerflex::PowerFlex;
 use co_lab::san::{ArrayVendor, San};
-use co_storage::http::{ConnectionSettings, Secret};
+use co_storage::http::ConnectionSettings;
 use co_storage::powerflex::{CSI_DRIVER, PowerFlexArray, Settings};
 use co_storage::{
     ErrorClass, EsxiHostRef, GroupKind, GroupRelease, Initiator, PersistentVolumeRef, StorageApi,
@@ -361,31 +361,12 @@ async fn an_unreachable_gateway_fails_fast_and_says_what_to_check() {
 #[tokio::test]
 async fn failures_say_what_to_fix_and_are_classed() {
     let lab = Lab::start().await;
-    let mut wrong = lab.settings();
-    wrong.credentials.password = Secret::new("nope");
-    let err = PowerFlexArray::connect(&wrong, &lab.vendor(), None)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StorageError::AuthRefused { status: 401, .. }),
-        "{err}"
-    );
-    assert!(err.to_string().contains("STORAGE_PASSWORD"), "{err}");
-    assert_eq!(err.class(), ErrorClass::Permanent);
-
-    let mut no_user = lab.settings();
-    no_user.credentials.username = String::new();
-    let err = PowerFlexArray::connect(&no_user, &lab.vendor(), None)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("STORAGE_USERNAME"), "{err}");
-
-    let mut untrusted = lab.settings();
-    untrusted.ca_certificate_pem = None;
-    let err = PowerFlexArray::connect(&untrusted, &lab.vendor(), None)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StorageError::Tls { .. }), "{err}");
+    let vendor = lab.vendor();
+    support::assert_login_failures_say_what_to_fix(&lab.settings(), 401, |s| {
+        let vendor = vendor.clone();
+        async move { PowerFlexArray::connect(&s, &vendor, None).await }
+    })
+    .await;
 
     let unknown_system = Settings {
         system_id: "00000000deadbeef".into(),

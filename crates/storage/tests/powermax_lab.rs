@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::response::{IntoResponse, Response};
 use co_lab::arrays::powermax::{self, FC_PORT_GROUP, ISCSI_PORT_GROUP, PowerMax};
 use co_lab::san::{ArrayVendor, GroupSpec, San};
-use co_storage::http::{ConnectionSettings, Secret};
+use co_storage::http::ConnectionSettings;
 use co_storage::powermax::{CSI_DRIVER, PowerMaxArray, Settings};
 use co_storage::{
     ErrorClass, EsxiHostRef, GroupKind, GroupRelease, Initiator, PersistentVolumeRef, StorageApi,
@@ -580,31 +580,11 @@ async fn an_unreachable_array_fails_fast_and_says_what_to_check() {
 async fn failures_say_what_to_fix_and_are_classed() {
     let lab = Lab::start().await;
     let vendor = lab.vendor(ISCSI_PORT_GROUP);
-    let mut wrong = lab.settings();
-    wrong.credentials.password = Secret::new("nope");
-    let err = PowerMaxArray::connect(&wrong, &vendor, None)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StorageError::AuthRefused { status: 401, .. }),
-        "{err}"
-    );
-    assert!(err.to_string().contains("STORAGE_PASSWORD"), "{err}");
-    assert_eq!(err.class(), ErrorClass::Permanent);
-
-    let mut no_user = lab.settings();
-    no_user.credentials.username = String::new();
-    let err = PowerMaxArray::connect(&no_user, &vendor, None)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("STORAGE_USERNAME"), "{err}");
-
-    let mut untrusted = lab.settings();
-    untrusted.ca_certificate_pem = None;
-    let err = PowerMaxArray::connect(&untrusted, &vendor, None)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StorageError::Tls { .. }), "{err}");
+    support::assert_login_failures_say_what_to_fix(&lab.settings(), 401, |s| {
+        let vendor = vendor.clone();
+        async move { PowerMaxArray::connect(&s, &vendor, None).await }
+    })
+    .await;
 
     let other_array = Settings {
         symmetrix_id: "000197900000".into(),

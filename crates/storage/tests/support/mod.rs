@@ -99,6 +99,49 @@ pub async fn assert_unreachable_fails_fast<T, Fut>(
     assert_eq!(err.class(), co_storage::ErrorClass::Retryable);
 }
 
+/// The login failures every plugin words the same way, each tried with `connect` on a copy of
+/// `settings` (which must log in): a wrong password is refused with the array's `auth_status`, is
+/// permanent and names `STORAGE_PASSWORD`; no user name names `STORAGE_USERNAME`; without the
+/// array's CA certificate its self-signed one fails TLS. Answers that TLS error, for what a vendor
+/// adds to it.
+pub async fn assert_login_failures_say_what_to_fix<T, Fut>(
+    settings: &ConnectionSettings,
+    auth_status: u16,
+    connect: impl Fn(ConnectionSettings) -> Fut,
+) -> co_storage::StorageError
+where
+    Fut: std::future::Future<Output = Result<T, co_storage::StorageError>>,
+{
+    use co_storage::StorageError;
+    let refused = |changed: ConnectionSettings| async {
+        match connect(changed).await {
+            Ok(_) => panic!("connected with settings that must be refused"),
+            Err(err) => err,
+        }
+    };
+
+    let mut wrong = settings.clone();
+    wrong.credentials.password = Secret::new("nope");
+    let err = refused(wrong).await;
+    assert!(
+        matches!(err, StorageError::AuthRefused { status, .. } if status == auth_status),
+        "wrong password, expected a {auth_status} refusal: {err}"
+    );
+    assert!(err.to_string().contains("STORAGE_PASSWORD"), "{err}");
+    assert_eq!(err.class(), co_storage::ErrorClass::Permanent);
+
+    let mut no_user = settings.clone();
+    no_user.credentials.username = String::new();
+    let err = refused(no_user).await;
+    assert!(err.to_string().contains("STORAGE_USERNAME"), "{err}");
+
+    let mut untrusted = settings.clone();
+    untrusted.ca_certificate_pem = None;
+    let err = refused(untrusted).await;
+    assert!(matches!(err, StorageError::Tls { .. }), "{err}");
+    err
+}
+
 /// Records every request the client sends.
 #[derive(Default)]
 pub struct Recorder(Mutex<Vec<ObservedRequest>>);
