@@ -17,8 +17,8 @@ use co_lab::san::{ArrayVendor, GroupSpec, San};
 use co_storage::flashsystem::{CSI_DRIVER, FlashSystemArray};
 use co_storage::http::ConnectionSettings;
 use co_storage::{
-    ArrayCopySource, ErrorClass, EsxiHostRef, GroupKind, GroupRelease, Initiator,
-    PersistentVolumeRef, StorageApi, StorageError,
+    ArrayCopySource, EsxiHostRef, GroupKind, GroupRelease, Initiator, PersistentVolumeRef,
+    StorageApi, StorageError,
 };
 use support::faults::Faults;
 use support::{Recorder, serve_https, settings};
@@ -459,29 +459,14 @@ async fn busy_answers_are_retried_a_bounded_number_of_times() {
     let lab = Lab::start().await;
     let array = lab.connect(None).await;
     let pv = lab.csi_pv("pvc-b1", 1 << 20);
-    lab.faults.push("/lsvdisk", 503);
-    lab.faults.push("/lsvdisk", 429);
-    let volume = array.resolve_volume(&pv).await.unwrap();
-    assert_eq!(lab.faults.pending(), 0);
-
-    // The test settings allow 4 attempts: 4 refusals exhaust them.
-    for _ in 0..4 {
-        lab.faults.push("/lsvdiskhostmap", 503);
-    }
-    let err = array.current_mappings(&volume).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StorageError::Unavailable {
-                status: 503,
-                attempts: 4,
-                ..
-            }
-        ),
-        "{err}"
-    );
-    assert_eq!(err.class(), ErrorClass::Retryable);
-    assert_eq!(array.current_mappings(&volume).await.unwrap().len(), 1);
+    support::assert_busy_answers_retried_a_bounded_number_of_times(
+        &array,
+        &lab.faults,
+        &pv,
+        "/lsvdisk",
+        "/lsvdiskhostmap",
+    )
+    .await;
 }
 
 #[tokio::test]

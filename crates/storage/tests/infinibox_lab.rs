@@ -18,8 +18,7 @@ use co_lab::san::{ArrayVendor, GroupSpec, San};
 use co_storage::http::ConnectionSettings;
 use co_storage::infinibox::{CSI_DRIVER, InfiniBoxArray, OWNER_METADATA_KEY, PAGE_SIZE};
 use co_storage::{
-    ErrorClass, EsxiHostRef, GroupKind, GroupRelease, Initiator, PersistentVolumeRef, StorageApi,
-    StorageError,
+    EsxiHostRef, GroupKind, GroupRelease, Initiator, PersistentVolumeRef, StorageApi, StorageError,
 };
 use support::faults::Faults;
 use support::{Recorder, serve_https, settings};
@@ -530,30 +529,15 @@ async fn busy_answers_are_retried_a_bounded_number_of_times() {
     let lab = Lab::start().await;
     let array = lab.connect(None).await;
     let pv = lab.csi_pv("pvc-b1");
-    lab.faults.push("/volumes", 503);
-    lab.faults.push("/volumes", 429);
-    let volume = array.resolve_volume(&pv).await.unwrap();
-    assert_eq!(lab.faults.pending(), 0);
-
-    // The test settings allow 4 attempts: 4 refusals exhaust them.
-    for _ in 0..4 {
-        lab.faults.push("/luns", 503);
-    }
-    let err = array.current_mappings(&volume).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StorageError::Unavailable {
-                status: 503,
-                attempts: 4,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    let err = support::assert_busy_answers_retried_a_bounded_number_of_times(
+        &array,
+        &lab.faults,
+        &pv,
+        "/volumes",
+        "/luns",
+    )
+    .await;
     assert!(err.to_string().contains("injected by the test"), "{err}");
-    assert_eq!(err.class(), ErrorClass::Retryable);
-    assert_eq!(array.current_mappings(&volume).await.unwrap().len(), 1);
 }
 
 #[tokio::test]

@@ -397,29 +397,14 @@ async fn busy_answers_are_retried_a_bounded_number_of_times() {
     let lab = Lab::start().await;
     let array = lab.connect().await;
     let pv = lab.csi_pv("pvc-b1");
-    lab.faults.push("/ldevs", 503);
-    lab.faults.push("/ldevs", 429);
-    let volume = array.resolve_volume(&pv).await.unwrap();
-    assert_eq!(lab.faults.pending(), 0);
-
-    // The test settings allow 4 attempts: 4 refusals exhaust them.
-    for _ in 0..4 {
-        lab.faults.push("/ldevs", 503);
-    }
-    let err = array.current_mappings(&volume).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StorageError::Unavailable {
-                status: 503,
-                attempts: 4,
-                ..
-            }
-        ),
-        "{err}"
-    );
-    assert_eq!(err.class(), ErrorClass::Retryable);
-    assert_eq!(array.current_mappings(&volume).await.unwrap().len(), 1);
+    support::assert_busy_answers_retried_a_bounded_number_of_times(
+        &array,
+        &lab.faults,
+        &pv,
+        "/ldevs",
+        "/ldevs",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -142,6 +142,42 @@ where
     err
 }
 
+/// Busy answers, against a plugin whose settings allow 4 attempts: a 503 then a 429 on
+/// `resolve_path` are retried and `pv` resolves; four 503s on `mappings_path` exhaust the attempts
+/// with a retryable `Unavailable` that quotes what the array said; the next call goes through and
+/// finds the volume's one mapping. Answers that error, for what a vendor adds to it.
+pub async fn assert_busy_answers_retried_a_bounded_number_of_times(
+    array: &dyn co_storage::StorageApi,
+    faults: &faults::Faults,
+    pv: &co_storage::PersistentVolumeRef,
+    resolve_path: &str,
+    mappings_path: &str,
+) -> co_storage::StorageError {
+    faults.push(resolve_path, 503);
+    faults.push(resolve_path, 429);
+    let volume = array.resolve_volume(pv).await.unwrap();
+    assert_eq!(faults.pending(), 0, "both busy answers were served");
+
+    for _ in 0..4 {
+        faults.push(mappings_path, 503);
+    }
+    let err = array.current_mappings(&volume).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            co_storage::StorageError::Unavailable {
+                status: 503,
+                attempts: 4,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.class(), co_storage::ErrorClass::Retryable);
+    assert_eq!(array.current_mappings(&volume).await.unwrap().len(), 1);
+    err
+}
+
 /// Records every request the client sends.
 #[derive(Default)]
 pub struct Recorder(Mutex<Vec<ObservedRequest>>);
