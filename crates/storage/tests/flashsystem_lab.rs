@@ -13,18 +13,15 @@ use std::sync::{Arc, Mutex};
 
 use axum::response::{IntoResponse, Response};
 use co_lab::arrays::flashsystem::{FlashSystem, csi_volume_handle};
-use co_lab::san::{ArrayVendor, GroupSpec, San};
+use co_lab::san::{ArrayVendor, GroupSpec};
 use co_storage::flashsystem::{CSI_DRIVER, FlashSystemArray};
-use co_storage::http::ConnectionSettings;
 use co_storage::{
     ArrayCopySource, EsxiHostRef, GroupKind, GroupRelease, Initiator, PersistentVolumeRef,
     StorageApi, StorageError,
 };
-use support::faults::Faults;
-use support::{Recorder, serve_https, settings};
+use support::Recorder;
 
 const ARRAY: &str = "fs1";
-const PASSWORD: &str = "s3cr3t-pw";
 const WORKER: &str = "ocp-worker-1";
 const WORKER_IQN: &str = "iqn.2020-01.io.openshift:worker-1";
 const ESX_IQN: &str = "iqn.1998-01.com.vmware:esx1-4f3a";
@@ -39,38 +36,13 @@ fn fault_response(status: u16) -> Response {
     )
         .into_response()
 }
-struct Lab {
-    san: San,
-    facade: FlashSystem,
-    faults: Faults,
-    hostname: String,
-    ca_pem: String,
-    _dir: tempfile::TempDir,
-}
+type Lab = support::FacadeLab<FlashSystem>;
 
 impl Lab {
     async fn start() -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        let san = San::new(dir.path());
-        san.add_array(ARRAY, ArrayVendor::FlashSystem).unwrap();
-        let facade = FlashSystem::new(san.clone(), ARRAY, "admin", PASSWORD);
-        let faults = Faults::new(fault_response);
-        let (cert, key) = support::self_signed();
-        let addr = serve_https(faults.clone().layer(facade.router()), &cert, &key).await;
-        Lab {
-            san,
-            facade,
-            faults,
-            hostname: format!("127.0.0.1:{}", addr.port()),
-            ca_pem: cert,
-            _dir: dir,
-        }
-    }
-
-    fn settings(&self) -> ConnectionSettings {
-        let mut s = settings(self.hostname.clone());
-        s.ca_certificate_pem = Some(self.ca_pem.clone().into_bytes());
-        s
+        let array = (ARRAY, ArrayVendor::FlashSystem, "admin");
+        let make = |san, user: &str, password: &str| FlashSystem::new(san, ARRAY, user, password);
+        Lab::serve(array, fault_response, make, FlashSystem::router).await
     }
 
     async fn connect(&self, recorder: Option<Arc<Recorder>>) -> FlashSystemArray {

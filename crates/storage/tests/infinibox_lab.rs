@@ -14,17 +14,14 @@ use std::sync::Arc;
 
 use axum::response::{IntoResponse, Response};
 use co_lab::arrays::infinibox::{InfiniBox, SYSTEM_MODEL, SYSTEM_VERSION};
-use co_lab::san::{ArrayVendor, GroupSpec, San};
-use co_storage::http::ConnectionSettings;
+use co_lab::san::{ArrayVendor, GroupSpec};
 use co_storage::infinibox::{CSI_DRIVER, InfiniBoxArray, OWNER_METADATA_KEY, PAGE_SIZE};
 use co_storage::{
     EsxiHostRef, GroupKind, GroupRelease, Initiator, PersistentVolumeRef, StorageApi, StorageError,
 };
-use support::faults::Faults;
-use support::{Recorder, serve_https, settings};
+use support::Recorder;
 
 const ARRAY: &str = "ibox1";
-const PASSWORD: &str = "s3cr3t-pw";
 const WORKER: &str = "ocp-worker-1";
 const WORKER_IQN: &str = "iqn.2020-01.io.openshift:worker-1";
 const ESX_IQN: &str = "iqn.1998-01.com.vmware:esx1-4f3a";
@@ -39,38 +36,13 @@ fn fault_response(status: u16) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-struct Lab {
-    san: San,
-    facade: InfiniBox,
-    faults: Faults,
-    hostname: String,
-    ca_pem: String,
-    _dir: tempfile::TempDir,
-}
+type Lab = support::FacadeLab<InfiniBox>;
 
 impl Lab {
     async fn start() -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        let san = San::new(dir.path());
-        san.add_array(ARRAY, ArrayVendor::InfiniBox).unwrap();
-        let facade = InfiniBox::new(san.clone(), ARRAY, "admin", PASSWORD);
-        let faults = Faults::new(fault_response);
-        let (cert, key) = support::self_signed();
-        let addr = serve_https(faults.clone().layer(facade.router()), &cert, &key).await;
-        Lab {
-            san,
-            facade,
-            faults,
-            hostname: format!("127.0.0.1:{}", addr.port()),
-            ca_pem: cert,
-            _dir: dir,
-        }
-    }
-
-    fn settings(&self) -> ConnectionSettings {
-        let mut s = settings(self.hostname.clone());
-        s.ca_certificate_pem = Some(self.ca_pem.clone().into_bytes());
-        s
+        let array = (ARRAY, ArrayVendor::InfiniBox, "admin");
+        let make = |san, user: &str, password: &str| InfiniBox::new(san, ARRAY, user, password);
+        Lab::serve(array, fault_response, make, InfiniBox::router).await
     }
 
     async fn connect(&self, recorder: Option<Arc<Recorder>>) -> InfiniBoxArray {

@@ -15,18 +15,15 @@ use std::sync::Arc;
 
 use axum::response::{IntoResponse, Response};
 use co_lab::arrays::primera3par::{self as facade, Primera};
-use co_lab::san::{ArrayVendor, GroupSpec, San};
-use co_storage::http::ConnectionSettings;
+use co_lab::san::{ArrayVendor, GroupSpec};
 use co_storage::primera3par::{CSI_DRIVER, PERSONA_VMWARE, Primera3ParArray};
 use co_storage::{
     EsxiHostRef, GroupKind, GroupRef, GroupRelease, Initiator, PersistentVolumeRef, StorageApi,
     StorageError,
 };
-use support::faults::Faults;
-use support::{Recorder, serve_https, settings};
+use support::Recorder;
 
 const ARRAY: &str = "3par1";
-const PASSWORD: &str = "s3cr3t-pw";
 const WORKER_IQN: &str = "iqn.2020-01.io.openshift:worker-1";
 const ESX_IQN: &str = "iqn.1998-01.com.vmware:esx1-4f3a";
 const ESX_FC: &str = "fc.20000025b5000001:21000025b5000001";
@@ -37,39 +34,13 @@ fn fault_response(status: u16) -> Response {
     let body = serde_json::json!({"code": 250, "desc": "injected by the test"});
     (status, axum::Json(body)).into_response()
 }
-struct Lab {
-    san: San,
-    facade: Primera,
-    faults: Faults,
-    hostname: String,
-    ca_pem: String,
-    _dir: tempfile::TempDir,
-}
+type Lab = support::FacadeLab<Primera>;
 
 impl Lab {
     async fn start() -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        let san = San::new(dir.path());
-        san.add_array(ARRAY, ArrayVendor::Primera3Par).unwrap();
-        let facade = Primera::new(san.clone(), ARRAY, "3paradm", PASSWORD);
-        let faults = Faults::new(fault_response);
-        let (cert, key) = support::self_signed();
-        let addr = serve_https(faults.clone().layer(facade.router()), &cert, &key).await;
-        Lab {
-            san,
-            facade,
-            faults,
-            hostname: format!("127.0.0.1:{}", addr.port()),
-            ca_pem: cert,
-            _dir: dir,
-        }
-    }
-
-    fn settings(&self) -> ConnectionSettings {
-        let mut s = settings(self.hostname.clone());
-        s.credentials.username = "3paradm".into();
-        s.ca_certificate_pem = Some(self.ca_pem.clone().into_bytes());
-        s
+        let array = (ARRAY, ArrayVendor::Primera3Par, "3paradm");
+        let make = |san, user: &str, password: &str| Primera::new(san, ARRAY, user, password);
+        Lab::serve(array, fault_response, make, Primera::router).await
     }
 
     async fn connect(&self, recorder: Option<Arc<Recorder>>) -> Primera3ParArray {

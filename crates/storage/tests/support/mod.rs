@@ -178,6 +178,59 @@ pub async fn assert_busy_answers_retried_a_bounded_number_of_times(
     err
 }
 
+/// One vendor's lab facade over a fresh SAN holding one array, served over HTTPS on loopback with
+/// injected faults in front; each vendor's test file adds what it needs of the facade.
+pub struct FacadeLab<F> {
+    pub san: co_lab::san::San,
+    pub facade: F,
+    pub faults: faults::Faults,
+    /// `127.0.0.1:<port>`, as `STORAGE_HOSTNAME` gives it.
+    pub hostname: String,
+    /// The user the facade accepts (with [`settings`]' password).
+    pub username: String,
+    /// The facade's self-signed certificate, the CA the plugin is told to trust.
+    pub ca_pem: String,
+    _dir: tempfile::TempDir,
+}
+
+impl<F> FacadeLab<F> {
+    /// Adds `array` of `vendor` to a new SAN, builds the facade with `make` (given the SAN, the
+    /// user name and the password to accept; it may set up the array further), and serves
+    /// `router(&facade)` behind faults answered with `fault_response`.
+    pub async fn serve(
+        (array, vendor, username): (&str, co_lab::san::ArrayVendor, &str),
+        fault_response: fn(u16) -> axum::response::Response,
+        make: impl FnOnce(co_lab::san::San, &str, &str) -> F,
+        router: impl FnOnce(&F) -> Router,
+    ) -> FacadeLab<F> {
+        let dir = tempfile::tempdir().unwrap();
+        let san = co_lab::san::San::new(dir.path());
+        san.add_array(array, vendor).unwrap();
+        let password = settings(String::new()).credentials.password;
+        let facade = make(san.clone(), username, password.expose());
+        let faults = faults::Faults::new(fault_response);
+        let (cert, key) = self_signed();
+        let addr = serve_https(faults.clone().layer(router(&facade)), &cert, &key).await;
+        FacadeLab {
+            san,
+            facade,
+            faults,
+            hostname: format!("127.0.0.1:{}", addr.port()),
+            username: username.to_owned(),
+            ca_pem: cert,
+            _dir: dir,
+        }
+    }
+
+    /// Connection settings that reach the facade, log in and trust its certificate.
+    pub fn settings(&self) -> ConnectionSettings {
+        let mut s = settings(self.hostname.clone());
+        s.credentials.username.clone_from(&self.username);
+        s.ca_certificate_pem = Some(self.ca_pem.clone().into_bytes());
+        s
+    }
+}
+
 /// Records every request the client sends.
 #[derive(Default)]
 pub struct Recorder(Mutex<Vec<ObservedRequest>>);
