@@ -472,11 +472,7 @@ async fn an_expired_session_is_renewed_once_mid_run() {
     lab.facade.expire_sessions();
     recorder.clear();
     array.map(&volume, &group).await.unwrap();
-    let statuses: Vec<(String, Option<u16>)> = recorder
-        .requests()
-        .iter()
-        .map(|r| (format!("{} {}", r.method, r.path), r.status))
-        .collect();
+    let statuses = recorder.statuses();
     assert_eq!(statuses[0].1, Some(401), "{statuses:?}");
     assert_eq!(statuses[1].0, "POST /api/rest/users/login", "{statuses:?}");
     assert_eq!(

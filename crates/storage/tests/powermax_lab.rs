@@ -469,11 +469,7 @@ async fn a_lone_401_is_retried_once_after_checking_the_credentials() {
     lab.faults.push_for("POST", "/maskingview", 401);
     array.map(&volume, &group).await.unwrap();
     assert_eq!(lab.faults.pending(), 0);
-    let statuses: Vec<(String, Option<u16>)> = recorder
-        .requests()
-        .iter()
-        .map(|r| (format!("{} {}", r.method, r.path), r.status))
-        .collect();
+    let statuses = recorder.statuses();
     let at = statuses.iter().position(|(_, s)| *s == Some(401)).unwrap();
     assert_eq!(
         statuses[at + 1].0,

@@ -244,6 +244,14 @@ impl Recorder {
         self.0.lock().unwrap().clone()
     }
 
+    /// Each request as `"<METHOD> <path>"` with the status it got, in order.
+    pub fn statuses(&self) -> Vec<(String, Option<u16>)> {
+        self.requests()
+            .iter()
+            .map(|r| (format!("{} {}", r.method, r.path), r.status))
+            .collect()
+    }
+
     pub fn clear(&self) {
         self.0.lock().unwrap().clear();
     }
