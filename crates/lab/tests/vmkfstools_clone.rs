@@ -88,7 +88,17 @@ impl Lab {
 
     /// A 10 MiB monolithicFlat base: 1 MiB of 0xab at 0, 64 KiB of 0xcd at 5 MiB, holes elsewhere.
     fn flat_base(&self) -> PathBuf {
-        let base = self.vm_dir().join("base.vmdk");
+        self.flat_disk(
+            "base.vmdk",
+            "10M",
+            &["write -P 0xab 0 1M", "write -P 0xcd 5M 64k"],
+        )
+    }
+
+    /// A monolithicFlat disk `name` of `size` (qemu-img's notation) in the VM folder, written
+    /// with the qemu-io `writes`; holes elsewhere.
+    fn flat_disk(&self, name: &str, size: &str, writes: &[&str]) -> PathBuf {
+        let disk = self.vm_dir().join(name);
         qemu_img(&[
             "create",
             "-q",
@@ -96,11 +106,11 @@ impl Lab {
             "vmdk",
             "-o",
             "subformat=monolithicFlat",
-            base.to_str().unwrap(),
-            "10M",
+            disk.to_str().unwrap(),
+            size,
         ]);
-        qemu_io(&base, &["write -P 0xab 0 1M", "write -P 0xcd 5M 64k"]);
-        base
+        qemu_io(&disk, writes);
+        disk
     }
 
     /// A physical-mode RDM of a new `size`-byte volume on `array`, as ESXi lays it out: a
@@ -545,18 +555,7 @@ async fn a_device_deleted_from_the_array_is_refused() {
 async fn cancelling_stops_the_copy_and_removes_the_rdm_files() {
     let lab = Lab::new();
     // Fully allocated, so the copy has many segments to be cancelled between.
-    let base = lab.vm_dir().join("full.vmdk");
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        "-o",
-        "subformat=monolithicFlat",
-        base.to_str().unwrap(),
-        "64M",
-    ]);
-    qemu_io(&base, &["write -P 0x77 0 64M"]);
+    let base = lab.flat_disk("full.vmdk", "64M", &["write -P 0x77 0 64M"]);
     let target = lab.target("array-a", 64 * MIB);
     let req = lab.request(&base, &target, Some("array-a"));
     let rdm = req.rdm_descriptor.clone();
@@ -592,18 +591,7 @@ async fn cancelling_stops_the_copy_and_removes_the_rdm_files() {
 #[tokio::test]
 async fn dropping_the_clone_future_stops_the_worker() {
     let lab = Lab::new();
-    let base = lab.vm_dir().join("full.vmdk");
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        "-o",
-        "subformat=monolithicFlat",
-        base.to_str().unwrap(),
-        "256M",
-    ]);
-    qemu_io(&base, &["write -P 0x77 0 256M"]);
+    let base = lab.flat_disk("full.vmdk", "256M", &["write -P 0x77 0 256M"]);
     let target = lab.target("array-a", 256 * MIB);
     let req = lab.request(&base, &target, Some("array-a"));
     let rdm = req.rdm_descriptor.clone();
@@ -642,18 +630,8 @@ async fn dropping_the_clone_future_stops_the_worker() {
 #[tokio::test]
 async fn a_mostly_empty_gibibyte_disk_clones_sparsely() {
     let lab = Lab::new();
-    let base = lab.vm_dir().join("big.vmdk");
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        "-o",
-        "subformat=monolithicFlat",
-        base.to_str().unwrap(),
-        "1G",
-    ]);
-    qemu_io(&base, &["write -P 0x42 0 2M", "write -P 0x43 700M 1M"]);
+    let writes = ["write -P 0x42 0 2M", "write -P 0x43 700M 1M"];
+    let base = lab.flat_disk("big.vmdk", "1G", &writes);
     let target = lab.target("array-a", 1 << 30);
 
     let (result, progress) = clone(lab.request(&base, &target, Some("array-a"))).await;
