@@ -156,20 +156,9 @@ async fn a_copy_lifecycle_leaves_the_array_as_it_found_it() {
         (GroupKind::Host, WORKER)
     );
 
-    let mapping = array.map(&volume, &group).await.unwrap();
-    assert_eq!(mapping.naa, volume.naa);
-    let remapped = array.map(&volume, &group).await.unwrap();
-    assert_eq!(
-        remapped.lun_id, mapping.lun_id,
-        "mapping twice returns the existing LUN"
-    );
-    let visible = lab.san.visible_luns(&[ESX_IQN.to_owned()]);
-    assert_eq!(visible.len(), 1);
-    assert_eq!(Some(visible[0].lun_id), mapping.lun_id);
+    support::map_twice_and_see_one_lun(&array, &lab.san, &volume, &group, &[ESX_IQN]).await;
 
-    array.unmap(&volume, &group).await.unwrap();
-    array.unmap(&volume, &group).await.unwrap();
-    assert!(lab.san.visible_luns(&[ESX_IQN.to_owned()]).is_empty());
+    support::unmap_twice_and_see_none(&array, &lab.san, &volume, &group, ESX_IQN).await;
 
     // Upstream cleared its mapping context at unmap, so its restore did nothing: a lost original
     // map comes back here, and a journaled xcopy host of a crashed run is never restored.

@@ -161,21 +161,9 @@ async fn copy_lifecycle(lab: &Lab, array: &OntapArray) {
         ["ocp-worker-1"]
     );
 
-    let mapping = array.map(&volume, &group).await.unwrap();
-    assert_eq!(mapping.naa, volume.naa);
-    let remapped = array.map(&volume, &group).await.unwrap();
-    assert_eq!(
-        remapped.lun_id, mapping.lun_id,
-        "mapping twice returns the existing LUN id"
-    );
-    let visible = lab.san.visible_luns(&[ESX_IQN.to_owned()]);
-    assert_eq!(visible.len(), 1);
-    assert_eq!(visible[0].naa, volume.naa.as_str());
-    assert_eq!(Some(visible[0].lun_id), mapping.lun_id);
+    support::map_twice_and_see_one_lun(array, &lab.san, &volume, &group, &[ESX_IQN]).await;
 
-    array.unmap(&volume, &group).await.unwrap();
-    array.unmap(&volume, &group).await.unwrap();
-    assert!(lab.san.visible_luns(&[ESX_IQN.to_owned()]).is_empty());
+    support::unmap_twice_and_see_none(array, &lab.san, &volume, &group, ESX_IQN).await;
 
     // The journal's list may include the xcopy igroup of a crashed earlier run: never restored.
     let mut journaled = originals.clone();

@@ -158,25 +158,13 @@ async fn copy_lifecycle(lab: &Lab, array: &PowerMaxArray, host_owned: bool) {
     assert_eq!(originals[0].kind, GroupKind::MaskingView);
     assert_eq!(originals[0].name, "ocp-worker-1_MV");
 
-    let mapping = array.map(&volume, &group).await.unwrap();
-    assert_eq!(mapping.naa, volume.naa);
-    let remapped = array.map(&volume, &group).await.unwrap();
-    assert_eq!(
-        remapped.lun_id, mapping.lun_id,
-        "mapping twice returns the existing LUN"
-    );
-    let visible = lab.san.visible_luns(&[ESX_IQN.to_owned()]);
-    assert_eq!(visible.len(), 1);
-    assert_eq!(visible[0].naa, volume.naa.as_str());
-    assert_eq!(Some(visible[0].lun_id), mapping.lun_id);
+    support::map_twice_and_see_one_lun(array, &lab.san, &volume, &group, &[ESX_IQN]).await;
     assert_eq!(
         lab.facade.storage_groups(),
         [format!("xcopy-{}-SG", volume.id)]
     );
 
-    array.unmap(&volume, &group).await.unwrap();
-    array.unmap(&volume, &group).await.unwrap();
-    assert!(lab.san.visible_luns(&[ESX_IQN.to_owned()]).is_empty());
+    support::unmap_twice_and_see_none(array, &lab.san, &volume, &group, ESX_IQN).await;
     assert!(lab.facade.storage_groups().is_empty());
     assert!(lab.facade.masking_views().is_empty());
 

@@ -163,23 +163,10 @@ async fn a_copy_lifecycle_leaves_the_array_as_it_found_it_and_deletes_its_sessio
         }]
     );
 
-    let mapping = array.map(&volume, &group).await.unwrap();
-    assert_eq!(mapping.naa, volume.naa);
-    let remapped = array.map(&volume, &group).await.unwrap();
-    assert_eq!(
-        remapped.lun_id, mapping.lun_id,
-        "exporting twice returns the existing LUN"
-    );
-    for path in [ESX_IQN, ESX_FC] {
-        let visible = lab.san.visible_luns(&[path.to_owned()]);
-        assert_eq!(visible.len(), 1, "{path}");
-        assert_eq!(visible[0].naa, volume.naa.as_str());
-        assert_eq!(Some(visible[0].lun_id), mapping.lun_id);
-    }
+    let paths = [ESX_IQN, ESX_FC];
+    support::map_twice_and_see_one_lun(&array, &lab.san, &volume, &group, &paths).await;
 
-    array.unmap(&volume, &group).await.unwrap();
-    array.unmap(&volume, &group).await.unwrap();
-    assert!(lab.san.visible_luns(&[ESX_IQN.to_owned()]).is_empty());
+    support::unmap_twice_and_see_none(&array, &lab.san, &volume, &group, ESX_IQN).await;
 
     // Upstream restored every original export as `set:<name>`; the worker is a plain host.
     lab.san.unmap(ARRAY, "pvc-a1", "ocp-worker-1").unwrap();

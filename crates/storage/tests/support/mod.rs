@@ -231,6 +231,45 @@ impl<F> FacadeLab<F> {
     }
 }
 
+/// Maps `volume` to `group` twice — the second answers the LUN of the first — and checks that each
+/// of `initiators` then sees exactly that LUN, by the volume's NAA.
+pub async fn map_twice_and_see_one_lun(
+    array: &dyn co_storage::StorageApi,
+    san: &co_lab::san::San,
+    volume: &co_storage::Volume,
+    group: &co_storage::InitiatorGroup,
+    initiators: &[&str],
+) -> co_storage::Mapping {
+    let mapping = array.map(volume, group).await.unwrap();
+    assert_eq!(mapping.naa, volume.naa);
+    let remapped = array.map(volume, group).await.unwrap();
+    assert_eq!(
+        remapped.lun_id, mapping.lun_id,
+        "mapping twice returns the existing LUN"
+    );
+    for initiator in initiators {
+        let visible = san.visible_luns(&[(*initiator).to_owned()]);
+        assert_eq!(visible.len(), 1, "{initiator} sees {visible:?}");
+        assert_eq!(visible[0].naa, volume.naa.as_str(), "{initiator}");
+        assert_eq!(Some(visible[0].lun_id), mapping.lun_id, "{initiator}");
+    }
+    mapping
+}
+
+/// Unmaps `volume` from `group` twice — the second finds nothing to do — and checks that
+/// `initiator` sees no LUN any more.
+pub async fn unmap_twice_and_see_none(
+    array: &dyn co_storage::StorageApi,
+    san: &co_lab::san::San,
+    volume: &co_storage::Volume,
+    group: &co_storage::InitiatorGroup,
+    initiator: &str,
+) {
+    array.unmap(volume, group).await.unwrap();
+    array.unmap(volume, group).await.unwrap();
+    assert!(san.visible_luns(&[initiator.to_owned()]).is_empty());
+}
+
 /// Records every request the client sends.
 #[derive(Default)]
 pub struct Recorder(Mutex<Vec<ObservedRequest>>);
