@@ -20,6 +20,14 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use crate::arrays::ArraySideState;
+use crate::arrays::flashsystem::FlashSystem;
+use crate::arrays::infinibox::InfiniBox;
+use crate::arrays::powerflex::PowerFlex;
+use crate::arrays::powermax::PowerMax;
+use crate::arrays::powerstore::PowerStore;
+use crate::arrays::primera3par::Primera;
+use crate::arrays::pure::FlashArray;
+use crate::arrays::vantara::Vantara;
 use crate::faults::FaultPlan;
 use crate::host::{DatastorePaths, RescanKind, SimHost, random_uuid};
 use crate::san::{ArrayVendor, San, SanError, stable_uuid};
@@ -93,6 +101,16 @@ pub struct HostEndpoint {
     pub ssh_host_key: String,
     pub sim: SimHost,
     ssh: SshEndpoint,
+}
+
+/// The router of a vendor's facade, and what the facade holds of copies read through `state`.
+fn served<F: Send + Sync + 'static>(
+    facade: F,
+    router: impl FnOnce(&F) -> axum::Router,
+    state: fn(&F) -> Vec<String>,
+) -> (axum::Router, ArraySideState) {
+    let router = router(&facade);
+    (router, ArraySideState::new(move || state(&facade)))
 }
 
 /// A running lab.
@@ -543,90 +561,52 @@ impl Lab {
 
         let mut arrays = Vec::new();
         for spec in &scenario.arrays {
+            let (user, password) = (spec.username.as_str(), spec.password.as_str());
             let (router, array_side) = match spec.vendor {
-                VendorSpec::Ontap => (
-                    crate::arrays::ontap::router(
+                VendorSpec::Ontap => {
+                    let router = crate::arrays::ontap::router(
                         san.clone(),
                         &spec.name,
                         &spec.svm,
-                        &spec.username,
-                        &spec.password,
-                    ),
-                    ArraySideState::none(),
-                ),
-                VendorSpec::PureFlashArray => {
-                    let array = crate::arrays::pure::FlashArray::new(
-                        san.clone(),
-                        &spec.name,
-                        crate::arrays::pure::PureCredentials {
-                            username: spec.username.clone(),
-                            password: spec.password.clone(),
-                            api_token: crate::arrays::pure::lab_api_token(&spec.name),
-                        },
+                        user,
+                        password,
                     );
-                    let router = array.router();
-                    (router, ArraySideState::new(move || array.copy_leftovers()))
+                    (router, ArraySideState::none())
                 }
-                VendorSpec::PowerStore => (
-                    crate::arrays::powerstore::router(
-                        san.clone(),
-                        &spec.name,
-                        &spec.username,
-                        &spec.password,
-                    ),
-                    ArraySideState::none(),
-                ),
+                VendorSpec::PureFlashArray => {
+                    let credentials = crate::arrays::pure::PureCredentials {
+                        username: spec.username.clone(),
+                        password: spec.password.clone(),
+                        api_token: crate::arrays::pure::lab_api_token(&spec.name),
+                    };
+                    let array = FlashArray::new(san.clone(), &spec.name, credentials);
+                    served(array, FlashArray::router, FlashArray::copy_leftovers)
+                }
+                VendorSpec::PowerStore => {
+                    let array = PowerStore::new(san.clone(), &spec.name, user, password);
+                    (array.router(), ArraySideState::none())
+                }
                 VendorSpec::FlashSystem => {
-                    let array = crate::arrays::flashsystem::FlashSystem::new(
-                        san.clone(),
-                        &spec.name,
-                        &spec.username,
-                        &spec.password,
-                    );
-                    let router = array.router();
-                    let state = move || {
+                    let array = FlashSystem::new(san.clone(), &spec.name, user, password);
+                    served(array, FlashSystem::router, |array| {
                         let maps = array.fcmaps().into_iter();
                         maps.map(|m| format!("FlashCopy mapping {m}")).collect()
-                    };
-                    (router, ArraySideState::new(state))
+                    })
                 }
                 VendorSpec::PowerMax => {
-                    let array = crate::arrays::powermax::PowerMax::new(
-                        san.clone(),
-                        &spec.name,
-                        &spec.username,
-                        &spec.password,
-                    );
-                    let router = array.router();
-                    (router, ArraySideState::new(move || array.leftovers()))
+                    let array = PowerMax::new(san.clone(), &spec.name, user, password);
+                    served(array, PowerMax::router, PowerMax::leftovers)
                 }
                 VendorSpec::InfiniBox => {
-                    let array = crate::arrays::infinibox::InfiniBox::new(
-                        san.clone(),
-                        &spec.name,
-                        &spec.username,
-                        &spec.password,
-                    );
-                    let router = array.router();
-                    (router, ArraySideState::new(move || array.leftovers()))
+                    let array = InfiniBox::new(san.clone(), &spec.name, user, password);
+                    served(array, InfiniBox::router, InfiniBox::leftovers)
                 }
                 VendorSpec::Primera3Par => {
-                    let array = crate::arrays::primera3par::Primera::new(
-                        san.clone(),
-                        &spec.name,
-                        &spec.username,
-                        &spec.password,
-                    );
-                    let router = array.router();
-                    (router, ArraySideState::new(move || array.leftovers()))
+                    let array = Primera::new(san.clone(), &spec.name, user, password);
+                    served(array, Primera::router, Primera::leftovers)
                 }
                 VendorSpec::PowerFlex => {
-                    let array = crate::arrays::powerflex::PowerFlex::new(
-                        san.clone(),
-                        &spec.name,
-                        &spec.username,
-                        &spec.password,
-                    );
+                    let array = PowerFlex::new(san.clone(), &spec.name, user, password);
                     for host in &hosts {
                         if let Some(guid) = host.spec.sdc_guid() {
                             array.register_sdc(host.name(), guid, "Esx")?;
@@ -635,22 +615,15 @@ impl Lab {
                     (array.router(), ArraySideState::none())
                 }
                 VendorSpec::Vantara => {
-                    let array = crate::arrays::vantara::Vantara::new(
-                        san.clone(),
-                        &spec.name,
-                        &spec.username,
-                        &spec.password,
-                    );
-                    let router = array.router();
-                    let state = move || {
+                    let array = Vantara::new(san.clone(), &spec.name, user, password);
+                    served(array, Vantara::router, |array| {
                         let pairs = array.pairs().into_iter();
                         pairs
                             .map(|(pvol, mu, svol, status)| {
                                 format!("Thin Image pair {pvol}/{mu} -> {svol} ({status})")
                             })
                             .collect()
-                    };
-                    (router, ArraySideState::new(state))
+                    })
                 }
             };
             let router = router.layer(axum::middleware::from_fn_with_state(
