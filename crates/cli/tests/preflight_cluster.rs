@@ -37,28 +37,8 @@ async fn migration_objects_with(
     offload: Option<&str>,
     clone_method: &str,
 ) {
-    create_secret(
-        scratch,
-        "vcenter-credentials",
-        json!({
-            "user": lab.username,
-            "password": lab.password,
-            "insecureSkipVerify": "true",
-        }),
-    )
-    .await;
-    create_forklift(
-        scratch,
-        "Provider",
-        "vcenter",
-        json!({
-            "type": "vsphere",
-            "url": lab.vcenter_url,
-            "secret": { "name": "vcenter-credentials", "namespace": scratch.namespace },
-            "settings": { "esxiCloneMethod": clone_method },
-        }),
-    )
-    .await;
+    let settings = json!({ "esxiCloneMethod": clone_method });
+    plan_objects::create_vcenter_provider(scratch, lab, settings).await;
     let array = &lab.arrays[0];
     let facade = facade(array.vendor);
     let mut data = json!({

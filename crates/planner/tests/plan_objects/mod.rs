@@ -86,18 +86,7 @@ pub async fn create_forklift(scratch: &Scratch, kind: &str, name: &str, spec: se
 /// The Provider `vcenter` (vCenter of the lab) with `settings`, its Secret `vcenter-creds` and the
 /// storage Secret `ontap-creds` (Trident-style keys).
 pub async fn create_lab_provider(scratch: &Scratch, lab: &RunningLab, settings: serde_json::Value) {
-    let namespace = &scratch.namespace;
-    create_secret(
-        scratch,
-        "vcenter-creds",
-        json!({
-            "user": lab.username,
-            "password": lab.password,
-            "insecureSkipVerify": "true",
-            "url": lab.vcenter_url,
-        }),
-    )
-    .await;
+    create_vcenter_provider(scratch, lab, settings).await;
     let array = &lab.arrays[0];
     create_secret(
         scratch,
@@ -109,6 +98,26 @@ pub async fn create_lab_provider(scratch: &Scratch, lab: &RunningLab, settings: 
         }),
     )
     .await;
+}
+
+/// The vSphere Provider `vcenter` for the lab's vCenter with `settings`, and its Secret
+/// `vcenter-creds` with the keys Forklift keeps there.
+pub async fn create_vcenter_provider(
+    scratch: &Scratch,
+    lab: &RunningLab,
+    settings: serde_json::Value,
+) {
+    create_secret(
+        scratch,
+        "vcenter-creds",
+        json!({
+            "user": lab.username,
+            "password": lab.password,
+            "insecureSkipVerify": "true",
+            "url": lab.vcenter_url,
+        }),
+    )
+    .await;
     create_forklift(
         scratch,
         "Provider",
@@ -116,7 +125,7 @@ pub async fn create_lab_provider(scratch: &Scratch, lab: &RunningLab, settings: 
         json!({
             "type": "vsphere",
             "url": lab.vcenter_url,
-            "secret": { "name": "vcenter-creds", "namespace": namespace },
+            "secret": { "name": "vcenter-creds", "namespace": scratch.namespace },
             "settings": settings,
         }),
     )
